@@ -1,0 +1,20 @@
+//! drplan's domain: plans, validation, server selection, waves and DRS quotas.
+//!
+//! Nothing here talks to AWS or uses AWS SDK types: functions and the CLI translate
+//! between the SDKs and these types, so all of this is tested without a network.
+
+pub mod dag;
+pub mod issue;
+pub mod parse;
+pub mod plan;
+pub mod quota;
+pub mod resolve;
+mod validate;
+
+pub use issue::{DOCUMENT_PATH, Issue};
+pub use parse::{Format, parse_document, parse_plan, plan_from_value};
+pub use plan::{HealthCheck, Mode, Plan, RecordType, plan_json_schema};
+pub use quota::{Quotas, plan_launch_batches};
+pub use resolve::{
+    ResolvedPlan, ResolvedWave, SourceServer, WaveServer, parse_source_server_dump, resolve,
+};

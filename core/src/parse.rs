@@ -1,0 +1,828 @@
+//! Reading a plan document (YAML or JSON) into a [`Plan`], reporting every problem
+//! at once with its path, instead of stopping at the first as serde would.
+
+use serde_json::{Map, Value};
+
+use crate::issue::{DocPath, Issue, Issues, did_you_mean};
+use crate::plan::{
+    Approval, DEFAULT_APPROVAL_TIMEOUT_MINUTES, DEFAULT_DRILL_KEEP_MINUTES,
+    DEFAULT_HEALTH_TIMEOUT_MINUTES, DEFAULT_RECORD_TTL, Dns, DnsRecord, Drill, Health, HealthCheck,
+    Hook, Hooks, Mode, Plan, RecordType, Selector, Wave,
+};
+use crate::validate;
+
+/// The fields each part of the plan accepts. The JSON Schema lists the same ones
+/// (checked by a test), so editors and `drplan validate` agree.
+pub(crate) const PLAN_FIELDS: &[&str] = &[
+    "name",
+    "rto_minutes",
+    "rpo_minutes",
+    "selector",
+    "waves",
+    "dns",
+    "approval",
+    "drill",
+];
+pub(crate) const WAVE_FIELDS: &[&str] = &[
+    "name",
+    "selector",
+    "depends_on",
+    "optional_servers",
+    "health",
+    "hooks",
+];
+pub(crate) const HEALTH_FIELDS: &[&str] = &["checks", "timeout_minutes"];
+pub(crate) const HOOKS_FIELDS: &[&str] = &["pre", "post"];
+pub(crate) const HOOK_FIELDS: &[&str] = &["lambda"];
+pub(crate) const DNS_FIELDS: &[&str] = &["zone_id", "records"];
+pub(crate) const RECORD_FIELDS: &[&str] = &["name", "type", "ttl", "from_wave"];
+pub(crate) const APPROVAL_FIELDS: &[&str] = &["required_for", "timeout_minutes"];
+pub(crate) const DRILL_FIELDS: &[&str] = &["subnet_id", "keep_minutes"];
+
+/// Route 53's largest TTL.
+const MAX_TTL: u64 = 2_147_483_647;
+
+/// The syntax a document is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+impl Format {
+    /// By file extension when there is one, else by the first character.
+    pub fn guess(file_name: Option<&str>, text: &str) -> Self {
+        let lower = file_name.map(str::to_ascii_lowercase);
+        match lower.as_deref() {
+            Some(n) if n.ends_with(".json") => Self::Json,
+            Some(n) if n.ends_with(".yaml") || n.ends_with(".yml") => Self::Yaml,
+            _ if text.trim_start().starts_with('{') => Self::Json,
+            _ => Self::Yaml,
+        }
+    }
+}
+
+/// Parses and validates a plan document. On failure, every problem found, each with
+/// its path in the document.
+pub fn parse_plan(text: &str, format: Format) -> Result<Plan, Vec<Issue>> {
+    let document = parse_document(text, format).map_err(|issue| vec![issue])?;
+    plan_from_value(&document)
+}
+
+/// Validates a plan already parsed into a JSON value (for example, a plan passed
+/// inline in a Step Functions execution input).
+pub fn plan_from_value(document: &Value) -> Result<Plan, Vec<Issue>> {
+    let mut reader = Reader::default();
+    let plan = reader.plan(document);
+    if let Some(plan) = &plan {
+        validate::check_plan(plan, &mut reader.issues);
+    }
+    match plan {
+        Some(plan) if reader.issues.is_empty() => Ok(plan),
+        _ => Err(reader.issues.into_vec()),
+    }
+}
+
+/// Parses YAML or JSON text into a generic tree, saying where the syntax broke.
+pub fn parse_document(text: &str, format: Format) -> Result<Value, Issue> {
+    let root = DocPath::root();
+    let parsed = match format {
+        // serde_json's message names the line and column.
+        Format::Json => {
+            serde_json::from_str::<Value>(text).map_err(|e| format!("not valid JSON: {e}"))
+        }
+        Format::Yaml => serde_norway::from_str::<Value>(text).map_err(|e| {
+            // serde_norway names the position in its message already when it knows it.
+            format!("not valid YAML: {e}")
+        }),
+    };
+    match parsed {
+        Ok(Value::Null) => Err(Issue::new(
+            root.as_str(),
+            "the document is empty: a plan needs at least name, rto_minutes and selector",
+        )),
+        Ok(value) => Ok(value),
+        Err(message) => Err(Issue::new(root.as_str(), message)),
+    }
+}
+
+/// Walks the generic tree, building the typed plan and noting every problem. Where a
+/// value is wrong it notes the problem and goes on with a placeholder, so later parts
+/// are still checked; the placeholder plan never leaves this module.
+#[derive(Default)]
+struct Reader {
+    issues: Issues,
+}
+
+impl Reader {
+    fn plan(&mut self, document: &Value) -> Option<Plan> {
+        let root = DocPath::root();
+        let map = self.mapping(document, &root, PLAN_FIELDS)?;
+        let name = self
+            .required(map, &root, "name")
+            .and_then(|(v, p)| self.name(v, &p, NameKind::Plan))
+            .unwrap_or_default();
+        let rto_minutes = self
+            .required(map, &root, "rto_minutes")
+            .and_then(|(v, p)| self.whole_number(v, &p, 1, u32::MAX.into(), "minutes"))
+            .unwrap_or(1);
+        let rpo_minutes = self
+            .optional(map, &root, "rpo_minutes")
+            .and_then(|(v, p)| self.whole_number(v, &p, 1, u32::MAX.into(), "minutes"));
+        let selector = self
+            .required(map, &root, "selector")
+            .and_then(|(v, p)| self.selector(v, &p))
+            .unwrap_or_default();
+        let waves = self.optional(map, &root, "waves").map(|(v, p)| {
+            let items = self.list(v, &p).unwrap_or_default();
+            if items.is_empty() && v.is_array() {
+                self.issues.push(
+                    &p,
+                    "lists no wave: list at least one, or leave `waves` out to take waves from the dr:wave tag",
+                );
+            }
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, w)| self.wave(w, &p.index(i)))
+                .collect()
+        });
+        let dns = self
+            .optional(map, &root, "dns")
+            .and_then(|(v, p)| self.dns(v, &p));
+        let approval = self
+            .optional(map, &root, "approval")
+            .and_then(|(v, p)| self.approval(v, &p));
+        let drill = self
+            .optional(map, &root, "drill")
+            .and_then(|(v, p)| self.drill(v, &p));
+        Some(Plan {
+            name,
+            rto_minutes,
+            rpo_minutes,
+            selector,
+            waves,
+            dns,
+            approval,
+            drill,
+        })
+    }
+
+    fn wave(&mut self, value: &Value, path: &DocPath) -> Wave {
+        let mut wave = Wave {
+            name: String::new(),
+            selector: Selector::new(),
+            depends_on: Vec::new(),
+            optional_servers: None,
+            health: Health::default(),
+            hooks: Hooks::default(),
+        };
+        let Some(map) = self.mapping(value, path, WAVE_FIELDS) else {
+            return wave;
+        };
+        if let Some((v, p)) = self.required(map, path, "name") {
+            wave.name = self.name(v, &p, NameKind::Wave).unwrap_or_default();
+        }
+        if let Some((v, p)) = self.required(map, path, "selector") {
+            wave.selector = self.selector(v, &p).unwrap_or_default();
+        }
+        if let Some((v, p)) = self.optional(map, path, "depends_on") {
+            wave.depends_on = self.list_of_strings(v, &p);
+        }
+        if let Some((v, p)) = self.optional(map, path, "optional_servers") {
+            wave.optional_servers = self.selector(v, &p);
+        }
+        if let Some((v, p)) = self.optional(map, path, "health") {
+            wave.health = self.health(v, &p);
+        }
+        if let Some((v, p)) = self.optional(map, path, "hooks") {
+            wave.hooks = self.hooks(v, &p);
+        }
+        wave
+    }
+
+    fn health(&mut self, value: &Value, path: &DocPath) -> Health {
+        let mut health = Health::default();
+        let Some(map) = self.mapping(value, path, HEALTH_FIELDS) else {
+            return health;
+        };
+        if let Some((v, p)) = self.required(map, path, "checks") {
+            let items = self.list(v, &p).unwrap_or_default();
+            if items.is_empty() && v.is_array() {
+                self.issues
+                    .push(&p, "lists no check: give at least one, such as ec2-status");
+            }
+            health.checks = items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    let p = p.index(i);
+                    let text = self.string(c, &p)?;
+                    text.parse::<HealthCheck>()
+                        .map_err(|e| self.issues.push(&p, e.to_string()))
+                        .ok()
+                })
+                .collect();
+        }
+        if let Some((v, p)) = self.optional(map, path, "timeout_minutes") {
+            health.timeout_minutes = self
+                .whole_number(v, &p, 1, u32::MAX.into(), "minutes")
+                .unwrap_or(DEFAULT_HEALTH_TIMEOUT_MINUTES);
+        }
+        health
+    }
+
+    fn hooks(&mut self, value: &Value, path: &DocPath) -> Hooks {
+        let mut hooks = Hooks::default();
+        let Some(map) = self.mapping(value, path, HOOKS_FIELDS) else {
+            return hooks;
+        };
+        for (key, slot) in [("pre", &mut hooks.pre), ("post", &mut hooks.post)] {
+            if let Some((v, p)) = self.optional(map, path, key) {
+                let items = self.list(v, &p).unwrap_or_default();
+                *slot = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, h)| self.hook(h, &p.index(i)))
+                    .collect();
+            }
+        }
+        hooks
+    }
+
+    fn hook(&mut self, value: &Value, path: &DocPath) -> Option<Hook> {
+        let map = self.mapping(value, path, HOOK_FIELDS)?;
+        let (v, p) = self.required(map, path, "lambda")?;
+        let arn = self.string(v, &p)?;
+        match lambda_arn_problem(&arn) {
+            Some(problem) => {
+                self.issues.push(&p, problem);
+                None
+            }
+            None => Some(Hook { lambda: arn }),
+        }
+    }
+
+    fn dns(&mut self, value: &Value, path: &DocPath) -> Option<Dns> {
+        let map = self.mapping(value, path, DNS_FIELDS)?;
+        let zone_id = self
+            .required(map, path, "zone_id")
+            .and_then(|(v, p)| {
+                let id = self.string(v, &p)?;
+                let bare = id.strip_prefix("/hostedzone/").unwrap_or(&id);
+                let valid = bare.len() >= 2
+                    && bare.len() <= 32
+                    && bare.starts_with('Z')
+                    && bare.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+                if valid {
+                    Some(id)
+                } else {
+                    self.issues.push(
+                        &p,
+                        format!("{id:?} is not a Route 53 hosted zone ID (Z followed by capital letters and digits, like Z0123456789ABC)"),
+                    );
+                    None
+                }
+            })
+            .unwrap_or_default();
+        let records = self
+            .required(map, path, "records")
+            .map(|(v, p)| {
+                let items = self.list(v, &p).unwrap_or_default();
+                if items.is_empty() && v.is_array() {
+                    self.issues
+                        .push(&p, "lists no record: list at least one, or leave `dns` out");
+                }
+                items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| self.record(r, &p.index(i)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Dns { zone_id, records })
+    }
+
+    fn record(&mut self, value: &Value, path: &DocPath) -> Option<DnsRecord> {
+        let map = self.mapping(value, path, RECORD_FIELDS)?;
+        let name = self.required(map, path, "name").and_then(|(v, p)| {
+            let name = self.string(v, &p)?;
+            match dns_name_problem(&name) {
+                Some(problem) => {
+                    self.issues
+                        .push(&p, format!("{name:?} is not a valid DNS name: {problem}"));
+                    None
+                }
+                None => Some(name),
+            }
+        });
+        let record_type = self.required(map, path, "type").and_then(|(v, p)| {
+            let text = self.string(v, &p)?;
+            let found = RecordType::ALL
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&text))
+                .map(|(_, t)| *t);
+            if found.is_none() {
+                self.issues.push(
+                    &p,
+                    format!("record type {text:?} is not supported: use A, AAAA or CNAME"),
+                );
+            }
+            found
+        });
+        let ttl = match self.optional(map, path, "ttl") {
+            Some((v, p)) => self.whole_number(v, &p, 0, MAX_TTL, "seconds"),
+            None => Some(DEFAULT_RECORD_TTL),
+        };
+        let from_wave = self
+            .required(map, path, "from_wave")
+            .and_then(|(v, p)| self.string(v, &p));
+        // Placeholders keep the record, so `from_wave` is still checked against the
+        // waves; the problems above already make the plan invalid.
+        Some(DnsRecord {
+            name: name.unwrap_or_default(),
+            record_type: record_type.unwrap_or(RecordType::A),
+            ttl: ttl.unwrap_or(DEFAULT_RECORD_TTL),
+            from_wave: from_wave.unwrap_or_default(),
+        })
+    }
+
+    fn approval(&mut self, value: &Value, path: &DocPath) -> Option<Approval> {
+        let map = self.mapping(value, path, APPROVAL_FIELDS)?;
+        let required_for = self
+            .required(map, path, "required_for")
+            .map(|(v, p)| {
+                if v.as_array().is_some_and(Vec::is_empty) {
+                    self.issues.push(
+                        &p,
+                        "lists no mode: give drill, recovery or both, or leave `approval` out",
+                    );
+                }
+                self.list_of_strings(v, &p)
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, text)| {
+                        let found = Mode::ALL.iter().find(|(n, _)| n == text).map(|(_, m)| *m);
+                        if found.is_none() {
+                            self.issues.push(
+                                &p.index(i),
+                                format!("{text:?} is not a mode: use drill or recovery"),
+                            );
+                        }
+                        found
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let timeout_minutes = match self.optional(map, path, "timeout_minutes") {
+            Some((v, p)) => self
+                .whole_number(v, &p, 1, u32::MAX.into(), "minutes")
+                .unwrap_or(DEFAULT_APPROVAL_TIMEOUT_MINUTES),
+            None => DEFAULT_APPROVAL_TIMEOUT_MINUTES,
+        };
+        Some(Approval {
+            required_for,
+            timeout_minutes,
+        })
+    }
+
+    fn drill(&mut self, value: &Value, path: &DocPath) -> Option<Drill> {
+        let map = self.mapping(value, path, DRILL_FIELDS)?;
+        let subnet_id = self.optional(map, path, "subnet_id").and_then(|(v, p)| {
+            let id = self.string(v, &p)?;
+            let valid = id.strip_prefix("subnet-").is_some_and(|rest| {
+                !rest.is_empty()
+                    && rest.len() <= 32
+                    && rest.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            });
+            if !valid {
+                self.issues.push(&p, format!("{id:?} is not a subnet ID (subnet- followed by lowercase letters and digits)"));
+            }
+            Some(id)
+        });
+        let keep_minutes = match self.optional(map, path, "keep_minutes") {
+            Some((v, p)) => self
+                .whole_number(v, &p, 0, u32::MAX.into(), "minutes")
+                .unwrap_or(DEFAULT_DRILL_KEEP_MINUTES),
+            None => DEFAULT_DRILL_KEEP_MINUTES,
+        };
+        Some(Drill {
+            subnet_id,
+            keep_minutes,
+        })
+    }
+
+    // ---- generic readers -------------------------------------------------------
+
+    /// The value as a mapping, reporting unknown keys (with a suggestion when one is
+    /// a likely typo of a known field).
+    fn mapping<'v>(
+        &mut self,
+        value: &'v Value,
+        path: &DocPath,
+        known: &[&str],
+    ) -> Option<&'v Map<String, Value>> {
+        let Value::Object(map) = value else {
+            self.issues.push(
+                path,
+                format!(
+                    "must be a mapping with fields {}, found {}",
+                    known.join(", "),
+                    describe(value)
+                ),
+            );
+            return None;
+        };
+        for key in map.keys().filter(|k| !known.contains(&k.as_str())) {
+            let message = match did_you_mean(key, known.iter().copied()) {
+                Some(suggestion) => format!("unknown field {key:?}: did you mean {suggestion:?}?"),
+                None => format!(
+                    "unknown field {key:?}: expected one of {}",
+                    known.join(", ")
+                ),
+            };
+            self.issues.push(&path.key(key), message);
+        }
+        Some(map)
+    }
+
+    fn required<'v>(
+        &mut self,
+        map: &'v Map<String, Value>,
+        path: &DocPath,
+        key: &str,
+    ) -> Option<(&'v Value, DocPath)> {
+        match self.optional(map, path, key) {
+            Some(found) => Some(found),
+            None => {
+                if !map.contains_key(key) {
+                    self.issues.push(&path.key(key), "is required but missing");
+                }
+                None
+            }
+        }
+    }
+
+    /// A present field; `key:` with no value is reported rather than taken as absent,
+    /// because silently ignoring e.g. an empty `dns:` would skip a cutover.
+    fn optional<'v>(
+        &mut self,
+        map: &'v Map<String, Value>,
+        path: &DocPath,
+        key: &str,
+    ) -> Option<(&'v Value, DocPath)> {
+        let value = map.get(key)?;
+        let path = path.key(key);
+        if value.is_null() {
+            self.issues
+                .push(&path, "has no value: give one, or remove the field");
+            return None;
+        }
+        Some((value, path))
+    }
+
+    fn string(&mut self, value: &Value, path: &DocPath) -> Option<String> {
+        match value {
+            Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+            Value::String(_) => {
+                self.issues.push(path, "is empty");
+                None
+            }
+            other => {
+                self.issues
+                    .push(path, format!("must be a string, found {}", describe(other)));
+                None
+            }
+        }
+    }
+
+    fn name(&mut self, value: &Value, path: &DocPath, kind: NameKind) -> Option<String> {
+        let name = self.string(value, path)?;
+        let extra = kind.extra_chars();
+        let valid = name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || extra.contains(c));
+        if !valid {
+            self.issues.push(
+                path,
+                format!(
+                    "{name:?} is not a valid {} name: use at most 64 letters, digits and {}",
+                    kind.label(),
+                    kind.extra_description()
+                ),
+            );
+            return None;
+        }
+        Some(name)
+    }
+
+    fn whole_number(
+        &mut self,
+        value: &Value,
+        path: &DocPath,
+        min: u64,
+        max: u64,
+        unit: &str,
+    ) -> Option<u32> {
+        let range = match (min, max < u64::from(u32::MAX)) {
+            (_, true) => format!("a whole number of {unit} from {min} to {max}"),
+            (0, false) => format!("a whole number of {unit}, 0 or more"),
+            _ => format!("a positive whole number of {unit}"),
+        };
+        let number = match value {
+            Value::Number(n) => n,
+            other => {
+                self.issues
+                    .push(path, format!("must be {range}, found {}", describe(other)));
+                return None;
+            }
+        };
+        match number.as_u64() {
+            Some(n) if n >= min && n <= max => u32::try_from(n).ok(),
+            Some(n) if n > max => {
+                self.issues
+                    .push(path, format!("must be {range}, found {n}"));
+                None
+            }
+            _ => {
+                self.issues
+                    .push(path, format!("must be {range}, found {number}"));
+                None
+            }
+        }
+    }
+
+    fn list<'v>(&mut self, value: &'v Value, path: &DocPath) -> Option<&'v [Value]> {
+        match value {
+            Value::Array(items) => Some(items),
+            other => {
+                self.issues
+                    .push(path, format!("must be a list, found {}", describe(other)));
+                None
+            }
+        }
+    }
+
+    fn list_of_strings(&mut self, value: &Value, path: &DocPath) -> Vec<String> {
+        let items = self.list(value, path).unwrap_or_default();
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| self.string(v, &path.index(i)))
+            .collect()
+    }
+
+    /// A tag selector: a non-empty mapping of tag keys to values. Numbers and booleans
+    /// are taken as their text, since YAML turns `dr:wave: 1` into a number.
+    fn selector(&mut self, value: &Value, path: &DocPath) -> Option<Selector> {
+        let Value::Object(map) = value else {
+            self.issues.push(
+                path,
+                format!("must be a mapping of tag keys to values, like {{\"dr:plan\": \"shop\"}}, found {}", describe(value)),
+            );
+            return None;
+        };
+        if map.is_empty() {
+            self.issues.push(
+                path,
+                "is empty: an empty selector would match every server; name at least one tag",
+            );
+            return None;
+        }
+        let mut selector = Selector::new();
+        for (key, v) in map {
+            let p = path.key(key);
+            if key.trim().is_empty() {
+                self.issues.push(&p, "tag key is empty");
+                continue;
+            }
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                other => {
+                    self.issues.push(
+                        &p,
+                        format!("tag value must be a string, found {}", describe(other)),
+                    );
+                    continue;
+                }
+            };
+            selector.insert(key.clone(), text);
+        }
+        Some(selector)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum NameKind {
+    Plan,
+    Wave,
+}
+
+impl NameKind {
+    fn extra_chars(self) -> &'static str {
+        match self {
+            // Plan names become parts of execution names and S3 keys.
+            Self::Plan => "-_",
+            Self::Wave => "-_.",
+        }
+    }
+    fn extra_description(self) -> &'static str {
+        match self {
+            Self::Plan => "- or _",
+            Self::Wave => "-, _ or .",
+        }
+    }
+    fn label(self) -> &'static str {
+        match self {
+            Self::Plan => "plan",
+            Self::Wave => "wave",
+        }
+    }
+}
+
+/// A short description of a value's kind, for "found ..." in messages.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "nothing".into(),
+        Value::Bool(b) => format!("{b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a mapping".into(),
+    }
+}
+
+/// Why `name` is not a DNS name Route 53 would take for an A/AAAA/CNAME record.
+pub(crate) fn dns_name_problem(name: &str) -> Option<String> {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    if bare.len() > 253 {
+        return Some("longer than 253 characters".into());
+    }
+    let labels: Vec<&str> = bare.split('.').collect();
+    if labels.len() < 2 {
+        return Some("give the fully qualified name, like shop.example.com".into());
+    }
+    for (i, label) in labels.iter().enumerate() {
+        if label.is_empty() {
+            return Some("it has an empty label (two dots in a row, or a leading dot)".into());
+        }
+        if *label == "*" && i == 0 {
+            continue;
+        }
+        if label.len() > 63 {
+            return Some(format!("label {label:?} is longer than 63 characters"));
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
+            return Some(format!(
+                "label {label:?} has the character {c:?}; use letters, digits and -"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Some(format!("label {label:?} starts or ends with -"));
+        }
+    }
+    None
+}
+
+/// Why `arn` is not the ARN of a Lambda function.
+fn lambda_arn_problem(arn: &str) -> Option<String> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    let expected = "expected arn:aws:lambda:REGION:ACCOUNT:function:NAME";
+    if parts.len() < 7 || parts.len() > 8 || parts[0] != "arn" || !parts[1].starts_with("aws") {
+        return Some(format!("{arn:?} is not a Lambda function ARN: {expected}"));
+    }
+    if parts[2] != "lambda" || parts[5] != "function" {
+        return Some(format!("{arn:?} is not a Lambda function ARN: {expected}"));
+    }
+    let region_ok = !parts[3].is_empty()
+        && parts[3]
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !region_ok {
+        return Some(format!("{arn:?} has no valid region: {expected}"));
+    }
+    if parts[4].len() != 12 || !parts[4].chars().all(|c| c.is_ascii_digit()) {
+        return Some(format!(
+            "{arn:?} has no valid 12-digit account ID: {expected}"
+        ));
+    }
+    let name = parts[6];
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !name_ok {
+        return Some(format!("{arn:?} has no valid function name: {expected}"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_names() {
+        for ok in [
+            "shop.example.com",
+            "shop.example.com.",
+            "*.example.com",
+            "a-b.c_d.example.org",
+        ] {
+            assert_eq!(dns_name_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "shop",
+            "shop..example.com",
+            ".example.com",
+            "-a.example.com",
+            "sh op.example.com",
+            "a.*.com",
+        ] {
+            assert!(dns_name_problem(bad).is_some(), "{bad}");
+        }
+        let long_label = format!("{}.example.com", "a".repeat(64));
+        assert!(dns_name_problem(&long_label).is_some());
+    }
+
+    #[test]
+    fn lambda_arns() {
+        assert_eq!(
+            lambda_arn_problem("arn:aws:lambda:us-east-1:123456789012:function:warm-cache"),
+            None
+        );
+        assert_eq!(
+            lambda_arn_problem("arn:aws:lambda:us-east-1:123456789012:function:warm-cache:live"),
+            None
+        );
+        assert!(lambda_arn_problem("warm-cache").is_some());
+        assert!(lambda_arn_problem("arn:aws:lambda:...:function:warm-cache").is_some());
+        assert!(lambda_arn_problem("arn:aws:s3:us-east-1:123456789012:function:x").is_some());
+    }
+
+    #[test]
+    fn format_follows_extension_then_content() {
+        assert_eq!(Format::guess(Some("a.JSON"), "name: x"), Format::Json);
+        assert_eq!(Format::guess(Some("a.yml"), "{}"), Format::Yaml);
+        assert_eq!(Format::guess(None, "  {\"name\": 1}"), Format::Json);
+        assert_eq!(Format::guess(Some("plan"), "name: x"), Format::Yaml);
+    }
+}
+
+#[cfg(test)]
+mod schema_agreement {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn properties(schema: &Value) -> BTreeSet<String> {
+        schema["properties"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn set(fields: &[&str]) -> BTreeSet<String> {
+        fields.iter().map(|f| (*f).to_owned()).collect()
+    }
+
+    /// `drplan schema` and `drplan validate` must accept the same fields, or an editor
+    /// would bless a plan that validation then refuses.
+    #[test]
+    fn the_json_schema_lists_exactly_the_fields_the_reader_accepts() {
+        let schema = crate::plan::plan_json_schema();
+        assert_eq!(properties(&schema), set(PLAN_FIELDS));
+        let defs = &schema["$defs"];
+        for (def, fields) in [
+            ("Wave", WAVE_FIELDS),
+            ("Health", HEALTH_FIELDS),
+            ("Hooks", HOOKS_FIELDS),
+            ("Hook", HOOK_FIELDS),
+            ("Dns", DNS_FIELDS),
+            ("DnsRecord", RECORD_FIELDS),
+            ("Approval", APPROVAL_FIELDS),
+            ("Drill", DRILL_FIELDS),
+        ] {
+            assert_eq!(properties(&defs[def]), set(fields), "$defs/{def}");
+            assert_eq!(
+                defs[def]["additionalProperties"],
+                Value::Bool(false),
+                "$defs/{def}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_valid_plan_round_trips_through_its_json_form() {
+        let text = include_str!("../../examples/shop.yaml");
+        let plan = parse_plan(text, Format::Yaml).unwrap();
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(plan_from_value(&json).unwrap(), plan);
+    }
+}

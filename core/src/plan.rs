@@ -1,0 +1,412 @@
+//! The plan: which servers to recover, in which waves, how to check them, and where
+//! traffic goes afterwards. This is the typed model; [`crate::parse`] builds it from
+//! YAML or JSON and reports every problem at once.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Serialize, Serializer};
+
+/// Tags a source server must carry, all of them, with these exact values.
+pub type Selector = BTreeMap<String, String>;
+
+/// Default health timeout of a wave, in minutes.
+pub const DEFAULT_HEALTH_TIMEOUT_MINUTES: u32 = 15;
+/// Default TTL of a cut-over record: short, so clients follow a failback quickly.
+pub const DEFAULT_RECORD_TTL: u32 = 60;
+/// Default time an approver has before the execution gives up, in minutes.
+pub const DEFAULT_APPROVAL_TIMEOUT_MINUTES: u32 = 60;
+/// Default time drill instances are kept for inspection, in minutes.
+pub const DEFAULT_DRILL_KEEP_MINUTES: u32 = 60;
+/// The tag that orders waves when a plan lists none.
+pub const WAVE_TAG: &str = "dr:wave";
+
+/// A disaster-recovery plan.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "drplan plan", description = "A drplan disaster-recovery plan")]
+pub struct Plan {
+    /// Plan name: letters, digits, `-` and `_`, at most 64 characters.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
+    pub name: String,
+    /// Recovery time objective: the longest acceptable time from start to service restored.
+    #[schemars(range(min = 1))]
+    pub rto_minutes: u32,
+    /// Recovery point objective: the most data loss, as replication lag, that is acceptable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub rpo_minutes: Option<u32>,
+    /// Tags that select the plan's DRS source servers (all must match).
+    #[schemars(length(min = 1))]
+    pub selector: Selector,
+    /// The waves, in any order; `depends_on` orders them. When omitted, waves come from
+    /// the `dr:wave` tag of the selected servers, one after the other by tag value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waves: Option<Vec<Wave>>,
+    /// Route 53 records to cut over to the recovered instances (recovery mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+    /// Whether a person must approve before anything launches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    /// How drills run: isolated subnet and how long drill instances are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<Drill>,
+}
+
+/// A group of servers launched together, after the waves it depends on are healthy.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Wave {
+    /// Wave name, unique in the plan.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_.-]{1,64}$"))]
+    pub name: String,
+    /// Tags that select this wave's servers among the plan's servers.
+    #[schemars(length(min = 1))]
+    pub selector: Selector,
+    /// Waves that must be healthy before this one launches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Tags of servers whose failure does not fail the wave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional_servers: Option<Selector>,
+    /// The health gate; when omitted, EC2 status checks with the default timeout.
+    #[serde(default)]
+    pub health: Health,
+    /// Lambda functions called before launch and after the health gate.
+    #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+    pub hooks: Hooks,
+}
+
+/// What must pass before a wave counts as recovered.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// `ec2-status`, `tcp:PORT`, `http:PORT/PATH` or `https:PORT/PATH`.
+    #[schemars(length(min = 1))]
+    pub checks: Vec<HealthCheck>,
+    /// Wall-clock limit for the whole gate, in minutes.
+    #[serde(default = "default_health_timeout")]
+    #[schemars(range(min = 1))]
+    pub timeout_minutes: u32,
+}
+
+fn default_health_timeout() -> u32 {
+    DEFAULT_HEALTH_TIMEOUT_MINUTES
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            checks: vec![HealthCheck::Ec2Status],
+            timeout_minutes: DEFAULT_HEALTH_TIMEOUT_MINUTES,
+        }
+    }
+}
+
+/// One health check of a recovered instance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HealthCheck {
+    /// EC2 system and instance status checks ok, instance running.
+    Ec2Status,
+    /// A TCP connection to the port succeeds.
+    Tcp { port: u16 },
+    /// An HTTP GET answers 2xx or 3xx.
+    Http { port: u16, path: String },
+    /// An HTTPS GET answers 2xx or 3xx.
+    Https { port: u16, path: String },
+}
+
+impl fmt::Display for HealthCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ec2Status => f.write_str("ec2-status"),
+            Self::Tcp { port } => write!(f, "tcp:{port}"),
+            Self::Http { port, path } => write!(f, "http:{port}{path}"),
+            Self::Https { port, path } => write!(f, "https:{port}{path}"),
+        }
+    }
+}
+
+/// Why a health check string does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HealthCheckError {
+    #[error(
+        "unknown check {0:?}: expected ec2-status, tcp:PORT, http:PORT/PATH or https:PORT/PATH"
+    )]
+    UnknownKind(String),
+    #[error("{0:?} is not a port: expected a whole number from 1 to 65535")]
+    BadPort(String),
+    #[error("{0:?} needs a path after the port, starting with / (for example http:8080/health)")]
+    MissingPath(String),
+    #[error("{0:?} has spaces or control characters in its path")]
+    BadPath(String),
+}
+
+impl FromStr for HealthCheck {
+    type Err = HealthCheckError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "ec2-status" {
+            return Ok(Self::Ec2Status);
+        }
+        let Some((kind, rest)) = text.split_once(':') else {
+            return Err(HealthCheckError::UnknownKind(text.to_owned()));
+        };
+        let parse_port = |digits: &str| -> Result<u16, HealthCheckError> {
+            match digits.parse::<u16>() {
+                Ok(port) if port >= 1 && digits.chars().all(|c| c.is_ascii_digit()) => Ok(port),
+                _ => Err(HealthCheckError::BadPort(digits.to_owned())),
+            }
+        };
+        match kind {
+            "tcp" => Ok(Self::Tcp {
+                port: parse_port(rest)?,
+            }),
+            "http" | "https" => {
+                let Some(slash) = rest.find('/') else {
+                    // Tell "not a port" apart from "no path": `http:abc` is the former.
+                    parse_port(rest)?;
+                    return Err(HealthCheckError::MissingPath(text.to_owned()));
+                };
+                let (digits, path) = rest.split_at(slash);
+                let port = parse_port(digits)?;
+                if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(HealthCheckError::BadPath(text.to_owned()));
+                }
+                let path = path.to_owned();
+                Ok(if kind == "http" {
+                    Self::Http { port, path }
+                } else {
+                    Self::Https { port, path }
+                })
+            }
+            _ => Err(HealthCheckError::UnknownKind(text.to_owned())),
+        }
+    }
+}
+
+impl Serialize for HealthCheck {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl JsonSchema for HealthCheck {
+    fn schema_name() -> Cow<'static, str> {
+        "HealthCheck".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "ec2-status, tcp:PORT, http:PORT/PATH or https:PORT/PATH (ports 1-65535)",
+            "pattern": "^(ec2-status|tcp:[0-9]{1,5}|https?:[0-9]{1,5}/\\S*)$",
+            "examples": ["ec2-status", "tcp:5432", "http:8080/health"]
+        })
+    }
+}
+
+/// Lambda functions a wave calls around its launch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// Called before the wave's StartRecovery.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre: Vec<Hook>,
+    /// Called after the wave's health gate passed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post: Vec<Hook>,
+}
+
+impl Hooks {
+    pub fn is_empty(&self) -> bool {
+        self.pre.is_empty() && self.post.is_empty()
+    }
+}
+
+/// One hook: a Lambda function, by ARN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`.
+    #[schemars(regex(
+        pattern = r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]+)?$"
+    ))]
+    pub lambda: String,
+}
+
+/// Route 53 records to point at a wave's recovered instances.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    /// The hosted zone ID (`Z...`).
+    #[schemars(regex(pattern = r"^(/hostedzone/)?Z[A-Z0-9]{1,31}$"))]
+    pub zone_id: String,
+    #[schemars(length(min = 1))]
+    pub records: Vec<DnsRecord>,
+}
+
+/// One record of the cutover.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsRecord {
+    /// Fully qualified record name.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub record_type: RecordType,
+    /// Seconds; Route 53 accepts 0 to 2147483647.
+    #[serde(default = "default_ttl")]
+    #[schemars(range(min = 0, max = 2_147_483_647))]
+    pub ttl: u32,
+    /// The wave whose healthy instances the record points at.
+    pub from_wave: String,
+}
+
+fn default_ttl() -> u32 {
+    DEFAULT_RECORD_TTL
+}
+
+/// Record types drplan can point at instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+pub enum RecordType {
+    A,
+    #[allow(clippy::upper_case_acronyms)]
+    AAAA,
+    #[allow(clippy::upper_case_acronyms)]
+    CNAME,
+}
+
+impl RecordType {
+    pub const ALL: [(&'static str, RecordType); 3] =
+        [("A", Self::A), ("AAAA", Self::AAAA), ("CNAME", Self::CNAME)];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::AAAA => "AAAA",
+            Self::CNAME => "CNAME",
+        }
+    }
+}
+
+/// Human approval before a run launches anything.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// The modes that need approval.
+    pub required_for: Vec<Mode>,
+    /// How long to wait for a decision before the run ends with nothing launched.
+    #[serde(default = "default_approval_timeout")]
+    #[schemars(range(min = 1))]
+    pub timeout_minutes: u32,
+}
+
+fn default_approval_timeout() -> u32 {
+    DEFAULT_APPROVAL_TIMEOUT_MINUTES
+}
+
+/// How a run launches: an isolated drill, or a real recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Drill,
+    Recovery,
+}
+
+impl Mode {
+    pub const ALL: [(&'static str, Mode); 2] =
+        [("drill", Self::Drill), ("recovery", Self::Recovery)];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Drill => "drill",
+            Self::Recovery => "recovery",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How drills run.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Drill {
+    /// Isolated subnet for drill instances; when omitted, each server's launch settings apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^subnet-[0-9a-z]{1,32}$"))]
+    pub subnet_id: Option<String>,
+    /// Minutes drill instances are kept before they are terminated (0: at once).
+    #[serde(default = "default_keep")]
+    pub keep_minutes: u32,
+}
+
+fn default_keep() -> u32 {
+    DEFAULT_DRILL_KEEP_MINUTES
+}
+
+impl Default for Drill {
+    fn default() -> Self {
+        Self {
+            subnet_id: None,
+            keep_minutes: DEFAULT_DRILL_KEEP_MINUTES,
+        }
+    }
+}
+
+impl Plan {
+    /// Whether a run in `mode` waits for a person's approval.
+    pub fn requires_approval(&self, mode: Mode) -> bool {
+        self.approval
+            .as_ref()
+            .is_some_and(|a| a.required_for.contains(&mode))
+    }
+}
+
+/// The JSON Schema of the plan format, for editors and other tools.
+pub fn plan_json_schema() -> serde_json::Value {
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<Plan>();
+    schema.to_value()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_checks_parse_and_print_back() {
+        for text in [
+            "ec2-status",
+            "tcp:5432",
+            "http:8080/health",
+            "https:443/",
+            "tcp:65535",
+            "tcp:1",
+        ] {
+            let check: HealthCheck = text.parse().unwrap();
+            assert_eq!(check.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn bad_health_checks_say_why() {
+        let err = |t: &str| t.parse::<HealthCheck>().unwrap_err();
+        assert!(matches!(err("tcp:0"), HealthCheckError::BadPort(_)));
+        assert!(matches!(err("tcp:65536"), HealthCheckError::BadPort(_)));
+        assert!(matches!(err("tcp:+80"), HealthCheckError::BadPort(_)));
+        assert!(matches!(err("http:8080"), HealthCheckError::MissingPath(_)));
+        assert!(matches!(err("http:x/health"), HealthCheckError::BadPort(_)));
+        assert!(matches!(err("icmp:1"), HealthCheckError::UnknownKind(_)));
+        assert!(matches!(err("ping"), HealthCheckError::UnknownKind(_)));
+        assert!(matches!(err("http:80/a b"), HealthCheckError::BadPath(_)));
+    }
+}

@@ -1,0 +1,208 @@
+//! Lambda's Invoke API in front of `cargo lambda watch`, which knows functions by their
+//! binary names and answers a function error with HTTP 500.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use http_body_util::Full;
+use hyper::{HeaderMap, Method, Request, Response, StatusCode, header};
+
+use super::{GatewayState, error_response};
+use crate::error::{LocalCloudError, Result};
+use crate::ids::random_uuid;
+use crate::upstream::Answer;
+
+const INVOKE_PATH_PREFIX: &str = "/2015-03-31/functions/";
+const INVOKE_PATH_SUFFIX: &str = "/invocations";
+
+/// The function named in an Invoke path, as a plain name: ARNs
+/// (`arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`), partial ARNs
+/// (`ACCOUNT:function:NAME`) and `NAME:QUALIFIER` all become `NAME`.
+pub(super) fn invoked_function(path: &str) -> Option<String> {
+    let encoded = path
+        .strip_prefix(INVOKE_PATH_PREFIX)?
+        .strip_suffix(INVOKE_PATH_SUFFIX)?;
+    if encoded.is_empty() || encoded.contains('/') {
+        return None;
+    }
+    let name_or_arn = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .ok()?;
+    Some(function_name(&name_or_arn))
+}
+
+/// The plain function name of a name, a partial ARN or an ARN.
+pub fn function_name(name_or_arn: &str) -> String {
+    let parts: Vec<&str> = name_or_arn.split(':').collect();
+    let name = match parts.iter().position(|part| *part == "function") {
+        Some(index) => parts.get(index + 1).copied().unwrap_or(name_or_arn),
+        None => parts.first().copied().unwrap_or(name_or_arn),
+    };
+    name.to_string()
+}
+
+/// Handles `POST /2015-03-31/functions/{NameOrArn}/invocations` with Lambda's semantics
+/// for the three invocation types.
+pub(super) async fn invoke(
+    state: &Arc<GatewayState>,
+    function: &str,
+    headers: &HeaderMap,
+    payload: Bytes,
+) -> Response<Body> {
+    let request_id = random_uuid();
+    let invocation_type = headers
+        .get("x-amz-invocation-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("RequestResponse");
+    if state.upstreams.lambda.is_none() {
+        return function_not_found(function);
+    }
+    let mut response = match invocation_type {
+        "DryRun" => empty(StatusCode::NO_CONTENT),
+        "Event" => {
+            invoke_in_background(state, function, payload);
+            empty(StatusCode::ACCEPTED)
+        }
+        _ => match invoke_function(state, function, payload).await {
+            Ok(answer) => invocation_response(answer),
+            Err(error) => error_response(
+                StatusCode::BAD_GATEWAY,
+                "ServiceException",
+                &format!("cargo lambda watch did not answer for {function}: {error}"),
+            ),
+        },
+    };
+    if let Ok(value) = header::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-amzn-requestid", value);
+    }
+    response
+}
+
+/// Lambda answers a function error with 200, `X-Amz-Function-Error: Unhandled` and the
+/// error document as the payload; `cargo lambda watch` answers it with 500.
+fn invocation_response(answer: Answer) -> Response<Body> {
+    let function_failed = answer.status == StatusCode::INTERNAL_SERVER_ERROR;
+    let status = if function_failed || answer.status.is_success() {
+        StatusCode::OK
+    } else {
+        answer.status
+    };
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        "x-amz-executed-version",
+        header::HeaderValue::from_static("$LATEST"),
+    );
+    if function_failed {
+        headers.insert(
+            "x-amz-function-error",
+            header::HeaderValue::from_static("Unhandled"),
+        );
+    }
+    response
+}
+
+/// Runs `function` with `payload` on `cargo lambda watch` and returns its raw answer.
+pub(super) async fn invoke_function(
+    state: &GatewayState,
+    function: &str,
+    payload: Bytes,
+) -> Result<Answer> {
+    let Some(base_url) = state.upstreams.lambda.as_deref() else {
+        return Err(LocalCloudError::InvalidInput(format!(
+            "no functions are served, so {function} cannot be invoked"
+        )));
+    };
+    let encoded: String =
+        percent_encoding::utf8_percent_encode(function, percent_encoding::NON_ALPHANUMERIC)
+            .collect();
+    let url = format!("{base_url}{INVOKE_PATH_PREFIX}{encoded}{INVOKE_PATH_SUFFIX}");
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(&url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(payload))
+        .map_err(|error| LocalCloudError::Http {
+            url,
+            message: error.to_string(),
+        })?;
+    state.http.send(request).await
+}
+
+/// Asynchronous invocation, as Lambda does for `Event` invocations and EventBridge
+/// targets: the caller does not wait, and failures only show in the log.
+pub(super) fn invoke_in_background(state: &Arc<GatewayState>, function: &str, payload: Bytes) {
+    let state = Arc::clone(state);
+    let function = function.to_string();
+    tokio::spawn(async move {
+        match invoke_function(&state, &function, payload).await {
+            Ok(answer) if answer.status.is_success() => {}
+            Ok(answer) => eprintln!(
+                "gateway: asynchronous invocation of {function} failed ({}): {}",
+                answer.status,
+                answer.body_text()
+            ),
+            Err(error) => {
+                eprintln!("gateway: asynchronous invocation of {function} failed: {error}")
+            }
+        }
+    });
+}
+
+fn function_not_found(function: &str) -> Response<Body> {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "ResourceNotFoundException",
+        &format!(
+            "Function not found: {function} (the local cloud serves no functions: \
+             there are no function crates under functions/)"
+        ),
+    )
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = status;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_arns_to_plain_names() {
+        assert_eq!(function_name("launch"), "launch");
+        assert_eq!(function_name("launch:live"), "launch");
+        assert_eq!(function_name("123456789012:function:launch"), "launch");
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:123456789012:function:launch:3"),
+            "launch"
+        );
+        assert_eq!(
+            invoked_function("/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3Anotify/invocations")
+                .as_deref(),
+            Some("notify")
+        );
+    }
+
+    #[test]
+    fn a_function_error_becomes_lambdas_shape() {
+        let answer = Answer {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(br#"{"errorType":"Boom","errorMessage":"boom"}"#),
+        };
+        let response = invocation_response(answer);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers().get("x-amz-function-error").map(|v| v.as_bytes()),
+            Some(&b"Unhandled"[..])
+        );
+    }
+}

@@ -1,0 +1,382 @@
+//! One address in front of the local cloud. Requests go where their SigV4 credential
+//! scope and `X-Amz-Target` say: DRS to the simulator, Lambda Invoke to
+//! `cargo lambda watch`, EventBridge PutEvents to the rules' targets (and the journal),
+//! everything else to moto.
+
+mod events;
+mod lambda;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use http_body_util::Full;
+use hyper::{HeaderMap, Method, Request, Response, StatusCode, header};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use events::{Delivery, JournalEntry};
+
+use crate::error::Result;
+use crate::upstream::HttpClient;
+
+/// Where the gateway sends what it does not answer itself.
+#[derive(Clone, Debug)]
+pub struct Upstreams {
+    /// moto's base URL, e.g. `http://127.0.0.1:40001`.
+    pub moto: String,
+    /// The DRS simulator's base URL (its API and its `/_drplan/` control API).
+    pub simulator: String,
+    /// `cargo lambda watch`'s base URL, when functions are being served.
+    pub lambda: Option<String>,
+    /// The Region assumed for requests that do not say (unsigned ones).
+    pub default_region: String,
+    /// The account moto and the simulator use; EventBridge events carry it.
+    pub account_id: String,
+}
+
+/// Prefix of the gateway's own endpoints.
+pub const GATEWAY_CONTROL_PREFIX: &str = "/_drplan/gateway/";
+/// Prefix of the simulator's control API, forwarded to it.
+pub const SIMULATOR_CONTROL_PREFIX: &str = "/_drplan/";
+/// How many put events the journal keeps.
+const JOURNAL_CAPACITY: usize = 1000;
+
+struct GatewayState {
+    upstreams: Upstreams,
+    http: HttpClient,
+    journal: Mutex<Vec<JournalEntry>>,
+    log_requests: bool,
+}
+
+/// A running gateway; stops when [`shutdown`](Self::shutdown) is awaited or when dropped.
+#[derive(Debug)]
+pub struct GatewayHandle {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl GatewayHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            // In-flight Lambda invocations can take long; do not wait for them.
+            if tokio::time::timeout(Duration::from_secs(2), task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for GatewayHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Serves the gateway on `listener` until shut down.
+pub async fn serve(
+    listener: TcpListener,
+    upstreams: Upstreams,
+    log_requests: bool,
+) -> Result<GatewayHandle> {
+    let addr = listener.local_addr()?;
+    let state = Arc::new(GatewayState {
+        upstreams,
+        http: HttpClient::new(),
+        journal: Mutex::new(Vec::new()),
+        log_requests,
+    });
+    let router = Router::new().fallback(handle).with_state(state);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        });
+        if let Err(error) = server.await {
+            eprintln!("drplan local gateway stopped: {error}");
+        }
+    });
+    Ok(GatewayHandle {
+        addr,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}
+
+/// Where one request goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    GatewayControl,
+    SimulatorControl,
+    PutEvents,
+    Drs,
+    LambdaInvoke { function: String },
+    Moto,
+}
+
+fn route(method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) -> Route {
+    if path.starts_with(GATEWAY_CONTROL_PREFIX) {
+        return Route::GatewayControl;
+    }
+    if path.starts_with(SIMULATOR_CONTROL_PREFIX) {
+        return Route::SimulatorControl;
+    }
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|value| value.to_str().ok());
+    if target == Some("AWSEvents.PutEvents") {
+        return Route::PutEvents;
+    }
+    match credential_scope(headers, query) {
+        Some(scope) if scope.service == "drs" => Route::Drs,
+        Some(scope) if scope.service == "lambda" && method == Method::POST => {
+            match lambda::invoked_function(path) {
+                Some(function) => Route::LambdaInvoke { function },
+                None => Route::Moto,
+            }
+        }
+        _ => Route::Moto,
+    }
+}
+
+/// The Region and service of a SigV4 credential scope (`AKID/DATE/REGION/SERVICE/aws4_request`).
+#[derive(Debug, PartialEq, Eq)]
+struct CredentialScope {
+    region: String,
+    service: String,
+}
+
+fn credential_scope(headers: &HeaderMap, query: Option<&str>) -> Option<CredentialScope> {
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|authorization| {
+            authorization
+                .split([' ', ','])
+                .find_map(|part| part.trim().strip_prefix("Credential="))
+                .map(str::to_string)
+        });
+    // Presigned URLs carry the scope in the query string instead.
+    let credential = from_header.or_else(|| {
+        form_urlencoded::parse(query?.as_bytes())
+            .find(|(name, _)| name == "X-Amz-Credential")
+            .map(|(_, value)| value.into_owned())
+    })?;
+    let parts: Vec<&str> = credential.split('/').collect();
+    match parts.as_slice() {
+        [.., region, service, "aws4_request"] => Some(CredentialScope {
+            region: (*region).to_string(),
+            service: (*service).to_string(),
+        }),
+        _ => None,
+    }
+}
+
+async fn handle(State(state): State<Arc<GatewayState>>, request: Request<Body>) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(body) => body,
+        Err(error) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                &format!("could not read the request body: {error}"),
+            );
+        }
+    };
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().map(str::to_string);
+    let route = route(&parts.method, &path, query.as_deref(), &parts.headers);
+    if state.log_requests {
+        eprintln!("gateway: {} {} -> {route:?}", parts.method, path);
+    }
+    let region = credential_scope(&parts.headers, query.as_deref())
+        .map(|scope| scope.region)
+        .unwrap_or_else(|| state.upstreams.default_region.clone());
+    match route {
+        Route::GatewayControl => events::control(&state, &parts.method, &path),
+        Route::SimulatorControl | Route::Drs => {
+            forward(&state, &state.upstreams.simulator, &parts, body).await
+        }
+        Route::PutEvents => events::put_events(&state, &region, &body).await,
+        Route::LambdaInvoke { function } => {
+            lambda::invoke(&state, &function, &parts.headers, body).await
+        }
+        Route::Moto => forward(&state, &state.upstreams.moto, &parts, body).await,
+    }
+}
+
+/// Headers that describe one connection, not the message, so they are not passed on.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    // The gateway has read the whole body already.
+    "expect",
+];
+
+fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for (name, value) in from {
+        if !HOP_BY_HOP.contains(&name.as_str()) && name != header::CONTENT_LENGTH {
+            to.append(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Passes the request to `base_url` unchanged (the Host header included, so that URLs in
+/// the answer, like SQS queue URLs, point at the gateway) and the answer back unchanged.
+async fn forward(
+    state: &GatewayState,
+    base_url: &str,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+) -> Response<Body> {
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|value| value.as_str())
+        .unwrap_or("/");
+    let url = format!("{base_url}{path_and_query}");
+    let mut builder = Request::builder().method(parts.method.clone()).uri(&url);
+    if let Some(headers) = builder.headers_mut() {
+        copy_headers(&parts.headers, headers);
+    }
+    let request = match builder.body(Full::new(body)) {
+        Ok(request) => request,
+        Err(error) => {
+            return error_response(StatusCode::BAD_REQUEST, "InvalidRequest", &error.to_string());
+        }
+    };
+    match state.http.send(request).await {
+        Ok(answer) => {
+            let mut response = Response::new(Body::from(answer.body));
+            *response.status_mut() = answer.status;
+            copy_headers(&answer.headers, response.headers_mut());
+            response
+        }
+        Err(error) => error_response(
+            StatusCode::BAD_GATEWAY,
+            "ServiceUnavailableException",
+            &format!("the local cloud could not reach {base_url}: {error}"),
+        ),
+    }
+}
+
+/// An error in the awsJson shape most SDKs understand for any service.
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "__type": code, "message": message, "Message": message });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    if let Ok(code) = header::HeaderValue::from_str(code) {
+        headers.insert("x-amzn-errortype", code);
+    }
+    response
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(service: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/eu-west-1/{service}/aws4_request, SignedHeaders=host, Signature=abc"
+        );
+        headers.insert(
+            header::AUTHORIZATION,
+            header::HeaderValue::from_str(&authorization).expect("a valid header"),
+        );
+        headers
+    }
+
+    #[test]
+    fn routes_by_credential_scope_and_target() {
+        assert_eq!(
+            route(&Method::GET, "/sourceservers", None, &signed("drs")),
+            Route::Drs
+        );
+        assert_eq!(
+            route(&Method::POST, "/", None, &signed("ec2")),
+            Route::Moto
+        );
+        assert_eq!(
+            route(
+                &Method::POST,
+                "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Alaunch/invocations",
+                None,
+                &signed("lambda")
+            ),
+            Route::LambdaInvoke {
+                function: "launch".to_string()
+            }
+        );
+        assert_eq!(
+            route(&Method::GET, "/2015-03-31/functions/", None, &signed("lambda")),
+            Route::Moto
+        );
+        let mut put_events = signed("events");
+        put_events.insert(
+            "x-amz-target",
+            header::HeaderValue::from_static("AWSEvents.PutEvents"),
+        );
+        assert_eq!(route(&Method::POST, "/", None, &put_events), Route::PutEvents);
+        assert_eq!(
+            route(&Method::GET, "/_drplan/state", None, &HeaderMap::new()),
+            Route::SimulatorControl
+        );
+        assert_eq!(
+            route(&Method::GET, "/_drplan/gateway/events", None, &HeaderMap::new()),
+            Route::GatewayControl
+        );
+        assert_eq!(
+            route(
+                &Method::GET,
+                "/bucket/key",
+                Some("X-Amz-Credential=AKID%2F20240101%2Fus-east-1%2Fdrs%2Faws4_request"),
+                &HeaderMap::new()
+            ),
+            Route::Drs
+        );
+    }
+
+    #[test]
+    fn reads_the_region_of_the_scope() {
+        let scope = credential_scope(&signed("drs"), None).expect("a scope");
+        assert_eq!(scope.region, "eu-west-1");
+    }
+}

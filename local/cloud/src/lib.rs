@@ -1,0 +1,1 @@
+//! The local cloud (work in progress).

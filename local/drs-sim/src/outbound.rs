@@ -1,0 +1,332 @@
+//! Calls the simulator makes to other local services: EC2 in moto (Query API) and
+//! EventBridge PutEvents (JSON 1.1). Plain HTTP to loopback only: the local cloud must never
+//! send traffic anywhere else, so endpoints that are not loopback are refused up front.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+use crate::clock::Timestamp;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Where EC2's answer is read from; a whole RunInstances reply is a few KiB.
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `http://host:port` without a trailing slash.
+    base: String,
+}
+
+impl Endpoint {
+    /// Accepts `http://` URLs whose host is a loopback address or `localhost`.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{url:?} must start with http:// (plain HTTP to loopback)"))?;
+        let authority = rest.split('/').next().unwrap_or("");
+        let host = if let Some(bracketed) = authority.strip_prefix('[') {
+            bracketed.split(']').next().unwrap_or("")
+        } else {
+            authority.split(':').next().unwrap_or("")
+        };
+        let is_loopback = host == "localhost"
+            || host
+                .parse::<IpAddr>()
+                .map(|ip| ip.is_loopback())
+                .unwrap_or(false);
+        if !is_loopback {
+            return Err(format!(
+                "{url:?} is not a loopback address; the simulator only talks to 127.0.0.0/8, ::1 or localhost"
+            ));
+        }
+        Ok(Self {
+            base: format!("http://{authority}"),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error("request to {endpoint} failed: {reason}")]
+    Transport { endpoint: String, reason: String },
+    #[error("{service} answered HTTP {status}: {message}")]
+    Service {
+        service: &'static str,
+        status: u16,
+        message: String,
+    },
+    #[error("unexpected answer from {service}: {reason}")]
+    Unexpected {
+        service: &'static str,
+        reason: String,
+    },
+}
+
+/// A launched EC2 instance as RunInstances reported it.
+#[derive(Debug, Clone)]
+pub struct LaunchedInstance {
+    pub instance_id: String,
+    pub private_ip: Option<String>,
+}
+
+pub struct RunInstance<'a> {
+    pub image_id: &'a str,
+    pub instance_type: &'a str,
+    pub subnet_id: Option<&'a str>,
+    pub tags: Vec<(String, String)>,
+    /// Idempotency token, so that a retried call cannot launch twice.
+    pub client_token: &'a str,
+}
+
+pub struct Outbound {
+    client: Client<HttpConnector, Full<Bytes>>,
+    region: String,
+    ec2: Option<Endpoint>,
+    events: Option<Endpoint>,
+}
+
+impl Outbound {
+    pub fn new(region: &str, ec2: Option<Endpoint>, events: Option<Endpoint>) -> Self {
+        Self {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            region: region.to_owned(),
+            ec2,
+            events,
+        }
+    }
+
+    pub fn has_ec2(&self) -> bool {
+        self.ec2.is_some()
+    }
+
+    pub fn has_events(&self) -> bool {
+        self.events.is_some()
+    }
+
+    /// A SigV4-shaped Authorization header. moto does not check signatures but routes by
+    /// the credential scope's service name, so the scope must name the right service.
+    fn authorization(&self, service: &str, day: &str) -> String {
+        format!(
+            "AWS4-HMAC-SHA256 Credential=test/{day}/{}/{service}/aws4_request, SignedHeaders=host;x-amz-date, Signature=0",
+            self.region
+        )
+    }
+
+    async fn post(
+        &self,
+        endpoint: &Endpoint,
+        service: &'static str,
+        content_type: &str,
+        target: Option<&str>,
+        body: String,
+    ) -> Result<(u16, String), OutboundError> {
+        let (amz_date, day) = Timestamp::now().amz_date_and_day();
+        let mut request = hyper::Request::post(format!("{}/", endpoint.base))
+            .header("content-type", content_type)
+            .header("x-amz-date", amz_date)
+            .header("authorization", self.authorization(service, &day));
+        if let Some(target) = target {
+            request = request.header("x-amz-target", target);
+        }
+        let request =
+            request
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|error| OutboundError::Transport {
+                    endpoint: endpoint.base.clone(),
+                    reason: error.to_string(),
+                })?;
+        let transport_error = |reason: String| OutboundError::Transport {
+            endpoint: endpoint.base.clone(),
+            reason,
+        };
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.client.request(request))
+            .await
+            .map_err(|_| transport_error(format!("no answer within {REQUEST_TIMEOUT:?}")))?
+            .map_err(|error| transport_error(error.to_string()))?;
+        let status = response.status().as_u16();
+        let body = tokio::time::timeout(REQUEST_TIMEOUT, response.into_body().collect())
+            .await
+            .map_err(|_| transport_error("response body timed out".to_owned()))?
+            .map_err(|error| transport_error(error.to_string()))?
+            .to_bytes();
+        if body.len() > MAX_RESPONSE_BYTES {
+            return Err(OutboundError::Unexpected {
+                service,
+                reason: format!("response of {} bytes", body.len()),
+            });
+        }
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    async fn ec2_call(&self, params: Vec<(String, String)>) -> Result<String, OutboundError> {
+        let Some(endpoint) = &self.ec2 else {
+            return Err(OutboundError::Unexpected {
+                service: "ec2",
+                reason: "no EC2 endpoint configured".to_owned(),
+            });
+        };
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        let (status, text) = self
+            .post(
+                endpoint,
+                "ec2",
+                "application/x-www-form-urlencoded; charset=utf-8",
+                None,
+                body,
+            )
+            .await?;
+        if !(200..300).contains(&status) {
+            let code = xml_text(&text, "Code").unwrap_or_default();
+            let message = xml_text(&text, "Message").unwrap_or_else(|| text.clone());
+            return Err(OutboundError::Service {
+                service: "ec2",
+                status,
+                message: format!("{code}: {message}"),
+            });
+        }
+        Ok(text)
+    }
+
+    pub async fn run_instance(
+        &self,
+        request: RunInstance<'_>,
+    ) -> Result<LaunchedInstance, OutboundError> {
+        let mut params: Vec<(String, String)> = vec![
+            ("Action".into(), "RunInstances".into()),
+            ("Version".into(), "2016-11-15".into()),
+            ("ImageId".into(), request.image_id.into()),
+            ("InstanceType".into(), request.instance_type.into()),
+            ("MinCount".into(), "1".into()),
+            ("MaxCount".into(), "1".into()),
+            ("ClientToken".into(), request.client_token.into()),
+        ];
+        if let Some(subnet_id) = request.subnet_id {
+            params.push(("SubnetId".into(), subnet_id.into()));
+        }
+        if !request.tags.is_empty() {
+            params.push(("TagSpecification.1.ResourceType".into(), "instance".into()));
+            for (index, (key, value)) in request.tags.into_iter().enumerate() {
+                let number = index + 1;
+                params.push((format!("TagSpecification.1.Tag.{number}.Key"), key));
+                params.push((format!("TagSpecification.1.Tag.{number}.Value"), value));
+            }
+        }
+        let reply = self.ec2_call(params).await?;
+        let instance_id =
+            xml_text(&reply, "instanceId").ok_or_else(|| OutboundError::Unexpected {
+                service: "ec2",
+                reason: "RunInstances reply has no instanceId".to_owned(),
+            })?;
+        Ok(LaunchedInstance {
+            instance_id,
+            private_ip: xml_text(&reply, "privateIpAddress"),
+        })
+    }
+
+    pub async fn terminate_instances(&self, instance_ids: &[String]) -> Result<(), OutboundError> {
+        let mut params: Vec<(String, String)> = vec![
+            ("Action".into(), "TerminateInstances".into()),
+            ("Version".into(), "2016-11-15".into()),
+        ];
+        for (index, id) in instance_ids.iter().enumerate() {
+            params.push((format!("InstanceId.{}", index + 1), id.clone()));
+        }
+        self.ec2_call(params).await.map(|_| ())
+    }
+
+    /// PutEvents one event (AWS service-event shape in `event`) on the default bus.
+    pub async fn put_event(&self, event: &Value) -> Result<(), OutboundError> {
+        let Some(endpoint) = &self.events else {
+            return Err(OutboundError::Unexpected {
+                service: "events",
+                reason: "no EventBridge endpoint configured".to_owned(),
+            });
+        };
+        let entry = json!({
+            "Source": event["source"],
+            "DetailType": event["detail-type"],
+            "Detail": event["detail"].to_string(),
+            "Resources": event["resources"],
+            "EventBusName": "default",
+        });
+        let body = json!({ "Entries": [entry] }).to_string();
+        let (status, text) = self
+            .post(
+                endpoint,
+                "events",
+                "application/x-amz-json-1.1",
+                Some("AWSEvents.PutEvents"),
+                body,
+            )
+            .await?;
+        if !(200..300).contains(&status) {
+            return Err(OutboundError::Service {
+                service: "events",
+                status,
+                message: text,
+            });
+        }
+        let reply: Value =
+            serde_json::from_str(&text).map_err(|error| OutboundError::Unexpected {
+                service: "events",
+                reason: format!("PutEvents reply is not JSON: {error}"),
+            })?;
+        if reply["FailedEntryCount"].as_u64().unwrap_or(0) > 0 {
+            return Err(OutboundError::Service {
+                service: "events",
+                status,
+                message: format!("PutEvents failed an entry: {reply}"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The text of the first `<tag>…</tag>` element. EC2's Query replies are simple enough that
+/// this is all the XML reading the simulator needs.
+fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let length = xml[start..].find(&close)?;
+    Some(xml[start..start + length].trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_endpoints_are_accepted() {
+        assert!(Endpoint::parse("http://127.0.0.1:5000").is_ok());
+        assert!(Endpoint::parse("http://localhost:4566/").is_ok());
+        assert!(Endpoint::parse("http://[::1]:4566").is_ok());
+        assert!(Endpoint::parse("http://10.0.0.1:5000").is_err());
+        assert!(Endpoint::parse("http://example.com").is_err());
+        assert!(Endpoint::parse("https://127.0.0.1:5000").is_err());
+    }
+
+    #[test]
+    fn reads_run_instances_reply() {
+        let reply = "<RunInstancesResponse><instancesSet><item><instanceId>i-0123456789abcdef0</instanceId>\
+                     <privateIpAddress>10.0.1.5</privateIpAddress></item></instancesSet></RunInstancesResponse>";
+        assert_eq!(
+            xml_text(reply, "instanceId").as_deref(),
+            Some("i-0123456789abcdef0")
+        );
+        assert_eq!(
+            xml_text(reply, "privateIpAddress").as_deref(),
+            Some("10.0.1.5")
+        );
+        assert_eq!(xml_text(reply, "missing"), None);
+    }
+}

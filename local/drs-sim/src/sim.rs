@@ -1,0 +1,125 @@
+//! The simulator object shared by the HTTP handlers and the job tasks.
+
+use std::future::Future;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use crate::SimConfig;
+use crate::clock::Timestamp;
+use crate::model::{EmittedEvent, State};
+use crate::outbound::{Endpoint, Outbound};
+
+pub struct Simulator {
+    pub config: SimConfig,
+    state: Mutex<State>,
+    /// Job lifecycles and event deliveries; aborted on shutdown, drop and reset.
+    tasks: Mutex<JoinSet<()>>,
+    pub outbound: Outbound,
+}
+
+impl Simulator {
+    /// `config` has been validated by `spawn`, so its endpoints parse.
+    pub fn new(config: SimConfig) -> Self {
+        let ec2 = config
+            .ec2_endpoint
+            .as_deref()
+            .and_then(|url| Endpoint::parse(url).ok());
+        let events = config
+            .events_endpoint
+            .as_deref()
+            .and_then(|url| Endpoint::parse(url).ok());
+        let outbound = Outbound::new(&config.region, ec2, events);
+        Self {
+            config,
+            state: Mutex::new(State::new()),
+            tasks: Mutex::new(JoinSet::new()),
+            outbound,
+        }
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the state as it was at that point, which is
+        // still more useful to a test than a simulator that refuses every later call.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn with_state<R>(&self, action: impl FnOnce(&mut State) -> R) -> R {
+        action(&mut self.lock_state())
+    }
+
+    /// Runs `action` only if no reset happened since `generation` was read: a job task of a
+    /// previous generation must not write into the fresh state.
+    pub fn update<R>(&self, generation: u64, action: impl FnOnce(&mut State) -> R) -> Option<R> {
+        let mut state = self.lock_state();
+        (state.generation == generation).then(|| action(&mut state))
+    }
+
+    pub fn spawn_background(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let mut tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Reap finished tasks so the set does not grow with every job ever run.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+
+    pub fn stop_background_tasks(&self) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .abort_all();
+    }
+
+    /// A phase's real duration under the configured time scale.
+    pub fn scaled(&self, duration: Duration) -> Duration {
+        duration.mul_f64(self.config.time_scale)
+    }
+
+    pub fn arn(&self, resource_type: &str, id: &str) -> String {
+        format!(
+            "arn:aws:drs:{}:{}:{resource_type}/{id}",
+            self.config.region, self.config.account_id
+        )
+    }
+
+    /// Builds a DRS event in the shape AWS delivers service events, records it, and puts it
+    /// on EventBridge when an endpoint is configured.
+    pub async fn emit_event(&self, detail_type: &str, resources: Vec<String>, detail: Value) {
+        let event_id = self.with_state(|state| state.ids.request_id());
+        let event = json!({
+            "version": "0",
+            "id": event_id,
+            "detail-type": detail_type,
+            "source": "aws.drs",
+            "account": self.config.account_id,
+            "time": Timestamp::now().iso8601_seconds(),
+            "region": self.config.region,
+            "resources": resources,
+            "detail": detail,
+        });
+        let (delivered, error) = if self.outbound.has_events() {
+            match self.outbound.put_event(&event).await {
+                Ok(()) => (true, None),
+                Err(error) => {
+                    eprintln!("drs-sim: could not put {detail_type} event: {error}");
+                    (false, Some(error.to_string()))
+                }
+            }
+        } else {
+            (false, None)
+        };
+        self.with_state(|state| {
+            state.events.push(EmittedEvent {
+                event,
+                delivered,
+                error,
+            })
+        });
+    }
+}
