@@ -31,6 +31,7 @@
 mod api;
 mod clock;
 mod control;
+mod drs;
 mod ids;
 mod lifecycle;
 mod model;

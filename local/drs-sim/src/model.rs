@@ -430,9 +430,9 @@ impl CallRecord {
         record.insert("status".into(), json!(self.status));
         if let Some(ids) = &self.resource_ids {
             let key = if self.operation == "StartRecovery" {
-                "sourceServerIDs"
+                "source_server_ids"
             } else {
-                "recoveryInstanceIDs"
+                "recovery_instance_ids"
             };
             record.insert(key.into(), json!(ids));
         }

@@ -1,0 +1,565 @@
+//! Job lifecycles on timers: launch (recovery and drill), terminate, failback.
+//!
+//! Each job runs as one background task that drives one sub-task per server. State changes
+//! happen under the state lock, never across an await; calls to moto and EventBridge happen
+//! between them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use crate::clock::Timestamp;
+use crate::model::{JobLogData, JobLogItem, JobStatus, RecoveryInstance, RecoverySnapshot, State};
+use crate::outbound::RunInstance;
+use crate::sim::Simulator;
+
+pub struct LaunchPlan {
+    pub job_id: String,
+    pub generation: u64,
+    pub is_drill: bool,
+    /// (source server ID, chosen recovery snapshot ID).
+    pub servers: Vec<(String, Option<String>)>,
+}
+
+pub struct InstanceJobPlan {
+    pub job_id: String,
+    pub generation: u64,
+    /// (recovery instance ID, source server ID).
+    pub instances: Vec<(String, String)>,
+}
+
+fn log(state: &mut State, job_id: &str, event: &'static str, data: JobLogData) {
+    if let Some(job) = state.job_mut(job_id) {
+        job.log.push(JobLogItem {
+            time: Timestamp::now(),
+            event,
+            data,
+        });
+    }
+}
+
+fn for_server(source_server_id: &str) -> JobLogData {
+    JobLogData {
+        source_server_id: Some(source_server_id.to_owned()),
+        ..JobLogData::default()
+    }
+}
+
+/// PENDING → STARTED with JOB_START, after the scaled start delay.
+async fn start_job(sim: &Simulator, job_id: &str, generation: u64) -> Option<()> {
+    tokio::time::sleep(sim.scaled(sim.config.phases.job_start)).await;
+    sim.update(generation, |state| {
+        if let Some(job) = state.job_mut(job_id) {
+            job.status = JobStatus::Started;
+        }
+        log(state, job_id, "JOB_START", JobLogData::default());
+    })
+}
+
+/// STARTED → COMPLETED with JOB_END, once every server has its result.
+fn end_job(sim: &Simulator, job_id: &str, generation: u64) {
+    sim.update(generation, |state| {
+        log(state, job_id, "JOB_END", JobLogData::default());
+        if let Some(job) = state.job_mut(job_id) {
+            job.status = JobStatus::Completed;
+            job.ended = Some(Timestamp::now());
+        }
+    });
+}
+
+async fn wait_for_all(mut servers: JoinSet<()>) {
+    while let Some(result) = servers.join_next().await {
+        if let Err(error) = result
+            && error.is_panic()
+        {
+            eprintln!("drs-sim: a server task panicked: {error}");
+        }
+    }
+}
+
+pub fn spawn_launch_job(sim: &Arc<Simulator>, plan: LaunchPlan) {
+    let sim_for_task = sim.clone();
+    sim.spawn_background(async move {
+        let sim = sim_for_task;
+        if start_job(&sim, &plan.job_id, plan.generation).await.is_none() {
+            return;
+        }
+        // Dropping this set (when the job task is aborted) aborts the server tasks too.
+        let mut servers = JoinSet::new();
+        for (server_id, snapshot_id) in plan.servers {
+            let sim = sim.clone();
+            let job_id = plan.job_id.clone();
+            let generation = plan.generation;
+            let is_drill = plan.is_drill;
+            servers.spawn(async move {
+                launch_server(&sim, generation, &job_id, &server_id, snapshot_id, is_drill).await;
+            });
+        }
+        wait_for_all(servers).await;
+        end_job(&sim, &plan.job_id, plan.generation);
+    });
+}
+
+/// What a launch needs to know about its server, read once under the lock.
+struct LaunchTarget {
+    arn: String,
+    hostname: String,
+    tags: Vec<(String, String)>,
+    image_id: String,
+    instance_type: String,
+    subnet_id: Option<String>,
+    failure: Option<String>,
+    conversion_factor: f64,
+    conversion_extra_seconds: f64,
+}
+
+async fn launch_server(
+    sim: &Arc<Simulator>,
+    generation: u64,
+    job_id: &str,
+    server_id: &str,
+    snapshot_id: Option<String>,
+    is_drill: bool,
+) -> Option<()> {
+    let phases = sim.config.phases.clone();
+    sim.update(generation, |state| {
+        if let Some(participant) = state
+            .job_mut(job_id)
+            .and_then(|job| job.participant_mut(server_id))
+        {
+            participant.launch_status = "IN_PROGRESS";
+        }
+        if let Some(launch) = state
+            .server_mut(server_id)
+            .and_then(|server| server.last_launch.as_mut())
+        {
+            launch.status = "IN_PROGRESS";
+        }
+    })?;
+
+    // Point in time: a new snapshot now, or the one asked for.
+    let point_in_time = match &snapshot_id {
+        None => {
+            sim.update(generation, |state| {
+                log(state, job_id, "SNAPSHOT_START", for_server(server_id))
+            })?;
+            tokio::time::sleep(sim.scaled(phases.snapshot)).await;
+            sim.update(generation, |state| {
+                let now = Timestamp::now();
+                let snapshot = RecoverySnapshot {
+                    id: state.ids.recovery_snapshot_id(),
+                    source_server_id: server_id.to_owned(),
+                    expected: now,
+                    taken: now,
+                    ebs_snapshots: vec![state.ids.ebs_snapshot_id()],
+                };
+                state.snapshots.push(snapshot);
+                log(state, job_id, "SNAPSHOT_END", for_server(server_id));
+                now
+            })?
+        }
+        Some(snapshot_id) => sim.update(generation, |state| {
+            log(state, job_id, "USING_PREVIOUS_SNAPSHOT", for_server(server_id));
+            state
+                .snapshots
+                .iter()
+                .find(|snapshot| &snapshot.id == snapshot_id)
+                .map_or_else(Timestamp::now, |snapshot| snapshot.taken)
+        })?,
+    };
+
+    let (conversion_server_id, target) = sim.update(generation, |state| {
+        let conversion_server_id = state.ids.ec2_instance_id();
+        log(
+            state,
+            job_id,
+            "CONVERSION_START",
+            JobLogData {
+                conversion_server_id: Some(conversion_server_id.clone()),
+                ..for_server(server_id)
+            },
+        );
+        let server = state.server(server_id)?;
+        let mut tags: Vec<(String, String)> = server
+            .tags
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        tags.push(("drs:source-server".to_owned(), server_id.to_owned()));
+        if !server.tags.contains_key("Name") {
+            tags.push(("Name".to_owned(), server.hostname.clone()));
+        }
+        let slow = state.faults.slow_conversions.get(server_id);
+        let target = LaunchTarget {
+            arn: server.arn.clone(),
+            hostname: server.hostname.clone(),
+            tags,
+            image_id: server.image_id.clone(),
+            instance_type: server.instance_type.clone(),
+            subnet_id: if is_drill {
+                server
+                    .drill_subnet_id
+                    .clone()
+                    .or_else(|| server.launch_subnet_id.clone())
+            } else {
+                server.launch_subnet_id.clone()
+            },
+            failure: state.faults.failed_launches.get(server_id).cloned(),
+            conversion_factor: slow.map_or(1.0, |slow| slow.factor),
+            conversion_extra_seconds: slow.map_or(0.0, |slow| slow.extra_seconds),
+        };
+        Some((conversion_server_id, target))
+    })??;
+
+    let conversion = phases.conversion.mul_f64(target.conversion_factor)
+        + Duration::from_secs_f64(target.conversion_extra_seconds);
+    tokio::time::sleep(sim.scaled(conversion)).await;
+    let with_conversion = |data: JobLogData| JobLogData {
+        conversion_server_id: Some(conversion_server_id.clone()),
+        ..data
+    };
+    sim.update(generation, |state| {
+        log(
+            state,
+            job_id,
+            "CONVERSION_END",
+            with_conversion(for_server(server_id)),
+        )
+    })?;
+
+    // Launch: an injected failure, a real instance in moto, or a simulated instance ID.
+    let launched = match &target.failure {
+        Some(raw_error) => Err(raw_error.clone()),
+        None if sim.outbound.has_ec2() => {
+            let client_token = format!("{job_id}-{server_id}");
+            sim.outbound
+                .run_instance(RunInstance {
+                    image_id: &target.image_id,
+                    instance_type: &target.instance_type,
+                    subnet_id: target.subnet_id.as_deref(),
+                    tags: target.tags.clone(),
+                    client_token: &client_token,
+                })
+                .await
+                .map(|instance| (instance.instance_id, instance.private_ip, true))
+                .map_err(|error| format!("Failed to launch the recovery instance: {error}"))
+        }
+        None => Ok((
+            sim.with_state(|state| state.ids.ec2_instance_id()),
+            None,
+            false,
+        )),
+    };
+    sim.update(generation, |state| {
+        let target_instance_id = launched.as_ref().ok().map(|(id, _, _)| id.clone());
+        log(
+            state,
+            job_id,
+            "LAUNCH_START",
+            JobLogData {
+                target_instance_id,
+                ..with_conversion(for_server(server_id))
+            },
+        )
+    })?;
+    // An instance that moto could not launch fails at once; the others take their boot time.
+    if launched.is_ok() || target.failure.is_some() {
+        tokio::time::sleep(sim.scaled(phases.launch)).await;
+    }
+
+    match launched {
+        Ok((ec2_instance_id, private_ip, in_moto)) => {
+            let replaced = sim.update(generation, |state| {
+                finish_launched(
+                    sim,
+                    state,
+                    job_id,
+                    server_id,
+                    is_drill,
+                    point_in_time,
+                    &ec2_instance_id,
+                    private_ip,
+                    target.subnet_id.clone(),
+                    in_moto,
+                )
+            })?;
+            // DRS keeps one recovery instance per source server: the new launch replaces
+            // (and terminates) the previous one.
+            if let Some(previous) = replaced
+                && previous.in_moto
+                && let Err(error) = sim
+                    .outbound
+                    .terminate_instances(std::slice::from_ref(&previous.ec2_instance_id))
+                    .await
+            {
+                sim.with_state(|state| {
+                    state.outbound_errors.push(format!(
+                        "terminating replaced instance {}: {error}",
+                        previous.ec2_instance_id
+                    ))
+                });
+            }
+            emit_launch_result(sim, &target.arn, job_id, is_drill, "SUCCEEDED").await;
+        }
+        Err(raw_error) => {
+            sim.update(generation, |state| {
+                log(
+                    state,
+                    job_id,
+                    "LAUNCH_FAILED",
+                    JobLogData {
+                        raw_error: Some(raw_error.clone()),
+                        ..with_conversion(for_server(server_id))
+                    },
+                );
+                if let Some(participant) = state
+                    .job_mut(job_id)
+                    .and_then(|job| job.participant_mut(server_id))
+                {
+                    participant.launch_status = "FAILED";
+                }
+                if let Some(server) = state.server_mut(server_id) {
+                    server.last_launch_result = "FAILED";
+                    if let Some(launch) = server.last_launch.as_mut() {
+                        launch.status = "FAILED";
+                    }
+                }
+            })?;
+            eprintln!(
+                "drs-sim: launch of {server_id} ({}) failed: {raw_error}",
+                target.hostname
+            );
+            emit_launch_result(sim, &target.arn, job_id, is_drill, "FAILED").await;
+        }
+    }
+    Some(())
+}
+
+/// Records a successful launch; returns the recovery instance it replaced, if any.
+#[allow(clippy::too_many_arguments)]
+fn finish_launched(
+    sim: &Simulator,
+    state: &mut State,
+    job_id: &str,
+    server_id: &str,
+    is_drill: bool,
+    point_in_time: Timestamp,
+    ec2_instance_id: &str,
+    private_ip: Option<String>,
+    subnet_id: Option<String>,
+    in_moto: bool,
+) -> Option<RecoveryInstance> {
+    // DRS uses the EC2 instance ID as the recovery instance ID.
+    let recovery_instance_id = ec2_instance_id.to_owned();
+    let tags = state
+        .server(server_id)
+        .map(|server| server.tags.clone())
+        .unwrap_or_default();
+    let previous_index = state
+        .recovery_instances
+        .iter()
+        .position(|instance| instance.source_server_id == server_id);
+    let replaced = previous_index.map(|index| state.recovery_instances.remove(index));
+    state.recovery_instances.push(RecoveryInstance {
+        arn: sim.arn("recovery-instance", &recovery_instance_id),
+        id: recovery_instance_id.clone(),
+        ec2_instance_id: ec2_instance_id.to_owned(),
+        ec2_state: "RUNNING",
+        job_id: job_id.to_owned(),
+        source_server_id: server_id.to_owned(),
+        is_drill,
+        tags,
+        point_in_time,
+        private_ip,
+        subnet_id,
+        failback_state: None,
+        failback_job_id: None,
+        in_moto,
+    });
+    if let Some(participant) = state
+        .job_mut(job_id)
+        .and_then(|job| job.participant_mut(server_id))
+    {
+        participant.launch_status = "LAUNCHED";
+        participant.recovery_instance_id = Some(recovery_instance_id.clone());
+    }
+    if let Some(server) = state.server_mut(server_id) {
+        server.recovery_instance_id = Some(recovery_instance_id);
+        server.last_launch_result = "SUCCEEDED";
+        if let Some(launch) = server.last_launch.as_mut() {
+            launch.status = "LAUNCHED";
+        }
+    }
+    replaced
+}
+
+/// `DRS Source Server Launch Result`, as the DRS user guide documents it.
+async fn emit_launch_result(
+    sim: &Simulator,
+    server_arn: &str,
+    job_id: &str,
+    is_drill: bool,
+    state: &str,
+) {
+    sim.emit_event(
+        "DRS Source Server Launch Result",
+        vec![server_arn.to_owned()],
+        json!({
+            "state": state,
+            "job-id": job_id,
+            "is-drill": if is_drill { "TRUE" } else { "FALSE" },
+        }),
+    )
+    .await;
+}
+
+pub fn spawn_terminate_job(sim: &Arc<Simulator>, plan: InstanceJobPlan) {
+    let sim_for_task = sim.clone();
+    sim.spawn_background(async move {
+        let sim = sim_for_task;
+        if start_job(&sim, &plan.job_id, plan.generation).await.is_none() {
+            return;
+        }
+        let mut servers = JoinSet::new();
+        for (instance_id, server_id) in plan.instances {
+            let sim = sim.clone();
+            let job_id = plan.job_id.clone();
+            let generation = plan.generation;
+            servers.spawn(async move {
+                terminate_instance(&sim, generation, &job_id, &instance_id, &server_id).await;
+            });
+        }
+        wait_for_all(servers).await;
+        end_job(&sim, &plan.job_id, plan.generation);
+    });
+}
+
+async fn terminate_instance(
+    sim: &Simulator,
+    generation: u64,
+    job_id: &str,
+    instance_id: &str,
+    server_id: &str,
+) -> Option<()> {
+    let (ec2_instance_id, in_moto) = sim.update(generation, |state| {
+        if let Some(participant) = state
+            .job_mut(job_id)
+            .and_then(|job| job.participant_mut(server_id))
+        {
+            participant.launch_status = "IN_PROGRESS";
+        }
+        let instance = state.recovery_instance_mut(instance_id)?;
+        instance.ec2_state = "SHUTTING-DOWN";
+        let found = (instance.ec2_instance_id.clone(), instance.in_moto);
+        log(
+            state,
+            job_id,
+            "CLEANUP_START",
+            JobLogData {
+                target_instance_id: Some(found.0.clone()),
+                ..for_server(server_id)
+            },
+        );
+        Some(found)
+    })??;
+    let result = if in_moto {
+        sim.outbound
+            .terminate_instances(std::slice::from_ref(&ec2_instance_id))
+            .await
+            .map_err(|error| error.to_string())
+    } else {
+        Ok(())
+    };
+    tokio::time::sleep(sim.scaled(sim.config.phases.terminate)).await;
+    sim.update(generation, |state| {
+        let data = JobLogData {
+            target_instance_id: Some(ec2_instance_id.clone()),
+            ..for_server(server_id)
+        };
+        match &result {
+            Ok(()) => {
+                state
+                    .recovery_instances
+                    .retain(|instance| instance.id != instance_id);
+                log(state, job_id, "CLEANUP_END", data);
+                if let Some(participant) = state
+                    .job_mut(job_id)
+                    .and_then(|job| job.participant_mut(server_id))
+                {
+                    participant.launch_status = "TERMINATED";
+                }
+                if let Some(server) = state.server_mut(server_id)
+                    && server.recovery_instance_id.as_deref() == Some(instance_id)
+                {
+                    server.recovery_instance_id = None;
+                    if let Some(launch) = server.last_launch.as_mut() {
+                        launch.status = "TERMINATED";
+                    }
+                }
+            }
+            Err(raw_error) => {
+                if let Some(instance) = state.recovery_instance_mut(instance_id) {
+                    instance.ec2_state = "RUNNING";
+                }
+                log(
+                    state,
+                    job_id,
+                    "CLEANUP_FAIL",
+                    JobLogData {
+                        raw_error: Some(raw_error.clone()),
+                        ..data
+                    },
+                );
+                if let Some(participant) = state
+                    .job_mut(job_id)
+                    .and_then(|job| job.participant_mut(server_id))
+                {
+                    participant.launch_status = "FAILED";
+                }
+            }
+        }
+    })
+}
+
+pub fn spawn_failback_job(sim: &Arc<Simulator>, plan: InstanceJobPlan) {
+    let sim_for_task = sim.clone();
+    sim.spawn_background(async move {
+        let sim = sim_for_task;
+        if start_job(&sim, &plan.job_id, plan.generation).await.is_none() {
+            return;
+        }
+        for (_, server_id) in &plan.instances {
+            let started = sim.update(plan.generation, |state| {
+                log(state, &plan.job_id, "LAUNCH_START", for_server(server_id));
+                if let Some(participant) = state
+                    .job_mut(&plan.job_id)
+                    .and_then(|job| job.participant_mut(server_id))
+                {
+                    participant.launch_status = "IN_PROGRESS";
+                }
+            });
+            if started.is_none() {
+                return;
+            }
+        }
+        tokio::time::sleep(sim.scaled(sim.config.phases.launch)).await;
+        let finished = sim.update(plan.generation, |state| {
+            for (instance_id, server_id) in &plan.instances {
+                if let Some(instance) = state.recovery_instance_mut(instance_id) {
+                    instance.failback_state = Some("FAILBACK_COMPLETED");
+                }
+                if let Some(participant) = state
+                    .job_mut(&plan.job_id)
+                    .and_then(|job| job.participant_mut(server_id))
+                {
+                    participant.launch_status = "LAUNCHED";
+                }
+            }
+        });
+        if finished.is_some() {
+            end_job(&sim, &plan.job_id, plan.generation);
+        }
+    });
+}
