@@ -18,3 +18,6 @@ pub use quota::{Quotas, plan_launch_batches};
 pub use resolve::{
     ResolvedPlan, ResolvedWave, SourceServer, WaveServer, parse_source_server_dump, resolve,
 };
+pub mod duration;
+pub mod launch;
+pub mod readiness;
