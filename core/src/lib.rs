@@ -1,16 +1,22 @@
-//! drplan's domain: plans, validation, server selection, waves and DRS quotas.
+//! drplan's domain: plans, validation, server selection, waves, DRS quotas, launch
+//! outcomes and readiness.
 //!
 //! Nothing here talks to AWS or uses AWS SDK types: functions and the CLI translate
 //! between the SDKs and these types, so all of this is tested without a network.
 
 pub mod dag;
+pub mod duration;
+pub mod execution;
 pub mod issue;
+pub mod launch;
 pub mod parse;
 pub mod plan;
 pub mod quota;
+pub mod readiness;
 pub mod resolve;
 mod validate;
 
+pub use execution::{ExecutionInput, PlanSource, SnapshotChoice, Timing};
 pub use issue::{DOCUMENT_PATH, Issue};
 pub use parse::{Format, parse_document, parse_plan, plan_from_value};
 pub use plan::{HealthCheck, Mode, Plan, RecordType, plan_json_schema};
@@ -18,6 +24,3 @@ pub use quota::{Quotas, plan_launch_batches};
 pub use resolve::{
     ResolvedPlan, ResolvedWave, SourceServer, WaveServer, parse_source_server_dump, resolve,
 };
-pub mod duration;
-pub mod launch;
-pub mod readiness;

@@ -1,0 +1,280 @@
+//! The execution contract: what StartExecution receives, and the small run record
+//! that passes between the state machine's steps (IDs and counts, never server lists,
+//! so a 4,000-server plan fits Step Functions' payload limit).
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::issue::Issue;
+use crate::plan::Mode;
+use crate::quota::Quotas;
+
+/// What a recovery starts from: `{"plan": "shop", "mode": "drill"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExecutionInput {
+    pub plan: PlanSource,
+    pub mode: Mode,
+    pub snapshot: SnapshotChoice,
+    pub timing: Timing,
+    pub quotas: Quotas,
+}
+
+/// A plan by name (the S3 object `plans/NAME.yaml` in the stack's bucket) or inline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum PlanSource {
+    Name(String),
+    Inline(Value),
+}
+
+/// Which point in time to recover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotChoice {
+    /// DRS takes a fresh snapshot (the latest data).
+    #[default]
+    Latest,
+    /// The latest recovery snapshot taken at or before this time, for each server
+    /// (e.g. from before a ransomware infection).
+    Before(Timestamp),
+}
+
+/// How long to wait and how often to look. Defaults suit real DRS jobs; local runs
+/// shrink them to seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timing {
+    /// First wait before polling a launch job, in seconds.
+    pub poll_initial_seconds: u32,
+    /// Longest wait between polls.
+    pub poll_max_seconds: u32,
+    /// Each wait is this much longer than the one before.
+    pub poll_backoff_rate: f64,
+    /// Wall-clock limit for a wave's launch (jobs until every server settles).
+    pub launch_timeout_minutes: u32,
+    /// Seconds between health probes of a wave.
+    pub health_interval_seconds: u32,
+    /// Drill instances are kept this many seconds instead of the plan's keep_minutes
+    /// (for rehearsals; absent means the plan decides).
+    pub drill_keep_seconds: Option<u32>,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            poll_initial_seconds: 30,
+            poll_max_seconds: 300,
+            poll_backoff_rate: 1.5,
+            launch_timeout_minutes: 90,
+            health_interval_seconds: 15,
+            drill_keep_seconds: None,
+        }
+    }
+}
+
+impl Timing {
+    /// The wait before poll number `attempt` (0-based): backs off from the initial
+    /// wait up to the maximum.
+    pub fn poll_delay_seconds(&self, attempt: u32) -> u32 {
+        let grown = f64::from(self.poll_initial_seconds.max(1))
+            * self.poll_backoff_rate.max(1.0).powi(attempt.min(64) as i32);
+        grown.min(f64::from(self.poll_max_seconds.max(1))).round() as u32
+    }
+}
+
+const INPUT_FIELDS: &[&str] = &["plan", "mode", "snapshot", "timing", "quotas"];
+
+impl ExecutionInput {
+    /// Reads the execution input, naming every field that is wrong.
+    pub fn from_value(input: &Value) -> Result<Self, Vec<Issue>> {
+        let mut issues = Vec::new();
+        let Value::Object(map) = input else {
+            return Err(vec![Issue::new(
+                crate::DOCUMENT_PATH,
+                "the execution input must be a JSON object like {\"plan\": \"shop\", \"mode\": \"drill\"}",
+            )]);
+        };
+        for key in map.keys().filter(|k| !INPUT_FIELDS.contains(&k.as_str())) {
+            let hint = crate::issue::did_you_mean(key, INPUT_FIELDS.iter().copied())
+                .map(|s| format!(": did you mean {s:?}?"))
+                .unwrap_or_else(|| format!(": expected {}", INPUT_FIELDS.join(", ")));
+            issues.push(Issue::new(key.clone(), format!("unknown field{hint}")));
+        }
+        let plan = match map.get("plan") {
+            Some(Value::String(name)) if !name.trim().is_empty() => {
+                Some(PlanSource::Name(name.clone()))
+            }
+            Some(doc @ Value::Object(_)) => Some(PlanSource::Inline(doc.clone())),
+            None => {
+                issues.push(Issue::new(
+                    "plan",
+                    "is required: a plan name or an inline plan document",
+                ));
+                None
+            }
+            Some(_) => {
+                issues.push(Issue::new(
+                    "plan",
+                    "must be a plan name or an inline plan document",
+                ));
+                None
+            }
+        };
+        let mode = match map.get("mode").and_then(Value::as_str) {
+            Some("drill") => Some(Mode::Drill),
+            Some("recovery") => Some(Mode::Recovery),
+            _ => {
+                issues.push(Issue::new(
+                    "mode",
+                    "must be \"drill\" (isolated, cleaned up) or \"recovery\" (real failover)",
+                ));
+                None
+            }
+        };
+        let snapshot = match map.get("snapshot") {
+            None => Some(SnapshotChoice::Latest),
+            Some(Value::String(s)) if s == "latest" => Some(SnapshotChoice::Latest),
+            Some(Value::Object(o)) if o.len() == 1 && o.contains_key("before") => {
+                match o
+                    .get("before")
+                    .and_then(Value::as_str)
+                    .map(str::parse::<Timestamp>)
+                {
+                    Some(Ok(t)) => Some(SnapshotChoice::Before(t)),
+                    _ => {
+                        issues.push(Issue::new(
+                            "snapshot.before",
+                            "must be an RFC 3339 time such as 2026-11-27T22:00:00Z",
+                        ));
+                        None
+                    }
+                }
+            }
+            Some(_) => {
+                issues.push(Issue::new(
+                    "snapshot",
+                    "must be \"latest\" or {\"before\": \"2026-11-27T22:00:00Z\"}",
+                ));
+                None
+            }
+        };
+        let timing = read_optional::<Timing>(map.get("timing"), "timing", &mut issues);
+        let quotas = read_optional::<Quotas>(map.get("quotas"), "quotas", &mut issues);
+        if let Some(q) = &quotas
+            && let Err(e) = q.check()
+        {
+            issues.push(Issue::new("quotas", e.to_string()));
+        }
+        match (plan, mode, snapshot, timing, quotas) {
+            (Some(plan), Some(mode), Some(snapshot), Some(timing), Some(quotas))
+                if issues.is_empty() =>
+            {
+                Ok(Self {
+                    plan,
+                    mode,
+                    snapshot,
+                    timing,
+                    quotas,
+                })
+            }
+            _ => Err(issues),
+        }
+    }
+}
+
+fn read_optional<T: Default + for<'de> Deserialize<'de>>(
+    value: Option<&Value>,
+    field: &str,
+    issues: &mut Vec<Issue>,
+) -> Option<T> {
+    match value {
+        None => Some(T::default()),
+        Some(v) => match T::deserialize(v) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                issues.push(Issue::new(field, e.to_string()));
+                None
+            }
+        },
+    }
+}
+
+/// Of a server's recovery snapshots, the one to launch from: the latest taken at or
+/// before `before`. `None` means no snapshot is old enough.
+pub fn pick_snapshot(snapshots: &[(String, Timestamp)], before: Timestamp) -> Option<&str> {
+    snapshots
+        .iter()
+        .filter(|(_, taken)| *taken <= before)
+        .max_by_key(|(_, taken)| *taken)
+        .map(|(id, _)| id.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_one_call_input_reads_with_defaults() {
+        let input = ExecutionInput::from_value(&json!({"plan": "shop", "mode": "drill"})).unwrap();
+        assert_eq!(input.plan, PlanSource::Name("shop".into()));
+        assert_eq!(input.mode, Mode::Drill);
+        assert_eq!(input.snapshot, SnapshotChoice::Latest);
+        assert_eq!(input.timing, Timing::default());
+        assert_eq!(input.quotas, Quotas::default());
+    }
+
+    #[test]
+    fn bad_inputs_name_every_field() {
+        let issues = ExecutionInput::from_value(&json!({
+            "plan": 5, "mode": "dril", "snapshot": {"before": "yesterday"},
+            "timing": {"poll_initial_seconds": "soon"}, "quotas": {"max_concurrent_jobs": 0}, "modes": 1
+        }))
+        .unwrap_err();
+        let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "mood",
+                "plan",
+                "mode",
+                "snapshot.before",
+                "timing",
+                "quotas"
+            ]
+        );
+        assert!(issues[0].message.contains("did you mean \"mode\"?"));
+    }
+
+    #[test]
+    fn snapshots_before_a_time() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        let snapshots = vec![
+            ("snap-1".to_owned(), at("2026-11-27T20:00:00Z")),
+            ("snap-3".to_owned(), at("2026-11-27T22:00:00Z")),
+            ("snap-2".to_owned(), at("2026-11-27T21:00:00Z")),
+        ];
+        assert_eq!(
+            pick_snapshot(&snapshots, at("2026-11-27T21:30:00Z")),
+            Some("snap-2")
+        );
+        assert_eq!(
+            pick_snapshot(&snapshots, at("2026-11-27T22:00:00Z")),
+            Some("snap-3")
+        );
+        assert_eq!(pick_snapshot(&snapshots, at("2026-11-27T19:00:00Z")), None);
+    }
+
+    #[test]
+    fn polls_back_off_to_the_maximum() {
+        let timing = Timing {
+            poll_initial_seconds: 10,
+            poll_max_seconds: 60,
+            poll_backoff_rate: 2.0,
+            ..Timing::default()
+        };
+        let delays: Vec<u32> = (0..5).map(|n| timing.poll_delay_seconds(n)).collect();
+        assert_eq!(delays, [10, 20, 40, 60, 60]);
+    }
+}
