@@ -236,7 +236,7 @@ mod tests {
         assert_eq!(
             paths,
             [
-                "mood",
+                "modes",
                 "plan",
                 "mode",
                 "snapshot.before",
