@@ -342,8 +342,9 @@ fn servers_dump_resolves_waves_with_counts_and_hostnames() {
         out.stdout
     );
     assert!(out.stdout.contains("batch-01 (optional)"));
-    // The archived server tagged for the database wave is not recovered.
-    assert!(!out.stdout.contains("old-db-01"));
+    // A recovered instance replicating back (FAILBACK) carries the same tags but is
+    // never part of a failover.
+    assert!(!out.stdout.contains("db-01-failback"));
 
     let out = drplan(&[
         "validate",

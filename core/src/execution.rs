@@ -278,3 +278,115 @@ mod tests {
         assert_eq!(delays, [10, 20, 40, 60, 60]);
     }
 }
+
+/// The run record every step receives: who this execution is and how it runs. Small
+/// by design; server lists live in the run's S3 prefix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunContext {
+    /// The Step Functions execution ARN.
+    pub execution_id: String,
+    pub execution_name: String,
+    pub plan: String,
+    pub mode: Mode,
+    pub started_at: Timestamp,
+    pub snapshot: SnapshotChoice,
+    pub timing: Timing,
+    pub quotas: Quotas,
+}
+
+impl RunContext {
+    /// Where this run keeps its state and report in the bucket.
+    pub fn state_prefix(&self) -> String {
+        format!("runs/{}/{}/", self.plan, self.execution_name)
+    }
+
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.state_prefix())
+    }
+
+    /// The tags drplan puts on everything it starts, so a retried step recognises
+    /// its own work and a person can find what a run launched.
+    pub fn tags(&self) -> Vec<(String, String)> {
+        vec![
+            (TAG_PLAN.into(), self.plan.clone()),
+            (TAG_EXECUTION.into(), self.execution_name.clone()),
+            (TAG_MODE.into(), self.mode.as_str().into()),
+        ]
+    }
+}
+
+pub const TAG_PLAN: &str = "drplan:plan";
+pub const TAG_WAVE: &str = "drplan:wave";
+pub const TAG_EXECUTION: &str = "drplan:execution";
+pub const TAG_MODE: &str = "drplan:mode";
+pub const TAG_SOURCE_SERVER: &str = "drplan:source-server";
+
+/// Where plans are stored by name in the bucket.
+pub fn plan_key(name: &str) -> String {
+    format!("plans/{name}.yaml")
+}
+
+/// A wave as the state machine carries it: enough to name it and size it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveRef {
+    /// Index into the run's resolved plan.
+    pub index: usize,
+    pub name: String,
+    pub servers: usize,
+}
+
+/// What discovery hands to the rest of the state machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Discovery {
+    pub run: RunContext,
+    /// Waves by layer: each layer's waves run in parallel, layers one after another.
+    pub layers: Vec<Vec<WaveRef>>,
+    pub requires_approval: bool,
+    /// How long drill instances are kept before cleanup (0 for recoveries).
+    pub keep_seconds: u32,
+    pub server_count: usize,
+    /// Readiness warnings (e.g. lag over the RPO), for notifications and the report.
+    pub warnings: Vec<Issue>,
+}
+
+/// Where a wave's launch stands between polls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LaunchState {
+    InProgress,
+    Succeeded,
+    Failed,
+}
+
+/// The polling state of a wave's launch, returned by launch-wave and wait-wave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchPoll {
+    pub state: LaunchState,
+    /// Polls so far; drives the backoff.
+    pub attempt: u32,
+    /// Seconds the state machine waits before the next poll.
+    pub wait_seconds: u32,
+    /// When the wave's launch gives up.
+    pub deadline: Timestamp,
+    pub launched: usize,
+    pub failed: usize,
+    pub pending: usize,
+    /// Why the wave failed, for the execution's error cause.
+    pub reason: Option<String>,
+}
+
+/// The input of wave steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaveStep {
+    pub run: RunContext,
+    pub wave: WaveRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<LaunchPoll>,
+}
+
+impl RunContext {
+    /// Where a wave's records live in the bucket.
+    pub fn wave_key(&self, wave: &WaveRef, name: &str) -> String {
+        self.key(&format!("waves/{:03}-{}/{name}", wave.index, wave.name))
+    }
+}

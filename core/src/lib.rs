@@ -13,6 +13,7 @@ pub mod parse;
 pub mod plan;
 pub mod quota;
 pub mod readiness;
+pub mod report;
 pub mod resolve;
 mod validate;
 

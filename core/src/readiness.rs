@@ -108,7 +108,7 @@ mod tests {
             tags: Default::default(),
             replication_state: Some(state.into()),
             lag_duration: Some(lag.into()),
-            is_archived: false,
+            replication_direction: None,
         }
     }
 

@@ -20,14 +20,20 @@ pub struct SourceServer {
     pub replication_state: Option<String>,
     /// `dataReplicationInfo.lagDuration`, an ISO-8601 duration such as PT30S.
     pub lag_duration: Option<String>,
-    /// Archived (disconnected) servers cannot be recovered and are never selected.
-    pub is_archived: bool,
+    /// `replicationDirection`: FAILOVER for servers replicating into the recovery
+    /// Region; FAILBACK for recovered instances replicating back, which a failover
+    /// plan must never select even though they carry the same tags.
+    pub replication_direction: Option<String>,
 }
 
 impl SourceServer {
     /// The hostname when DRS knows it, else the server ID.
     pub fn display_name(&self) -> &str {
         self.hostname.as_deref().unwrap_or(&self.id)
+    }
+
+    pub fn is_failback(&self) -> bool {
+        self.replication_direction.as_deref() == Some("FAILBACK")
     }
 
     pub fn matches(&self, selector: &Selector) -> bool {
@@ -48,8 +54,7 @@ struct DrsSourceServerItem {
     tags: BTreeMap<String, String>,
     source_properties: Option<DrsSourceProperties>,
     data_replication_info: Option<DrsDataReplicationInfo>,
-    #[serde(default)]
-    is_archived: bool,
+    replication_direction: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -87,7 +92,7 @@ impl From<DrsSourceServerItem> for SourceServer {
             tags: item.tags,
             replication_state,
             lag_duration,
-            is_archived: item.is_archived,
+            replication_direction: item.replication_direction,
         }
     }
 }
@@ -148,7 +153,7 @@ pub fn parse_source_server_dump(text: &str) -> Result<Vec<SourceServer>, DumpErr
 }
 
 /// A server as a wave recovers it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaveServer {
     pub id: String,
     pub hostname: Option<String>,
@@ -163,7 +168,7 @@ impl WaveServer {
 }
 
 /// A wave with its servers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedWave {
     pub name: String,
     /// Indexes into [`ResolvedPlan::waves`].
@@ -175,7 +180,7 @@ pub struct ResolvedWave {
 
 /// The plan applied to a fleet: waves with their servers, and the layers of waves
 /// that run in parallel (each layer after the one before it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedPlan {
     pub waves: Vec<ResolvedWave>,
     pub layers: Vec<Vec<usize>>,
@@ -210,7 +215,7 @@ pub fn resolve(plan: &Plan, fleet: &[SourceServer]) -> Result<ResolvedPlan, Vec<
     let mut issues = Issues::default();
     let mut members: Vec<&SourceServer> = fleet
         .iter()
-        .filter(|s| !s.is_archived && s.matches(&plan.selector))
+        .filter(|s| !s.is_failback() && s.matches(&plan.selector))
         .collect();
     members.sort_by(|a, b| (a.display_name(), &a.id).cmp(&(b.display_name(), &b.id)));
     if members.is_empty() {

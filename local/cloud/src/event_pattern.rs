@@ -28,9 +28,9 @@ fn object_matches(pattern: &Map<String, Value>, event: Option<&Value>) -> bool {
         match expected {
             Value::Object(nested) => match field {
                 // A nested pattern applies to each object of an array.
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .any(|item| object_matches(nested, Some(item))),
+                Some(Value::Array(items)) => {
+                    items.iter().any(|item| object_matches(nested, Some(item)))
+                }
                 _ => object_matches(nested, field),
             },
             Value::Array(filters) => leaf_matches(filters, field),
@@ -65,12 +65,15 @@ fn filter_matches(filter: &Value, value: &Value) -> bool {
     match name.as_str() {
         "prefix" => string_test(argument, text, |value, wanted| value.starts_with(wanted)),
         "suffix" => string_test(argument, text, |value, wanted| value.ends_with(wanted)),
-        "equals-ignore-case" => {
-            one_or_many(argument).any(|wanted| text.is_some_and(|text| eq_ignore_case(text, wanted)))
+        "equals-ignore-case" => one_or_many(argument)
+            .any(|wanted| text.is_some_and(|text| eq_ignore_case(text, wanted))),
+        "wildcard" => {
+            one_or_many(argument).any(|wanted| text.is_some_and(|text| wildcard(wanted, text)))
         }
-        "wildcard" => one_or_many(argument).any(|wanted| text.is_some_and(|text| wildcard(wanted, text))),
         "anything-but" => match argument {
-            Value::Array(excluded) => !excluded.iter().any(|excluded| scalar_equals(excluded, value)),
+            Value::Array(excluded) => !excluded
+                .iter()
+                .any(|excluded| scalar_equals(excluded, value)),
             Value::Object(_) => !filter_matches(argument, value),
             scalar => !scalar_equals(scalar, value),
         },

@@ -19,3 +19,8 @@ pub mod upstream;
 mod xml;
 
 pub use error::{LocalCloudError, Result};
+mod cloud;
+pub mod commands;
+pub mod seed;
+
+pub use cloud::{DEFAULT_GATEWAY_PORT, Functions, LocalCloud, LocalCloudOptions};

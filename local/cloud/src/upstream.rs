@@ -194,18 +194,22 @@ impl AwsClient {
         action: &str,
         params: &[(&str, &str)],
     ) -> Result<String> {
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("Action", action);
-        form.append_pair("Version", version);
-        for (name, value) in params {
-            form.append_pair(name, value);
-        }
+        // Built in a block: the serializer is not Send and must not live across an await.
+        let form = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("Action", action);
+            form.append_pair("Version", version);
+            for (name, value) in params {
+                form.append_pair(name, value);
+            }
+            form.finish()
+        };
         let request = self.request(
             service,
             Method::POST,
             "/",
             "application/x-www-form-urlencoded; charset=utf-8",
-            form.finish().into_bytes(),
+            form.into_bytes(),
         )?;
         let answer = self.http.send(request).await?;
         check_status(service, action, &answer)?;

@@ -35,7 +35,6 @@ pub enum ErrorKind {
     Conflict,
     ResourceNotFound,
     Throttling,
-    InternalServer,
 }
 
 impl ErrorKind {
@@ -46,7 +45,6 @@ impl ErrorKind {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::ResourceNotFound => StatusCode::NOT_FOUND,
             ErrorKind::Throttling => StatusCode::TOO_MANY_REQUESTS,
-            ErrorKind::InternalServer => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -57,7 +55,6 @@ impl ErrorKind {
             ErrorKind::Conflict => "ConflictException",
             ErrorKind::ResourceNotFound => "ResourceNotFoundException",
             ErrorKind::Throttling => "ThrottlingException",
-            ErrorKind::InternalServer => "InternalServerException",
         }
     }
 }
@@ -192,7 +189,10 @@ fn run_recorded(
     };
     let (status, error) = match &result {
         Ok((status, _)) => (status.as_u16(), None),
-        Err(error) => (error.kind.status().as_u16(), Some(error.kind.name().to_owned())),
+        Err(error) => (
+            error.kind.status().as_u16(),
+            Some(error.kind.name().to_owned()),
+        ),
     };
     sim.with_state(|state| {
         state.calls.push(CallRecord {

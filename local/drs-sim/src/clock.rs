@@ -187,7 +187,12 @@ mod tests {
             Some("2024-02-29T23:59:58.250000Z")
         );
         let epoch = Timestamp::parse_iso8601("1970-01-01T00:00:00Z");
-        assert_eq!(epoch, Some(Timestamp { micros_since_epoch: 0 }));
+        assert_eq!(
+            epoch,
+            Some(Timestamp {
+                micros_since_epoch: 0
+            })
+        );
         assert_eq!(
             Timestamp::parse_iso8601("2001-09-09T01:46:40+00:00").map(|t| t.micros_since_epoch),
             Some(1_000_000_000_000_000)

@@ -86,6 +86,17 @@ fn paginate<T>(
     Ok((page, next))
 }
 
+/// `{"items": [...], "nextToken": "..."}`, leaving nextToken out on the last page as DRS
+/// does (a null would read as "more to come" to a careless client).
+fn page_body(items: Vec<Value>, next_token: Option<String>) -> Value {
+    let mut body = serde_json::Map::new();
+    body.insert("items".into(), Value::Array(items));
+    if let Some(token) = next_token {
+        body.insert("nextToken".into(), Value::String(token));
+    }
+    Value::Object(body)
+}
+
 fn check_list_length(field: &str, length: usize, max: usize) -> Result<(), DrsError> {
     if length > max {
         return Err(DrsError::validation(
@@ -104,7 +115,9 @@ fn parse_date(field: &str, value: Option<&str>) -> Result<Option<Timestamp>, Drs
                 DrsError::validation(
                     "fieldValidationFailed",
                     field,
-                    format!("{field} {text:?} is not an ISO-8601 date-time such as 2024-01-31T12:00:00Z"),
+                    format!(
+                        "{field} {text:?} is not an ISO-8601 date-time such as 2024-01-31T12:00:00Z"
+                    ),
                 )
             })
         })
@@ -158,8 +171,7 @@ fn describe_source_servers(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
             })
             .filter(|server| {
                 filters.hardware_id.as_deref().is_none_or(|hardware_id| {
-                    server.mac_address.eq_ignore_ascii_case(hardware_id)
-                        || server.id == hardware_id
+                    server.mac_address.eq_ignore_ascii_case(hardware_id) || server.id == hardware_id
                 })
             })
             .filter(|_| {
@@ -178,7 +190,7 @@ fn describe_source_servers(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
         request.next_token.as_deref(),
         "source-servers",
     )?;
-    ok(json!({ "items": items, "nextToken": next_token }))
+    ok(page_body(items, next_token))
 }
 
 // ---- StartRecovery ----------------------------------------------------------------------
@@ -218,9 +230,7 @@ fn check_concurrent_jobs(sim: &Simulator, state: &State) -> Result<(), DrsError>
     if active_jobs + 1 > max_jobs {
         return Err(DrsError::new(
             ErrorKind::ServiceQuotaExceeded,
-            format!(
-                "{active_jobs} jobs are active; the quota is {max_jobs} concurrent jobs"
-            ),
+            format!("{active_jobs} jobs are active; the quota is {max_jobs} concurrent jobs"),
         )
         .with("resourceType", "JOB")
         .with("serviceCode", "drs"));
@@ -341,7 +351,6 @@ fn start_recovery(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
                     source_server_id: server.source_server_id.clone(),
                     recovery_instance_id: None,
                     launch_status: "PENDING",
-                    recovery_snapshot_id: server.recovery_snapshot_id.clone(),
                 })
                 .collect(),
             tags: request.tags.clone(),
@@ -418,7 +427,11 @@ fn describe_jobs(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
         state
             .jobs
             .iter()
-            .filter(|job| wanted.as_ref().is_none_or(|ids| ids.contains(job.id.as_str())))
+            .filter(|job| {
+                wanted
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(job.id.as_str()))
+            })
             .filter(|job| from.is_none_or(|from| job.created >= from))
             .filter(|job| to.is_none_or(|to| job.created <= to))
             .map(Job::to_json)
@@ -430,7 +443,7 @@ fn describe_jobs(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
         request.next_token.as_deref(),
         "jobs",
     )?;
-    ok(json!({ "items": items, "nextToken": next_token }))
+    ok(page_body(items, next_token))
 }
 
 #[derive(Deserialize)]
@@ -447,9 +460,12 @@ struct DescribeJobLogItemsRequest {
 fn describe_job_log_items(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
     let request: DescribeJobLogItemsRequest = parse_body(body)?;
     let items = sim.with_state(|state| {
-        state
-            .job(&request.job_id)
-            .map(|job| job.log.iter().map(|item| item.to_json()).collect::<Vec<_>>())
+        state.job(&request.job_id).map(|job| {
+            job.log
+                .iter()
+                .map(|item| item.to_json())
+                .collect::<Vec<_>>()
+        })
     });
     let Some(items) = items else {
         return Err(DrsError::validation(
@@ -464,7 +480,7 @@ fn describe_job_log_items(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
         request.next_token.as_deref(),
         &format!("log-{}", request.job_id),
     )?;
-    ok(json!({ "items": items, "nextToken": next_token }))
+    ok(page_body(items, next_token))
 }
 
 // ---- Recovery instances -----------------------------------------------------------------
@@ -518,7 +534,7 @@ fn describe_recovery_instances(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
         request.next_token.as_deref(),
         "recovery-instances",
     )?;
-    ok(json!({ "items": items, "nextToken": next_token }))
+    ok(page_body(items, next_token))
 }
 
 #[derive(Deserialize)]
@@ -530,10 +546,7 @@ struct RecoveryInstanceIdsRequest {
 }
 
 /// Validates the IDs of a Terminate or Failback request and pairs each with its server.
-fn instances_for_job(
-    state: &State,
-    ids: &[String],
-) -> Result<Vec<(String, String)>, DrsError> {
+fn instances_for_job(state: &State, ids: &[String]) -> Result<Vec<(String, String)>, DrsError> {
     if ids.is_empty() {
         return Err(DrsError::validation(
             "fieldValidationFailed",
@@ -596,7 +609,6 @@ fn new_instance_job(
                 source_server_id: server_id.clone(),
                 recovery_instance_id: Some(instance_id.clone()),
                 launch_status: "PENDING",
-                recovery_snapshot_id: None,
             })
             .collect(),
         tags,
@@ -692,7 +704,10 @@ fn describe_recovery_snapshots(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
         "filters.fromDateTime",
         request.filters.from_date_time.as_deref(),
     )?;
-    let to = parse_date("filters.toDateTime", request.filters.to_date_time.as_deref())?;
+    let to = parse_date(
+        "filters.toDateTime",
+        request.filters.to_date_time.as_deref(),
+    )?;
     let descending = match request.order.as_deref() {
         None | Some("ASC") => false,
         Some("DESC") => true,
@@ -737,7 +752,7 @@ fn describe_recovery_snapshots(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
         request.next_token.as_deref(),
         &format!("snapshots-{}", request.source_server_id),
     )?;
-    ok(json!({ "items": items, "nextToken": next_token }))
+    ok(page_body(items, next_token))
 }
 
 #[derive(Deserialize)]

@@ -167,7 +167,10 @@ impl SimHandle {
             let abort = task.abort_handle();
             // Keep-alive connections from clients that never close would hold graceful
             // shutdown open forever; give requests in flight a moment, then cut.
-            if tokio::time::timeout(Duration::from_secs(2), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }
@@ -226,7 +229,9 @@ fn validate_config(config: &SimConfig) -> Result<(), SimError> {
         )));
     }
     if config.region.is_empty() {
-        return Err(SimError::InvalidConfig("region must not be empty".to_owned()));
+        return Err(SimError::InvalidConfig(
+            "region must not be empty".to_owned(),
+        ));
     }
     for (name, endpoint) in [
         ("ec2_endpoint", &config.ec2_endpoint),

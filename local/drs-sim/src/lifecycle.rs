@@ -83,7 +83,10 @@ pub fn spawn_launch_job(sim: &Arc<Simulator>, plan: LaunchPlan) {
     let sim_for_task = sim.clone();
     sim.spawn_background(async move {
         let sim = sim_for_task;
-        if start_job(&sim, &plan.job_id, plan.generation).await.is_none() {
+        if start_job(&sim, &plan.job_id, plan.generation)
+            .await
+            .is_none()
+        {
             return;
         }
         // Dropping this set (when the job task is aborted) aborts the server tasks too.
@@ -161,7 +164,12 @@ async fn launch_server(
             })?
         }
         Some(snapshot_id) => sim.update(generation, |state| {
-            log(state, job_id, "USING_PREVIOUS_SNAPSHOT", for_server(server_id));
+            log(
+                state,
+                job_id,
+                "USING_PREVIOUS_SNAPSHOT",
+                for_server(server_id),
+            );
             state
                 .snapshots
                 .iter()
@@ -419,7 +427,10 @@ pub fn spawn_terminate_job(sim: &Arc<Simulator>, plan: InstanceJobPlan) {
     let sim_for_task = sim.clone();
     sim.spawn_background(async move {
         let sim = sim_for_task;
-        if start_job(&sim, &plan.job_id, plan.generation).await.is_none() {
+        if start_job(&sim, &plan.job_id, plan.generation)
+            .await
+            .is_none()
+        {
             return;
         }
         let mut servers = JoinSet::new();
@@ -527,7 +538,10 @@ pub fn spawn_failback_job(sim: &Arc<Simulator>, plan: InstanceJobPlan) {
     let sim_for_task = sim.clone();
     sim.spawn_background(async move {
         let sim = sim_for_task;
-        if start_job(&sim, &plan.job_id, plan.generation).await.is_none() {
+        if start_job(&sim, &plan.job_id, plan.generation)
+            .await
+            .is_none()
+        {
             return;
         }
         for (_, server_id) in &plan.instances {

@@ -81,10 +81,7 @@ impl SourceServer {
     pub fn to_json(&self, region: &str, now: Timestamp) -> Value {
         let lag = self.lag_seconds(now);
         let mut replication = Map::new();
-        replication.insert(
-            "dataReplicationState".into(),
-            json!(self.replication.state),
-        );
+        replication.insert("dataReplicationState".into(), json!(self.replication.state));
         replication.insert("lagDuration".into(), json!(iso8601_duration(lag)));
         // DRS gives an ETA only while it is catching up.
         if matches!(
@@ -93,7 +90,10 @@ impl SourceServer {
         ) {
             replication.insert(
                 "etaDateTime".into(),
-                json!(now.plus(std::time::Duration::from_secs(lag.max(60))).iso8601()),
+                json!(
+                    now.plus(std::time::Duration::from_secs(lag.max(60)))
+                        .iso8601()
+                ),
             );
         }
         if self.replication.state == "STALLED" {
@@ -118,10 +118,7 @@ impl SourceServer {
         );
 
         let mut life_cycle = Map::new();
-        life_cycle.insert(
-            "addedToServiceDateTime".into(),
-            json!(self.added.iso8601()),
-        );
+        life_cycle.insert("addedToServiceDateTime".into(), json!(self.added.iso8601()));
         life_cycle.insert("firstByteDateTime".into(), json!(self.added.iso8601()));
         life_cycle.insert(
             "elapsedReplicationDuration".into(),
@@ -237,8 +234,6 @@ pub struct Participant {
     pub recovery_instance_id: Option<String>,
     /// PENDING, IN_PROGRESS, LAUNCHED, FAILED or TERMINATED.
     pub launch_status: &'static str,
-    /// The point in time asked for; None means "take a new snapshot now".
-    pub recovery_snapshot_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -267,10 +262,7 @@ impl Job {
             .iter()
             .map(|participant| {
                 let mut item = Map::new();
-                item.insert(
-                    "sourceServerID".into(),
-                    json!(participant.source_server_id),
-                );
+                item.insert("sourceServerID".into(), json!(participant.source_server_id));
                 if let Some(id) = &participant.recovery_instance_id {
                     item.insert("recoveryInstanceID".into(), json!(id));
                 }
@@ -382,10 +374,7 @@ impl RecoveryInstance {
                 "networkInterfaces": [{"ips": ips, "isPrimary": true}],
             }),
         );
-        instance.insert(
-            "originAvailabilityZone".into(),
-            json!(format!("{region}a")),
-        );
+        instance.insert("originAvailabilityZone".into(), json!(format!("{region}a")));
         Value::Object(instance)
     }
 }

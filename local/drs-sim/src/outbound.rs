@@ -135,13 +135,12 @@ impl Outbound {
         if let Some(target) = target {
             request = request.header("x-amz-target", target);
         }
-        let request =
-            request
-                .body(Full::new(Bytes::from(body)))
-                .map_err(|error| OutboundError::Transport {
-                    endpoint: endpoint.base.clone(),
-                    reason: error.to_string(),
-                })?;
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|error| OutboundError::Transport {
+                endpoint: endpoint.base.clone(),
+                reason: error.to_string(),
+            })?;
         let transport_error = |reason: String| OutboundError::Transport {
             endpoint: endpoint.base.clone(),
             reason,

@@ -99,29 +99,27 @@ pub(super) async fn put_events(
     let mut failed = 0;
     for entry in &entries {
         match build_event(entry, &state.upstreams.account_id, region) {
-            Ok((event_bus, event)) => {
-                match deliver(state, &moto, &event_bus, &event).await {
-                    Ok(deliveries) => {
-                        if state.log_requests {
-                            eprintln!(
-                                "gateway: event {} ({}) on bus {event_bus}: {} deliveries",
-                                event["id"],
-                                event["detail-type"],
-                                deliveries.len()
-                            );
-                        }
-                        results.push(json!({ "EventId": event["id"] }));
-                        record(state, event_bus, event, deliveries);
+            Ok((event_bus, event)) => match deliver(state, &moto, &event_bus, &event).await {
+                Ok(deliveries) => {
+                    if state.log_requests {
+                        eprintln!(
+                            "gateway: event {} ({}) on bus {event_bus}: {} deliveries",
+                            event["id"],
+                            event["detail-type"],
+                            deliveries.len()
+                        );
                     }
-                    Err(error) => {
-                        failed += 1;
-                        results.push(json!({
-                            "ErrorCode": "InternalFailure",
-                            "ErrorMessage": error.to_string(),
-                        }));
-                    }
+                    results.push(json!({ "EventId": event["id"] }));
+                    record(state, event_bus, event, deliveries);
                 }
-            }
+                Err(error) => {
+                    failed += 1;
+                    results.push(json!({
+                        "ErrorCode": "InternalFailure",
+                        "ErrorMessage": error.to_string(),
+                    }));
+                }
+            },
             Err((code, message)) => {
                 failed += 1;
                 results.push(json!({ "ErrorCode": code, "ErrorMessage": message }));
@@ -137,7 +135,9 @@ pub(super) async fn put_events(
         header::HeaderValue::from_static("application/x-amz-json-1.1"),
     );
     if let Ok(request_id) = header::HeaderValue::from_str(&random_uuid()) {
-        response.headers_mut().insert("x-amzn-requestid", request_id);
+        response
+            .headers_mut()
+            .insert("x-amzn-requestid", request_id);
     }
     response
 }
@@ -236,7 +236,10 @@ async fn deliver(
         }
         for target in list_targets(moto, event_bus, name).await? {
             let target_id = target.get("Id").and_then(Value::as_str).unwrap_or_default();
-            let target_arn = target.get("Arn").and_then(Value::as_str).unwrap_or_default();
+            let target_arn = target
+                .get("Arn")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let outcome = match target_input(&target, event, name) {
                 Ok(input) => send_to_target(state, moto, &target, target_arn, input, event).await,
                 Err(problem) => format!("failed: {problem}"),
@@ -427,10 +430,12 @@ async fn send_to_target(
                 &json!({ "stateMachineArn": target_arn, "input": input }),
             )
             .await
-            .map(|answer| match answer.get("executionArn").and_then(Value::as_str) {
-                Some(execution) => format!("delivered: started {execution}"),
-                None => "delivered".to_string(),
-            }),
+            .map(
+                |answer| match answer.get("executionArn").and_then(Value::as_str) {
+                    Some(execution) => format!("delivered: started {execution}"),
+                    None => "delivered".to_string(),
+                },
+            ),
         "lambda" => {
             lambda::invoke_in_background(
                 state,
@@ -461,14 +466,13 @@ async fn send_to_queue(
             &json!({ "QueueName": queue_name, "QueueOwnerAWSAccountId": account }),
         )
         .await?;
-    let queue_url = url
-        .get("QueueUrl")
-        .and_then(Value::as_str)
-        .ok_or_else(|| LocalCloudError::UnexpectedAnswer {
+    let queue_url = url.get("QueueUrl").and_then(Value::as_str).ok_or_else(|| {
+        LocalCloudError::UnexpectedAnswer {
             service: "sqs",
             operation: "GetQueueUrl".to_string(),
             problem: format!("no QueueUrl in {url}"),
-        })?;
+        }
+    })?;
     let mut message = json!({ "QueueUrl": queue_url, "MessageBody": input });
     if let Some(group) = target
         .pointer("/SqsParameters/MessageGroupId")
@@ -503,8 +507,12 @@ mod tests {
         assert_eq!(event["detail"]["state"], "STALLED");
         assert_eq!(event["account"], "123456789012");
         assert_eq!(event["resources"], json!([]));
-        let (code, _) = build_event(&json!({"Source": "s", "DetailType": "T", "Detail": "[1]"}), "1", "r")
-            .expect_err("detail must be an object");
+        let (code, _) = build_event(
+            &json!({"Source": "s", "DetailType": "T", "Detail": "[1]"}),
+            "1",
+            "r",
+        )
+        .expect_err("detail must be an object");
         assert_eq!(code, "MalformedDetail");
     }
 
@@ -525,6 +533,9 @@ mod tests {
         }});
         let filled = target_input(&transformer, &event(), rule).expect("a template");
         let filled: Value = serde_json::from_str(&filled).expect("JSON");
-        assert_eq!(filled, json!({"text": "server s-1 lags 5 s", "id": "s-1", "lag": 5}));
+        assert_eq!(
+            filled,
+            json!({"text": "server s-1 lags 5 s", "id": "s-1", "lag": 5})
+        );
     }
 }

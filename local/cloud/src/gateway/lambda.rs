@@ -201,7 +201,10 @@ mod tests {
         let response = invocation_response(answer);
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(
-            response.headers().get("x-amz-function-error").map(|v| v.as_bytes()),
+            response
+                .headers()
+                .get("x-amz-function-error")
+                .map(|v| v.as_bytes()),
             Some(&b"Unhandled"[..])
         );
     }

@@ -73,7 +73,10 @@ impl GatewayHandle {
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
             // In-flight Lambda invocations can take long; do not wait for them.
-            if tokio::time::timeout(Duration::from_secs(2), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }
@@ -202,10 +205,17 @@ async fn handle(State(state): State<Arc<GatewayState>>, request: Request<Body>) 
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().map(str::to_string);
     let route = route(&parts.method, &path, query.as_deref(), &parts.headers);
+    let scope = credential_scope(&parts.headers, query.as_deref());
     if state.log_requests {
-        eprintln!("gateway: {} {} -> {route:?}", parts.method, path);
+        let service = scope
+            .as_ref()
+            .map_or("unsigned", |scope| scope.service.as_str());
+        eprintln!(
+            "gateway: {} {} [{service}] -> {route:?}",
+            parts.method, path
+        );
     }
-    let region = credential_scope(&parts.headers, query.as_deref())
+    let region = scope
         .map(|scope| scope.region)
         .unwrap_or_else(|| state.upstreams.default_region.clone());
     match route {
@@ -264,7 +274,11 @@ async fn forward(
     let request = match builder.body(Full::new(body)) {
         Ok(request) => request,
         Err(error) => {
-            return error_response(StatusCode::BAD_REQUEST, "InvalidRequest", &error.to_string());
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                &error.to_string(),
+            );
         }
     };
     match state.http.send(request).await {
@@ -272,6 +286,15 @@ async fn forward(
             let mut response = Response::new(Body::from(answer.body));
             *response.status_mut() = answer.status;
             copy_headers(&answer.headers, response.headers_mut());
+            // A HEAD answer has no body but tells the length of the one GET would return
+            // (S3 HeadObject's ContentLength).
+            if parts.method == Method::HEAD
+                && let Some(length) = answer.headers.get(header::CONTENT_LENGTH)
+            {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, length.clone());
+            }
             response
         }
         Err(error) => error_response(
@@ -330,10 +353,7 @@ mod tests {
             route(&Method::GET, "/sourceservers", None, &signed("drs")),
             Route::Drs
         );
-        assert_eq!(
-            route(&Method::POST, "/", None, &signed("ec2")),
-            Route::Moto
-        );
+        assert_eq!(route(&Method::POST, "/", None, &signed("ec2")), Route::Moto);
         assert_eq!(
             route(
                 &Method::POST,
@@ -346,7 +366,12 @@ mod tests {
             }
         );
         assert_eq!(
-            route(&Method::GET, "/2015-03-31/functions/", None, &signed("lambda")),
+            route(
+                &Method::GET,
+                "/2015-03-31/functions/",
+                None,
+                &signed("lambda")
+            ),
             Route::Moto
         );
         let mut put_events = signed("events");
@@ -354,13 +379,21 @@ mod tests {
             "x-amz-target",
             header::HeaderValue::from_static("AWSEvents.PutEvents"),
         );
-        assert_eq!(route(&Method::POST, "/", None, &put_events), Route::PutEvents);
+        assert_eq!(
+            route(&Method::POST, "/", None, &put_events),
+            Route::PutEvents
+        );
         assert_eq!(
             route(&Method::GET, "/_drplan/state", None, &HeaderMap::new()),
             Route::SimulatorControl
         );
         assert_eq!(
-            route(&Method::GET, "/_drplan/gateway/events", None, &HeaderMap::new()),
+            route(
+                &Method::GET,
+                "/_drplan/gateway/events",
+                None,
+                &HeaderMap::new()
+            ),
             Route::GatewayControl
         );
         assert_eq!(

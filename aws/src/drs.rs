@@ -1,0 +1,293 @@
+//! The DRS calls drplan makes, over every page, translated to `drplan-core` types.
+
+use std::collections::{HashMap, HashSet};
+
+use aws_sdk_drs::Client;
+use aws_sdk_drs::types::{
+    DescribeJobsRequestFilters, DescribeRecoveryInstancesRequestFilters, Job,
+    RecoverySnapshotsOrder, StartRecoveryRequestSourceServer,
+};
+use drplan_core::SourceServer;
+use drplan_core::launch::{JobLogEntry, JobServer, JobView};
+use jiff::Timestamp;
+
+use crate::FunctionError;
+
+/// DescribeJobs takes at most this many job IDs in one filter.
+const JOB_IDS_PER_CALL: usize = 100;
+
+/// Every source server, over all pages (the AWS sample stops at the first 200).
+pub async fn describe_all_source_servers(drs: &Client) -> Result<Vec<SourceServer>, FunctionError> {
+    let items: Vec<aws_sdk_drs::types::SourceServer> = drs
+        .describe_source_servers()
+        .max_results(200)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| FunctionError::from_sdk("DRS DescribeSourceServers", e))?;
+    Ok(items.iter().filter_map(source_server_from_sdk).collect())
+}
+
+fn source_server_from_sdk(item: &aws_sdk_drs::types::SourceServer) -> Option<SourceServer> {
+    let hints = item
+        .source_properties()
+        .and_then(|p| p.identification_hints());
+    let replication = item.data_replication_info();
+    Some(SourceServer {
+        id: item.source_server_id()?.to_owned(),
+        arn: item.arn().map(str::to_owned),
+        hostname: hints
+            .and_then(|h| h.hostname().or(h.fqdn()))
+            .map(str::to_owned),
+        tags: item
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        replication_state: replication
+            .and_then(|r| r.data_replication_state())
+            .map(|s| s.as_str().to_owned()),
+        lag_duration: replication
+            .and_then(|r| r.lag_duration())
+            .map(str::to_owned),
+        replication_direction: item.replication_direction().map(|d| d.as_str().to_owned()),
+    })
+}
+
+/// DRS's date filter format (no fractional seconds).
+fn drs_date(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Jobs created since `since`, over all pages, with their tags.
+pub async fn jobs_since(
+    drs: &Client,
+    since: Timestamp,
+) -> Result<Vec<(JobView, HashMap<String, String>)>, FunctionError> {
+    let filters = DescribeJobsRequestFilters::builder()
+        .from_date(drs_date(since))
+        .build();
+    let jobs: Vec<Job> = drs
+        .describe_jobs()
+        .filters(filters)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| FunctionError::from_sdk("DRS DescribeJobs", e))?;
+    Ok(jobs
+        .iter()
+        .map(|job| (job_from_sdk(job), job.tags().cloned().unwrap_or_default()))
+        .collect())
+}
+
+/// Source servers in jobs that have not completed: StartRecovery would refuse them.
+pub async fn busy_source_servers(
+    drs: &Client,
+    since: Timestamp,
+) -> Result<HashSet<String>, FunctionError> {
+    Ok(jobs_since(drs, since)
+        .await?
+        .into_iter()
+        .filter(|(job, _)| !job.is_completed())
+        .flat_map(|(job, _)| job.servers.into_iter().map(|s| s.source_server_id))
+        .collect())
+}
+
+/// The given jobs, as DRS reports them now.
+pub async fn describe_jobs(
+    drs: &Client,
+    job_ids: &[String],
+) -> Result<Vec<JobView>, FunctionError> {
+    let mut views = Vec::with_capacity(job_ids.len());
+    for chunk in job_ids.chunks(JOB_IDS_PER_CALL) {
+        let filters = DescribeJobsRequestFilters::builder()
+            .set_job_ids(Some(chunk.to_vec()))
+            .build();
+        let jobs: Vec<Job> = drs
+            .describe_jobs()
+            .filters(filters)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| FunctionError::from_sdk("DRS DescribeJobs", e))?;
+        views.extend(jobs.iter().map(job_from_sdk));
+    }
+    Ok(views)
+}
+
+fn job_from_sdk(job: &Job) -> JobView {
+    JobView {
+        job_id: job.job_id().to_owned(),
+        status: job
+            .status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        servers: job
+            .participating_servers()
+            .iter()
+            .filter_map(|p| {
+                Some(JobServer {
+                    source_server_id: p.source_server_id()?.to_owned(),
+                    launch_status: p.launch_status().map(|s| s.as_str().to_owned()),
+                    recovery_instance_id: p.recovery_instance_id().map(str::to_owned),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// A job's whole log, oldest first.
+pub async fn job_log(drs: &Client, job_id: &str) -> Result<Vec<JobLogEntry>, FunctionError> {
+    let items = drs
+        .describe_job_log_items()
+        .job_id(job_id)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| FunctionError::from_sdk("DRS DescribeJobLogItems", e))?;
+    Ok(items
+        .iter()
+        .map(|item| {
+            let data = item.event_data();
+            JobLogEntry {
+                job_id: job_id.to_owned(),
+                time: item.log_date_time().unwrap_or_default().to_owned(),
+                event: item
+                    .event()
+                    .map(|e| e.as_str().to_owned())
+                    .unwrap_or_default(),
+                source_server_id: data.and_then(|d| d.source_server_id()).map(str::to_owned),
+                target_instance_id: data.and_then(|d| d.target_instance_id()).map(str::to_owned),
+                raw_error: data.and_then(|d| d.raw_error()).map(str::to_owned),
+            }
+        })
+        .collect())
+}
+
+/// One StartRecovery: `servers` are (source server, recovery snapshot or latest).
+pub async fn start_recovery(
+    drs: &Client,
+    servers: &[(String, Option<String>)],
+    is_drill: bool,
+    tags: &[(String, String)],
+) -> Result<String, FunctionError> {
+    let mut request = drs.start_recovery().is_drill(is_drill);
+    for (id, snapshot) in servers {
+        let server = StartRecoveryRequestSourceServer::builder()
+            .source_server_id(id)
+            .set_recovery_snapshot_id(snapshot.clone())
+            .build()
+            .map_err(|e| FunctionError::InvalidInput(format!("source server {id}: {e}")))?;
+        request = request.source_servers(server);
+    }
+    for (key, value) in tags {
+        request = request.tags(key, value);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| FunctionError::from_sdk("DRS StartRecovery", e))?;
+    response
+        .job()
+        .map(|job| job.job_id().to_owned())
+        .ok_or_else(|| FunctionError::Aws {
+            operation: "DRS StartRecovery",
+            code: "NoJob".into(),
+            message: "DRS answered without a job".into(),
+        })
+}
+
+/// A server's recovery snapshots: (snapshot ID, when it was taken).
+pub async fn recovery_snapshots(
+    drs: &Client,
+    source_server_id: &str,
+) -> Result<Vec<(String, Timestamp)>, FunctionError> {
+    let items = drs
+        .describe_recovery_snapshots()
+        .source_server_id(source_server_id)
+        .order(RecoverySnapshotsOrder::Desc)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| FunctionError::from_sdk("DRS DescribeRecoverySnapshots", e))?;
+    Ok(items
+        .iter()
+        .filter_map(|s| {
+            let taken = s.timestamp().unwrap_or(s.expected_timestamp());
+            Some((s.snapshot_id().to_owned(), taken.parse::<Timestamp>().ok()?))
+        })
+        .collect())
+}
+
+/// A recovery instance DRS launched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryInstance {
+    pub recovery_instance_id: String,
+    pub ec2_instance_id: Option<String>,
+    pub source_server_id: Option<String>,
+    pub job_id: Option<String>,
+    pub is_drill: bool,
+}
+
+/// The recovery instances of the given source servers.
+pub async fn recovery_instances_of(
+    drs: &Client,
+    source_server_ids: &[String],
+) -> Result<Vec<RecoveryInstance>, FunctionError> {
+    let mut found = Vec::new();
+    // The filter takes a bounded list; ask in chunks.
+    for chunk in source_server_ids.chunks(JOB_IDS_PER_CALL) {
+        let filters = DescribeRecoveryInstancesRequestFilters::builder()
+            .set_source_server_ids(Some(chunk.to_vec()))
+            .build();
+        let items = drs
+            .describe_recovery_instances()
+            .filters(filters)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| FunctionError::from_sdk("DRS DescribeRecoveryInstances", e))?;
+        found.extend(items.iter().filter_map(|r| {
+            Some(RecoveryInstance {
+                recovery_instance_id: r.recovery_instance_id()?.to_owned(),
+                ec2_instance_id: r.ec2_instance_id().map(str::to_owned),
+                source_server_id: r.source_server_id().map(str::to_owned),
+                job_id: r.job_id().map(str::to_owned),
+                is_drill: r.is_drill().unwrap_or(false),
+            })
+        }));
+    }
+    Ok(found)
+}
+
+/// Starts a TERMINATE_RECOVERY_INSTANCES job; returns its ID.
+pub async fn terminate_recovery_instances(
+    drs: &Client,
+    recovery_instance_ids: &[String],
+) -> Result<String, FunctionError> {
+    let response = drs
+        .terminate_recovery_instances()
+        .set_recovery_instance_ids(Some(recovery_instance_ids.to_vec()))
+        .send()
+        .await
+        .map_err(|e| FunctionError::from_sdk("DRS TerminateRecoveryInstances", e))?;
+    response
+        .job()
+        .map(|job| job.job_id().to_owned())
+        .ok_or_else(|| FunctionError::Aws {
+            operation: "DRS TerminateRecoveryInstances",
+            code: "NoJob".into(),
+            message: "DRS answered without a job".into(),
+        })
+}

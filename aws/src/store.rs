@@ -1,0 +1,102 @@
+//! Run state in S3: plans by name, the resolved plan of a run, per-wave launch and
+//! progress records. Keeping these in S3 keeps Step Functions payloads O(waves).
+
+use aws_sdk_s3::primitives::ByteStream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::FunctionError;
+
+#[derive(Clone, Debug)]
+pub struct RunStore {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl RunStore {
+    pub fn new(s3: aws_sdk_s3::Client, bucket: String) -> Self {
+        Self { s3, bucket }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The object's text, or `None` when there is no such key.
+    pub async fn get_text(&self, key: &str) -> Result<Option<String>, FunctionError> {
+        let response = match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(FunctionError::from_sdk("S3 GetObject", e)),
+        };
+        let bytes = response
+            .body
+            .collect()
+            .await
+            .map_err(|e| FunctionError::Aws {
+                operation: "S3 GetObject",
+                code: "BodyRead".into(),
+                message: format!("reading s3://{}/{key}: {e}", self.bucket),
+            })?;
+        String::from_utf8(bytes.to_vec()).map(Some).map_err(|_| {
+            FunctionError::InvalidInput(format!("s3://{}/{key} is not UTF-8 text", self.bucket))
+        })
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, FunctionError> {
+        match self.get_text(key).await? {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+                FunctionError::InvalidInput(format!(
+                    "s3://{}/{key} is not what drplan wrote: {e}",
+                    self.bucket
+                ))
+            }),
+        }
+    }
+
+    /// Like [`Self::get_json`], but a missing object is an error: the run's earlier
+    /// steps should have written it.
+    pub async fn require_json<T: DeserializeOwned>(&self, key: &str) -> Result<T, FunctionError> {
+        self.get_json(key).await?.ok_or_else(|| {
+            FunctionError::InvalidInput(format!(
+                "s3://{}/{key} is missing; the run's earlier steps did not write it",
+                self.bucket
+            ))
+        })
+    }
+
+    pub async fn put_text(
+        &self,
+        key: &str,
+        text: String,
+        content_type: &str,
+    ) -> Result<(), FunctionError> {
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(text.into_bytes()))
+            .send()
+            .await
+            .map_err(|e| FunctionError::from_sdk("S3 PutObject", e))?;
+        Ok(())
+    }
+
+    pub async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), FunctionError> {
+        let text = serde_json::to_string(value)
+            .map_err(|e| FunctionError::InvalidInput(format!("cannot serialise {key}: {e}")))?;
+        self.put_text(key, text, "application/json").await
+    }
+}

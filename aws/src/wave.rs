@@ -1,0 +1,249 @@
+//! Launching a wave's servers within the DRS quotas, and following the launch. Shared
+//! by launch-wave (first launch) and wait-wave (polls, and later batches of a wave
+//! larger than the account's active-job quota).
+
+use std::collections::HashSet;
+
+use aws_sdk_drs::Client;
+use drplan_core::execution::{
+    LaunchPoll, LaunchState, RunContext, TAG_EXECUTION, TAG_WAVE, WaveRef, pick_snapshot,
+};
+use drplan_core::launch::{JobLogEntry, JobView, WaveProgress, WaveVerdict, evaluate_wave};
+use drplan_core::{ResolvedPlan, SnapshotChoice, WaveServer, plan_launch_batches};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::store::RunStore;
+use crate::{FunctionError, drs};
+
+/// Jobs this old or older are assumed finished when counting the account's quota use.
+const ACTIVE_JOB_LOOKBACK: SignedDuration = SignedDuration::from_hours(24);
+/// Clock skew allowed between Step Functions' start time and DRS's job times.
+const CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(5);
+
+/// The servers of one wave, from the run's resolved plan.
+pub async fn wave_servers(
+    store: &RunStore,
+    run: &RunContext,
+    wave: &WaveRef,
+) -> Result<Vec<WaveServer>, FunctionError> {
+    let resolved: ResolvedPlan = store.require_json(&run.key("resolved.json")).await?;
+    resolved
+        .waves
+        .into_iter()
+        .nth(wave.index)
+        .filter(|w| w.name == wave.name)
+        .map(|w| w.servers)
+        .ok_or_else(|| {
+            FunctionError::InvalidInput(format!(
+                "the run has no wave {} at index {}",
+                wave.name, wave.index
+            ))
+        })
+}
+
+/// This run's jobs for this wave, recognised by the tags launch-wave puts on them, so
+/// that a retried step never launches a server twice.
+pub async fn jobs_of_wave(
+    drs_client: &Client,
+    run: &RunContext,
+    wave: &WaveRef,
+) -> Result<Vec<JobView>, FunctionError> {
+    let jobs = drs::jobs_since(drs_client, run.started_at - CLOCK_SKEW).await?;
+    Ok(jobs
+        .into_iter()
+        .filter(|(_, tags)| {
+            tags.get(TAG_EXECUTION) == Some(&run.execution_name)
+                && tags.get(TAG_WAVE) == Some(&wave.name)
+        })
+        .map(|(job, _)| job)
+        .collect())
+}
+
+/// How much of the DRS quotas the whole account uses now.
+struct QuotaUse {
+    servers: usize,
+    jobs: usize,
+}
+
+async fn quota_use(drs_client: &Client) -> Result<QuotaUse, FunctionError> {
+    let active: Vec<JobView> = drs::jobs_since(drs_client, Timestamp::now() - ACTIVE_JOB_LOOKBACK)
+        .await?
+        .into_iter()
+        .map(|(job, _)| job)
+        .filter(|job| !job.is_completed())
+        .collect();
+    Ok(QuotaUse {
+        servers: active.iter().map(|j| j.servers.len()).sum(),
+        jobs: active.len(),
+    })
+}
+
+/// Starts jobs for the wave's servers that no job of this run holds yet, as many as
+/// the quotas allow now. Returns how many servers it launched.
+pub async fn launch_pending_servers(
+    drs_client: &Client,
+    run: &RunContext,
+    wave: &WaveRef,
+    servers: &[WaveServer],
+    existing_jobs: &[JobView],
+) -> Result<usize, FunctionError> {
+    let in_jobs: HashSet<&str> = existing_jobs
+        .iter()
+        .flat_map(|j| j.servers.iter().map(|s| s.source_server_id.as_str()))
+        .collect();
+    let pending: Vec<&WaveServer> = servers
+        .iter()
+        .filter(|s| !in_jobs.contains(s.id.as_str()))
+        .collect();
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let batches = plan_launch_batches(&pending, &run.quotas)
+        .map_err(|e| FunctionError::InvalidInput(format!("quotas: {e}")))?;
+    let mut usage = quota_use(drs_client).await?;
+    let mut tags = run.tags();
+    tags.push((TAG_WAVE.into(), wave.name.clone()));
+    let mut launched = 0;
+    for job in batches.iter().flatten() {
+        let fits = usage.jobs < run.quotas.max_concurrent_jobs
+            && usage.servers + job.len() <= run.quotas.max_servers_in_active_jobs;
+        if !fits {
+            // The next poll launches the rest once running jobs end.
+            break;
+        }
+        let mut request = Vec::with_capacity(job.len());
+        for server in job {
+            request.push((
+                server.id.clone(),
+                snapshot_for(drs_client, run, server).await?,
+            ));
+        }
+        match drs::start_recovery(
+            drs_client,
+            &request,
+            run.mode == drplan_core::Mode::Drill,
+            &tags,
+        )
+        .await
+        {
+            Ok(job_id) => {
+                tracing::info!(job_id, servers = job.len(), "started recovery job");
+                usage.jobs += 1;
+                usage.servers += job.len();
+                launched += job.len();
+            }
+            // Another run took the capacity between our count and our call: wait.
+            Err(FunctionError::Aws { code, .. }) if code == "ServiceQuotaExceededException" => {
+                tracing::warn!("DRS quota reached; the rest of the wave launches on a later poll");
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(launched)
+}
+
+async fn snapshot_for(
+    drs_client: &Client,
+    run: &RunContext,
+    server: &WaveServer,
+) -> Result<Option<String>, FunctionError> {
+    match run.snapshot {
+        SnapshotChoice::Latest => Ok(None),
+        SnapshotChoice::Before(before) => {
+            let snapshots = drs::recovery_snapshots(drs_client, &server.id).await?;
+            pick_snapshot(&snapshots, before)
+                .map(|id| Some(id.to_owned()))
+                .ok_or_else(|| {
+                    FunctionError::NotReady(vec![drplan_core::Issue::new(
+                        format!("servers[{:?}]", server.display_name()),
+                        format!(
+                            "{} has no recovery snapshot taken before {before}",
+                            server.id
+                        ),
+                    )])
+                })
+        }
+    }
+}
+
+/// What a wave's launch came to, kept in the bucket for tagging, health checks and
+/// the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WaveLaunchRecord {
+    pub wave: WaveRef,
+    pub progress: WaveProgress,
+    pub log: Vec<JobLogEntry>,
+    pub job_ids: Vec<String>,
+    pub finished_at: Timestamp,
+}
+
+/// One poll: launches servers still waiting for capacity, reads the jobs, decides.
+pub async fn poll_wave(
+    drs_client: &Client,
+    store: &RunStore,
+    run: &RunContext,
+    wave: &WaveRef,
+    previous: &LaunchPoll,
+) -> Result<LaunchPoll, FunctionError> {
+    let servers = wave_servers(store, run, wave).await?;
+    let mut jobs = jobs_of_wave(drs_client, run, wave).await?;
+    let now = Timestamp::now();
+    let timed_out = now >= previous.deadline;
+    if !timed_out && launch_pending_servers(drs_client, run, wave, &servers, &jobs).await? > 0 {
+        jobs = jobs_of_wave(drs_client, run, wave).await?;
+    }
+    // The log explains failures; read it only when a job has something to explain or
+    // everything is settled (for the report's launch phases).
+    let mut progress = evaluate_wave(&servers, &jobs, &[]);
+    let settled = matches!(
+        progress.verdict(),
+        WaveVerdict::Succeeded { .. } | WaveVerdict::Failed { .. }
+    );
+    let mut log = Vec::new();
+    if settled || timed_out || progress.failed().next().is_some() {
+        for job in &jobs {
+            log.extend(drs::job_log(drs_client, &job.job_id).await?);
+        }
+        progress = evaluate_wave(&servers, &jobs, &log);
+    }
+    if timed_out {
+        progress.time_out(run.timing.launch_timeout_minutes);
+    }
+    let verdict = progress.verdict();
+    let attempt = previous.attempt + 1;
+    let mut poll = LaunchPoll {
+        state: LaunchState::InProgress,
+        attempt,
+        wait_seconds: run.timing.poll_delay_seconds(attempt),
+        deadline: previous.deadline,
+        launched: progress.launched().count(),
+        failed: progress.failed().count(),
+        pending: progress
+            .servers
+            .iter()
+            .filter(|s| !s.state.is_final())
+            .count(),
+        reason: None,
+    };
+    match verdict {
+        WaveVerdict::InProgress { .. } => return Ok(poll),
+        WaveVerdict::Succeeded { .. } => poll.state = LaunchState::Succeeded,
+        WaveVerdict::Failed { reason, .. } => {
+            poll.state = LaunchState::Failed;
+            poll.reason = Some(format!("wave {:?}: {reason}", wave.name));
+        }
+    }
+    let record = WaveLaunchRecord {
+        wave: wave.clone(),
+        progress,
+        log,
+        job_ids: jobs.iter().map(|j| j.job_id.clone()).collect(),
+        finished_at: now,
+    };
+    store
+        .put_json(&run.wave_key(wave, "launch.json"), &record)
+        .await?;
+    Ok(poll)
+}

@@ -1,0 +1,184 @@
+//! The run report: what an auditor reads as evidence of a DR test. Built from the
+//! run's records (per-wave launch outcomes and job logs), rendered as JSON and
+//! Markdown.
+
+use std::fmt::Write;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::launch::{JobLogEntry, ServerOutcome, ServerState};
+use crate::plan::Mode;
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub execution_id: String,
+    pub execution_name: String,
+    pub plan: String,
+    pub mode: Option<Mode>,
+    /// SUCCEEDED or FAILED.
+    pub status: String,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub error: Option<RunError>,
+    pub rto: Option<RtoResult>,
+    pub waves: Vec<WaveReport>,
+    /// Drill instances terminated by cleanup.
+    pub drill_instances_terminated: Option<usize>,
+}
+
+/// Why a run failed, as Step Functions reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunError {
+    pub error: String,
+    pub cause: String,
+}
+
+/// The measured recovery time against the objective.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RtoResult {
+    pub target_minutes: u32,
+    pub measured_seconds: i64,
+    /// From the execution's start to this moment.
+    pub measured_to: String,
+    pub met: bool,
+}
+
+impl RtoResult {
+    pub fn measure(
+        target_minutes: u32,
+        started_at: Timestamp,
+        ended_at: Timestamp,
+        measured_to: &str,
+    ) -> Self {
+        let measured_seconds = ended_at.duration_since(started_at).as_secs();
+        Self {
+            target_minutes,
+            measured_seconds,
+            measured_to: measured_to.to_owned(),
+            met: measured_seconds <= i64::from(target_minutes) * 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaveReport {
+    pub name: String,
+    /// SUCCEEDED, FAILED, or NOT_STARTED when an earlier wave failed.
+    pub state: String,
+    pub finished_at: Option<Timestamp>,
+    pub launched: usize,
+    pub failed: usize,
+    pub servers: Vec<ServerReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerReport {
+    pub source_server_id: String,
+    pub hostname: Option<String>,
+    pub optional: bool,
+    pub state: ServerState,
+    pub ec2_instance_id: Option<String>,
+    pub error: Option<String>,
+    /// Launch phases from the DRS job log: (event, time).
+    pub phases: Vec<(String, String)>,
+}
+
+impl ServerReport {
+    pub fn from_outcome(outcome: &ServerOutcome, log: &[JobLogEntry]) -> Self {
+        Self {
+            source_server_id: outcome.source_server_id.clone(),
+            hostname: outcome.hostname.clone(),
+            optional: outcome.optional,
+            state: outcome.state,
+            ec2_instance_id: outcome.ec2_instance_id.clone(),
+            error: outcome.error.clone(),
+            phases: log
+                .iter()
+                .filter(|e| {
+                    e.source_server_id.as_deref() == Some(outcome.source_server_id.as_str())
+                })
+                .map(|e| (e.event.clone(), e.time.clone()))
+                .collect(),
+        }
+    }
+}
+
+fn minutes_and_seconds(seconds: i64) -> String {
+    format!("{}m {:02}s", seconds / 60, seconds % 60)
+}
+
+impl Report {
+    /// The Markdown form, for people.
+    pub fn to_markdown(&self) -> String {
+        let mut md = String::new();
+        let mode = self
+            .mode
+            .map_or("unknown mode".to_owned(), |m| m.to_string());
+        let _ = writeln!(md, "# DR {mode} report: plan `{}`\n", self.plan);
+        let _ = writeln!(md, "| | |\n|---|---|");
+        let _ = writeln!(md, "| Outcome | **{}** |", self.status);
+        let _ = writeln!(md, "| Execution | `{}` |", self.execution_id);
+        let _ = writeln!(md, "| Started | {} |", self.started_at);
+        let _ = writeln!(md, "| Finished | {} |", self.finished_at);
+        if let Some(rto) = &self.rto {
+            let verdict = if rto.met { "PASS" } else { "MISS" };
+            let _ = writeln!(
+                md,
+                "| RTO | **{verdict}**: {} measured (start to {}) against a target of {} min |",
+                minutes_and_seconds(rto.measured_seconds),
+                rto.measured_to,
+                rto.target_minutes
+            );
+        }
+        if let Some(n) = self.drill_instances_terminated {
+            let _ = writeln!(md, "| Drill cleanup | {n} instances terminated |");
+        }
+        if let Some(error) = &self.error {
+            let _ = writeln!(
+                md,
+                "\n## Why the run failed\n\n`{}`\n\n```text\n{}\n```",
+                error.error, error.cause
+            );
+        }
+        let _ = writeln!(md, "\n## Waves\n");
+        if self.waves.is_empty() {
+            let _ = writeln!(md, "No wave was launched.");
+        }
+        for wave in &self.waves {
+            let _ = writeln!(
+                md,
+                "### {} — {} ({} launched, {} failed)\n",
+                wave.name, wave.state, wave.launched, wave.failed
+            );
+            if wave.servers.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                md,
+                "| Server | Source server | State | Instance | Launch phases | Error |\n|---|---|---|---|---|---|"
+            );
+            for s in &wave.servers {
+                let phases: Vec<String> = s
+                    .phases
+                    .iter()
+                    .map(|(event, time)| format!("{event} {time}"))
+                    .collect();
+                let _ = writeln!(
+                    md,
+                    "| {}{} | `{}` | {:?} | {} | {} | {} |",
+                    s.hostname.as_deref().unwrap_or("-"),
+                    if s.optional { " (optional)" } else { "" },
+                    s.source_server_id,
+                    s.state,
+                    s.ec2_instance_id.as_deref().unwrap_or("-"),
+                    phases.join("<br>"),
+                    s.error.as_deref().unwrap_or("").replace('|', "\\|"),
+                );
+            }
+            let _ = writeln!(md);
+        }
+        md
+    }
+}

@@ -1,0 +1,56 @@
+//! launch-wave: StartRecovery for a wave's servers, chunked by the DRS quotas, drill
+//! or recovery, latest or chosen point in time. Jobs carry the execution and wave
+//! tags, so a retried invocation finds its own jobs and launches nothing twice.
+
+use drplan_aws::store::RunStore;
+use drplan_aws::{FunctionError, bootstrap, wave};
+use drplan_core::execution::{LaunchPoll, LaunchState, WaveStep};
+use jiff::{SignedDuration, Timestamp};
+
+struct Clients {
+    drs: aws_sdk_drs::Client,
+    store: RunStore,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    bootstrap::init_logging();
+    let config = bootstrap::aws_config().await;
+    let clients = Clients {
+        drs: aws_sdk_drs::Client::new(&config),
+        store: RunStore::new(
+            aws_sdk_s3::Client::new(&config),
+            bootstrap::bucket_from_env()?,
+        ),
+    };
+    drplan_aws::step::serve("launch-wave", |step| launch_wave(&clients, step)).await
+}
+
+async fn launch_wave(clients: &Clients, step: WaveStep) -> Result<WaveStep, FunctionError> {
+    let WaveStep { run, wave, .. } = step;
+    let servers = wave::wave_servers(&clients.store, &run, &wave).await?;
+    let jobs = wave::jobs_of_wave(&clients.drs, &run, &wave).await?;
+    let launched = wave::launch_pending_servers(&clients.drs, &run, &wave, &servers, &jobs).await?;
+    tracing::info!(
+        launched,
+        already_in_jobs = servers.len() - launched,
+        "wave launched"
+    );
+    let deadline =
+        Timestamp::now() + SignedDuration::from_mins(i64::from(run.timing.launch_timeout_minutes));
+    let poll = LaunchPoll {
+        state: LaunchState::InProgress,
+        attempt: 0,
+        wait_seconds: run.timing.poll_delay_seconds(0),
+        deadline,
+        launched: 0,
+        failed: 0,
+        pending: servers.len(),
+        reason: None,
+    };
+    Ok(WaveStep {
+        run,
+        wave,
+        poll: Some(poll),
+    })
+}

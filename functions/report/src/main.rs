@@ -1,0 +1,185 @@
+//! report: at the end of every execution, succeeded or failed, writes the run's
+//! report to `reports/PLAN/EXECUTION.{json,md}` in the bucket, from the run's records.
+
+use drplan_aws::step::LogContext;
+use drplan_aws::store::RunStore;
+use drplan_aws::wave::WaveLaunchRecord;
+use drplan_aws::{FunctionError, bootstrap};
+use drplan_core::execution::{RunContext, WaveRef};
+use drplan_core::report::{Report, RtoResult, RunError, ServerReport, WaveReport};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+struct ReportInput {
+    execution_id: String,
+    execution_name: String,
+    started_at: String,
+    /// Absent when discovery failed.
+    run: Option<RunContext>,
+    #[serde(default)]
+    layers: Vec<Vec<WaveRef>>,
+    /// The execution input, when discovery failed (to name the plan).
+    input: Option<serde_json::Value>,
+    error: Option<StepError>,
+    cleanup: Option<CleanupSummary>,
+}
+
+/// Step Functions' error object from a Catch.
+#[derive(Deserialize)]
+struct StepError {
+    #[serde(rename = "Error")]
+    error: Option<String>,
+    #[serde(rename = "Cause")]
+    cause: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CleanupSummary {
+    #[serde(default)]
+    terminated: usize,
+}
+
+#[derive(Serialize)]
+struct Written {
+    status: String,
+    json_key: String,
+    markdown_key: String,
+    rto_met: Option<bool>,
+}
+
+impl LogContext for ReportInput {
+    fn log_context(&self) -> (String, String, String) {
+        let plan = self
+            .run
+            .as_ref()
+            .map(|r| r.plan.clone())
+            .unwrap_or_default();
+        (self.execution_name.clone(), plan, String::new())
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    bootstrap::init_logging();
+    let config = bootstrap::aws_config().await;
+    let store = RunStore::new(
+        aws_sdk_s3::Client::new(&config),
+        bootstrap::bucket_from_env()?,
+    );
+    drplan_aws::step::serve("report", |input| write_report(&store, input)).await
+}
+
+async fn write_report(store: &RunStore, input: ReportInput) -> Result<Written, FunctionError> {
+    let started_at: Timestamp = input.started_at.parse().map_err(|e| {
+        FunctionError::InvalidInput(format!("started_at {:?}: {e}", input.started_at))
+    })?;
+    let finished_at = Timestamp::now();
+    let plan_name = match (&input.run, &input.input) {
+        (Some(run), _) => run.plan.clone(),
+        (None, Some(execution_input)) => plan_name_of(execution_input),
+        (None, None) => "unknown".to_owned(),
+    };
+    let mut waves = Vec::new();
+    if let Some(run) = &input.run {
+        for wave in input.layers.iter().flatten() {
+            let record: Option<WaveLaunchRecord> =
+                store.get_json(&run.wave_key(wave, "launch.json")).await?;
+            waves.push(match record {
+                Some(record) => WaveReport {
+                    name: wave.name.clone(),
+                    state: if record.progress.failed().any(|s| !s.optional)
+                        || record.progress.launched().next().is_none()
+                    {
+                        "FAILED".into()
+                    } else {
+                        "SUCCEEDED".into()
+                    },
+                    finished_at: Some(record.finished_at),
+                    launched: record.progress.launched().count(),
+                    failed: record.progress.failed().count(),
+                    servers: record
+                        .progress
+                        .servers
+                        .iter()
+                        .map(|s| ServerReport::from_outcome(s, &record.log))
+                        .collect(),
+                },
+                None => WaveReport {
+                    name: wave.name.clone(),
+                    state: "NOT_FINISHED".into(),
+                    finished_at: None,
+                    launched: 0,
+                    failed: 0,
+                    servers: Vec::new(),
+                },
+            });
+        }
+    }
+    let status = if input.error.is_some() {
+        "FAILED"
+    } else {
+        "SUCCEEDED"
+    };
+    // The stored plan passed validation when the run started; read it the same way.
+    let plan = match &input.run {
+        Some(run) => store
+            .get_json::<serde_json::Value>(&run.key("plan.json"))
+            .await?
+            .and_then(|doc| drplan_core::plan_from_value(&doc).ok()),
+        None => None,
+    };
+    // Recovered when the last wave finished; health gates and DNS extend this.
+    let recovered_at = waves.iter().filter_map(|w| w.finished_at).max();
+    let rto = match (&plan, recovered_at, status) {
+        (Some(plan), Some(at), "SUCCEEDED") => Some(RtoResult::measure(
+            plan.rto_minutes,
+            started_at,
+            at,
+            "the last wave recovered",
+        )),
+        _ => None,
+    };
+    let report = Report {
+        execution_id: input.execution_id,
+        execution_name: input.execution_name.clone(),
+        plan: plan_name.clone(),
+        mode: input.run.as_ref().map(|r| r.mode),
+        status: status.to_owned(),
+        started_at,
+        finished_at,
+        error: input.error.map(|e| RunError {
+            error: e.error.unwrap_or_else(|| "unknown".into()),
+            cause: e.cause.unwrap_or_default(),
+        }),
+        rto,
+        waves,
+        drill_instances_terminated: input.cleanup.map(|c| c.terminated),
+    };
+    let base = format!("reports/{plan_name}/{}", input.execution_name);
+    let json_key = format!("{base}.json");
+    let markdown_key = format!("{base}.md");
+    store.put_json(&json_key, &report).await?;
+    store
+        .put_text(&markdown_key, report.to_markdown(), "text/markdown")
+        .await?;
+    tracing::info!(status, json_key, "report written");
+    Ok(Written {
+        status: status.to_owned(),
+        json_key,
+        markdown_key,
+        rto_met: report.rto.as_ref().map(|r| r.met),
+    })
+}
+
+fn plan_name_of(input: &serde_json::Value) -> String {
+    match input.get("plan") {
+        Some(serde_json::Value::String(name)) => name.clone(),
+        Some(inline) => inline
+            .get("name")
+            .and_then(|n| n.as_str())
+            .unwrap_or("unknown")
+            .to_owned(),
+        None => "unknown".to_owned(),
+    }
+}

@@ -1,0 +1,82 @@
+//! tag-instances: tags the EC2 instances a wave recovered with the plan, wave,
+//! execution, mode and source server, and names them after the source hostname, so a
+//! person (and cleanup, and the health gate) can tell what a run launched.
+
+use drplan_aws::store::RunStore;
+use drplan_aws::wave::WaveLaunchRecord;
+use drplan_aws::{FunctionError, bootstrap, drs, ec2};
+use drplan_core::execution::{TAG_SOURCE_SERVER, TAG_WAVE, WaveStep};
+use serde::Serialize;
+
+struct Clients {
+    drs: aws_sdk_drs::Client,
+    ec2: aws_sdk_ec2::Client,
+    store: RunStore,
+}
+
+#[derive(Serialize)]
+struct Tagged {
+    wave: String,
+    tagged: usize,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    bootstrap::init_logging();
+    let config = bootstrap::aws_config().await;
+    let clients = Clients {
+        drs: aws_sdk_drs::Client::new(&config),
+        ec2: aws_sdk_ec2::Client::new(&config),
+        store: RunStore::new(
+            aws_sdk_s3::Client::new(&config),
+            bootstrap::bucket_from_env()?,
+        ),
+    };
+    drplan_aws::step::serve("tag-instances", |step| tag_instances(&clients, step)).await
+}
+
+async fn tag_instances(clients: &Clients, step: WaveStep) -> Result<Tagged, FunctionError> {
+    let WaveStep { run, wave, .. } = step;
+    let record: WaveLaunchRecord = clients
+        .store
+        .require_json(&run.wave_key(&wave, "launch.json"))
+        .await?;
+    let launched: Vec<_> = record.progress.launched().collect();
+    let ids: Vec<String> = launched
+        .iter()
+        .map(|s| s.source_server_id.clone())
+        .collect();
+    // The EC2 instance of each recovery instance, as DRS reports it now.
+    let recovery = drs::recovery_instances_of(&clients.drs, &ids).await?;
+    let mut instances = Vec::with_capacity(launched.len());
+    for server in &launched {
+        let ec2_instance = recovery
+            .iter()
+            .find(|r| r.source_server_id.as_deref() == Some(server.source_server_id.as_str()))
+            .and_then(|r| r.ec2_instance_id.clone())
+            .or_else(|| server.ec2_instance_id.clone());
+        let Some(instance_id) = ec2_instance else {
+            return Err(FunctionError::WaveFailed(format!(
+                "wave {:?}: DRS reports {} launched but names no EC2 instance for it",
+                wave.name, server.source_server_id
+            )));
+        };
+        let mut tags = run.tags();
+        tags.push((TAG_WAVE.into(), wave.name.clone()));
+        tags.push((TAG_SOURCE_SERVER.into(), server.source_server_id.clone()));
+        tags.push((
+            "Name".into(),
+            server
+                .hostname
+                .clone()
+                .unwrap_or_else(|| server.source_server_id.clone()),
+        ));
+        instances.push((instance_id, tags));
+    }
+    ec2::tag_instances(&clients.ec2, &instances).await?;
+    tracing::info!(tagged = instances.len(), "instances tagged");
+    Ok(Tagged {
+        wave: wave.name,
+        tagged: instances.len(),
+    })
+}

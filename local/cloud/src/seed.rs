@@ -1,0 +1,750 @@
+//! `drplan local seed FLEET.yaml`: fills the local cloud from one fleet file (documented in
+//! local/cloud/README.md). Everything goes through the gateway's AWS APIs and the
+//! simulator's control API, and every step looks before it creates, so seeding twice
+//! leaves the same cloud as seeding once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use hyper::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::{LocalCloudError, Result};
+use crate::upstream::{AwsClient, HttpClient, check_status};
+use crate::xml;
+
+/// The fleet file. Unknown fields are errors: other tools write this file, and a typo
+/// must not silently seed something else.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    #[serde(default = "default_region")]
+    pub region: String,
+    #[serde(default)]
+    pub source_servers: Vec<ServerGroup>,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub hosted_zones: Vec<HostedZone>,
+    #[serde(default)]
+    pub notifications: Notifications,
+}
+
+/// `count` source servers named by `hostname` with `{i}` / `{i:03}` replaced by
+/// `start`, `start + 1`, ...
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerGroup {
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(default = "one")]
+    pub start: u32,
+    pub hostname: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub replication: Replication,
+    #[serde(default)]
+    pub instance_type: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replication {
+    /// DRS's dataReplicationState, e.g. CONTINUOUS, INITIAL_SYNC, STALLED, DISCONNECTED.
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub lag_seconds: Option<u64>,
+}
+
+/// The VPC recovered instances launch into: one subnet for recoveries, one for drills.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    #[serde(default = "default_network_name")]
+    pub name: String,
+    #[serde(default = "default_vpc_cidr")]
+    pub vpc_cidr: String,
+    #[serde(default = "default_recovery_cidr")]
+    pub recovery_subnet_cidr: String,
+    #[serde(default = "default_drill_cidr")]
+    pub drill_subnet_cidr: String,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Self {
+            name: default_network_name(),
+            vpc_cidr: default_vpc_cidr(),
+            recovery_subnet_cidr: default_recovery_cidr(),
+            drill_subnet_cidr: default_drill_cidr(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostedZone {
+    pub name: String,
+    #[serde(default)]
+    pub records: Vec<Record>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub record_type: String,
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+    pub values: Vec<String>,
+}
+
+/// The SNS topic drplan notifies, and the SQS queue subscribed to it so that every
+/// notification can be read back.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notifications {
+    #[serde(default = "default_notifications_name")]
+    pub topic: String,
+    #[serde(default = "default_notifications_name")]
+    pub queue: String,
+}
+
+impl Default for Notifications {
+    fn default() -> Self {
+        Self {
+            topic: default_notifications_name(),
+            queue: default_notifications_name(),
+        }
+    }
+}
+
+fn default_region() -> String {
+    "us-east-1".to_string()
+}
+fn one() -> u32 {
+    1
+}
+fn default_network_name() -> String {
+    "drplan-local".to_string()
+}
+fn default_vpc_cidr() -> String {
+    "10.0.0.0/16".to_string()
+}
+fn default_recovery_cidr() -> String {
+    "10.0.1.0/24".to_string()
+}
+fn default_drill_cidr() -> String {
+    "10.0.2.0/24".to_string()
+}
+fn default_ttl() -> u32 {
+    300
+}
+fn default_notifications_name() -> String {
+    "drplan-notifications".to_string()
+}
+
+impl Fleet {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| LocalCloudError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_yaml(&text).map_err(|problem| LocalCloudError::InvalidFile {
+            path: path.to_path_buf(),
+            problem,
+        })
+    }
+
+    /// Parses and checks a fleet (YAML, or JSON, which is YAML too).
+    pub fn from_yaml(text: &str) -> std::result::Result<Self, String> {
+        let fleet: Self = serde_norway::from_str(text).map_err(|error| error.to_string())?;
+        fleet.servers()?;
+        for (index, zone) in fleet.hosted_zones.iter().enumerate() {
+            for (record_index, record) in zone.records.iter().enumerate() {
+                if record.values.is_empty() {
+                    return Err(format!(
+                        "hosted_zones[{index}].records[{record_index}] ({}): values must not be empty",
+                        record.name
+                    ));
+                }
+            }
+        }
+        Ok(fleet)
+    }
+
+    /// Every source server the fleet describes, hostnames expanded; an error names a
+    /// malformed pattern or a hostname that two groups produce.
+    pub fn servers(&self) -> std::result::Result<Vec<ServerSeed>, String> {
+        let mut seen = BTreeSet::new();
+        let mut servers = Vec::new();
+        for (index, group) in self.source_servers.iter().enumerate() {
+            for number in group.start..group.start.saturating_add(group.count) {
+                let hostname = expand_hostname(&group.hostname, number)
+                    .map_err(|problem| format!("source_servers[{index}].hostname: {problem}"))?;
+                if !seen.insert(hostname.clone()) {
+                    return Err(format!(
+                        "source_servers[{index}]: hostname {hostname} is produced twice"
+                    ));
+                }
+                servers.push(ServerSeed {
+                    hostname,
+                    tags: group.tags.clone(),
+                    replication: group.replication.clone(),
+                    instance_type: group.instance_type.clone(),
+                });
+            }
+        }
+        Ok(servers)
+    }
+}
+
+/// One source server to create.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerSeed {
+    pub hostname: String,
+    pub tags: BTreeMap<String, String>,
+    pub replication: Replication,
+    pub instance_type: Option<String>,
+}
+
+/// `app-{i:03}` with 7 → `app-007`; `{i}` → `7`; `{i:4}` → `   7` is not allowed
+/// (hostnames have no spaces), only zero padding.
+pub fn expand_hostname(pattern: &str, number: u32) -> std::result::Result<String, String> {
+    let mut expanded = String::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        expanded.push_str(&rest[..open]);
+        let close = rest[open..]
+            .find('}')
+            .map(|offset| open + offset)
+            .ok_or_else(|| format!("unclosed {{ in {pattern:?}"))?;
+        let field = &rest[open + 1..close];
+        match field {
+            "i" => expanded.push_str(&number.to_string()),
+            _ => {
+                let width = field
+                    .strip_prefix("i:0")
+                    .and_then(|width| width.parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "{{{field}}} in {pattern:?} is not {{i}} or {{i:0N}} (e.g. {{i:03}})"
+                        )
+                    })?;
+                expanded.push_str(&format!("{number:0width$}"));
+            }
+        }
+        rest = &rest[close + 1..];
+    }
+    expanded.push_str(rest);
+    if expanded.is_empty() || expanded.contains(char::is_whitespace) {
+        return Err(format!("{pattern:?} gives the hostname {expanded:?}"));
+    }
+    Ok(expanded)
+}
+
+/// What seeding made (or found already there).
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedReport {
+    pub region: String,
+    pub vpc_id: String,
+    pub recovery_subnet_id: String,
+    pub drill_subnet_id: String,
+    pub source_servers_created: usize,
+    pub source_servers_updated: usize,
+    pub hosted_zones: Vec<SeededZone>,
+    pub topic_arn: String,
+    pub queue_url: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SeededZone {
+    pub name: String,
+    pub zone_id: String,
+    pub records: usize,
+}
+
+/// Seeds the local cloud behind `endpoint_url` (the gateway) with `fleet`.
+pub async fn seed(endpoint_url: &str, fleet: &Fleet) -> Result<SeedReport> {
+    let servers = fleet.servers().map_err(LocalCloudError::InvalidInput)?;
+    let aws = AwsClient::new(HttpClient::new(), endpoint_url, &fleet.region);
+    let network = seed_network(&aws, &fleet.network).await?;
+    let (created, updated) = seed_source_servers(&aws, &servers, &network).await?;
+    let mut zones = Vec::new();
+    for zone in &fleet.hosted_zones {
+        zones.push(seed_hosted_zone(&aws, zone).await?);
+    }
+    let (topic_arn, queue_url) = seed_notifications(&aws, &fleet.notifications).await?;
+    Ok(SeedReport {
+        region: fleet.region.clone(),
+        vpc_id: network.vpc_id,
+        recovery_subnet_id: network.recovery_subnet_id,
+        drill_subnet_id: network.drill_subnet_id,
+        source_servers_created: created,
+        source_servers_updated: updated,
+        hosted_zones: zones,
+        topic_arn,
+        queue_url,
+    })
+}
+
+struct SeededNetwork {
+    vpc_id: String,
+    recovery_subnet_id: String,
+    drill_subnet_id: String,
+}
+
+const EC2_VERSION: &str = "2016-11-15";
+/// Marks what seeding created, so that the next seeding finds it.
+const SEED_TAG: &str = "drplan:local";
+
+async fn seed_network(aws: &AwsClient, network: &Network) -> Result<SeededNetwork> {
+    let found = aws
+        .query(
+            "ec2",
+            EC2_VERSION,
+            "DescribeVpcs",
+            &[
+                ("Filter.1.Name", &format!("tag:{SEED_TAG}")),
+                ("Filter.1.Value.1", &network.name),
+            ],
+        )
+        .await?;
+    let vpc_id = match xml::first_text(&found, "vpcId") {
+        Some(vpc_id) => vpc_id,
+        None => {
+            let created = aws
+                .query(
+                    "ec2",
+                    EC2_VERSION,
+                    "CreateVpc",
+                    &[("CidrBlock", &network.vpc_cidr)],
+                )
+                .await?;
+            let vpc_id = required(xml::first_text(&created, "vpcId"), "ec2", "CreateVpc")?;
+            tag_resource(aws, &vpc_id, &network.name, &network.name).await?;
+            vpc_id
+        }
+    };
+    let recovery_subnet_id = seed_subnet(
+        aws,
+        &vpc_id,
+        &network.recovery_subnet_cidr,
+        &format!("{}-recovery", network.name),
+    )
+    .await?;
+    let drill_subnet_id = seed_subnet(
+        aws,
+        &vpc_id,
+        &network.drill_subnet_cidr,
+        &format!("{}-drill", network.name),
+    )
+    .await?;
+    Ok(SeededNetwork {
+        vpc_id,
+        recovery_subnet_id,
+        drill_subnet_id,
+    })
+}
+
+async fn seed_subnet(aws: &AwsClient, vpc_id: &str, cidr: &str, name: &str) -> Result<String> {
+    let found = aws
+        .query(
+            "ec2",
+            EC2_VERSION,
+            "DescribeSubnets",
+            &[
+                ("Filter.1.Name", "vpc-id"),
+                ("Filter.1.Value.1", vpc_id),
+                ("Filter.2.Name", &format!("tag:{SEED_TAG}")),
+                ("Filter.2.Value.1", name),
+            ],
+        )
+        .await?;
+    if let Some(subnet_id) = xml::first_text(&found, "subnetId") {
+        return Ok(subnet_id);
+    }
+    let availability_zone = format!("{}a", aws.region());
+    let created = aws
+        .query(
+            "ec2",
+            EC2_VERSION,
+            "CreateSubnet",
+            &[
+                ("VpcId", vpc_id),
+                ("CidrBlock", cidr),
+                ("AvailabilityZone", &availability_zone),
+            ],
+        )
+        .await?;
+    let subnet_id = required(xml::first_text(&created, "subnetId"), "ec2", "CreateSubnet")?;
+    tag_resource(aws, &subnet_id, name, name).await?;
+    Ok(subnet_id)
+}
+
+async fn tag_resource(
+    aws: &AwsClient,
+    resource_id: &str,
+    name: &str,
+    seed_mark: &str,
+) -> Result<()> {
+    aws.query(
+        "ec2",
+        EC2_VERSION,
+        "CreateTags",
+        &[
+            ("ResourceId.1", resource_id),
+            ("Tag.1.Key", "Name"),
+            ("Tag.1.Value", name),
+            ("Tag.2.Key", SEED_TAG),
+            ("Tag.2.Value", seed_mark),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The simulator upserts by hostname, so sending every server again is idempotent.
+async fn seed_source_servers(
+    aws: &AwsClient,
+    servers: &[ServerSeed],
+    network: &SeededNetwork,
+) -> Result<(usize, usize)> {
+    let mut created = 0;
+    let mut updated = 0;
+    for batch in servers.chunks(500) {
+        let specs: Vec<Value> = batch
+            .iter()
+            .map(|server| {
+                let mut spec = json!({
+                    "hostname": server.hostname,
+                    "tags": server.tags,
+                    "replication": {
+                        "state": server.replication.state,
+                        "lag_seconds": server.replication.lag_seconds,
+                    },
+                    "launch_subnet_id": network.recovery_subnet_id,
+                    "drill_subnet_id": network.drill_subnet_id,
+                });
+                if let Some(instance_type) = &server.instance_type {
+                    spec["instance_type"] = json!(instance_type);
+                }
+                spec
+            })
+            .collect();
+        let answer = control_call(
+            aws,
+            Method::POST,
+            "/_drplan/source-servers",
+            Some(&json!({ "servers": specs })),
+        )
+        .await?;
+        for server in answer
+            .get("servers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if server.get("created") == Some(&Value::Bool(true)) {
+                created += 1;
+            } else {
+                updated += 1;
+            }
+        }
+    }
+    Ok((created, updated))
+}
+
+/// A call to the simulator's control API (under `/_drplan/`), through the gateway.
+pub async fn control_call(
+    aws: &AwsClient,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value> {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let answer = aws
+        .rest("drs", method, path, "application/json", body.into_bytes())
+        .await?;
+    check_status("drs", path, &answer)?;
+    if answer.body.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&answer.body).map_err(|error| LocalCloudError::UnexpectedAnswer {
+        service: "drs",
+        operation: path.to_string(),
+        problem: format!("not JSON ({error}): {}", answer.body_text()),
+    })
+}
+
+const ROUTE53_PREFIX: &str = "/2013-04-01";
+
+async fn seed_hosted_zone(aws: &AwsClient, zone: &HostedZone) -> Result<SeededZone> {
+    let dns_name = zone.name.trim_end_matches('.');
+    let fqdn = format!("{dns_name}.");
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("dnsname", dns_name)
+        .finish();
+    let found = aws
+        .rest(
+            "route53",
+            Method::GET,
+            &format!("{ROUTE53_PREFIX}/hostedzonesbyname?{query}"),
+            "application/xml",
+            Vec::new(),
+        )
+        .await?;
+    check_status("route53", "ListHostedZonesByName", &found)?;
+    let existing = xml::blocks(&found.body_text(), "HostedZone")
+        .into_iter()
+        .find(|block| block.children.get("Name") == Some(&fqdn))
+        .and_then(|block| block.children.get("Id").cloned());
+    let zone_path = match existing {
+        Some(id) => id,
+        None => {
+            let request = format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?>
+<CreateHostedZoneRequest xmlns="https://route53.amazonaws.com/doc/2013-04-01/">
+  <Name>{}</Name>
+  <CallerReference>drplan-local-{}</CallerReference>
+</CreateHostedZoneRequest>"#,
+                xml_escape(&fqdn),
+                xml_escape(dns_name)
+            );
+            let created = aws
+                .rest(
+                    "route53",
+                    Method::POST,
+                    &format!("{ROUTE53_PREFIX}/hostedzone"),
+                    "application/xml",
+                    request.into_bytes(),
+                )
+                .await?;
+            check_status("route53", "CreateHostedZone", &created)?;
+            required(
+                xml::first_text(&created.body_text(), "Id"),
+                "route53",
+                "CreateHostedZone",
+            )?
+        }
+    };
+    // Ids come as `/hostedzone/Z123`; plans and SDKs use `Z123`.
+    let zone_id = zone_path
+        .rsplit('/')
+        .next()
+        .unwrap_or(&zone_path)
+        .to_string();
+    if !zone.records.is_empty() {
+        upsert_records(aws, &zone_id, &zone.records).await?;
+    }
+    Ok(SeededZone {
+        name: dns_name.to_string(),
+        zone_id,
+        records: zone.records.len(),
+    })
+}
+
+/// UPSERT makes writing the same records twice harmless.
+async fn upsert_records(aws: &AwsClient, zone_id: &str, records: &[Record]) -> Result<()> {
+    let changes: String = records
+        .iter()
+        .map(|record| {
+            let values: String = record
+                .values
+                .iter()
+                .map(|value| {
+                    format!(
+                        "<ResourceRecord><Value>{}</Value></ResourceRecord>",
+                        xml_escape(value)
+                    )
+                })
+                .collect();
+            format!(
+                "<Change><Action>UPSERT</Action><ResourceRecordSet><Name>{}</Name><Type>{}</Type>\
+                 <TTL>{}</TTL><ResourceRecords>{values}</ResourceRecords></ResourceRecordSet></Change>",
+                xml_escape(&record.name),
+                xml_escape(&record.record_type),
+                record.ttl
+            )
+        })
+        .collect();
+    let request = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<ChangeResourceRecordSetsRequest xmlns="https://route53.amazonaws.com/doc/2013-04-01/">
+  <ChangeBatch><Comment>drplan local seed</Comment><Changes>{changes}</Changes></ChangeBatch>
+</ChangeResourceRecordSetsRequest>"#
+    );
+    let answer = aws
+        .rest(
+            "route53",
+            Method::POST,
+            &format!("{ROUTE53_PREFIX}/hostedzone/{zone_id}/rrset/"),
+            "application/xml",
+            request.into_bytes(),
+        )
+        .await?;
+    check_status("route53", "ChangeResourceRecordSets", &answer)
+}
+
+async fn seed_notifications(
+    aws: &AwsClient,
+    notifications: &Notifications,
+) -> Result<(String, String)> {
+    const SNS_VERSION: &str = "2010-03-31";
+    let topic = aws
+        .query(
+            "sns",
+            SNS_VERSION,
+            "CreateTopic",
+            &[("Name", &notifications.topic)],
+        )
+        .await?;
+    let topic_arn = required(xml::first_text(&topic, "TopicArn"), "sns", "CreateTopic")?;
+    let queue = aws
+        .json(
+            "sqs",
+            "1.0",
+            "AmazonSQS",
+            "CreateQueue",
+            &json!({ "QueueName": notifications.queue }),
+        )
+        .await?;
+    let queue_url = required(
+        queue
+            .get("QueueUrl")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        "sqs",
+        "CreateQueue",
+    )?;
+    let attributes = aws
+        .json(
+            "sqs",
+            "1.0",
+            "AmazonSQS",
+            "GetQueueAttributes",
+            &json!({ "QueueUrl": queue_url, "AttributeNames": ["QueueArn"] }),
+        )
+        .await?;
+    let queue_arn = required(
+        attributes
+            .pointer("/Attributes/QueueArn")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        "sqs",
+        "GetQueueAttributes",
+    )?;
+    let subscriptions = aws
+        .query(
+            "sns",
+            SNS_VERSION,
+            "ListSubscriptionsByTopic",
+            &[("TopicArn", &topic_arn)],
+        )
+        .await?;
+    let subscribed = xml::blocks(&subscriptions, "member").iter().any(|member| {
+        member.children.get("Endpoint") == Some(&queue_arn)
+            && member.children.get("Protocol").map(String::as_str) == Some("sqs")
+    });
+    if !subscribed {
+        aws.query(
+            "sns",
+            SNS_VERSION,
+            "Subscribe",
+            &[
+                ("TopicArn", &topic_arn),
+                ("Protocol", "sqs"),
+                ("Endpoint", &queue_arn),
+            ],
+        )
+        .await?;
+    }
+    Ok((topic_arn, queue_url))
+}
+
+fn required(value: Option<String>, service: &'static str, operation: &str) -> Result<String> {
+    value.ok_or_else(|| LocalCloudError::UnexpectedAnswer {
+        service,
+        operation: operation.to_string(),
+        problem: "the answer lacks the created resource's id".to_string(),
+    })
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_hostname_patterns() {
+        assert_eq!(expand_hostname("app-{i:03}", 7).as_deref(), Ok("app-007"));
+        assert_eq!(expand_hostname("db{i}", 12).as_deref(), Ok("db12"));
+        assert_eq!(expand_hostname("web", 1).as_deref(), Ok("web"));
+        assert!(expand_hostname("app-{n}", 1).is_err());
+        assert!(expand_hostname("app-{i", 1).is_err());
+    }
+
+    #[test]
+    fn the_documented_shape_parses() {
+        let fleet = Fleet::from_yaml(
+            r#"
+region: us-east-1
+source_servers:
+  - count: 250
+    hostname: "app-{i:03}"
+    tags: { "dr:plan": "shop", "dr:wave": "app" }
+    replication: { state: CONTINUOUS, lag_seconds: 0 }
+hosted_zones:
+  - name: example.com
+    records:
+      - { name: shop.example.com, type: A, ttl: 60, values: [203.0.113.10] }
+"#,
+        )
+        .expect("the documented shape");
+        let servers = fleet.servers().expect("valid hostnames");
+        assert_eq!(servers.len(), 250);
+        assert_eq!(servers[0].hostname, "app-001");
+        assert_eq!(servers[249].hostname, "app-250");
+        assert_eq!(servers[0].tags["dr:wave"], "app");
+        assert_eq!(fleet.hosted_zones[0].records[0].record_type, "A");
+    }
+
+    #[test]
+    fn rejects_typos_and_duplicate_hostnames() {
+        let typo = Fleet::from_yaml("source_server: []").expect_err("unknown field");
+        assert!(typo.contains("source_server"), "{typo}");
+        let twice =
+            Fleet::from_yaml("source_servers: [{count: 2, hostname: web}]").expect_err("web twice");
+        assert!(twice.contains("web"), "{twice}");
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fleet.yaml");
+        let fleet = Fleet::from_file(&path).expect("examples/fleet.yaml parses");
+        let servers = fleet.servers().expect("valid hostnames");
+        let shop: Vec<&ServerSeed> = servers
+            .iter()
+            .filter(|server| server.tags.get("dr:plan").map(String::as_str) == Some("shop"))
+            .collect();
+        let waves: BTreeSet<&str> = shop
+            .iter()
+            .filter_map(|server| server.tags.get("dr:wave").map(String::as_str))
+            .collect();
+        assert_eq!(
+            waves.len(),
+            4,
+            "database, cache, app and web waves: {waves:?}"
+        );
+    }
+}

@@ -1,0 +1,604 @@
+//! The control API under `/_drplan/`: seeding, fault injection, state, call record, reset.
+//! Documented in `local/drs-sim/README.md`; keep the two in step.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::clock::Timestamp;
+use crate::drs::add_initial_snapshots;
+use crate::model::{
+    DATA_REPLICATION_STATES, Replication, SlowConversion, SourceServer, State as SimState, Tags,
+    ThrottleFault,
+};
+use crate::sim::Simulator;
+
+/// moto accepts any AMI ID (with a warning for unknown ones); this one is in moto's
+/// built-in list, so RunInstances launches without complaint.
+pub const DEFAULT_IMAGE_ID: &str = "ami-12c6146b";
+pub const DEFAULT_INSTANCE_TYPE: &str = "t3.medium";
+
+/// Operations a throttle fault may name.
+const THROTTLEABLE_OPERATIONS: &[&str] = &[
+    "DescribeSourceServers",
+    "StartRecovery",
+    "DescribeJobs",
+    "DescribeJobLogItems",
+    "DescribeRecoveryInstances",
+    "TerminateRecoveryInstances",
+    "DescribeRecoverySnapshots",
+    "GetLaunchConfiguration",
+    "RetryDataReplication",
+    "ReverseReplication",
+    "StartFailbackLaunch",
+    "ListTagsForResource",
+    "TagResource",
+    "UntagResource",
+];
+
+pub fn router() -> Router<Arc<Simulator>> {
+    Router::new()
+        .route("/_drplan/health", get(health))
+        .route("/_drplan/source-servers", post(create_source_servers))
+        .route("/_drplan/faults", post(inject_faults).delete(clear_faults))
+        .route("/_drplan/state", get(show_state))
+        .route("/_drplan/calls", get(show_calls).delete(clear_calls))
+        .route("/_drplan/events", get(show_events))
+        .route("/_drplan/reset", post(reset))
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// A refused control request: its status and why.
+struct ControlError {
+    status: StatusCode,
+    message: String,
+}
+
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response {
+        json_response(self.status, json!({ "error": self.message }))
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> ControlError {
+    ControlError {
+        status: StatusCode::BAD_REQUEST,
+        message: message.into(),
+    }
+}
+
+fn not_found(message: String) -> ControlError {
+    ControlError {
+        status: StatusCode::NOT_FOUND,
+        message,
+    }
+}
+
+/// Accepts a bare JSON array, an object holding the array under `key`, or one object.
+fn parse_list<T: for<'de> Deserialize<'de>>(
+    body: &[u8],
+    key: &str,
+) -> Result<Vec<T>, ControlError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|error| bad_request(format!("body is not JSON: {error}")))?;
+    let list = match value {
+        Value::Array(_) => value,
+        Value::Object(mut object) if object.contains_key(key) => {
+            object.remove(key).unwrap_or(Value::Null)
+        }
+        Value::Object(_) => Value::Array(vec![value]),
+        _ => {
+            return Err(bad_request(format!(
+                "body must be a list or {{\"{key}\": [...]}}"
+            )));
+        }
+    };
+    serde_json::from_value(list).map_err(|error| bad_request(format!("invalid {key}: {error}")))
+}
+
+async fn health() -> Response {
+    json_response(StatusCode::OK, json!({ "ok": true }))
+}
+
+// ---- Seeding ----------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSpec {
+    hostname: String,
+    #[serde(default)]
+    fqdn: Option<String>,
+    #[serde(default)]
+    tags: Tags,
+    #[serde(default)]
+    replication: ReplicationSpec,
+    #[serde(default)]
+    launch_subnet_id: Option<String>,
+    #[serde(default)]
+    drill_subnet_id: Option<String>,
+    #[serde(default)]
+    instance_type: Option<String>,
+    #[serde(default)]
+    image_id: Option<String>,
+    #[serde(default)]
+    source_ip: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReplicationSpec {
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    lag_seconds: Option<u64>,
+}
+
+async fn create_source_servers(State(sim): State<Arc<Simulator>>, body: Bytes) -> Response {
+    let specs: Vec<ServerSpec> = match parse_list(&body, "servers") {
+        Ok(specs) => specs,
+        Err(error) => return error.into_response(),
+    };
+    for spec in &specs {
+        if spec.hostname.trim().is_empty() {
+            return bad_request("every server needs a hostname").into_response();
+        }
+        if let Some(state) = &spec.replication.state
+            && !DATA_REPLICATION_STATES.contains(&state.as_str())
+        {
+            return bad_request(format!(
+                "replication.state {state:?} of {} is not one of {DATA_REPLICATION_STATES:?}",
+                spec.hostname
+            ))
+            .into_response();
+        }
+    }
+    let now = Timestamp::now();
+    let created: Vec<Value> = sim.with_state(|state| {
+        specs
+            .into_iter()
+            .map(|spec| upsert_server(&sim, state, spec, now))
+            .collect()
+    });
+    json_response(StatusCode::OK, json!({ "servers": created }))
+}
+
+/// Creates the server, or updates the one with the same hostname, so that seeding twice
+/// leaves one server per hostname.
+fn upsert_server(sim: &Simulator, state: &mut SimState, spec: ServerSpec, now: Timestamp) -> Value {
+    let replication_state = spec
+        .replication
+        .state
+        .clone()
+        .unwrap_or_else(|| "CONTINUOUS".to_owned());
+    let lag_seconds = spec.replication.lag_seconds.unwrap_or(0);
+    let existing_id = state
+        .servers
+        .iter()
+        .find(|server| {
+            server.hostname == spec.hostname && server.replication_direction == "FAILOVER"
+        })
+        .map(|server| server.id.clone());
+    if let Some(id) = existing_id
+        && let Some(server) = state.server_mut(&id)
+    {
+        server.tags = spec.tags;
+        if let Some(fqdn) = spec.fqdn {
+            server.fqdn = fqdn;
+        }
+        server.replication = Replication {
+            state: replication_state,
+            lag_seconds,
+            stalled_since: None,
+            state_before_stall: None,
+        };
+        server.launch_subnet_id = spec.launch_subnet_id;
+        server.drill_subnet_id = spec.drill_subnet_id;
+        if let Some(instance_type) = spec.instance_type {
+            server.instance_type = instance_type;
+        }
+        if let Some(image_id) = spec.image_id {
+            server.image_id = image_id;
+        }
+        return json!({
+            "source_server_id": server.id,
+            "arn": server.arn,
+            "hostname": server.hostname,
+            "created": false,
+        });
+    }
+    let id = state.ids.source_server_id();
+    let number = state.servers.len();
+    let server = SourceServer {
+        arn: sim.arn("source-server", &id),
+        id: id.clone(),
+        fqdn: spec
+            .fqdn
+            .unwrap_or_else(|| format!("{}.example.internal", spec.hostname)),
+        hostname: spec.hostname,
+        tags: spec.tags,
+        replication: Replication {
+            state: replication_state,
+            lag_seconds,
+            stalled_since: None,
+            state_before_stall: None,
+        },
+        added: now,
+        launch_subnet_id: spec.launch_subnet_id,
+        drill_subnet_id: spec.drill_subnet_id,
+        instance_type: spec
+            .instance_type
+            .unwrap_or_else(|| DEFAULT_INSTANCE_TYPE.to_owned()),
+        image_id: spec.image_id.unwrap_or_else(|| DEFAULT_IMAGE_ID.to_owned()),
+        // Documentation ranges (RFC 5737), so no seeded address is anybody's real host.
+        source_ip: spec.source_ip.unwrap_or_else(|| {
+            format!("198.51.{}.{}", 100 + (number / 250) % 100, number % 250 + 1)
+        }),
+        mac_address: format!(
+            "02:00:00:{:02x}:{:02x}:{:02x}",
+            (number >> 16) & 0xff,
+            (number >> 8) & 0xff,
+            number & 0xff
+        ),
+        recovery_instance_id: None,
+        last_launch: None,
+        last_launch_result: "NOT_STARTED",
+        replication_direction: "FAILOVER",
+        reversed_direction_source_server_arn: None,
+        launch_template_id: state.ids.launch_template_id(),
+    };
+    let response = json!({
+        "source_server_id": server.id,
+        "arn": server.arn,
+        "hostname": server.hostname,
+        "created": true,
+    });
+    state.add_server(server);
+    add_initial_snapshots(state, &id, now);
+    response
+}
+
+// ---- Faults -----------------------------------------------------------------------------
+
+fn default_retry_after() -> u64 {
+    1
+}
+
+fn default_factor() -> f64 {
+    1.0
+}
+
+fn default_raw_error() -> String {
+    "An error occurred (InsufficientInstanceCapacity) when calling the RunInstances operation: \
+     We currently do not have sufficient capacity in the Availability Zone you requested."
+        .to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum FaultSpec {
+    Throttle {
+        operation: String,
+        count: u32,
+        #[serde(default = "default_retry_after")]
+        retry_after_seconds: u64,
+    },
+    FailLaunch {
+        servers: Vec<String>,
+        #[serde(default = "default_raw_error")]
+        raw_error: String,
+    },
+    SlowConversion {
+        servers: Vec<String>,
+        #[serde(default = "default_factor")]
+        factor: f64,
+        #[serde(default)]
+        extra_seconds: f64,
+    },
+    StallReplication {
+        servers: Vec<String>,
+    },
+    UnstallReplication {
+        servers: Vec<String>,
+    },
+    UnhealthyInstances {
+        targets: Vec<String>,
+        #[serde(default = "default_true")]
+        unhealthy: bool,
+    },
+}
+
+/// Resolves server IDs or hostnames to IDs; names every one that does not exist.
+fn resolve_servers(state: &SimState, references: &[String]) -> Result<Vec<String>, String> {
+    let mut ids = Vec::new();
+    let mut unknown = Vec::new();
+    for reference in references {
+        match state.resolve_server(reference) {
+            Some(server) => ids.push(server.id.clone()),
+            None => unknown.push(reference.clone()),
+        }
+    }
+    if unknown.is_empty() {
+        Ok(ids)
+    } else {
+        Err(format!(
+            "no source server has the ID or hostname {unknown:?}"
+        ))
+    }
+}
+
+/// A stall change to announce once the lock is released: (server ARN, new detail.state).
+type StallEvent = (String, &'static str);
+
+fn apply_fault(state: &mut SimState, fault: FaultSpec) -> Result<Vec<StallEvent>, ControlError> {
+    let mut events = Vec::new();
+    match fault {
+        FaultSpec::Throttle {
+            operation,
+            count,
+            retry_after_seconds,
+        } => {
+            if !THROTTLEABLE_OPERATIONS.contains(&operation.as_str()) {
+                return Err(bad_request(format!(
+                    "operation {operation:?} is not one of {THROTTLEABLE_OPERATIONS:?}"
+                )));
+            }
+            state.faults.throttles.insert(
+                operation,
+                ThrottleFault {
+                    remaining: count,
+                    retry_after_seconds,
+                },
+            );
+        }
+        FaultSpec::FailLaunch { servers, raw_error } => {
+            for id in resolve_servers(state, &servers).map_err(not_found)? {
+                state.faults.failed_launches.insert(id, raw_error.clone());
+            }
+        }
+        FaultSpec::SlowConversion {
+            servers,
+            factor,
+            extra_seconds,
+        } => {
+            if !(factor.is_finite()
+                && factor >= 0.0
+                && extra_seconds.is_finite()
+                && extra_seconds >= 0.0)
+            {
+                return Err(bad_request(
+                    "factor and extra_seconds must be finite and >= 0",
+                ));
+            }
+            for id in resolve_servers(state, &servers).map_err(not_found)? {
+                state.faults.slow_conversions.insert(
+                    id,
+                    SlowConversion {
+                        factor,
+                        extra_seconds,
+                    },
+                );
+            }
+        }
+        FaultSpec::StallReplication { servers } => {
+            let now = Timestamp::now();
+            for id in resolve_servers(state, &servers).map_err(not_found)? {
+                if let Some(server) = state.server_mut(&id)
+                    && server.replication.stalled_since.is_none()
+                {
+                    server.replication.state_before_stall = Some(server.replication.state.clone());
+                    server.replication.state = "STALLED".to_owned();
+                    server.replication.stalled_since = Some(now);
+                    events.push((server.arn.clone(), "STALLED"));
+                }
+            }
+        }
+        FaultSpec::UnstallReplication { servers } => {
+            for id in resolve_servers(state, &servers).map_err(not_found)? {
+                if let Some(server) = state.server_mut(&id)
+                    && server.replication.state == "STALLED"
+                {
+                    let previous = server
+                        .replication
+                        .state_before_stall
+                        .take()
+                        .filter(|previous| previous != "STALLED")
+                        .unwrap_or_else(|| "CONTINUOUS".to_owned());
+                    server.replication.state = previous;
+                    server.replication.stalled_since = None;
+                    events.push((server.arn.clone(), "NOT_STALLED"));
+                }
+            }
+        }
+        FaultSpec::UnhealthyInstances { targets, unhealthy } => {
+            for target in targets {
+                if unhealthy {
+                    state.faults.unhealthy_targets.insert(target);
+                } else {
+                    state.faults.unhealthy_targets.remove(&target);
+                }
+            }
+        }
+    }
+    Ok(events)
+}
+
+async fn inject_faults(State(sim): State<Arc<Simulator>>, body: Bytes) -> Response {
+    let faults: Vec<FaultSpec> = match parse_list(&body, "faults") {
+        Ok(faults) => faults,
+        Err(error) => return error.into_response(),
+    };
+    let count = faults.len();
+    let applied = sim.with_state(|state| {
+        let mut events = Vec::new();
+        for fault in faults {
+            events.extend(apply_fault(state, fault)?);
+        }
+        Ok::<_, ControlError>(events)
+    });
+    let events = match applied {
+        Ok(events) => events,
+        Err(error) => return error.into_response(),
+    };
+    for (server_arn, stall_state) in &events {
+        sim.emit_event(
+            "DRS Source Server Data Replication Stalled Change",
+            vec![server_arn.clone()],
+            json!({ "state": stall_state }),
+        )
+        .await;
+    }
+    json_response(
+        StatusCode::OK,
+        json!({ "applied": count, "events": events.len() }),
+    )
+}
+
+/// Clears throttles, launch failures, slow conversions and unhealthy marks. Stalled
+/// replication is server state, cleared with an `unstall_replication` fault.
+async fn clear_faults(State(sim): State<Arc<Simulator>>) -> Response {
+    sim.with_state(|state| state.faults = Default::default());
+    json_response(StatusCode::OK, json!({ "cleared": true }))
+}
+
+// ---- Observation ------------------------------------------------------------------------
+
+async fn show_state(State(sim): State<Arc<Simulator>>) -> Response {
+    let now = Timestamp::now();
+    let body = sim.with_state(|state| {
+        let unhealthy = state.unhealthy_instance_ids();
+        let servers: Vec<Value> = state
+            .servers
+            .iter()
+            .map(|server| {
+                json!({
+                    "source_server_id": server.id,
+                    "arn": server.arn,
+                    "hostname": server.hostname,
+                    "tags": server.tags,
+                    "replication_state": server.replication.state,
+                    "lag_seconds": server.lag_seconds(now),
+                    "replication_direction": server.replication_direction,
+                    "launch_subnet_id": server.launch_subnet_id,
+                    "drill_subnet_id": server.drill_subnet_id,
+                    "recovery_instance_id": server.recovery_instance_id,
+                    "last_launch_result": server.last_launch_result,
+                })
+            })
+            .collect();
+        let jobs: Vec<Value> = state
+            .jobs
+            .iter()
+            .map(|job| {
+                json!({
+                    "job_id": job.id,
+                    "type": job.job_type,
+                    "initiated_by": job.initiated_by,
+                    "is_drill": job.is_drill,
+                    "status": job.status.wire(),
+                    "servers": job.participants.iter().map(|participant| json!({
+                        "source_server_id": participant.source_server_id,
+                        "launch_status": participant.launch_status,
+                        "recovery_instance_id": participant.recovery_instance_id,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let instances: Vec<Value> = state
+            .recovery_instances
+            .iter()
+            .map(|instance| {
+                json!({
+                    "recovery_instance_id": instance.id,
+                    "ec2_instance_id": instance.ec2_instance_id,
+                    "source_server_id": instance.source_server_id,
+                    "hostname": state.hostname_of(&instance.source_server_id),
+                    "job_id": instance.job_id,
+                    "is_drill": instance.is_drill,
+                    "private_ip": instance.private_ip,
+                    "subnet_id": instance.subnet_id,
+                    "in_moto": instance.in_moto,
+                    "ec2_state": instance.ec2_state,
+                    "unhealthy": unhealthy.contains(&instance.ec2_instance_id),
+                })
+            })
+            .collect();
+        let faults = &state.faults;
+        json!({
+            "servers": servers,
+            "jobs": jobs,
+            "recovery_instances": instances,
+            "faults": {
+                "throttles": faults.throttles.iter().map(|(operation, fault)| json!({
+                    "operation": operation,
+                    "remaining": fault.remaining,
+                    "retry_after_seconds": fault.retry_after_seconds,
+                })).collect::<Vec<_>>(),
+                "failed_launches": faults.failed_launches,
+                "slow_conversions": faults.slow_conversions.iter().map(|(id, slow)| json!({
+                    "source_server_id": id,
+                    "factor": slow.factor,
+                    "extra_seconds": slow.extra_seconds,
+                })).collect::<Vec<_>>(),
+                "unhealthy_targets": faults.unhealthy_targets,
+            },
+            "unhealthy_instance_ids": unhealthy,
+            "outbound_errors": state.outbound_errors,
+        })
+    });
+    json_response(StatusCode::OK, body)
+}
+
+async fn show_calls(State(sim): State<Arc<Simulator>>) -> Response {
+    let calls: Vec<Value> =
+        sim.with_state(|state| state.calls.iter().map(|call| call.to_json()).collect());
+    json_response(StatusCode::OK, json!({ "calls": calls }))
+}
+
+async fn clear_calls(State(sim): State<Arc<Simulator>>) -> Response {
+    sim.with_state(|state| state.calls.clear());
+    json_response(StatusCode::OK, json!({ "cleared": true }))
+}
+
+async fn show_events(State(sim): State<Arc<Simulator>>) -> Response {
+    let events: Vec<Value> = sim.with_state(|state| {
+        state
+            .events
+            .iter()
+            .map(|emitted| {
+                json!({
+                    "event": emitted.event,
+                    "delivered": emitted.delivered,
+                    "error": emitted.error,
+                })
+            })
+            .collect()
+    });
+    json_response(StatusCode::OK, json!({ "events": events }))
+}
+
+/// Forgets everything: servers, jobs, instances, faults, calls, events. Job tasks stop.
+/// EC2 instances already in moto stay there (moto has its own reset).
+async fn reset(State(sim): State<Arc<Simulator>>) -> Response {
+    sim.stop_background_tasks();
+    sim.with_state(SimState::reset);
+    json_response(StatusCode::OK, json!({ "reset": true }))
+}
