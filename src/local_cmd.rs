@@ -10,6 +10,10 @@ use drplan_local::commands::{self, Fault, UpOptions};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum LocalCommand {
+    /// Rehearse a plan end to end: start the local cloud, deploy drplan, seed the fleet,
+    /// run the plan through the real state machine and functions, print the report, stop
+    /// everything
+    Drill(crate::local_drill::DrillArgs),
     /// Run the local cloud in the foreground; Ctrl-C or SIGTERM stops every process it started
     Up {
         /// The gateway's port on 127.0.0.1 (AWS_ENDPOINT_URL=http://127.0.0.1:PORT)
@@ -111,6 +115,7 @@ pub enum FaultCommand {
 pub fn run(command: LocalCommand) -> anyhow::Result<ExitCode> {
     let endpoint = |given: Option<String>| given.unwrap_or_else(commands::default_endpoint_url);
     match command {
+        LocalCommand::Drill(args) => return crate::local_drill::run(&args),
         LocalCommand::Up {
             port,
             time_scale,

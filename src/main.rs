@@ -1,6 +1,9 @@
 //! `drplan`: validate plans, and (as the local cloud and the state machines land) run
 //! drills and recoveries with one command.
 
+mod local_cmd;
+mod local_drill;
+mod run_cmd;
 mod validate_cmd;
 
 use std::process::ExitCode;
@@ -21,12 +24,39 @@ enum Command {
     Validate(validate_cmd::ValidateArgs),
     /// Print the JSON Schema of the plan format (for editors and other tools).
     Schema,
+    /// Start a drill or recovery: one StartExecution (against $AWS_ENDPOINT_URL when set).
+    Start(run_cmd::StartArgs),
+    /// Show a running or finished execution, wave by wave.
+    Status(run_cmd::StatusArgs),
+    /// Print an execution's report (from the stack's bucket).
+    Report(run_cmd::ReportArgs),
+    /// The local cloud: moto, cargo lambda watch, the DRS simulator and one gateway.
+    #[command(subcommand)]
+    Local(local_cmd::LocalCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Start(args) => {
+            run_async(async move { run_cmd::start_and_maybe_follow(&args).await })
+        }
+        Command::Status(args) => run_async(async move {
+            let view = run_cmd::status(&args).await?;
+            Ok(view.status != "FAILED" && view.status != "ABORTED" && view.status != "TIMED_OUT")
+        }),
+        Command::Report(args) => run_async(async move {
+            let text = run_cmd::report(&args).await?;
+            Ok(print_stdout(&text) == ExitCode::SUCCESS)
+        }),
         Command::Validate(args) => validate_cmd::run(&args),
+        Command::Local(command) => match local_cmd::run(command) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("drplan: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Schema => match serde_json::to_string_pretty(&drplan_core::plan_json_schema()) {
             Ok(text) => print_stdout(&format!("{text}\n")),
             Err(e) => {
@@ -45,6 +75,29 @@ pub(crate) fn print_stdout(text: &str) -> ExitCode {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("drplan: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs an AWS-talking command on a runtime; `Ok(false)` means the command worked but
+/// the outcome is a failure (a failed execution), exit 1; errors exit 1 with a message.
+fn run_async(command: impl std::future::Future<Output = anyhow::Result<bool>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("drplan: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("drplan: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -405,7 +405,11 @@ async fn start_cargo_lambda_watch(
     command
         .env("AWS_ENDPOINT_URL", endpoint_url)
         .env("AWS_REGION", &options.region)
-        .env("AWS_DEFAULT_REGION", &options.region);
+        .env("AWS_DEFAULT_REGION", &options.region)
+        // What the stack's template gives the functions in AWS.
+        .env("DRPLAN_BUCKET", crate::stack::BUCKET)
+        // The bucket is addressed by path: virtual-host names would not resolve to loopback.
+        .env("AWS_S3_FORCE_PATH_STYLE", "true");
     let log = log_dir.join("cargo-lambda-watch.log");
     let mut watch = SupervisedChild::spawn("cargo lambda watch", command, &log)?;
     let url = format!("http://127.0.0.1:{port}");

@@ -80,8 +80,8 @@ fn print_banner(cloud: &LocalCloud) {
     let endpoint = cloud.endpoint_url();
     println!("drplan local cloud is up at {endpoint}");
     println!(
-        "  export AWS_ENDPOINT_URL={endpoint} AWS_REGION={} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test",
-        cloud.region()
+        "  export AWS_ENDPOINT_URL={endpoint} AWS_REGION={region} AWS_DEFAULT_REGION={region} \\\n         AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test",
+        region = cloud.region()
     );
     println!("  moto:          {}", cloud.moto_url());
     println!("  DRS simulator: {}", cloud.simulator_url());

@@ -3,6 +3,10 @@ use std::path::PathBuf;
 /// Everything that can go wrong in the local cloud, from finding its tools to seeding it.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalCloudError {
+    /// Deploying drplan's stack (bucket, state machines) into the local cloud failed.
+    #[error("deploying the stack: {0}")]
+    Deploy(String),
+
     #[error(
         "{tool} is not installed: looked for {looked_at} (set {env_override} to use another). \
          Install the local cloud's tools with: scripts/install-local-cloud"

@@ -22,5 +22,6 @@ pub use error::{LocalCloudError, Result};
 mod cloud;
 pub mod commands;
 pub mod seed;
+pub mod stack;
 
 pub use cloud::{DEFAULT_GATEWAY_PORT, Functions, LocalCloud, LocalCloudOptions};

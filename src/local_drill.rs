@@ -1,0 +1,141 @@
+//! `drplan local drill`: the whole product on one machine. Starts the local cloud,
+//! deploys the stack, seeds the fleet, runs the plan through the real state machine
+//! and function binaries, follows it wave by wave, prints the report, and stops every
+//! process it started, whatever happens.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use drplan_core::Mode;
+use drplan_local::{LocalCloud, LocalCloudOptions, seed, stack, tools};
+
+use crate::run_cmd;
+
+/// Timing that turns a drill's minutes into seconds on the local cloud.
+const LOCAL_TIMING: &str = r#"{"poll_initial_seconds": 1, "poll_max_seconds": 3, "poll_backoff_rate": 1.5, "launch_timeout_minutes": 10, "health_interval_seconds": 1, "drill_keep_seconds": 2}"#;
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The plan to run
+    #[arg(long, default_value = "examples/shop.yaml")]
+    plan: PathBuf,
+    /// The fleet to seed (source servers, network, DNS zones, notifications)
+    #[arg(long, default_value = "examples/fleet.yaml")]
+    fleet: PathBuf,
+    /// drill (isolated, cleaned up) or recovery
+    #[arg(long, default_value = "drill", value_parser = ["drill", "recovery"])]
+    mode: String,
+    /// Multiplies the DRS simulator's phase durations (1.0 is realistic)
+    #[arg(long, default_value_t = 0.01)]
+    time_scale: f64,
+}
+
+pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let repo_root = tools::find_repo_root(&std::env::current_dir()?)?;
+        eprintln!("drplan local drill: starting the local cloud (moto, cargo lambda watch, DRS simulator, gateway)");
+        let cloud = LocalCloud::start(LocalCloudOptions {
+            repo_root: Some(repo_root.clone()),
+            log_dir: Some(repo_root.join(".local").join("cloud-logs")),
+            time_scale: args.time_scale,
+            ..LocalCloudOptions::default()
+        })
+        .await
+        .context("starting the local cloud")?;
+        let outcome = tokio::select! {
+            outcome = drill_on(&cloud, &repo_root, args) => outcome,
+            signal = stop_signal() => {
+                eprintln!("drplan local drill: {signal}; stopping");
+                Ok(ExitCode::from(130))
+            }
+        };
+        eprintln!("drplan local drill: stopping the local cloud");
+        let logs = cloud.log_dir().to_path_buf();
+        cloud.shutdown().await;
+        if outcome.is_err() {
+            eprintln!("drplan local drill: the local cloud's logs are in {}", logs.display());
+        }
+        outcome
+    })
+}
+
+/// Ctrl-C or SIGTERM: the drill stops, and so does everything it started.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut interrupt), Ok(mut terminate)) => tokio::select! {
+            _ = interrupt.recv() => "interrupted",
+            _ = terminate.recv() => "terminated",
+        },
+        // Without signal handlers the process dies on a signal, and the children's
+        // parent-death signal still stops them.
+        _ => std::future::pending().await,
+    }
+}
+
+async fn drill_on(
+    cloud: &LocalCloud,
+    repo_root: &std::path::Path,
+    args: &DrillArgs,
+) -> anyhow::Result<ExitCode> {
+    let endpoint = cloud.endpoint_url();
+    let region = cloud.region();
+    let deployed = stack::deploy(endpoint, region, "123456789012", repo_root)
+        .await
+        .context("deploying drplan into the local cloud")?;
+    let fleet = seed::Fleet::from_file(&args.fleet)?;
+    let seeded = seed::seed(endpoint, &fleet)
+        .await
+        .context("seeding the fleet")?;
+    eprintln!(
+        "drplan local drill: deployed {} and seeded {} source servers from {}",
+        deployed.recovery_state_machine_arn,
+        seeded.source_servers_created + seeded.source_servers_updated,
+        args.fleet.display()
+    );
+    let mode = if args.mode == "recovery" {
+        Mode::Recovery
+    } else {
+        Mode::Drill
+    };
+    let plan = args.plan.to_str().context("the plan path is not UTF-8")?;
+    let input = run_cmd::execution_input(plan, mode, "latest", Some(LOCAL_TIMING))?;
+    let config = stack::sdk_config(endpoint, region).await;
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let name = run_cmd::default_execution_name(&input["plan"], mode);
+    let arn =
+        run_cmd::start_execution(&sfn, &deployed.recovery_state_machine_arn, &name, &input).await?;
+    println!("execution {arn}");
+    let view = run_cmd::follow(&sfn, &arn, Duration::from_secs(1)).await?;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let plan_name = input["plan"]["name"].as_str().unwrap_or("plan");
+    match run_cmd::read_object(
+        &s3,
+        &deployed.bucket,
+        &format!("reports/{plan_name}/{name}.md"),
+    )
+    .await
+    {
+        Ok(report) => println!("\n{report}"),
+        Err(e) => eprintln!("drplan local drill: no report: {e:#}"),
+    }
+    Ok(if view.status == "SUCCEEDED" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
