@@ -265,7 +265,7 @@ pub async fn view_execution(
     let mut view = ExecutionView {
         status: described.status().as_str().to_owned(),
         started: to_timestamp(described.start_date()),
-        stopped: described.stop_date().and_then(|d| to_timestamp(d)),
+        stopped: described.stop_date().and_then(to_timestamp),
         error: described.error().map(|e| {
             (
                 e.to_owned(),
@@ -364,11 +364,7 @@ pub fn render(view: &ExecutionView) -> Vec<String> {
                 .and_then(|s| s.poll.as_ref())
                 .map_or((0, 0), |p| (p.launched, p.failed));
             let done = (launched + failed).min(wave.servers);
-            let filled = if wave.servers == 0 {
-                0
-            } else {
-                done * BAR_WIDTH / wave.servers
-            };
+            let filled = (done * BAR_WIDTH).checked_div(wave.servers).unwrap_or(0);
             let bar = format!("{}{}", "#".repeat(filled), ".".repeat(BAR_WIDTH - filled));
             let state = match step.and_then(|s| s.poll.as_ref()) {
                 None if step.is_some() => "launching".to_owned(),

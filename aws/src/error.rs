@@ -91,7 +91,7 @@ impl From<FunctionError> for Diagnostic {
     fn from(error: FunctionError) -> Self {
         Diagnostic {
             error_type: error.error_type().into(),
-            error_message: error.to_string().into(),
+            error_message: error.to_string(),
         }
     }
 }
