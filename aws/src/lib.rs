@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod drs;
 pub mod ec2;
 pub mod error;
+pub mod sns;
 pub mod step;
 pub mod store;
 pub mod wave;

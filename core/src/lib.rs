@@ -9,6 +9,7 @@ pub mod duration;
 pub mod execution;
 pub mod issue;
 pub mod launch;
+pub mod notify;
 pub mod parse;
 pub mod plan;
 pub mod quota;

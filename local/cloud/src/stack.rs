@@ -1,29 +1,42 @@
 //! drplan's stack in the local cloud: the bucket for plans, run state and reports, and
-//! the state machines from `statemachines/`, with their `${...FunctionArn}`
-//! substitutions pointing at the function binaries `cargo lambda watch` serves (the
-//! gateway maps each ARN to its plain function name).
+//! the state machines of `infra/template.yaml` (the template that deploys drplan to AWS),
+//! each with its `DefinitionUri` and `DefinitionSubstitutions` as the template says, a
+//! function's `Fn::GetAtt: [XxxFunction, Arn]` becoming the ARN of the function binary
+//! (`BuildProperties.Binary`) that `cargo lambda watch` serves (the gateway maps each ARN
+//! to its plain function name). One source of truth: what runs locally is what deploys.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
+use serde_json::Value;
 
 use crate::error::{LocalCloudError, Result};
-use crate::tools;
 
 /// The bucket the functions use (`DRPLAN_BUCKET`) in the local cloud.
 pub const BUCKET: &str = "drplan-local";
-/// The state machines: (name, definition file under the repository).
-pub const STATE_MACHINES: &[(&str, &str)] =
-    &[("drplan-recovery", "statemachines/recovery.asl.json")];
 /// The recovery state machine's name.
 pub const RECOVERY_STATE_MACHINE: &str = "drplan-recovery";
+/// The SAM template, relative to the repository.
+pub const TEMPLATE: &str = "infra/template.yaml";
 
 /// What was deployed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stack {
     pub bucket: String,
     pub recovery_state_machine_arn: String,
+}
+
+/// A state machine of the template, resolved for the local cloud.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateMachineSpec {
+    /// The template's logical ID.
+    pub logical_id: String,
+    pub name: String,
+    /// `DefinitionUri`, resolved against the template's folder.
+    pub definition_file: PathBuf,
+    /// (`${Key}`, value) for each of `DefinitionSubstitutions`.
+    pub substitutions: Vec<(String, String)>,
 }
 
 /// An SDK configuration for the local cloud: its endpoint, a region, dummy credentials.
@@ -42,33 +55,95 @@ pub async fn sdk_config(endpoint_url: &str, region: &str) -> SdkConfig {
         .await
 }
 
-/// The ARN substitutions of a definition: `${LaunchWaveFunctionArn}` for the function
-/// crate `functions/launch-wave`, and so on for each.
-pub fn function_substitutions(
+/// The `AWS::Serverless::StateMachine` resources of `infra/template.yaml`.
+pub fn state_machines(
     repo_root: &Path,
     region: &str,
     account_id: &str,
-) -> Vec<(String, String)> {
-    tools::function_crates(repo_root)
-        .iter()
-        .filter_map(|dir| dir.file_name().and_then(|n| n.to_str()).map(str::to_owned))
-        .map(|name| {
-            let pascal: String = name
-                .split(['-', '_'])
-                .map(|part| {
-                    let mut chars = part.chars();
-                    chars
-                        .next()
-                        .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
-                        .unwrap_or_default()
-                })
-                .collect();
-            (
-                format!("${{{pascal}FunctionArn}}"),
-                format!("arn:aws:lambda:{region}:{account_id}:function:{name}"),
-            )
-        })
-        .collect()
+) -> Result<Vec<StateMachineSpec>> {
+    let path = repo_root.join(TEMPLATE);
+    let text = std::fs::read_to_string(&path).map_err(|source| LocalCloudError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let base = path.parent().unwrap_or(repo_root);
+    state_machines_of(&text, base, region, account_id)
+        .map_err(|e| LocalCloudError::Deploy(format!("{}: {e}", path.display())))
+}
+
+/// The state machines of a template's text; `base` is the folder `DefinitionUri`s are
+/// relative to.
+pub fn state_machines_of(
+    template: &str,
+    base: &Path,
+    region: &str,
+    account_id: &str,
+) -> std::result::Result<Vec<StateMachineSpec>, String> {
+    let yaml: serde_norway::Value = serde_norway::from_str(template)
+        .map_err(|e| format!("not plain YAML (write intrinsics in long form): {e}"))?;
+    let template = serde_json::to_value(yaml).map_err(|e| e.to_string())?;
+    let resources = template["Resources"].as_object().ok_or("no Resources")?;
+    let parameter_default = |value: &Value| -> Option<String> {
+        let name = value.get("Ref")?.as_str()?;
+        template["Parameters"][name]["Default"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let mut machines = Vec::new();
+    for (id, resource) in resources {
+        if resource["Type"] != "AWS::Serverless::StateMachine" {
+            continue;
+        }
+        let props = &resource["Properties"];
+        let name = props["Name"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| parameter_default(&props["Name"]))
+            .ok_or_else(|| {
+                format!("{id}: Name must be a string or a Ref to a parameter with a Default")
+            })?;
+        let uri = props["DefinitionUri"]
+            .as_str()
+            .ok_or_else(|| format!("{id}: DefinitionUri must be a path to the definition"))?;
+        let mut substitutions = Vec::new();
+        if let Some(map) = props["DefinitionSubstitutions"].as_object() {
+            for (key, value) in map {
+                let resolved = if let Some(text) = value.as_str() {
+                    text.to_owned()
+                } else if let Some(default) = parameter_default(value) {
+                    default
+                } else {
+                    let target = value["Fn::GetAtt"][0].as_str().unwrap_or_default();
+                    let function = &resources.get(target).cloned().unwrap_or_default();
+                    let binary = function["Metadata"]["BuildProperties"]["Binary"].as_str();
+                    match (
+                        function["Type"].as_str(),
+                        binary,
+                        value["Fn::GetAtt"][1].as_str(),
+                    ) {
+                        (Some("AWS::Serverless::Function"), Some(binary), Some("Arn")) => {
+                            format!("arn:aws:lambda:{region}:{account_id}:function:{binary}")
+                        }
+                        _ => {
+                            return Err(format!(
+                                "{id}: DefinitionSubstitutions.{key} must be a string, a Ref to a \
+                                 parameter with a Default, or Fn::GetAtt [FUNCTION, Arn] of an \
+                                 AWS::Serverless::Function with Metadata.BuildProperties.Binary"
+                            ));
+                        }
+                    }
+                };
+                substitutions.push((format!("${{{key}}}"), resolved));
+            }
+        }
+        machines.push(StateMachineSpec {
+            logical_id: id.clone(),
+            name,
+            definition_file: base.join(uri),
+            substitutions,
+        });
+    }
+    Ok(machines)
 }
 
 /// Replaces every `${...}` the definition uses; one left over is an error naming it.
@@ -82,7 +157,7 @@ pub fn substitute(definition: &str, substitutions: &[(String, String)]) -> Resul
             .find('}')
             .map_or(text.len(), |e| start + e + 1);
         return Err(LocalCloudError::Deploy(format!(
-            "the definition uses {} and no function crate provides it",
+            "the definition uses {} and the template's DefinitionSubstitutions do not provide it",
             &text[start..end]
         )));
     }
@@ -126,16 +201,20 @@ pub async fn deploy(
                 aws_sdk_sfn::error::DisplayErrorContext(&e)
             ))
         })?;
-    let substitutions = function_substitutions(repo_root, region, account_id);
-    let mut recovery_arn = String::new();
-    for (name, file) in STATE_MACHINES {
-        let path = repo_root.join(file);
+    let mut recovery_arn = None;
+    for machine in state_machines(repo_root, region, account_id)? {
+        let StateMachineSpec {
+            name,
+            definition_file: path,
+            substitutions,
+            ..
+        } = machine;
         let definition = std::fs::read_to_string(&path).map_err(|source| LocalCloudError::Io {
             path: path.clone(),
             source,
         })?;
         let definition = substitute(&definition, &substitutions)?;
-        let arn = match existing.state_machines().iter().find(|m| m.name() == *name) {
+        let arn = match existing.state_machines().iter().find(|m| m.name() == name) {
             Some(machine) => {
                 sfn.update_state_machine()
                     .state_machine_arn(machine.state_machine_arn())
@@ -152,7 +231,7 @@ pub async fn deploy(
             }
             None => sfn
                 .create_state_machine()
-                .name(*name)
+                .name(&name)
                 .definition(definition)
                 .role_arn(format!(
                     "arn:aws:iam::{account_id}:role/drplan-local-state-machine"
@@ -168,10 +247,15 @@ pub async fn deploy(
                 .state_machine_arn()
                 .to_owned(),
         };
-        if *name == RECOVERY_STATE_MACHINE {
-            recovery_arn = arn;
+        if name == RECOVERY_STATE_MACHINE {
+            recovery_arn = Some(arn);
         }
     }
+    let recovery_arn = recovery_arn.ok_or_else(|| {
+        LocalCloudError::Deploy(format!(
+            "{TEMPLATE} has no state machine named {RECOVERY_STATE_MACHINE}"
+        ))
+    })?;
     Ok(Stack {
         bucket: BUCKET.to_owned(),
         recovery_state_machine_arn: recovery_arn,
@@ -214,5 +298,74 @@ mod tests {
         );
         let err = substitute("${DiscoverFunctionArn} ${ReportFunctionArn}", &subs).unwrap_err();
         assert!(err.to_string().contains("${ReportFunctionArn}"), "{err}");
+    }
+
+    #[test]
+    fn the_template_gives_the_state_machines_and_their_function_arns() {
+        let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let machines = state_machines(&repo_root, "us-east-1", "123456789012").unwrap();
+        let recovery = machines
+            .iter()
+            .find(|m| m.name == RECOVERY_STATE_MACHINE)
+            .expect("the recovery state machine");
+        assert!(
+            recovery
+                .definition_file
+                .ends_with("statemachines/recovery.asl.json")
+        );
+        assert!(
+            recovery.substitutions.contains(&(
+                "${LaunchWaveFunctionArn}".to_owned(),
+                "arn:aws:lambda:us-east-1:123456789012:function:launch-wave".to_owned()
+            )),
+            "{:?}",
+            recovery.substitutions
+        );
+        let definition = std::fs::read_to_string(&recovery.definition_file).unwrap();
+        let deployed = substitute(&definition, &recovery.substitutions).unwrap();
+        assert!(deployed.contains(":function:discover\""), "{deployed}");
+    }
+
+    #[test]
+    fn names_and_values_resolve_like_cloudformation_or_say_why_not() {
+        let template = r#"
+Parameters:
+  MachineName: { Type: String, Default: dr-test }
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildMethod: rust-cargolambda, BuildProperties: { Binary: my-fn } }
+  Machine:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: { Ref: MachineName }
+      DefinitionUri: ../sm/a.asl.json
+      DefinitionSubstitutions:
+        FnArn: { "Fn::GetAtt": [Fn, Arn] }
+        Plain: literal
+"#;
+        let machines =
+            state_machines_of(template, Path::new("/r/infra"), "eu-west-1", "1").unwrap();
+        assert_eq!(machines.len(), 1);
+        assert_eq!(machines[0].name, "dr-test");
+        assert_eq!(
+            machines[0].definition_file,
+            Path::new("/r/infra/../sm/a.asl.json")
+        );
+        assert_eq!(
+            machines[0].substitutions,
+            vec![
+                (
+                    "${FnArn}".to_owned(),
+                    "arn:aws:lambda:eu-west-1:1:function:my-fn".to_owned()
+                ),
+                ("${Plain}".to_owned(), "literal".to_owned()),
+            ]
+        );
+        let unknown = template.replace("[Fn, Arn]", "[Nope, Arn]");
+        let err = state_machines_of(&unknown, Path::new("/r/infra"), "eu-west-1", "1").unwrap_err();
+        assert!(err.contains("DefinitionSubstitutions.FnArn"), "{err}");
+        let short = template.replace("{ \"Fn::GetAtt\": [Fn, Arn] }", "!GetAtt Fn.Arn");
+        assert!(state_machines_of(&short, Path::new("/r"), "r", "1").is_err());
     }
 }

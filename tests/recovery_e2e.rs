@@ -1,0 +1,585 @@
+//! The recovery state machine end to end on the local cloud: the real state machine
+//! interpreted by moto, the real function binaries behind `cargo lambda watch`, and the
+//! DRS simulator, all driven through the AWS SDK as a user's tooling would.
+//!
+//! Each test starts its own local cloud on free ports and stops it (every process it
+//! started) when it ends, pass or fail. Skipped with a printed reason when the local
+//! cloud's tools are not installed, unless DRPLAN_REQUIRE_LOCAL_CLOUD is set.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sfn::types::ExecutionStatus;
+use drplan_local::seed::{self, Fleet};
+use drplan_local::stack::{self, Stack};
+use drplan_local::upstream::{AwsClient, HttpClient};
+use drplan_local::{LocalCloud, LocalCloudOptions, tools};
+use hyper::Method;
+use serde_json::{Value, json};
+
+/// Fast timing: polls every second or two, drill instances kept two seconds.
+fn fast_timing() -> Value {
+    json!({"poll_initial_seconds": 1, "poll_max_seconds": 2, "poll_backoff_rate": 1.5,
+           "launch_timeout_minutes": 10, "drill_keep_seconds": 2})
+}
+
+/// The first run of a test binary may wait for `cargo lambda watch` to build the
+/// function binaries; later runs take seconds.
+const EXECUTION_TIMEOUT: Duration = Duration::from_secs(900);
+
+struct Cloud {
+    cloud: LocalCloud,
+    stack: Stack,
+    sfn: aws_sdk_sfn::Client,
+    s3: aws_sdk_s3::Client,
+    ec2: aws_sdk_ec2::Client,
+    drs: aws_sdk_drs::Client,
+    control: AwsClient,
+}
+
+struct Outcome {
+    name: String,
+    status: ExecutionStatus,
+    error: Option<String>,
+    cause: Option<String>,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The local cloud with drplan deployed and `fleet` seeded, or `None` (skipped).
+async fn cloud_with(fleet: &str) -> Option<Cloud> {
+    if let Err(missing) =
+        tools::moto_server(&repo_root()).and_then(|_| tools::cargo_lambda(&repo_root()))
+    {
+        assert!(
+            std::env::var_os("DRPLAN_REQUIRE_LOCAL_CLOUD").is_none(),
+            "DRPLAN_REQUIRE_LOCAL_CLOUD is set but the local cloud cannot start: {missing}"
+        );
+        eprintln!("SKIPPED: {missing}");
+        return None;
+    }
+    let cloud = LocalCloud::start(LocalCloudOptions {
+        repo_root: Some(repo_root()),
+        ..LocalCloudOptions::default()
+    })
+    .await
+    .expect("the local cloud starts");
+    let endpoint = cloud.endpoint_url().to_owned();
+    let stack = stack::deploy(&endpoint, cloud.region(), "123456789012", &repo_root())
+        .await
+        .expect("drplan deploys into the local cloud");
+    let fleet = Fleet::from_yaml(fleet).expect("a valid fleet");
+    seed::seed(&endpoint, &fleet)
+        .await
+        .expect("the fleet seeds");
+    let config = stack::sdk_config(&endpoint, cloud.region()).await;
+    Some(Cloud {
+        sfn: aws_sdk_sfn::Client::new(&config),
+        s3: aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        ),
+        ec2: aws_sdk_ec2::Client::new(&config),
+        drs: aws_sdk_drs::Client::new(&config),
+        control: AwsClient::new(HttpClient::new(), &endpoint, cloud.region()),
+        stack,
+        cloud,
+    })
+}
+
+impl Cloud {
+    async fn control(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        seed::control_call(&self.control, method, path, body.as_ref())
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    async fn fault(&self, fault: Value) {
+        self.control(Method::POST, "/_drplan/faults", Some(fault))
+            .await;
+    }
+
+    /// StartRecovery calls the simulator received, as lists of source server IDs.
+    async fn start_recovery_calls(&self) -> Vec<Vec<String>> {
+        let calls = self.control(Method::GET, "/_drplan/calls", None).await;
+        calls["calls"]
+            .as_array()
+            .expect("a list of calls")
+            .iter()
+            .filter(|c| {
+                c["operation"] == "StartRecovery" && c["status"].as_u64().is_none_or(|s| s < 300)
+            })
+            .map(|c| {
+                c["source_server_ids"]
+                    .as_array()
+                    .map(|ids| {
+                        ids.iter()
+                            .filter_map(|i| i.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// Source server IDs by hostname.
+    async fn server_ids(&self) -> BTreeMap<String, String> {
+        let state = self.control(Method::GET, "/_drplan/state", None).await;
+        state["servers"]
+            .as_array()
+            .expect("the simulator lists its servers")
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s["hostname"].as_str()?.to_owned(),
+                    s["source_server_id"].as_str()?.to_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    async fn run(&self, plan: Value, mode: &str) -> Outcome {
+        let name = format!("test-{}-{}", mode, std::process::id());
+        let input = json!({"plan": plan, "mode": mode, "timing": fast_timing()});
+        let arn = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.stack.recovery_state_machine_arn)
+            .name(&name)
+            .input(input.to_string())
+            .send()
+            .await
+            .expect("StartExecution")
+            .execution_arn()
+            .to_owned();
+        let started = Instant::now();
+        loop {
+            let described = self
+                .sfn
+                .describe_execution()
+                .execution_arn(&arn)
+                .send()
+                .await
+                .expect("DescribeExecution");
+            if described.status() != &ExecutionStatus::Running {
+                return Outcome {
+                    name,
+                    status: described.status().clone(),
+                    error: described.error().map(str::to_owned),
+                    cause: described.cause().map(str::to_owned),
+                };
+            }
+            assert!(
+                started.elapsed() < EXECUTION_TIMEOUT,
+                "the execution did not end in {EXECUTION_TIMEOUT:?}; logs in {}",
+                self.cloud.log_dir().display()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn report(&self, plan: &str, execution_name: &str) -> Value {
+        let key = format!("reports/{plan}/{execution_name}.json");
+        let object = self
+            .s3
+            .get_object()
+            .bucket(&self.stack.bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .expect("report body")
+            .into_bytes();
+        serde_json::from_slice(&bytes).expect("the report is JSON")
+    }
+
+    /// The EC2 instances a run launched, by their drplan:execution tag: (tags, state).
+    async fn instances_of(&self, execution_name: &str) -> Vec<(BTreeMap<String, String>, String)> {
+        let described = self
+            .ec2
+            .describe_instances()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag:drplan:execution")
+                    .values(execution_name)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("DescribeInstances");
+        described
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .map(|i| {
+                let tags = i
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                    .collect();
+                let state = i
+                    .state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_owned())
+                    .unwrap_or_default();
+                (tags, state)
+            })
+            .collect()
+    }
+
+    /// Launch jobs by wave tag: (created, ended).
+    async fn job_times_by_wave(&self) -> BTreeMap<String, (String, String)> {
+        let jobs = self
+            .drs
+            .describe_jobs()
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .expect("DescribeJobs");
+        jobs.iter()
+            .filter_map(|j| {
+                let wave = j.tags()?.get("drplan:wave")?.clone();
+                Some((
+                    wave,
+                    (
+                        j.creation_date_time()?.to_owned(),
+                        j.end_date_time()?.to_owned(),
+                    ),
+                ))
+            })
+            .collect()
+    }
+}
+
+fn plan_file(path: &str) -> Value {
+    let text = std::fs::read_to_string(repo_root().join(path)).expect("plan file");
+    drplan_core::parse_document(&text, drplan_core::Format::Yaml).expect("plan YAML")
+}
+
+fn fleet_file(path: &str) -> String {
+    std::fs::read_to_string(repo_root().join(path)).expect("fleet file")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_four_wave_dag_drill_recovers_in_dag_order_tags_and_cleans_up() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    // By name, from the bucket, as `{"plan": "shop", "mode": "drill"}` starts it.
+    let text = std::fs::read_to_string(repo_root().join("examples/shop.yaml")).expect("plan");
+    stack::put_plan(
+        cloud.cloud.endpoint_url(),
+        cloud.cloud.region(),
+        "shop",
+        text,
+    )
+    .await
+    .expect("plan stored");
+    let outcome = cloud.run(json!("shop"), "drill").await;
+    assert_eq!(
+        outcome.status,
+        ExecutionStatus::Succeeded,
+        "{:?}: {:?}",
+        outcome.error,
+        outcome.cause
+    );
+
+    let report = cloud.report("shop", &outcome.name).await;
+    assert_eq!(report["status"], "SUCCEEDED");
+    let waves: Vec<(&str, &str, u64)> = report["waves"]
+        .as_array()
+        .expect("waves")
+        .iter()
+        .map(|w| {
+            (
+                w["name"].as_str().unwrap(),
+                w["state"].as_str().unwrap(),
+                w["launched"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        waves,
+        [
+            ("database", "SUCCEEDED", 2),
+            ("cache", "SUCCEEDED", 2),
+            ("app", "SUCCEEDED", 8),
+            ("web", "SUCCEEDED", 3)
+        ]
+    );
+    assert_eq!(report["rto"]["met"], true);
+    assert_eq!(report["drill_instances_terminated"], 15);
+
+    // database and cache (one layer) ran at the same time; app started after both ended.
+    let jobs = cloud.job_times_by_wave().await;
+    let (db_start, db_end) = &jobs["database"];
+    let (cache_start, cache_end) = &jobs["cache"];
+    assert!(
+        db_start < cache_end && cache_start < db_end,
+        "database {:?} and cache {:?} did not overlap",
+        jobs["database"],
+        jobs["cache"]
+    );
+    let (app_start, app_end) = &jobs["app"];
+    assert!(
+        app_start >= db_end && app_start >= cache_end,
+        "app started before its dependencies ended: {jobs:?}"
+    );
+    assert!(
+        &jobs["web"].0 >= app_end,
+        "web started before app ended: {jobs:?}"
+    );
+
+    // Every instance carries the run's tags, and the drill's cleanup terminated them all.
+    let instances = cloud.instances_of(&outcome.name).await;
+    assert_eq!(instances.len(), 15, "{instances:?}");
+    let ids = cloud.server_ids().await;
+    for (tags, state) in &instances {
+        assert_eq!(state, "terminated", "{tags:?}");
+        assert_eq!(tags["drplan:plan"], "shop");
+        assert_eq!(tags["drplan:mode"], "drill");
+        let hostname = &tags["Name"];
+        assert_eq!(tags["drplan:source-server"], ids[hostname], "{tags:?}");
+        let wave = &tags["drplan:wave"];
+        assert!(["database", "cache", "app", "web"].contains(&wave.as_str()));
+    }
+    // Cleanup waited for the drill's keep time after the last wave ended.
+    let last_launch_end = jobs.values().map(|(_, end)| end.clone()).max().unwrap();
+    let terminate_jobs = cloud
+        .drs
+        .describe_jobs()
+        .send()
+        .await
+        .expect("DescribeJobs")
+        .items()
+        .iter()
+        .filter(|j| j.r#type().map(|t| t.as_str()) == Some("TERMINATE"))
+        .filter_map(|j| j.creation_date_time().map(str::to_owned))
+        .collect::<Vec<_>>();
+    assert_eq!(terminate_jobs.len(), 1, "{terminate_jobs:?}");
+    let kept = terminate_jobs[0]
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .duration_since(last_launch_end.parse::<jiff::Timestamp>().unwrap());
+    assert!(
+        kept.as_secs_f64() >= 2.0,
+        "drill instances were kept only {kept:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_critical_launch_failure_fails_its_wave_and_nothing_later_launches() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    let raw_error = "InsufficientInstanceCapacity: no r6i.2xlarge capacity in us-east-1a";
+    cloud
+        .fault(json!({"kind": "fail_launch", "servers": ["db-01"], "raw_error": raw_error}))
+        .await;
+    let outcome = cloud.run(plan_file("examples/shop.yaml"), "drill").await;
+    assert_eq!(outcome.status, ExecutionStatus::Failed);
+    assert_eq!(outcome.error.as_deref(), Some("drplan.WaveFailed"));
+    let cause = outcome.cause.unwrap_or_default();
+    assert!(
+        cause.contains("db-01") && cause.contains(raw_error),
+        "{cause}"
+    );
+
+    // Only the first layer (database, cache) was ever launched.
+    let ids = cloud.server_ids().await;
+    let first_layer: HashSet<&String> = ["db-01", "db-02", "cache-01", "cache-02"]
+        .iter()
+        .map(|h| &ids[*h])
+        .collect();
+    let launched: Vec<String> = cloud
+        .start_recovery_calls()
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(!launched.is_empty());
+    assert!(
+        launched.iter().all(|id| first_layer.contains(id)),
+        "later waves launched: {launched:?}"
+    );
+
+    let report = cloud.report("shop", &outcome.name).await;
+    assert_eq!(report["status"], "FAILED");
+    assert!(
+        report["error"]["cause"]
+            .as_str()
+            .unwrap()
+            .contains(raw_error)
+    );
+    let database = &report["waves"][0];
+    assert_eq!(database["state"], "FAILED");
+    let db01 = database["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["hostname"] == "db-01")
+        .unwrap();
+    assert_eq!(db01["state"], "FAILED");
+    assert_eq!(db01["error"], raw_error);
+    // A failed drill is cleaned up at once: nothing it launched is left running.
+    let instances = cloud.instances_of(&outcome.name).await;
+    assert!(!instances.is_empty());
+    assert!(
+        instances.iter().all(|(_, state)| state == "terminated"),
+        "{instances:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_optional_server_that_fails_does_not_fail_its_wave() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    cloud.fault(json!({"kind": "fail_launch", "servers": ["batch-01"], "raw_error": "boot disk corrupt"})).await;
+    let outcome = cloud.run(plan_file("examples/shop.yaml"), "drill").await;
+    assert_eq!(
+        outcome.status,
+        ExecutionStatus::Succeeded,
+        "{:?}: {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    let report = cloud.report("shop", &outcome.name).await;
+    let app = report["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "app")
+        .unwrap()
+        .clone();
+    assert_eq!(app["state"], "SUCCEEDED");
+    assert_eq!(
+        (app["launched"].as_u64(), app["failed"].as_u64()),
+        (Some(7), Some(1))
+    );
+    let batch = app["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["hostname"] == "batch-01")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (batch["state"].as_str(), batch["error"].as_str()),
+        (Some("FAILED"), Some("boot disk corrupt"))
+    );
+    assert_eq!(report["waves"][3]["state"], "SUCCEEDED", "web still ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_survived() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    // More throttled calls in a row than the SDK's own retries absorb, so the state
+    // machine's Retry on drplan.Throttled has to carry the run.
+    for operation in ["StartRecovery", "DescribeJobs", "DescribeSourceServers"] {
+        cloud
+            .fault(json!({"kind": "throttle", "operation": operation, "count": 4, "retry_after_seconds": 0}))
+            .await;
+    }
+    let outcome = cloud.run(plan_file("examples/shop.yaml"), "drill").await;
+    assert_eq!(
+        outcome.status,
+        ExecutionStatus::Succeeded,
+        "{:?}: {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    // No server was launched twice despite the retries.
+    let launched: Vec<String> = cloud
+        .start_recovery_calls()
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let unique: HashSet<&String> = launched.iter().collect();
+    assert_eq!((launched.len(), unique.len()), (15, 15), "{launched:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_250_server_wave_runs_as_three_jobs() {
+    let fleet = r#"
+region: us-east-1
+source_servers:
+  - count: 250
+    hostname: "app-{i:03}"
+    tags: { "dr:plan": "big", "dr:wave": "app" }
+    replication: { state: CONTINUOUS, lag_seconds: 0 }
+"#;
+    let Some(cloud) = cloud_with(fleet).await else {
+        return;
+    };
+    let plan = json!({"name": "big", "rto_minutes": 60, "selector": {"dr:plan": "big"}});
+    let outcome = cloud.run(plan, "drill").await;
+    assert_eq!(
+        outcome.status,
+        ExecutionStatus::Succeeded,
+        "{:?}: {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    let sizes: Vec<usize> = cloud
+        .start_recovery_calls()
+        .await
+        .iter()
+        .map(Vec::len)
+        .collect();
+    assert_eq!(sizes, [84, 83, 83]);
+    let report = cloud.report("big", &outcome.name).await;
+    assert_eq!(report["waves"][0]["launched"], 250);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_plan_ends_the_execution_before_any_launch() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    // Valid on its own, but a wave matches no server: only the fleet can tell.
+    let mut plan = plan_file("examples/shop.yaml");
+    plan["waves"][3]["selector"] = json!({"dr:wave": "www"});
+    let outcome = cloud.run(plan, "drill").await;
+    assert_eq!(outcome.status, ExecutionStatus::Failed);
+    assert_eq!(outcome.error.as_deref(), Some("drplan.InvalidPlan"));
+    let cause = outcome.cause.unwrap_or_default();
+    assert!(
+        cause.contains("waves[3].selector") && cause.contains("\\\"www\\\"")
+            || cause.contains("\"www\""),
+        "{cause}"
+    );
+
+    // Broken in several ways at once: every problem is reported.
+    let mut plan = plan_file("examples/shop.yaml");
+    plan["waves"][0]["health"]["checks"] = json!(["tcp:0"]);
+    plan["dns"]["records"][0]["from_wave"] = json!("nope");
+    let outcome = cloud.run(plan, "recovery").await;
+    assert_eq!(outcome.error.as_deref(), Some("drplan.InvalidPlan"));
+    let cause = outcome.cause.unwrap_or_default();
+    assert!(
+        cause.contains("waves[0].health.checks[0]") && cause.contains("dns.records[0].from_wave"),
+        "{cause}"
+    );
+
+    assert!(
+        cloud.start_recovery_calls().await.is_empty(),
+        "an invalid plan launched servers"
+    );
+    let report = cloud.report("shop", &outcome.name).await;
+    assert_eq!(report["status"], "FAILED");
+    assert_eq!(report["waves"], json!([]));
+}
