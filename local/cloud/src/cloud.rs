@@ -408,6 +408,13 @@ async fn start_cargo_lambda_watch(
         .env("AWS_DEFAULT_REGION", &options.region)
         // What the stack's template gives the functions in AWS.
         .env("DRPLAN_BUCKET", crate::stack::BUCKET)
+        .env(
+            "DRPLAN_TOPIC_ARN",
+            format!(
+                "arn:aws:sns:{}:{}:drplan-notifications",
+                options.region, options.account_id
+            ),
+        )
         // The bucket is addressed by path: virtual-host names would not resolve to loopback.
         .env("AWS_S3_FORCE_PATH_STYLE", "true");
     let log = log_dir.join("cargo-lambda-watch.log");
