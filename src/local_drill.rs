@@ -25,9 +25,13 @@ pub struct DrillArgs {
     /// The fleet to seed (source servers, network, DNS zones, notifications)
     #[arg(long, default_value = "examples/fleet.yaml")]
     fleet: PathBuf,
-    /// drill (isolated, cleaned up) or recovery
-    #[arg(long, default_value = "drill", value_parser = ["drill", "recovery"])]
+    /// drill (isolated, cleaned up), recovery (DNS cut over), or both, one after the other
+    #[arg(long, default_value = "both", value_parser = ["drill", "recovery", "both"])]
     mode: String,
+    /// Leave approvals to a person (`drplan approve EXECUTION` from another shell, with
+    /// AWS_ENDPOINT_URL set to the local cloud) instead of approving as drplan-local
+    #[arg(long)]
+    no_auto_approve: bool,
     /// Multiplies the DRS simulator's phase durations (1.0 is realistic)
     #[arg(long, default_value_t = 0.01)]
     time_scale: f64,
@@ -103,39 +107,69 @@ async fn drill_on(
         seeded.source_servers_created + seeded.source_servers_updated,
         args.fleet.display()
     );
-    let mode = if args.mode == "recovery" {
-        Mode::Recovery
-    } else {
-        Mode::Drill
+    let modes: &[Mode] = match args.mode.as_str() {
+        "drill" => &[Mode::Drill],
+        "recovery" => &[Mode::Recovery],
+        _ => &[Mode::Drill, Mode::Recovery],
     };
-    let plan = args.plan.to_str().context("the plan path is not UTF-8")?;
-    let input = run_cmd::execution_input(plan, mode, "latest", Some(LOCAL_TIMING))?;
     let config = stack::sdk_config(endpoint, region).await;
     let sfn = aws_sdk_sfn::Client::new(&config);
-    let name = run_cmd::default_execution_name(&input["plan"], mode);
-    let arn =
-        run_cmd::start_execution(&sfn, &deployed.recovery_state_machine_arn, &name, &input).await?;
-    println!("execution {arn}");
-    let view = run_cmd::follow(&sfn, &arn, Duration::from_secs(1)).await?;
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(true)
             .build(),
     );
-    let plan_name = input["plan"]["name"].as_str().unwrap_or("plan");
-    match run_cmd::read_object(
-        &s3,
-        &deployed.bucket,
-        &format!("reports/{plan_name}/{name}.md"),
-    )
-    .await
-    {
-        Ok(report) => println!("\n{report}"),
-        Err(e) => eprintln!("drplan local drill: no report: {e:#}"),
+    let plan = args.plan.to_str().context("the plan path is not UTF-8")?;
+    for &mode in modes {
+        let input = run_cmd::execution_input(plan, mode, "latest", Some(LOCAL_TIMING))?;
+        let name = run_cmd::default_execution_name(&input["plan"], mode);
+        let arn =
+            run_cmd::start_execution(&sfn, &deployed.recovery_state_machine_arn, &name, &input)
+                .await?;
+        println!("\n== {mode}: execution {arn}");
+        let approver = (!args.no_auto_approve)
+            .then(|| tokio::spawn(approve_when_asked(sfn.clone(), arn.clone())));
+        let view = run_cmd::follow(&sfn, &arn, Duration::from_secs(1)).await;
+        if let Some(approver) = approver {
+            approver.abort();
+        }
+        let view = view?;
+        let plan_name = input["plan"]["name"].as_str().unwrap_or("plan");
+        let key = format!("reports/{plan_name}/{name}.md");
+        match run_cmd::read_object(&s3, &deployed.bucket, &key).await {
+            Ok(report) => println!("\n{report}"),
+            Err(e) => eprintln!("drplan local drill: no report: {e:#}"),
+        }
+        if view.status != "SUCCEEDED" {
+            return Ok(ExitCode::FAILURE);
+        }
     }
-    Ok(if view.status == "SUCCEEDED" {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Plays the on-call person of a rehearsal: when the run asks for approval, approves
+/// it, saying so, as `drplan approve` would.
+async fn approve_when_asked(sfn: aws_sdk_sfn::Client, arn: String) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Ok(token) = run_cmd::pending_approval_token(&sfn, &arn).await else {
+            continue;
+        };
+        let decision = serde_json::json!({"approved": true, "by": "drplan-local (rehearsal)"});
+        match sfn
+            .send_task_success()
+            .task_token(token)
+            .output(decision.to_string())
+            .send()
+            .await
+        {
+            Ok(_) => {
+                println!(
+                    "  approval requested: approved as drplan-local (rehearsal); a real run waits for `drplan approve`"
+                );
+                return;
+            }
+            Err(e) => eprintln!("drplan local drill: could not approve: {e}"),
+        }
+    }
 }

@@ -30,6 +30,12 @@ enum Command {
     Status(run_cmd::StatusArgs),
     /// Print an execution's report (from the stack's bucket).
     Report(run_cmd::ReportArgs),
+    /// Approve an execution waiting for approval: its waves launch.
+    Approve(run_cmd::DecisionArgs),
+    /// Decline an execution waiting for approval: it ends with nothing launched.
+    Decline(run_cmd::DeclineArgs),
+    /// Put the DNS records a recovery changed back to their previous values.
+    RollbackDns(run_cmd::RollbackArgs),
     /// The local cloud: moto, cargo lambda watch, the DRS simulator and one gateway.
     #[command(subcommand)]
     Local(local_cmd::LocalCommand),
@@ -44,6 +50,21 @@ fn main() -> ExitCode {
         Command::Status(args) => run_async(async move {
             let view = run_cmd::status(&args).await?;
             Ok(view.status != "FAILED" && view.status != "ABORTED" && view.status != "TIMED_OUT")
+        }),
+        Command::Approve(args) => run_async(async move {
+            println!("{}", run_cmd::decide(&args, None).await?);
+            Ok(true)
+        }),
+        Command::Decline(args) => run_async(async move {
+            println!(
+                "{}",
+                run_cmd::decide(&args.decision, Some(&args.reason)).await?
+            );
+            Ok(true)
+        }),
+        Command::RollbackDns(args) => run_async(async move {
+            println!("{}", run_cmd::rollback_dns(&args).await?);
+            Ok(true)
         }),
         Command::Report(args) => run_async(async move {
             let text = run_cmd::report(&args).await?;

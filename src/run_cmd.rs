@@ -302,11 +302,8 @@ pub async fn view_execution(
                     }
                 }
                 "TagInstances" => {
-                    if let Some(wave) = serde_json::from_str::<serde_json::Value>(output)
-                        .ok()
-                        .and_then(|v| v.get("wave").and_then(|w| w.as_str()).map(str::to_owned))
-                    {
-                        view.tagged.push(wave);
+                    if let Ok(step) = serde_json::from_str::<WaveStep>(output) {
+                        view.tagged.push(step.wave.name);
                     }
                 }
                 _ => {}
@@ -499,4 +496,196 @@ pub async fn start_and_maybe_follow(args: &StartArgs) -> anyhow::Result<bool> {
     let client = aws_sdk_sfn::Client::new(&aws_config().await);
     let view = follow(&client, &arn, Duration::from_secs(2)).await?;
     Ok(view.status == ExecutionStatus::Succeeded.as_str())
+}
+
+#[derive(Args)]
+pub struct DecisionArgs {
+    /// Execution ARN, or name (with the state machine)
+    execution: String,
+    /// Who decides (recorded in the run) [default: $USER]
+    #[arg(long)]
+    by: Option<String>,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Args)]
+pub struct DeclineArgs {
+    #[command(flatten)]
+    pub decision: DecisionArgs,
+    /// Why (recorded in the run and the report)
+    #[arg(long, required = true)]
+    pub reason: String,
+}
+
+/// The task token of the execution's pending approval, from its history: the
+/// approval task's parameters carry it, and no later event has answered it.
+pub async fn pending_approval_token(
+    client: &aws_sdk_sfn::Client,
+    arn: &str,
+) -> anyhow::Result<String> {
+    let described = client
+        .describe_execution()
+        .execution_arn(arn)
+        .send()
+        .await
+        .context("DescribeExecution")?;
+    if described.status() != &ExecutionStatus::Running {
+        bail!(
+            "the execution is {}, not waiting for approval",
+            described.status().as_str()
+        );
+    }
+    let mut token: Option<(i64, String)> = None;
+    let mut answered_after: Option<i64> = None;
+    let mut pages = client
+        .get_execution_history()
+        .execution_arn(arn)
+        .max_results(1000)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for event in page.context("GetExecutionHistory")?.events() {
+            if let Some(details) = event.task_scheduled_event_details() {
+                let parameters: serde_json::Value =
+                    serde_json::from_str(details.parameters()).unwrap_or_default();
+                let payload = &parameters["Payload"];
+                if payload["event"] == "APPROVAL_NEEDED"
+                    && let Some(t) = payload["task_token"].as_str()
+                {
+                    token = Some((event.id(), t.to_owned()));
+                }
+            }
+            if matches!(
+                event.r#type(),
+                HistoryEventType::TaskSucceeded
+                    | HistoryEventType::TaskFailed
+                    | HistoryEventType::TaskTimedOut
+            ) {
+                answered_after = Some(event.id());
+            }
+        }
+    }
+    match token {
+        Some((scheduled, token)) if answered_after.is_none_or(|a| a < scheduled) => Ok(token),
+        Some(_) => bail!("the execution's approval was already answered"),
+        None => bail!("the execution is not waiting for approval"),
+    }
+}
+
+fn decider(by: &Option<String>) -> String {
+    by.clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// `drplan approve` / `drplan decline`: answers the approval task; the state machine
+/// launches (approved) or ends with nothing launched (declined).
+pub async fn decide(args: &DecisionArgs, reason: Option<&str>) -> anyhow::Result<String> {
+    let client = aws_sdk_sfn::Client::new(&aws_config().await);
+    let arn = execution_arn(&client, &args.target, &args.execution).await?;
+    let token = pending_approval_token(&client, &arn).await?;
+    let by = decider(&args.by);
+    let decision = match reason {
+        None => serde_json::json!({"approved": true, "by": by, "at": Timestamp::now().to_string()}),
+        Some(reason) => {
+            serde_json::json!({"approved": false, "by": by, "reason": reason, "at": Timestamp::now().to_string()})
+        }
+    };
+    client
+        .send_task_success()
+        .task_token(token)
+        .output(decision.to_string())
+        .send()
+        .await
+        .context("SendTaskSuccess")?;
+    Ok(if reason.is_none() {
+        format!("approved by {by}: {arn} launches now")
+    } else {
+        format!("declined by {by}: {arn} ends with nothing launched")
+    })
+}
+
+#[derive(Args)]
+pub struct RollbackArgs {
+    /// Execution ARN, or name (with the state machine)
+    execution: String,
+    /// The stack's bucket [default: $DRPLAN_BUCKET]
+    #[arg(long)]
+    bucket: Option<String>,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `drplan rollback-dns`: puts every record a recovery changed back to its old values
+/// (deleting those it created), in one batch, and waits until it is in sync.
+pub async fn rollback_dns(args: &RollbackArgs) -> anyhow::Result<String> {
+    let config = aws_config().await;
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let arn = execution_arn(&sfn, &args.target, &args.execution).await?;
+    let described = sfn
+        .describe_execution()
+        .execution_arn(&arn)
+        .send()
+        .await
+        .context("DescribeExecution")?;
+    let input: serde_json::Value =
+        serde_json::from_str(described.input().unwrap_or("{}")).unwrap_or_default();
+    let plan = match &input["plan"] {
+        serde_json::Value::String(name) => name.clone(),
+        other => other["name"].as_str().unwrap_or("unknown").to_owned(),
+    };
+    let bucket = args
+        .bucket
+        .clone()
+        .or_else(|| std::env::var("DRPLAN_BUCKET").ok())
+        .context("no bucket: pass --bucket or set DRPLAN_BUCKET")?;
+    let key = format!(
+        "runs/{plan}/{}/dns.json",
+        described.name().unwrap_or_default()
+    );
+    let text = read_object(&aws_sdk_s3::Client::new(&config), &bucket, &key)
+        .await
+        .with_context(|| format!("the execution changed no DNS (no {key})"))?;
+    let cutover: drplan_core::dns::DnsCutover =
+        serde_json::from_str(&text).context("the DNS record of the run")?;
+    let changes = cutover.rollback_changes();
+    let route53 = aws_sdk_route53::Client::new(&config);
+    let comment = format!(
+        "drplan rollback of {}",
+        described.name().unwrap_or_default()
+    );
+    let change_id =
+        drplan_aws::route53::change_records(&route53, &cutover.zone_id, &changes, &comment)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut delay = Duration::from_secs(1);
+    let started = std::time::Instant::now();
+    while !drplan_aws::route53::change_in_sync(&route53, &change_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!(
+                "change {change_id} submitted but not in sync after 10 minutes; check it with `aws route53 get-change --id {change_id}`"
+            );
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(15));
+    }
+    let lines: Vec<String> = cutover
+        .changes
+        .iter()
+        .map(|c| match &c.previous {
+            Some(p) => format!("  {} {} -> {}", p.name, p.record_type, p.values.join(", ")),
+            None => format!(
+                "  {} {} deleted (it did not exist before)",
+                c.new.name, c.new.record_type
+            ),
+        })
+        .collect();
+    Ok(format!(
+        "DNS rolled back (change {change_id}, in sync):\n{}",
+        lines.join("\n")
+    ))
 }

@@ -1,7 +1,12 @@
-//! The EC2 calls drplan makes on recovered instances.
+//! The EC2 calls drplan makes on recovered instances: tags, and for the health gate
+//! their status checks and addresses.
+
+use std::collections::HashMap;
 
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::Tag;
+use aws_sdk_ec2::types::{Filter, Tag};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use drplan_core::health::Ec2Status;
 
 use crate::FunctionError;
 
@@ -24,4 +29,130 @@ pub async fn tag_instances(
             .map_err(|e| FunctionError::from_sdk("EC2 CreateTags", e))?;
     }
     Ok(())
+}
+
+/// DescribeInstanceStatus and DescribeInstances take at most this many instance IDs a call.
+const INSTANCE_IDS_PER_CALL: usize = 100;
+
+/// The EC2 state and status checks of each instance EC2 knows, by instance ID.
+/// IncludeAllInstances: without it EC2 leaves out instances that are not running, and
+/// a stopped or terminated recovery instance must show as such, not as missing.
+pub async fn instance_statuses(
+    ec2: &Client,
+    instance_ids: &[String],
+) -> Result<HashMap<String, Ec2Status>, FunctionError> {
+    let mut statuses = HashMap::with_capacity(instance_ids.len());
+    for chunk in instance_ids.chunks(INSTANCE_IDS_PER_CALL) {
+        match describe_statuses(ec2, chunk).await {
+            Ok(found) => statuses.extend(found),
+            // EC2 refuses the whole call when one ID is unknown to it (an instance just
+            // launched, not visible yet): ask one by one and leave the unknown out.
+            Err(StatusLookup::NotFound) => {
+                for id in chunk {
+                    match describe_statuses(ec2, std::slice::from_ref(id)).await {
+                        Ok(found) => statuses.extend(found),
+                        Err(StatusLookup::NotFound) => {}
+                        Err(StatusLookup::Failed(e)) => return Err(e),
+                    }
+                }
+            }
+            Err(StatusLookup::Failed(e)) => return Err(e),
+        }
+    }
+    Ok(statuses)
+}
+
+enum StatusLookup {
+    NotFound,
+    Failed(FunctionError),
+}
+
+async fn describe_statuses(
+    ec2: &Client,
+    instance_ids: &[String],
+) -> Result<Vec<(String, Ec2Status)>, StatusLookup> {
+    let answer = ec2
+        .describe_instance_status()
+        .set_instance_ids(Some(instance_ids.to_vec()))
+        .include_all_instances(true)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.code() == Some("InvalidInstanceID.NotFound") {
+                StatusLookup::NotFound
+            } else {
+                StatusLookup::Failed(FunctionError::from_sdk("EC2 DescribeInstanceStatus", e))
+            }
+        })?;
+    Ok(answer
+        .instance_statuses()
+        .iter()
+        .filter_map(|s| {
+            let id = s.instance_id()?.to_owned();
+            let status = Ec2Status {
+                instance_state: s
+                    .instance_state()
+                    .and_then(|state| state.name())
+                    .map_or("unknown", |name| name.as_str())
+                    .to_owned(),
+                system_status: s
+                    .system_status()
+                    .and_then(|summary| summary.status())
+                    .map_or("insufficient-data", |status| status.as_str())
+                    .to_owned(),
+                instance_status: s
+                    .instance_status()
+                    .and_then(|summary| summary.status())
+                    .map_or("insufficient-data", |status| status.as_str())
+                    .to_owned(),
+            };
+            Some((id, status))
+        })
+        .collect())
+}
+
+/// An instance's IPv4 addresses, as DescribeInstances reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceIps {
+    pub private_ip: Option<String>,
+    pub public_ip: Option<String>,
+}
+
+/// The private and public IPv4 addresses of each instance EC2 knows, by instance ID.
+pub async fn instance_ips(
+    ec2: &Client,
+    instance_ids: &[String],
+) -> Result<HashMap<String, InstanceIps>, FunctionError> {
+    let mut ips = HashMap::with_capacity(instance_ids.len());
+    for chunk in instance_ids.chunks(INSTANCE_IDS_PER_CALL) {
+        // A filter, not InstanceIds: an ID EC2 does not know yet is left out instead of
+        // failing the whole call.
+        let filter = Filter::builder()
+            .name("instance-id")
+            .set_values(Some(chunk.to_vec()))
+            .build();
+        let reservations = ec2
+            .describe_instances()
+            .filters(filter)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| FunctionError::from_sdk("EC2 DescribeInstances", e))?;
+        for instance in reservations.iter().flat_map(|r| r.instances()) {
+            let Some(id) = instance.instance_id() else {
+                continue;
+            };
+            let non_empty = |ip: Option<&str>| ip.filter(|ip| !ip.is_empty()).map(str::to_owned);
+            ips.insert(
+                id.to_owned(),
+                InstanceIps {
+                    private_ip: non_empty(instance.private_ip_address()),
+                    public_ip: non_empty(instance.public_ip_address()),
+                },
+            );
+        }
+    }
+    Ok(ips)
 }

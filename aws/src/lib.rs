@@ -2,10 +2,13 @@
 //! S3 calls the functions make, translated to and from `drplan-core` types so that
 //! the functions stay thin and the domain stays free of AWS types.
 
+pub mod addresses;
 pub mod bootstrap;
 pub mod drs;
 pub mod ec2;
 pub mod error;
+pub mod probe;
+pub mod route53;
 pub mod sns;
 pub mod step;
 pub mod store;

@@ -342,6 +342,8 @@ pub struct Discovery {
     /// Waves by layer: each layer's waves run in parallel, layers one after another.
     pub layers: Vec<Vec<WaveRef>>,
     pub requires_approval: bool,
+    /// How long a person has to approve, in seconds (the approval task's timeout).
+    pub approval_timeout_seconds: u32,
     /// How long drill instances are kept before cleanup (0 for recoveries).
     pub keep_seconds: u32,
     pub server_count: usize,
@@ -375,6 +377,24 @@ pub struct LaunchPoll {
     pub reason: Option<String>,
 }
 
+/// The polling state of a wave's health gate, returned by health-check. Its `state`
+/// has the launch poll's three values, so the state machine reads both alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthPoll {
+    pub state: LaunchState,
+    /// Polls so far.
+    pub attempt: u32,
+    /// Seconds the state machine waits before the next poll.
+    pub wait_seconds: u32,
+    /// When the gate gives up: set by the first poll from the wave's health timeout.
+    pub deadline: Timestamp,
+    pub healthy: usize,
+    pub unhealthy: usize,
+    pub pending: usize,
+    /// Why the wave failed, for the execution's error cause.
+    pub reason: Option<String>,
+}
+
 /// The input of wave steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WaveStep {
@@ -382,6 +402,8 @@ pub struct WaveStep {
     pub wave: WaveRef,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll: Option<LaunchPoll>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthPoll>,
 }
 
 impl RunContext {

@@ -5,8 +5,10 @@
 //! between the SDKs and these types, so all of this is tested without a network.
 
 pub mod dag;
+pub mod dns;
 pub mod duration;
 pub mod execution;
+pub mod health;
 pub mod issue;
 pub mod launch;
 pub mod notify;

@@ -34,7 +34,7 @@ pub(crate) const WAVE_FIELDS: &[&str] = &[
 pub(crate) const HEALTH_FIELDS: &[&str] = &["checks", "timeout_minutes"];
 pub(crate) const HOOKS_FIELDS: &[&str] = &["pre", "post"];
 pub(crate) const HOOK_FIELDS: &[&str] = &["lambda"];
-pub(crate) const DNS_FIELDS: &[&str] = &["zone_id", "records"];
+pub(crate) const DNS_FIELDS: &[&str] = &["zone_id", "zone_name", "records"];
 pub(crate) const RECORD_FIELDS: &[&str] = &["name", "type", "ttl", "from_wave"];
 pub(crate) const APPROVAL_FIELDS: &[&str] = &["required_for", "timeout_minutes"];
 pub(crate) const DRILL_FIELDS: &[&str] = &["subnet_id", "keep_minutes"];
@@ -265,26 +265,44 @@ impl Reader {
 
     fn dns(&mut self, value: &Value, path: &DocPath) -> Option<Dns> {
         let map = self.mapping(value, path, DNS_FIELDS)?;
-        let zone_id = self
-            .required(map, path, "zone_id")
-            .and_then(|(v, p)| {
-                let id = self.string(v, &p)?;
-                let bare = id.strip_prefix("/hostedzone/").unwrap_or(&id);
-                let valid = bare.len() >= 2
-                    && bare.len() <= 32
-                    && bare.starts_with('Z')
-                    && bare.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-                if valid {
-                    Some(id)
-                } else {
-                    self.issues.push(
-                        &p,
-                        format!("{id:?} is not a Route 53 hosted zone ID (Z followed by capital letters and digits, like Z0123456789ABC)"),
-                    );
+        let zone_id = self.optional(map, path, "zone_id").and_then(|(v, p)| {
+            let id = self.string(v, &p)?;
+            let bare = id.strip_prefix("/hostedzone/").unwrap_or(&id);
+            let valid = !bare.is_empty()
+                && bare.len() <= 32
+                && bare.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            if valid {
+                Some(id)
+            } else {
+                self.issues.push(
+                    &p,
+                    format!("{id:?} is not a Route 53 hosted zone ID (capital letters and digits, like Z0123456789ABC)"),
+                );
+                None
+            }
+        });
+        let zone_name = self.optional(map, path, "zone_name").and_then(|(v, p)| {
+            let name = self.string(v, &p)?;
+            match dns_name_problem(&name) {
+                Some(problem) => {
+                    self.issues
+                        .push(&p, format!("{name:?} is not a valid zone name: {problem}"));
                     None
                 }
-            })
-            .unwrap_or_default();
+                None => Some(name),
+            }
+        });
+        match (map.contains_key("zone_id"), map.contains_key("zone_name")) {
+            (false, false) => self.issues.push(
+                &path.key("zone_id"),
+                "is required (or zone_name): the hosted zone that holds the records",
+            ),
+            (true, true) => self.issues.push(
+                &path.key("zone_name"),
+                "give zone_id or zone_name, not both",
+            ),
+            _ => {}
+        }
         let records = self
             .required(map, path, "records")
             .map(|(v, p)| {
@@ -300,7 +318,11 @@ impl Reader {
                     .collect()
             })
             .unwrap_or_default();
-        Some(Dns { zone_id, records })
+        Some(Dns {
+            zone_id,
+            zone_name,
+            records,
+        })
     }
 
     fn record(&mut self, value: &Value, path: &DocPath) -> Option<DnsRecord> {

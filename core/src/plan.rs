@@ -243,9 +243,14 @@ pub struct Hook {
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Dns {
-    /// The hosted zone ID (`Z...`).
-    #[schemars(regex(pattern = r"^(/hostedzone/)?Z[A-Z0-9]{1,31}$"))]
-    pub zone_id: String,
+    /// The hosted zone ID (`Z...`); or give `zone_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(/hostedzone/)?[A-Z0-9]{1,32}$"))]
+    pub zone_id: Option<String>,
+    /// The hosted zone's name (`example.com`), resolved when a run starts; it must name
+    /// exactly one public zone. Or give `zone_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_name: Option<String>,
     #[schemars(length(min = 1))]
     pub records: Vec<DnsRecord>,
 }

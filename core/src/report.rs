@@ -26,6 +26,9 @@ pub struct Report {
     pub waves: Vec<WaveReport>,
     /// Drill instances terminated by cleanup.
     pub drill_instances_terminated: Option<usize>,
+    /// The DNS cutover of a recovery: every record with its old and new values.
+    #[serde(default)]
+    pub dns: Option<crate::dns::DnsCutover>,
 }
 
 /// Why a run failed, as Step Functions reports it.
@@ -134,6 +137,39 @@ impl Report {
         }
         if let Some(n) = self.drill_instances_terminated {
             let _ = writeln!(md, "| Drill cleanup | {n} instances terminated |");
+        }
+        if let Some(dns) = &self.dns {
+            let _ = writeln!(
+                md,
+                "\n## DNS cutover\n\nZone `{}`, change `{}` ({} path), in sync at {}.\n",
+                dns.zone_id,
+                dns.change_id.as_deref().unwrap_or("not submitted"),
+                dns.path,
+                dns.insync_at.map_or("-".to_owned(), |t| t.to_string())
+            );
+            let _ = writeln!(
+                md,
+                "| Record | Type | TTL | Before | After |\n|---|---|---|---|---|"
+            );
+            for change in &dns.changes {
+                let before = change
+                    .previous
+                    .as_ref()
+                    .map_or("(did not exist)".to_owned(), |p| p.values.join(", "));
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {before} | {} |",
+                    change.new.name,
+                    change.new.record_type,
+                    change.new.ttl,
+                    change.new.values.join(", ")
+                );
+            }
+            let _ = writeln!(
+                md,
+                "\nRoll back with `drplan rollback-dns {}`.",
+                self.execution_name
+            );
         }
         if let Some(error) = &self.error {
             let _ = writeln!(

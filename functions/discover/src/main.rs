@@ -39,6 +39,7 @@ impl LogContext for DiscoverInput {
 
 struct Clients {
     drs: aws_sdk_drs::Client,
+    route53: aws_sdk_route53::Client,
     store: RunStore,
 }
 
@@ -48,6 +49,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = bootstrap::aws_config().await;
     let clients = Clients {
         drs: aws_sdk_drs::Client::new(&config),
+        route53: aws_sdk_route53::Client::new(&config),
         store: RunStore::new(
             aws_sdk_s3::Client::new(&config),
             bootstrap::bucket_from_env()?,
@@ -69,6 +71,11 @@ async fn discover(clients: &Clients, event: DiscoverInput) -> Result<Discovery, 
     let readiness = check_readiness(&resolved, &fleet, &busy, input.mode, plan.rpo_minutes);
     if !readiness.blocking.is_empty() {
         return Err(FunctionError::NotReady(readiness.blocking));
+    }
+    // A recovery that would cut DNS over needs its zone now, not after every wave
+    // launched; a drill never touches DNS.
+    if let (Mode::Recovery, Some(dns)) = (input.mode, &plan.dns) {
+        drplan_aws::route53::resolve_zone(&clients.route53, dns).await?;
     }
     let started_at: Timestamp = event.started_at.parse().map_err(|e| {
         FunctionError::InvalidInput(format!(
@@ -122,6 +129,10 @@ async fn discover(clients: &Clients, event: DiscoverInput) -> Result<Discovery, 
     );
     Ok(Discovery {
         requires_approval: plan.requires_approval(input.mode),
+        approval_timeout_seconds: plan
+            .approval
+            .as_ref()
+            .map_or(0, |a| a.timeout_minutes.saturating_mul(60)),
         server_count: resolved.server_count(),
         run,
         layers,

@@ -52,5 +52,6 @@ async fn launch_wave(clients: &Clients, step: WaveStep) -> Result<WaveStep, Func
         run,
         wave,
         poll: Some(poll),
+        health: None,
     })
 }

@@ -5,6 +5,7 @@ use drplan_aws::step::LogContext;
 use drplan_aws::store::RunStore;
 use drplan_aws::wave::WaveLaunchRecord;
 use drplan_aws::{FunctionError, bootstrap};
+use drplan_core::dns::DnsCutover;
 use drplan_core::execution::{RunContext, WaveRef};
 use drplan_core::report::{Report, RtoResult, RunError, ServerReport, WaveReport};
 use jiff::Timestamp;
@@ -129,15 +130,21 @@ async fn write_report(store: &RunStore, input: ReportInput) -> Result<Written, F
             .and_then(|doc| drplan_core::plan_from_value(&doc).ok()),
         None => None,
     };
-    // Recovered when the last wave finished; health gates and DNS extend this.
-    let recovered_at = waves.iter().filter_map(|w| w.finished_at).max();
-    let rto = match (&plan, recovered_at, status) {
-        (Some(plan), Some(at), "SUCCEEDED") => Some(RtoResult::measure(
-            plan.rto_minutes,
-            started_at,
-            at,
-            "the last wave recovered",
-        )),
+    let dns: Option<DnsCutover> = match &input.run {
+        Some(run) => store.get_json(&run.key("dns.json")).await?,
+        None => None,
+    };
+    // A recovery is over when traffic can reach it (DNS in sync); a drill, when its
+    // last wave is recovered.
+    let last_wave_at = waves.iter().filter_map(|w| w.finished_at).max();
+    let recovered = match dns.as_ref().and_then(|d| d.insync_at) {
+        Some(insync) => Some((insync, "DNS in sync")),
+        None => last_wave_at.map(|at| (at, "the last wave recovered")),
+    };
+    let rto = match (&plan, recovered, status) {
+        (Some(plan), Some((at, what)), "SUCCEEDED") => {
+            Some(RtoResult::measure(plan.rto_minutes, started_at, at, what))
+        }
         _ => None,
     };
     let report = Report {
@@ -154,7 +161,13 @@ async fn write_report(store: &RunStore, input: ReportInput) -> Result<Written, F
         }),
         rto,
         waves,
-        drill_instances_terminated: input.cleanup.map(|c| c.terminated),
+        drill_instances_terminated: input.cleanup.map(|c| c.terminated).filter(|_| {
+            input
+                .run
+                .as_ref()
+                .is_some_and(|r| r.mode == drplan_core::Mode::Drill)
+        }),
+        dns,
     };
     let base = format!("reports/{plan_name}/{}", input.execution_name);
     let json_key = format!("{base}.json");

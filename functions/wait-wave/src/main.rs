@@ -27,7 +27,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn wait_wave(clients: &Clients, step: WaveStep) -> Result<WaveStep, FunctionError> {
-    let WaveStep { run, wave, poll } = step;
+    let WaveStep {
+        run, wave, poll, ..
+    } = step;
     let previous = poll.ok_or_else(|| {
         FunctionError::InvalidInput(
             "wait-wave needs the poll state that launch-wave returns".into(),
@@ -45,5 +47,6 @@ async fn wait_wave(clients: &Clients, step: WaveStep) -> Result<WaveStep, Functi
         run,
         wave,
         poll: Some(poll),
+        health: None,
     })
 }

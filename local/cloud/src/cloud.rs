@@ -22,6 +22,9 @@ use crate::upstream::HttpClient;
 /// many tools already expect).
 pub const DEFAULT_GATEWAY_PORT: u16 = 4566;
 
+/// The account the local cloud plays (moto's default).
+pub const LOCAL_ACCOUNT_ID: &str = "123456789012";
+
 /// How long moto and `cargo lambda watch` get to start listening.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
 

@@ -56,6 +56,7 @@ pub fn up(options: UpOptions) -> Result<()> {
     let repo_root = tools::find_repo_root(&std::env::current_dir()?)?;
     // Kept across runs, where the user looks for them (.local/ is ignored by git).
     let log_dir = repo_root.join(".local").join("cloud-logs");
+    let repo_root_for_stack = repo_root.clone();
     runtime()?.block_on(async move {
         let mut cloud = LocalCloud::start(LocalCloudOptions {
             repo_root: Some(repo_root),
@@ -68,7 +69,19 @@ pub fn up(options: UpOptions) -> Result<()> {
             ..LocalCloudOptions::default()
         })
         .await?;
+        // drplan itself, so that `drplan start` works against the local cloud at once.
+        let deployed = crate::stack::deploy(
+            cloud.endpoint_url(),
+            cloud.region(),
+            crate::cloud::LOCAL_ACCOUNT_ID,
+            &repo_root_for_stack,
+        )
+        .await?;
         print_banner(&cloud);
+        println!(
+            "  drplan:        {} (bucket {})",
+            deployed.recovery_state_machine_arn, deployed.bucket
+        );
         let outcome = wait_for_stop(&mut cloud).await;
         eprintln!("drplan local: stopping");
         cloud.shutdown().await;

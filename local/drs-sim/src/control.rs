@@ -323,7 +323,20 @@ enum FaultSpec {
         targets: Vec<String>,
         #[serde(default = "default_true")]
         unhealthy: bool,
+        #[serde(default)]
+        mode: UnhealthyMode,
     },
+}
+
+/// How an unhealthy instance's probe listeners misbehave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum UnhealthyMode {
+    /// Listeners stay open; every HTTP request gets 500 (TCP connects still succeed).
+    #[default]
+    Error,
+    /// Listeners close: every connection is refused (TCP and HTTP checks fail).
+    Refuse,
 }
 
 /// Resolves server IDs or hostnames to IDs; names every one that does not exist.
@@ -428,8 +441,17 @@ fn apply_fault(state: &mut SimState, fault: FaultSpec) -> Result<Vec<StallEvent>
                 }
             }
         }
-        FaultSpec::UnhealthyInstances { targets, unhealthy } => {
+        FaultSpec::UnhealthyInstances {
+            targets,
+            unhealthy,
+            mode,
+        } => {
             for target in targets {
+                if unhealthy && mode == UnhealthyMode::Refuse {
+                    state.faults.refusing_targets.insert(target.clone());
+                } else {
+                    state.faults.refusing_targets.remove(&target);
+                }
                 if unhealthy {
                     state.faults.unhealthy_targets.insert(target);
                 } else {
@@ -458,6 +480,7 @@ async fn inject_faults(State(sim): State<Arc<Simulator>>, body: Bytes) -> Respon
         Ok(events) => events,
         Err(error) => return error.into_response(),
     };
+    sim.sync_probe_listeners();
     for (server_arn, stall_state) in &events {
         sim.emit_event(
             "DRS Source Server Data Replication Stalled Change",
@@ -476,6 +499,7 @@ async fn inject_faults(State(sim): State<Arc<Simulator>>, body: Bytes) -> Respon
 /// replication is server state, cleared with an `unstall_replication` fault.
 async fn clear_faults(State(sim): State<Arc<Simulator>>) -> Response {
     sim.with_state(|state| state.faults = Default::default());
+    sim.sync_probe_listeners();
     json_response(StatusCode::OK, json!({ "cleared": true }))
 }
 
@@ -483,8 +507,9 @@ async fn clear_faults(State(sim): State<Arc<Simulator>>) -> Response {
 
 async fn show_state(State(sim): State<Arc<Simulator>>) -> Response {
     let now = Timestamp::now();
-    let body = sim.with_state(|state| {
+    let mut body = sim.with_state(|state| {
         let unhealthy = state.unhealthy_instance_ids();
+        let refusing = state.refusing_instance_ids();
         let servers: Vec<Value> = state
             .servers
             .iter()
@@ -538,6 +563,13 @@ async fn show_state(State(sim): State<Arc<Simulator>>) -> Response {
                     "in_moto": instance.in_moto,
                     "ec2_state": instance.ec2_state,
                     "unhealthy": unhealthy.contains(&instance.ec2_instance_id),
+                    "unhealthy_mode": if !unhealthy.contains(&instance.ec2_instance_id) {
+                        None
+                    } else if refusing.contains(&instance.ec2_instance_id) {
+                        Some("refuse")
+                    } else {
+                        Some("error")
+                    },
                 })
             })
             .collect();
@@ -559,11 +591,13 @@ async fn show_state(State(sim): State<Arc<Simulator>>) -> Response {
                     "extra_seconds": slow.extra_seconds,
                 })).collect::<Vec<_>>(),
                 "unhealthy_targets": faults.unhealthy_targets,
+                "refusing_targets": faults.refusing_targets,
             },
             "unhealthy_instance_ids": unhealthy,
             "outbound_errors": state.outbound_errors,
         })
     });
+    body["probe_listeners"] = Value::Array(sim.listeners.describe());
     json_response(StatusCode::OK, body)
 }
 
@@ -600,5 +634,6 @@ async fn show_events(State(sim): State<Arc<Simulator>>) -> Response {
 async fn reset(State(sim): State<Arc<Simulator>>) -> Response {
     sim.stop_background_tasks();
     sim.with_state(SimState::reset);
+    sim.listeners.close_all();
     json_response(StatusCode::OK, json!({ "reset": true }))
 }

@@ -52,6 +52,17 @@ impl IdGenerator {
         format!("i-{}", self.hex17())
     }
 
+    /// A private IPv4 address for an instance that is not in moto, so it still has one
+    /// (and probe listeners on its loopback stand-in 127.b.c.d). The second octet stays
+    /// in 64..=191 so the stand-in is never 127.0.0.1 or another well-known address.
+    pub fn private_ipv4(&mut self) -> String {
+        let bits = self.next_u64();
+        let second = 64 + (bits & 0x7f);
+        let third = (bits >> 8) & 0xff;
+        let fourth = 4 + ((bits >> 16) % 247);
+        format!("10.{second}.{third}.{fourth}")
+    }
+
     pub fn launch_template_id(&mut self) -> String {
         format!("lt-{}", self.hex17())
     }

@@ -34,6 +34,7 @@ mod control;
 mod drs;
 mod ids;
 mod lifecycle;
+mod listeners;
 mod model;
 mod outbound;
 mod sim;
@@ -67,7 +68,15 @@ pub struct SimConfig {
     pub quotas: DrsQuotas,
     /// Unscaled phase durations; [`SimConfig::time_scale`] multiplies them.
     pub phases: PhaseDurations,
+    /// Ports each running recovery instance serves on its loopback stand-in (private
+    /// IPv4 `a.b.c.d` → `127.b.c.d`), for health probes: TCP accept, HTTP `200 ok` on
+    /// any path. Empty: no listeners.
+    pub probe_ports: Vec<u16>,
 }
+
+/// The ports recovered instances serve by default: ssh, http, https, PostgreSQL,
+/// Redis and the usual application ports.
+pub const DEFAULT_PROBE_PORTS: [u16; 7] = [22, 80, 443, 5432, 6379, 8080, 8443];
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -79,6 +88,7 @@ impl Default for SimConfig {
             events_endpoint: None,
             quotas: DrsQuotas::default(),
             phases: PhaseDurations::default(),
+            probe_ports: DEFAULT_PROBE_PORTS.to_vec(),
         }
     }
 }
@@ -163,6 +173,7 @@ impl SimHandle {
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         self.sim.stop_background_tasks();
+        self.sim.listeners.close_all();
         if let Some(task) = self.server_task.take() {
             let abort = task.abort_handle();
             // Keep-alive connections from clients that never close would hold graceful
@@ -181,6 +192,7 @@ impl Drop for SimHandle {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
         self.sim.stop_background_tasks();
+        self.sim.listeners.close_all();
         if let Some(task) = self.server_task.take() {
             task.abort();
         }

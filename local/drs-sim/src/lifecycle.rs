@@ -254,11 +254,13 @@ async fn launch_server(
                 .map(|instance| (instance.instance_id, instance.private_ip, true))
                 .map_err(|error| format!("Failed to launch the recovery instance: {error}"))
         }
-        None => Ok((
-            sim.with_state(|state| state.ids.ec2_instance_id()),
-            None,
-            false,
-        )),
+        None => Ok(sim.with_state(|state| {
+            (
+                state.ids.ec2_instance_id(),
+                Some(state.ids.private_ipv4()),
+                false,
+            )
+        })),
     };
     sim.update(generation, |state| {
         let target_instance_id = launched.as_ref().ok().map(|(id, _, _)| id.clone());
@@ -293,6 +295,7 @@ async fn launch_server(
                     in_moto,
                 )
             })?;
+            sim.sync_probe_listeners();
             // DRS keeps one recovery instance per source server: the new launch replaces
             // (and terminates) the previous one.
             if let Some(previous) = replaced
@@ -475,6 +478,8 @@ async fn terminate_instance(
         );
         Some(found)
     })??;
+    // A shutting-down instance stops serving at once.
+    sim.sync_probe_listeners();
     let result = if in_moto {
         sim.outbound
             .terminate_instances(std::slice::from_ref(&ec2_instance_id))
@@ -484,7 +489,7 @@ async fn terminate_instance(
         Ok(())
     };
     tokio::time::sleep(sim.scaled(sim.config.phases.terminate)).await;
-    sim.update(generation, |state| {
+    let finished = sim.update(generation, |state| {
         let data = JobLogData {
             target_instance_id: Some(ec2_instance_id.clone()),
             ..for_server(server_id)
@@ -531,7 +536,10 @@ async fn terminate_instance(
                 }
             }
         }
-    })
+    });
+    // A failed cleanup leaves the instance running: it serves again.
+    sim.sync_probe_listeners();
+    finished
 }
 
 pub fn spawn_failback_job(sim: &Arc<Simulator>, plan: InstanceJobPlan) {

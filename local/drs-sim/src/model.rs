@@ -452,6 +452,8 @@ pub struct Faults {
     pub failed_launches: BTreeMap<String, String>,
     pub slow_conversions: BTreeMap<String, SlowConversion>,
     pub unhealthy_targets: BTreeSet<String>,
+    /// The unhealthy targets in `refuse` mode (listeners closed); the others answer 500.
+    pub refusing_targets: BTreeSet<String>,
 }
 
 /// An event the simulator put (or tried to put) on EventBridge.
@@ -570,8 +572,17 @@ impl State {
     /// The EC2 instance IDs that `unhealthy_targets` name today: instance IDs as given,
     /// servers (by ID or hostname) through their current recovery instance.
     pub fn unhealthy_instance_ids(&self) -> BTreeSet<String> {
+        self.instance_ids_of(&self.faults.unhealthy_targets)
+    }
+
+    /// The EC2 instance IDs of unhealthy targets in `refuse` mode.
+    pub fn refusing_instance_ids(&self) -> BTreeSet<String> {
+        self.instance_ids_of(&self.faults.refusing_targets)
+    }
+
+    fn instance_ids_of(&self, targets: &BTreeSet<String>) -> BTreeSet<String> {
         let mut ids = BTreeSet::new();
-        for target in &self.faults.unhealthy_targets {
+        for target in targets {
             if let Some(server) = self.resolve_server(target) {
                 if let Some(instance) = server
                     .recovery_instance_id

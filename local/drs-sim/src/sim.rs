@@ -9,6 +9,7 @@ use tokio::task::JoinSet;
 
 use crate::SimConfig;
 use crate::clock::Timestamp;
+use crate::listeners::{self, ProbeListeners};
 use crate::model::{EmittedEvent, State};
 use crate::outbound::{Endpoint, Outbound};
 
@@ -18,6 +19,8 @@ pub struct Simulator {
     /// Job lifecycles and event deliveries; aborted on shutdown, drop and reset.
     tasks: Mutex<JoinSet<()>>,
     pub outbound: Outbound,
+    /// Loopback stand-ins of the recovery instances, for health probes.
+    pub listeners: ProbeListeners,
 }
 
 impl Simulator {
@@ -37,7 +40,32 @@ impl Simulator {
             state: Mutex::new(State::new()),
             tasks: Mutex::new(JoinSet::new()),
             outbound,
+            listeners: ProbeListeners::default(),
         }
+    }
+
+    /// Opens and closes probe listeners to match the running recovery instances and
+    /// the unhealthy marks. Call after anything that changes either.
+    pub fn sync_probe_listeners(&self) {
+        if self.config.probe_ports.is_empty() {
+            return;
+        }
+        let wanted = self.with_state(|state| {
+            let erroring = state.unhealthy_instance_ids();
+            let refusing = state.refusing_instance_ids();
+            listeners::wanted(
+                state.recovery_instances.iter().map(|instance| {
+                    (
+                        instance.ec2_instance_id.as_str(),
+                        instance.private_ip.as_deref(),
+                        instance.ec2_state,
+                    )
+                }),
+                &erroring,
+                &refusing,
+            )
+        });
+        self.listeners.sync(&wanted, &self.config.probe_ports);
     }
 
     fn lock_state(&self) -> MutexGuard<'_, State> {

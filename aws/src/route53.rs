@@ -1,0 +1,179 @@
+//! The Route 53 calls of a DNS cutover and its rollback.
+
+use aws_sdk_route53::Client;
+use aws_sdk_route53::types::{
+    Change as SdkChange, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord,
+    ResourceRecordSet, RrType,
+};
+use drplan_core::Issue;
+use drplan_core::dns::{Change, RecordSet, canonical_name};
+use drplan_core::plan::Dns;
+
+use crate::FunctionError;
+
+/// The hosted zone the plan names, by ID or by name (exactly one public zone).
+pub async fn resolve_zone(route53: &Client, dns: &Dns) -> Result<String, FunctionError> {
+    if let Some(id) = &dns.zone_id {
+        let bare = id.trim_start_matches("/hostedzone/").to_owned();
+        return match route53.get_hosted_zone().id(&bare).send().await {
+            Ok(_) => Ok(bare),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_hosted_zone()) =>
+            {
+                Err(FunctionError::NotReady(vec![Issue::new(
+                    "dns.zone_id",
+                    format!("there is no hosted zone {bare}"),
+                )]))
+            }
+            Err(e) => Err(FunctionError::from_sdk("Route53 GetHostedZone", e)),
+        };
+    }
+    let Some(name) = &dns.zone_name else {
+        return Err(FunctionError::InvalidPlan(vec![Issue::new(
+            "dns",
+            "names no zone",
+        )]));
+    };
+    let wanted = canonical_name(name);
+    let zones = route53
+        .list_hosted_zones_by_name()
+        .dns_name(&wanted)
+        .send()
+        .await
+        .map_err(|e| FunctionError::from_sdk("Route53 ListHostedZonesByName", e))?;
+    let matching: Vec<String> = zones
+        .hosted_zones()
+        .iter()
+        .filter(|z| canonical_name(z.name()) == wanted)
+        .filter(|z| !z.config().is_some_and(|c| c.private_zone()))
+        .map(|z| z.id().trim_start_matches("/hostedzone/").to_owned())
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(FunctionError::NotReady(vec![Issue::new(
+            "dns.zone_name",
+            format!("there is no public hosted zone named {name}"),
+        )])),
+        many => Err(FunctionError::NotReady(vec![Issue::new(
+            "dns.zone_name",
+            format!(
+                "{} public hosted zones are named {name} ({}); give dns.zone_id",
+                many.len(),
+                many.join(", ")
+            ),
+        )])),
+    }
+}
+
+/// What a record holds now, `None` if it does not exist. Alias records are refused:
+/// drplan could not restore them on rollback.
+pub async fn current_record(
+    route53: &Client,
+    zone_id: &str,
+    name: &str,
+    record_type: &str,
+) -> Result<Option<RecordSet>, FunctionError> {
+    let listed = route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .start_record_name(name)
+        .start_record_type(RrType::from(record_type))
+        .max_items(1)
+        .send()
+        .await
+        .map_err(|e| FunctionError::from_sdk("Route53 ListResourceRecordSets", e))?;
+    let Some(set) = listed.resource_record_sets().first() else {
+        return Ok(None);
+    };
+    if canonical_name(set.name()) != canonical_name(name) || set.r#type().as_str() != record_type {
+        return Ok(None);
+    }
+    if set.alias_target().is_some() || set.set_identifier().is_some() {
+        return Err(FunctionError::NotReady(vec![Issue::new(
+            "dns.records",
+            format!(
+                "{name} {record_type} is an alias or routing-policy record; drplan replaces simple records only"
+            ),
+        )]));
+    }
+    Ok(Some(RecordSet {
+        name: canonical_name(set.name()),
+        record_type: record_type.to_owned(),
+        ttl: set.ttl().and_then(|t| u32::try_from(t).ok()).unwrap_or(0),
+        values: set
+            .resource_records()
+            .iter()
+            .map(|r| r.value().to_owned())
+            .collect(),
+    }))
+}
+
+fn sdk_record_set(set: &RecordSet) -> Result<ResourceRecordSet, FunctionError> {
+    let records = set
+        .values
+        .iter()
+        .map(|v| ResourceRecord::builder().value(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| FunctionError::InvalidInput(format!("record {}: {e}", set.name)))?;
+    ResourceRecordSet::builder()
+        .name(&set.name)
+        .r#type(RrType::from(set.record_type.as_str()))
+        .ttl(i64::from(set.ttl))
+        .set_resource_records(Some(records))
+        .build()
+        .map_err(|e| FunctionError::InvalidInput(format!("record {}: {e}", set.name)))
+}
+
+/// One ChangeResourceRecordSets batch: all of it happens, or none of it. Returns the
+/// change ID.
+pub async fn change_records(
+    route53: &Client,
+    zone_id: &str,
+    changes: &[Change],
+    comment: &str,
+) -> Result<String, FunctionError> {
+    let mut sdk_changes = Vec::with_capacity(changes.len());
+    for change in changes {
+        let (action, set) = match change {
+            Change::Upsert(set) => (ChangeAction::Upsert, set),
+            Change::Delete(set) => (ChangeAction::Delete, set),
+        };
+        sdk_changes.push(
+            SdkChange::builder()
+                .action(action)
+                .resource_record_set(sdk_record_set(set)?)
+                .build()
+                .map_err(|e| FunctionError::InvalidInput(format!("change of {}: {e}", set.name)))?,
+        );
+    }
+    let batch = ChangeBatch::builder()
+        .comment(comment)
+        .set_changes(Some(sdk_changes))
+        .build()
+        .map_err(|e| FunctionError::InvalidInput(format!("change batch: {e}")))?;
+    let answer = route53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .change_batch(batch)
+        .send()
+        .await
+        .map_err(|e| FunctionError::from_sdk("Route53 ChangeResourceRecordSets", e))?;
+    Ok(answer
+        .change_info()
+        .map(|c| c.id().trim_start_matches("/change/").to_owned())
+        .unwrap_or_default())
+}
+
+/// Whether a change has reached every Route 53 name server.
+pub async fn change_in_sync(route53: &Client, change_id: &str) -> Result<bool, FunctionError> {
+    let answer = route53
+        .get_change()
+        .id(change_id)
+        .send()
+        .await
+        .map_err(|e| FunctionError::from_sdk("Route53 GetChange", e))?;
+    Ok(answer
+        .change_info()
+        .is_some_and(|c| c.status() == &ChangeStatus::Insync))
+}

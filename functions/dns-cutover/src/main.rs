@@ -1,0 +1,261 @@
+//! dns-cutover: in recovery mode, after every wave is healthy, points the plan's records
+//! at the recovered instances in one Route 53 change batch, keeps what they held before
+//! (for rollback and failback) and follows the change until it is INSYNC. Called again
+//! by the state machine until it answers INSYNC (or SKIPPED for a plan without DNS).
+
+use std::collections::BTreeMap;
+
+use drplan_aws::step::LogContext;
+use drplan_aws::store::RunStore;
+use drplan_aws::wave::WaveLaunchRecord;
+use drplan_aws::{FunctionError, addresses, bootstrap, drs, route53};
+use drplan_core::dns::{Change, DnsCutover, RecordChange, desired_records};
+use drplan_core::execution::{RunContext, WaveRef};
+use drplan_core::{Issue, Mode};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+struct Clients {
+    drs: aws_sdk_drs::Client,
+    ec2: aws_sdk_ec2::Client,
+    route53: aws_sdk_route53::Client,
+    store: RunStore,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum DnsState {
+    Start,
+    Pending,
+    Insync,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DnsPoll {
+    state: DnsState,
+    #[serde(default)]
+    change_id: Option<String>,
+    #[serde(default)]
+    changed: usize,
+    #[serde(default)]
+    attempt: u32,
+    #[serde(default)]
+    wait_seconds: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DnsStep {
+    run: RunContext,
+    layers: Vec<Vec<WaveRef>>,
+    dns: DnsPoll,
+}
+
+impl LogContext for DnsStep {
+    fn log_context(&self) -> (String, String, String) {
+        (
+            self.run.execution_name.clone(),
+            self.run.plan.clone(),
+            String::new(),
+        )
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    bootstrap::init_logging();
+    let config = bootstrap::aws_config().await;
+    let clients = Clients {
+        drs: aws_sdk_drs::Client::new(&config),
+        ec2: aws_sdk_ec2::Client::new(&config),
+        route53: aws_sdk_route53::Client::new(&config),
+        store: RunStore::new(
+            aws_sdk_s3::Client::new(&config),
+            bootstrap::bucket_from_env()?,
+        ),
+    };
+    drplan_aws::step::serve("dns-cutover", |step| cut_over(&clients, step)).await
+}
+
+async fn cut_over(clients: &Clients, step: DnsStep) -> Result<DnsStep, FunctionError> {
+    let DnsStep { run, layers, dns } = step;
+    let next = match dns.state {
+        DnsState::Start => submit(clients, &run, &layers).await?,
+        DnsState::Pending => follow(clients, &run, dns).await?,
+        DnsState::Insync | DnsState::Skipped => dns,
+    };
+    Ok(DnsStep {
+        run,
+        layers,
+        dns: next,
+    })
+}
+
+async fn submit(
+    clients: &Clients,
+    run: &RunContext,
+    layers: &[Vec<WaveRef>],
+) -> Result<DnsPoll, FunctionError> {
+    // Drills never touch production records, whatever the state machine asks.
+    if run.mode != Mode::Recovery {
+        return Err(FunctionError::InvalidInput(
+            "a drill never changes DNS".into(),
+        ));
+    }
+    let plan_document: serde_json::Value =
+        clients.store.require_json(&run.key("plan.json")).await?;
+    let plan = drplan_core::plan_from_value(&plan_document).map_err(FunctionError::InvalidPlan)?;
+    let Some(dns) = plan.dns else {
+        return Ok(DnsPoll {
+            state: DnsState::Skipped,
+            change_id: None,
+            changed: 0,
+            attempt: 0,
+            wait_seconds: 0,
+        });
+    };
+    let key = run.key("dns.json");
+    // A retried step reuses what the first attempt recorded: re-reading the records
+    // after a change went through would lose the values to roll back to.
+    let cutover = match clients.store.get_json::<DnsCutover>(&key).await? {
+        Some(recorded) => recorded,
+        None => {
+            let zone_id = route53::resolve_zone(&clients.route53, &dns).await?;
+            let healthy = healthy_instances(clients, run, layers, &dns).await?;
+            let wanted = desired_records(&dns, &healthy).map_err(FunctionError::NotReady)?;
+            let mut changes = Vec::with_capacity(wanted.len());
+            for new in wanted {
+                let previous = route53::current_record(
+                    &clients.route53,
+                    &zone_id,
+                    &new.name,
+                    &new.record_type,
+                )
+                .await?;
+                changes.push(RecordChange { new, previous });
+            }
+            let cutover = DnsCutover {
+                zone_id,
+                changes,
+                change_id: None,
+                submitted_at: None,
+                insync_at: None,
+                path: "control plane".into(),
+            };
+            clients.store.put_json(&key, &cutover).await?;
+            cutover
+        }
+    };
+    let change_id = match &cutover.change_id {
+        Some(id) => id.clone(),
+        None => {
+            let upserts: Vec<Change> = cutover
+                .changes
+                .iter()
+                .map(|c| Change::Upsert(c.new.clone()))
+                .collect();
+            let comment = format!("drplan {} {} {}", run.plan, run.mode, run.execution_name);
+            let id =
+                route53::change_records(&clients.route53, &cutover.zone_id, &upserts, &comment)
+                    .await?;
+            let submitted = DnsCutover {
+                change_id: Some(id.clone()),
+                submitted_at: Some(Timestamp::now()),
+                ..cutover.clone()
+            };
+            clients.store.put_json(&key, &submitted).await?;
+            tracing::info!(
+                change_id = id,
+                records = upserts.len(),
+                "DNS change submitted"
+            );
+            id
+        }
+    };
+    Ok(DnsPoll {
+        state: DnsState::Pending,
+        change_id: Some(change_id),
+        changed: cutover.changes.len(),
+        attempt: 0,
+        wait_seconds: 0,
+    })
+}
+
+async fn follow(
+    clients: &Clients,
+    run: &RunContext,
+    dns: DnsPoll,
+) -> Result<DnsPoll, FunctionError> {
+    let change_id = dns.change_id.clone().ok_or_else(|| {
+        FunctionError::InvalidInput("a PENDING DNS state needs its change_id".into())
+    })?;
+    if route53::change_in_sync(&clients.route53, &change_id).await? {
+        let key = run.key("dns.json");
+        if let Some(cutover) = clients.store.get_json::<DnsCutover>(&key).await? {
+            let done = DnsCutover {
+                insync_at: Some(Timestamp::now()),
+                ..cutover
+            };
+            clients.store.put_json(&key, &done).await?;
+        }
+        tracing::info!(change_id, "DNS change in sync");
+        return Ok(DnsPoll {
+            state: DnsState::Insync,
+            ..dns
+        });
+    }
+    let attempt = dns.attempt + 1;
+    Ok(DnsPoll {
+        state: DnsState::Pending,
+        attempt,
+        wait_seconds: run.timing.poll_delay_seconds(attempt),
+        ..dns
+    })
+}
+
+/// The recovered instances of each wave the records point at, with their addresses.
+async fn healthy_instances(
+    clients: &Clients,
+    run: &RunContext,
+    layers: &[Vec<WaveRef>],
+    dns: &drplan_core::plan::Dns,
+) -> Result<BTreeMap<String, Vec<drplan_core::dns::InstanceAddress>>, FunctionError> {
+    let mut by_wave = BTreeMap::new();
+    for record in &dns.records {
+        if by_wave.contains_key(&record.from_wave) {
+            continue;
+        }
+        let Some(wave) = layers.iter().flatten().find(|w| w.name == record.from_wave) else {
+            return Err(FunctionError::InvalidPlan(vec![Issue::new(
+                "dns.records",
+                format!("unknown wave {:?}", record.from_wave),
+            )]));
+        };
+        let launch: WaveLaunchRecord = clients
+            .store
+            .require_json(&run.wave_key(wave, "launch.json"))
+            .await?;
+        let launched: Vec<_> = launch.progress.launched().collect();
+        let ids: Vec<String> = launched
+            .iter()
+            .map(|s| s.source_server_id.clone())
+            .collect();
+        let recovery = drs::recovery_instances_of(&clients.drs, &ids).await?;
+        let instances: Vec<(String, Option<String>, String)> = launched
+            .iter()
+            .filter_map(|s| {
+                let ec2 = recovery
+                    .iter()
+                    .find(|r| r.source_server_id.as_deref() == Some(s.source_server_id.as_str()))
+                    .and_then(|r| r.ec2_instance_id.clone())
+                    .or_else(|| s.ec2_instance_id.clone())?;
+                Some((s.source_server_id.clone(), s.hostname.clone(), ec2))
+            })
+            .collect();
+        by_wave.insert(
+            record.from_wave.clone(),
+            addresses::instance_addresses(&clients.ec2, &instances).await?,
+        );
+    }
+    Ok(by_wave)
+}
