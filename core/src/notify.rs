@@ -1501,6 +1501,7 @@ mod tests {
                     name: "database".into(),
                     state: "SUCCEEDED".into(),
                     finished_at: Some(at("2026-11-28T03:20:00Z")),
+                    healthy_at: None,
                     launched: 3,
                     failed: 0,
                     servers: Vec::new(),
@@ -1513,6 +1514,7 @@ mod tests {
                         "SUCCEEDED".into()
                     },
                     finished_at: Some(at("2026-11-28T03:40:00Z")),
+                    healthy_at: None,
                     launched: 6,
                     failed: 2,
                     servers: vec![ServerReport {
@@ -1522,11 +1524,13 @@ mod tests {
                         state: ServerState::Failed,
                         ec2_instance_id: None,
                         error: Some("LAUNCH_FAILED: subnet\nis full".into()),
+                        health: None,
                         phases: Vec::new(),
                     }],
                 },
             ],
             drill_instances_terminated: None,
+            dns: None,
         }
     }
 

@@ -71,6 +71,9 @@ pub struct WaveReport {
     /// SUCCEEDED, FAILED, or NOT_STARTED when an earlier wave failed.
     pub state: String,
     pub finished_at: Option<Timestamp>,
+    /// When every critical server passed the health gate.
+    #[serde(default)]
+    pub healthy_at: Option<Timestamp>,
     pub launched: usize,
     pub failed: usize,
     pub servers: Vec<ServerReport>,
@@ -84,6 +87,10 @@ pub struct ServerReport {
     pub state: ServerState,
     pub ec2_instance_id: Option<String>,
     pub error: Option<String>,
+    /// The health gate's verdict and each check's result, e.g. "HEALTHY: ec2-status ok;
+    /// tcp:5432 connected in 2 ms".
+    #[serde(default)]
+    pub health: Option<String>,
     /// Launch phases from the DRS job log: (event, time).
     pub phases: Vec<(String, String)>,
 }
@@ -97,6 +104,7 @@ impl ServerReport {
             state: outcome.state,
             ec2_instance_id: outcome.ec2_instance_id.clone(),
             error: outcome.error.clone(),
+            health: None,
             phases: log
                 .iter()
                 .filter(|e| {
@@ -193,7 +201,7 @@ impl Report {
             }
             let _ = writeln!(
                 md,
-                "| Server | Source server | State | Instance | Launch phases | Error |\n|---|---|---|---|---|---|"
+                "| Server | Source server | State | Instance | Launch phases | Health | Error |\n|---|---|---|---|---|---|---|"
             );
             for s in &wave.servers {
                 let phases: Vec<String> = s
@@ -203,13 +211,14 @@ impl Report {
                     .collect();
                 let _ = writeln!(
                     md,
-                    "| {}{} | `{}` | {:?} | {} | {} | {} |",
+                    "| {}{} | `{}` | {:?} | {} | {} | {} | {} |",
                     s.hostname.as_deref().unwrap_or("-"),
                     if s.optional { " (optional)" } else { "" },
                     s.source_server_id,
                     s.state,
                     s.ec2_instance_id.as_deref().unwrap_or("-"),
                     phases.join("<br>"),
+                    s.health.as_deref().unwrap_or("-").replace('|', "\\|"),
                     s.error.as_deref().unwrap_or("").replace('|', "\\|"),
                 );
             }

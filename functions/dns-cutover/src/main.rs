@@ -11,6 +11,7 @@ use drplan_aws::wave::WaveLaunchRecord;
 use drplan_aws::{FunctionError, addresses, bootstrap, drs, route53};
 use drplan_core::dns::{Change, DnsCutover, RecordChange, desired_records};
 use drplan_core::execution::{RunContext, WaveRef};
+use drplan_core::health::{ServerHealthState, WaveHealthRecord};
 use drplan_core::{Issue, Mode};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -235,7 +236,32 @@ async fn healthy_instances(
             .store
             .require_json(&run.wave_key(wave, "launch.json"))
             .await?;
-        let launched: Vec<_> = launch.progress.launched().collect();
+        // Only instances that passed the wave's health gate receive traffic; without a
+        // health record the gate did not run, and nothing is pointed anywhere.
+        let health: WaveHealthRecord = clients
+            .store
+            .get_json(&run.wave_key(wave, "health.json"))
+            .await?
+            .ok_or_else(|| {
+                FunctionError::NotReady(vec![Issue::new(
+                    "dns.records",
+                    format!(
+                        "wave {:?} has no health record: its health gate did not run",
+                        wave.name
+                    ),
+                )])
+            })?;
+        let healthy: std::collections::HashSet<&str> = health
+            .servers
+            .iter()
+            .filter(|s| s.state == ServerHealthState::Healthy)
+            .map(|s| s.source_server_id.as_str())
+            .collect();
+        let launched: Vec<_> = launch
+            .progress
+            .launched()
+            .filter(|s| healthy.contains(s.source_server_id.as_str()))
+            .collect();
         let ids: Vec<String> = launched
             .iter()
             .map(|s| s.source_server_id.clone())

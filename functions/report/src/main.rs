@@ -7,6 +7,7 @@ use drplan_aws::wave::WaveLaunchRecord;
 use drplan_aws::{FunctionError, bootstrap};
 use drplan_core::dns::DnsCutover;
 use drplan_core::execution::{RunContext, WaveRef};
+use drplan_core::health::WaveHealthRecord;
 use drplan_core::report::{Report, RtoResult, RunError, ServerReport, WaveReport};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -84,37 +85,11 @@ async fn write_report(store: &RunStore, input: ReportInput) -> Result<Written, F
     let mut waves = Vec::new();
     if let Some(run) = &input.run {
         for wave in input.layers.iter().flatten() {
-            let record: Option<WaveLaunchRecord> =
+            let launch: Option<WaveLaunchRecord> =
                 store.get_json(&run.wave_key(wave, "launch.json")).await?;
-            waves.push(match record {
-                Some(record) => WaveReport {
-                    name: wave.name.clone(),
-                    state: if record.progress.failed().any(|s| !s.optional)
-                        || record.progress.launched().next().is_none()
-                    {
-                        "FAILED".into()
-                    } else {
-                        "SUCCEEDED".into()
-                    },
-                    finished_at: Some(record.finished_at),
-                    launched: record.progress.launched().count(),
-                    failed: record.progress.failed().count(),
-                    servers: record
-                        .progress
-                        .servers
-                        .iter()
-                        .map(|s| ServerReport::from_outcome(s, &record.log))
-                        .collect(),
-                },
-                None => WaveReport {
-                    name: wave.name.clone(),
-                    state: "NOT_FINISHED".into(),
-                    finished_at: None,
-                    launched: 0,
-                    failed: 0,
-                    servers: Vec::new(),
-                },
-            });
+            let health: Option<WaveHealthRecord> =
+                store.get_json(&run.wave_key(wave, "health.json")).await?;
+            waves.push(wave_report(wave, launch, health));
         }
     }
     let status = if input.error.is_some() {
@@ -135,11 +110,11 @@ async fn write_report(store: &RunStore, input: ReportInput) -> Result<Written, F
         None => None,
     };
     // A recovery is over when traffic can reach it (DNS in sync); a drill, when its
-    // last wave is recovered.
-    let last_wave_at = waves.iter().filter_map(|w| w.finished_at).max();
+    // last wave is healthy.
+    let last_healthy_at = waves.iter().filter_map(|w| w.healthy_at).max();
     let recovered = match dns.as_ref().and_then(|d| d.insync_at) {
         Some(insync) => Some((insync, "DNS in sync")),
-        None => last_wave_at.map(|at| (at, "the last wave recovered")),
+        None => last_healthy_at.map(|at| (at, "the last wave healthy")),
     };
     let rto = match (&plan, recovered, status) {
         (Some(plan), Some((at, what)), "SUCCEEDED") => {
@@ -194,5 +169,58 @@ fn plan_name_of(input: &serde_json::Value) -> String {
             .unwrap_or("unknown")
             .to_owned(),
         None => "unknown".to_owned(),
+    }
+}
+
+/// A wave's part of the report: its launch outcome per server, and its health gate.
+fn wave_report(
+    wave: &WaveRef,
+    launch: Option<WaveLaunchRecord>,
+    health: Option<WaveHealthRecord>,
+) -> WaveReport {
+    let Some(launch) = launch else {
+        return WaveReport {
+            name: wave.name.clone(),
+            state: "NOT_FINISHED".into(),
+            finished_at: None,
+            healthy_at: None,
+            launched: 0,
+            failed: 0,
+            servers: Vec::new(),
+        };
+    };
+    let launch_failed = launch.progress.failed().any(|s| !s.optional)
+        || launch.progress.launched().next().is_none();
+    let state = match (&health, launch_failed) {
+        (_, true) => "FAILED",
+        (Some(h), false) if h.state == "SUCCEEDED" => "SUCCEEDED",
+        (Some(h), false) if h.state == "FAILED" => "UNHEALTHY",
+        _ => "NOT_FINISHED",
+    };
+    let servers = launch
+        .progress
+        .servers
+        .iter()
+        .map(|outcome| {
+            let mut server = ServerReport::from_outcome(outcome, &launch.log);
+            server.health = health.as_ref().and_then(|h| {
+                let found = h
+                    .servers
+                    .iter()
+                    .find(|s| s.source_server_id == outcome.source_server_id)?;
+                let checks: Vec<String> = found.checks.iter().map(ToString::to_string).collect();
+                Some(format!("{:?}: {}", found.state, checks.join("; ")))
+            });
+            server
+        })
+        .collect();
+    WaveReport {
+        name: wave.name.clone(),
+        state: state.into(),
+        finished_at: Some(launch.finished_at),
+        healthy_at: health.as_ref().and_then(|h| h.healthy_at),
+        launched: launch.progress.launched().count(),
+        failed: launch.progress.failed().count(),
+        servers,
     }
 }

@@ -411,6 +411,9 @@ async fn start_cargo_lambda_watch(
         .env("AWS_DEFAULT_REGION", &options.region)
         // What the stack's template gives the functions in AWS.
         .env("DRPLAN_BUCKET", crate::stack::BUCKET)
+        // Health probes go to each instance's loopback stand-in (127.b.c.d), served by
+        // the DRS simulator: never to the private addresses moto hands out.
+        .env("DRPLAN_PROBE_LOOPBACK", "1")
         .env(
             "DRPLAN_TOPIC_ARN",
             format!(

@@ -1,0 +1,215 @@
+//! Approval, DNS cutover, rollback and on-call e-mail end to end on the local cloud:
+//! the real state machine, functions and CLI, with Route 53, SNS and SQS in moto.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use aws_sdk_sfn::types::ExecutionStatus;
+use common::{Cloud, cloud_with, fleet_file, plan_file};
+use serde_json::json;
+
+const SHOP: (&str, &str) = ("shop.example.com.", "A");
+const API: (&str, &str) = ("api.shop.example.com.", "A");
+
+fn key((name, kind): (&str, &str)) -> (String, String) {
+    (name.to_owned(), kind.to_owned())
+}
+
+/// Private IPs of the instances a run launched for a wave, sorted.
+async fn wave_addresses(cloud: &Cloud, execution: &str, wave: &str) -> Vec<String> {
+    let described = cloud
+        .ec2
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:drplan:execution")
+                .values(execution)
+                .build(),
+        )
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:drplan:wave")
+                .values(wave)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeInstances");
+    let mut ips: Vec<String> = described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.private_ip_address().map(str::to_owned))
+        .collect();
+    ips.sort();
+    ips
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_recovery_points_every_record_at_the_recovered_instances_and_rolls_back() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    let before = cloud.records("example.com").await;
+    assert_eq!(before[&key(SHOP)], ["203.0.113.10"]);
+
+    let (name, arn) = cloud
+        .start(plan_file("examples/shop.yaml"), "recovery")
+        .await;
+    let approved = cloud
+        .answer_approval(&["approve", &name, "--by", "sre-on-call"])
+        .await;
+    assert!(approved.contains("approved by sre-on-call"), "{approved}");
+    let outcome = cloud.wait(name.clone(), &arn).await;
+    assert_eq!(
+        outcome.status,
+        ExecutionStatus::Succeeded,
+        "{:?}: {:?}",
+        outcome.error,
+        outcome.cause
+    );
+
+    // Every record of the plan points at its wave's recovered instances.
+    let after = cloud.records("example.com").await;
+    let web = wave_addresses(&cloud, &name, "web").await;
+    let app = wave_addresses(&cloud, &name, "app").await;
+    assert_eq!(web.len(), 3);
+    assert_eq!(after[&key(SHOP)], web);
+    assert_eq!(after[&key(API)], app);
+
+    // The report's DNS section says the same, with the old values kept.
+    let report = cloud.report("shop", &name).await;
+    let changes = report["dns"]["changes"].as_array().expect("DNS changes");
+    let by_name: BTreeMap<&str, (&serde_json::Value, &serde_json::Value)> = changes
+        .iter()
+        .map(|c| {
+            (
+                c["new"]["name"].as_str().unwrap(),
+                (&c["new"]["values"], &c["previous"]["values"]),
+            )
+        })
+        .collect();
+    let mut reported_web: Vec<String> = serde_json::from_value(by_name[SHOP.0].0.clone()).unwrap();
+    reported_web.sort();
+    assert_eq!(reported_web, web);
+    assert_eq!(*by_name[SHOP.0].1, json!(["203.0.113.10"]));
+    assert!(report["dns"]["insync_at"].is_string());
+    assert_eq!(report["rto"]["measured_to"], "DNS in sync");
+
+    // rollback-dns restores what the records held before.
+    let rolled = cloud.drplan(&["rollback-dns", &name]);
+    assert!(
+        rolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rolled.stderr)
+    );
+    assert_eq!(cloud.records("example.com").await, before);
+
+    // On-call staff heard of each step, ending with the outcome.
+    let subjects: Vec<String> = cloud
+        .notifications()
+        .await
+        .into_iter()
+        .map(|(subject, _, _)| subject)
+        .collect();
+    assert!(
+        subjects.iter().any(|s| s.contains("approval")),
+        "{subjects:?}"
+    );
+    assert!(subjects.iter().any(|s| s.contains("DNS")), "{subjects:?}");
+    assert!(
+        subjects.iter().any(|s| s.contains("SUCCEEDED")),
+        "{subjects:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_recovery_launches_nothing_and_leaves_dns_alone() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    let before = cloud.records("example.com").await;
+    let (name, arn) = cloud
+        .start(plan_file("examples/shop.yaml"), "recovery")
+        .await;
+    cloud
+        .answer_approval(&[
+            "decline",
+            &name,
+            "--reason",
+            "the primary is back",
+            "--by",
+            "sre-on-call",
+        ])
+        .await;
+    let outcome = cloud.wait(name.clone(), &arn).await;
+    assert_eq!(outcome.status, ExecutionStatus::Failed);
+    assert_eq!(outcome.error.as_deref(), Some("drplan.Declined"));
+    assert!(
+        outcome
+            .cause
+            .unwrap_or_default()
+            .contains("sre-on-call: the primary is back")
+    );
+    assert!(
+        cloud.start_recovery_calls().await.is_empty(),
+        "a declined run launched servers"
+    );
+    assert_eq!(cloud.records("example.com").await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_never_touches_dns() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    let before = cloud.records("example.com").await;
+    let outcome = cloud.run(plan_file("examples/shop.yaml"), "drill").await;
+    assert_eq!(
+        outcome.status,
+        ExecutionStatus::Succeeded,
+        "{:?}: {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    assert_eq!(cloud.records("example.com").await, before);
+    let report = cloud.report("shop", &outcome.name).await;
+    assert!(report["dns"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_wave_pages_on_call_with_the_server_and_the_reason() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    let before = cloud.records("example.com").await;
+    let raw_error = "InsufficientInstanceCapacity: no capacity for r6i.2xlarge";
+    cloud
+        .fault(json!({"kind": "fail_launch", "servers": ["db-02"], "raw_error": raw_error}))
+        .await;
+    let (name, arn) = cloud
+        .start(plan_file("examples/shop.yaml"), "recovery")
+        .await;
+    cloud.answer_approval(&["approve", &name]).await;
+    let outcome = cloud.wait(name, &arn).await;
+    assert_eq!(outcome.status, ExecutionStatus::Failed);
+    // DNS is untouched by a failed recovery.
+    assert_eq!(cloud.records("example.com").await, before);
+
+    let notifications = cloud.notifications().await;
+    let (subject, body, attributes) = notifications
+        .iter()
+        .find(|(subject, _, _)| subject.contains("wave database") && subject.contains("FAILED"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no wave-failed e-mail among {:?}",
+                notifications.iter().map(|n| &n.0).collect::<Vec<_>>()
+            )
+        });
+    assert!(subject.len() < 100, "{subject}");
+    assert!(body.contains("db-02") && body.contains(raw_error), "{body}");
+    assert_eq!(attributes["severity"]["Value"], "critical");
+    assert_eq!(attributes["plan"]["Value"], "shop");
+    assert_eq!(attributes["event"]["Value"], "WAVE_FAILED");
+}
