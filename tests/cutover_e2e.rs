@@ -213,3 +213,75 @@ async fn a_failed_wave_pages_on_call_with_the_server_and_the_reason() {
     assert_eq!(attributes["plan"]["Value"], "shop");
     assert_eq!(attributes["event"]["Value"], "WAVE_FAILED");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unhealthy_server_fails_its_wave_and_stops_the_recovery_before_dns() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    let before = cloud.records("example.com").await;
+    // app-003 launches fine but answers its health check with HTTP 500.
+    cloud.fault(json!({"kind": "unhealthy_instances", "targets": ["app-003"], "unhealthy": true, "mode": "error"})).await;
+    let mut plan = plan_file("examples/shop.yaml");
+    // A short gate, so the test does not wait the plan's full health timeout.
+    plan["waves"][2]["health"]["timeout_minutes"] = json!(1);
+    let (name, arn) = cloud.start(plan, "recovery").await;
+    cloud.answer_approval(&["approve", &name]).await;
+    let outcome = cloud.wait(name.clone(), &arn).await;
+    assert_eq!(outcome.status, ExecutionStatus::Failed);
+    assert_eq!(outcome.error.as_deref(), Some("drplan.WaveUnhealthy"));
+    let cause = outcome.cause.unwrap_or_default();
+    assert!(
+        cause.contains("app-003") && cause.contains("http:8080/health"),
+        "{cause}"
+    );
+
+    // web (after app) never launched, and DNS was not touched.
+    let ids = cloud.server_ids().await;
+    let launched: Vec<String> = cloud
+        .start_recovery_calls()
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    for web in ["web-01", "web-02", "web-03"] {
+        assert!(
+            !launched.contains(&ids[web]),
+            "{web} launched after an unhealthy wave"
+        );
+    }
+    assert_eq!(cloud.records("example.com").await, before);
+
+    // The report and the e-mail say which server and why.
+    let report = cloud.report("shop", &name).await;
+    let app = report["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "app")
+        .unwrap()
+        .clone();
+    assert_eq!(app["state"], "UNHEALTHY");
+    let app3 = app["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["hostname"] == "app-003")
+        .unwrap()
+        .clone();
+    assert!(
+        app3["health"].as_str().unwrap_or_default().contains("500"),
+        "{app3}"
+    );
+    let notifications = cloud.notifications().await;
+    let (_, body, _) = notifications
+        .iter()
+        .find(|(subject, _, _)| subject.contains("wave app") && subject.contains("FAILED"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no wave-failed e-mail among {:?}",
+                notifications.iter().map(|n| &n.0).collect::<Vec<_>>()
+            )
+        });
+    assert!(body.contains("app-003"), "{body}");
+}
