@@ -422,10 +422,20 @@ pub async fn follow(
     }
 }
 
-pub async fn report(args: &ReportArgs) -> anyhow::Result<String> {
-    let config = aws_config().await;
-    let sfn = aws_sdk_sfn::Client::new(&config);
-    let arn = execution_arn(&sfn, &args.target, &args.execution).await?;
+/// Where an execution's records live: its plan's name, its own name, and the bucket.
+struct RunLocation {
+    plan: String,
+    execution_name: String,
+    bucket: String,
+}
+
+async fn locate_run(
+    sfn: &aws_sdk_sfn::Client,
+    target: &Target,
+    execution: &str,
+    bucket: &Option<String>,
+) -> anyhow::Result<RunLocation> {
+    let arn = execution_arn(sfn, target, execution).await?;
     let described = sfn
         .describe_execution()
         .execution_arn(&arn)
@@ -438,20 +448,27 @@ pub async fn report(args: &ReportArgs) -> anyhow::Result<String> {
         serde_json::Value::String(name) => name.clone(),
         other => other["name"].as_str().unwrap_or("unknown").to_owned(),
     };
-    let bucket = args
-        .bucket
+    let bucket = bucket
         .clone()
         .or_else(|| std::env::var("DRPLAN_BUCKET").ok())
         .context("no bucket: pass --bucket or set DRPLAN_BUCKET")?;
+    Ok(RunLocation {
+        plan,
+        execution_name: described.name().unwrap_or_default().to_owned(),
+        bucket,
+    })
+}
+
+pub async fn report(args: &ReportArgs) -> anyhow::Result<String> {
+    let config = aws_config().await;
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let run = locate_run(&sfn, &args.target, &args.execution, &args.bucket).await?;
     let extension = match args.format {
         ReportFormat::Md => "md",
         ReportFormat::Json => "json",
     };
-    let key = format!(
-        "reports/{plan}/{}.{extension}",
-        described.name().unwrap_or_default()
-    );
-    read_object(&aws_sdk_s3::Client::new(&config), &bucket, &key).await
+    let key = format!("reports/{}/{}.{extension}", run.plan, run.execution_name);
+    read_object(&aws_sdk_s3::Client::new(&config), &run.bucket, &key).await
 }
 
 pub async fn read_object(
@@ -622,39 +639,16 @@ pub struct RollbackArgs {
 pub async fn rollback_dns(args: &RollbackArgs) -> anyhow::Result<String> {
     let config = aws_config().await;
     let sfn = aws_sdk_sfn::Client::new(&config);
-    let arn = execution_arn(&sfn, &args.target, &args.execution).await?;
-    let described = sfn
-        .describe_execution()
-        .execution_arn(&arn)
-        .send()
-        .await
-        .context("DescribeExecution")?;
-    let input: serde_json::Value =
-        serde_json::from_str(described.input().unwrap_or("{}")).unwrap_or_default();
-    let plan = match &input["plan"] {
-        serde_json::Value::String(name) => name.clone(),
-        other => other["name"].as_str().unwrap_or("unknown").to_owned(),
-    };
-    let bucket = args
-        .bucket
-        .clone()
-        .or_else(|| std::env::var("DRPLAN_BUCKET").ok())
-        .context("no bucket: pass --bucket or set DRPLAN_BUCKET")?;
-    let key = format!(
-        "runs/{plan}/{}/dns.json",
-        described.name().unwrap_or_default()
-    );
-    let text = read_object(&aws_sdk_s3::Client::new(&config), &bucket, &key)
+    let run = locate_run(&sfn, &args.target, &args.execution, &args.bucket).await?;
+    let key = format!("runs/{}/{}/dns.json", run.plan, run.execution_name);
+    let text = read_object(&aws_sdk_s3::Client::new(&config), &run.bucket, &key)
         .await
         .with_context(|| format!("the execution changed no DNS (no {key})"))?;
     let cutover: drplan_core::dns::DnsCutover =
         serde_json::from_str(&text).context("the DNS record of the run")?;
     let changes = cutover.rollback_changes();
     let route53 = aws_sdk_route53::Client::new(&config);
-    let comment = format!(
-        "drplan rollback of {}",
-        described.name().unwrap_or_default()
-    );
+    let comment = format!("drplan rollback of {}", run.execution_name);
     let change_id =
         drplan_aws::route53::change_records(&route53, &cutover.zone_id, &changes, &comment)
             .await

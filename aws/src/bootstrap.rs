@@ -24,3 +24,28 @@ pub fn bucket_from_env() -> Result<String, FunctionError> {
         .filter(|b| !b.trim().is_empty())
         .ok_or_else(|| FunctionError::Configuration("DRPLAN_BUCKET is not set".into()))
 }
+
+/// The AWS clients and the run store, built once per sandbox in `main` and shared by
+/// every invocation. Building a client makes no call, so one set serves every function;
+/// the first request of each pays its connection.
+pub struct Clients {
+    pub drs: aws_sdk_drs::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub route53: aws_sdk_route53::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub store: crate::store::RunStore,
+}
+
+/// What every function does at cold start: JSON logs, the SDK configuration, the
+/// clients, and the bucket from `DRPLAN_BUCKET`.
+pub async fn start() -> Result<Clients, FunctionError> {
+    init_logging();
+    let config = aws_config().await;
+    Ok(Clients {
+        drs: aws_sdk_drs::Client::new(&config),
+        ec2: aws_sdk_ec2::Client::new(&config),
+        route53: aws_sdk_route53::Client::new(&config),
+        sns: aws_sdk_sns::Client::new(&config),
+        store: crate::store::RunStore::new(aws_sdk_s3::Client::new(&config), bucket_from_env()?),
+    })
+}

@@ -4,8 +4,8 @@
 
 use std::collections::HashSet;
 
+use drplan_aws::bootstrap::Clients;
 use drplan_aws::step::LogContext;
-use drplan_aws::store::RunStore;
 use drplan_aws::{FunctionError, bootstrap, drs};
 use drplan_core::ResolvedPlan;
 use drplan_core::execution::{RunContext, TAG_EXECUTION};
@@ -14,11 +14,6 @@ use serde::{Deserialize, Serialize};
 
 /// TerminateRecoveryInstances takes at most this many instances a call.
 const INSTANCES_PER_TERMINATE: usize = 200;
-
-struct Clients {
-    drs: aws_sdk_drs::Client,
-    store: RunStore,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -59,15 +54,7 @@ impl LogContext for CleanupStep {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    bootstrap::init_logging();
-    let config = bootstrap::aws_config().await;
-    let clients = Clients {
-        drs: aws_sdk_drs::Client::new(&config),
-        store: RunStore::new(
-            aws_sdk_s3::Client::new(&config),
-            bootstrap::bucket_from_env()?,
-        ),
-    };
+    let clients = bootstrap::start().await?;
     drplan_aws::step::serve("cleanup", |step| cleanup(&clients, step)).await
 }
 

@@ -3,6 +3,7 @@
 //! for the later steps. Makes no DRS call that changes anything: a plan with problems
 //! ends the execution here, with every problem listed.
 
+use drplan_aws::bootstrap::Clients;
 use drplan_aws::step::LogContext;
 use drplan_aws::store::RunStore;
 use drplan_aws::{FunctionError, bootstrap, drs};
@@ -37,24 +38,9 @@ impl LogContext for DiscoverInput {
     }
 }
 
-struct Clients {
-    drs: aws_sdk_drs::Client,
-    route53: aws_sdk_route53::Client,
-    store: RunStore,
-}
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    bootstrap::init_logging();
-    let config = bootstrap::aws_config().await;
-    let clients = Clients {
-        drs: aws_sdk_drs::Client::new(&config),
-        route53: aws_sdk_route53::Client::new(&config),
-        store: RunStore::new(
-            aws_sdk_s3::Client::new(&config),
-            bootstrap::bucket_from_env()?,
-        ),
-    };
+    let clients = bootstrap::start().await?;
     drplan_aws::step::serve("discover", |input| discover(&clients, input)).await
 }
 

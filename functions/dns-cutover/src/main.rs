@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use drplan_aws::bootstrap::Clients;
 use drplan_aws::step::LogContext;
-use drplan_aws::store::RunStore;
 use drplan_aws::wave::WaveLaunchRecord;
 use drplan_aws::{FunctionError, addresses, bootstrap, drs, route53};
 use drplan_core::dns::{Change, DnsCutover, RecordChange, desired_records};
@@ -15,13 +15,6 @@ use drplan_core::health::{ServerHealthState, WaveHealthRecord};
 use drplan_core::{Issue, Mode};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-
-struct Clients {
-    drs: aws_sdk_drs::Client,
-    ec2: aws_sdk_ec2::Client,
-    route53: aws_sdk_route53::Client,
-    store: RunStore,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -64,17 +57,7 @@ impl LogContext for DnsStep {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    bootstrap::init_logging();
-    let config = bootstrap::aws_config().await;
-    let clients = Clients {
-        drs: aws_sdk_drs::Client::new(&config),
-        ec2: aws_sdk_ec2::Client::new(&config),
-        route53: aws_sdk_route53::Client::new(&config),
-        store: RunStore::new(
-            aws_sdk_s3::Client::new(&config),
-            bootstrap::bucket_from_env()?,
-        ),
-    };
+    let clients = bootstrap::start().await?;
     drplan_aws::step::serve("dns-cutover", |step| cut_over(&clients, step)).await
 }
 

@@ -2,27 +2,14 @@
 //! or recovery, latest or chosen point in time. Jobs carry the execution and wave
 //! tags, so a retried invocation finds its own jobs and launches nothing twice.
 
-use drplan_aws::store::RunStore;
+use drplan_aws::bootstrap::Clients;
 use drplan_aws::{FunctionError, bootstrap, wave};
 use drplan_core::execution::{LaunchPoll, LaunchState, WaveStep};
 use jiff::{SignedDuration, Timestamp};
 
-struct Clients {
-    drs: aws_sdk_drs::Client,
-    store: RunStore,
-}
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    bootstrap::init_logging();
-    let config = bootstrap::aws_config().await;
-    let clients = Clients {
-        drs: aws_sdk_drs::Client::new(&config),
-        store: RunStore::new(
-            aws_sdk_s3::Client::new(&config),
-            bootstrap::bucket_from_env()?,
-        ),
-    };
+    let clients = bootstrap::start().await?;
     drplan_aws::step::serve("launch-wave", |step| launch_wave(&clients, step)).await
 }
 

@@ -63,13 +63,8 @@ impl LogContext for ReportInput {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    bootstrap::init_logging();
-    let config = bootstrap::aws_config().await;
-    let store = RunStore::new(
-        aws_sdk_s3::Client::new(&config),
-        bootstrap::bucket_from_env()?,
-    );
-    drplan_aws::step::serve("report", |input| write_report(&store, input)).await
+    let clients = bootstrap::start().await?;
+    drplan_aws::step::serve("report", |input| write_report(&clients.store, input)).await
 }
 
 async fn write_report(store: &RunStore, input: ReportInput) -> Result<Written, FunctionError> {

@@ -2,17 +2,11 @@
 //! execution, mode and source server, and names them after the source hostname, so a
 //! person (and cleanup, and the health gate) can tell what a run launched.
 
-use drplan_aws::store::RunStore;
+use drplan_aws::bootstrap::Clients;
 use drplan_aws::wave::WaveLaunchRecord;
 use drplan_aws::{FunctionError, bootstrap, drs, ec2};
 use drplan_core::execution::{TAG_SOURCE_SERVER, TAG_WAVE, WaveStep};
 use serde::Serialize;
-
-struct Clients {
-    drs: aws_sdk_drs::Client,
-    ec2: aws_sdk_ec2::Client,
-    store: RunStore,
-}
 
 #[derive(Serialize)]
 struct Tagged {
@@ -22,16 +16,7 @@ struct Tagged {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    bootstrap::init_logging();
-    let config = bootstrap::aws_config().await;
-    let clients = Clients {
-        drs: aws_sdk_drs::Client::new(&config),
-        ec2: aws_sdk_ec2::Client::new(&config),
-        store: RunStore::new(
-            aws_sdk_s3::Client::new(&config),
-            bootstrap::bucket_from_env()?,
-        ),
-    };
+    let clients = bootstrap::start().await?;
     drplan_aws::step::serve("tag-instances", |step| tag_instances(&clients, step)).await
 }
 

@@ -3,26 +3,13 @@
 //! rawError; a critical failure fails the wave, optional ones are reported; past the
 //! wave's deadline, servers still launching count as failed.
 
-use drplan_aws::store::RunStore;
+use drplan_aws::bootstrap::Clients;
 use drplan_aws::{FunctionError, bootstrap, wave};
 use drplan_core::execution::WaveStep;
 
-struct Clients {
-    drs: aws_sdk_drs::Client,
-    store: RunStore,
-}
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    bootstrap::init_logging();
-    let config = bootstrap::aws_config().await;
-    let clients = Clients {
-        drs: aws_sdk_drs::Client::new(&config),
-        store: RunStore::new(
-            aws_sdk_s3::Client::new(&config),
-            bootstrap::bucket_from_env()?,
-        ),
-    };
+    let clients = bootstrap::start().await?;
     drplan_aws::step::serve("wait-wave", |step| wait_wave(&clients, step)).await
 }
 
