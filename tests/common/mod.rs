@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sfn::types::ExecutionStatus;
@@ -68,7 +69,15 @@ pub async fn cloud_with(fleet: &str) -> Option<Cloud> {
     let stack = stack::deploy(&endpoint, cloud.region(), "123456789012", &repo_root())
         .await
         .expect("drplan deploys into the local cloud");
-    let fleet = Fleet::from_yaml(fleet).expect("a valid fleet");
+    let mut fleet = Fleet::from_yaml(fleet).expect("a valid fleet");
+    // Each cloud of this test binary gets its own VPC range: instances' health probes go
+    // to 127.b.c.d stand-ins of their private IPs, which must not collide between the
+    // clouds of tests running side by side.
+    static NEXT_NETWORK: AtomicU32 = AtomicU32::new(100);
+    let octet = NEXT_NETWORK.fetch_add(1, Ordering::Relaxed);
+    fleet.network.vpc_cidr = format!("10.{octet}.0.0/16");
+    fleet.network.recovery_subnet_cidr = format!("10.{octet}.1.0/24");
+    fleet.network.drill_subnet_cidr = format!("10.{octet}.2.0/24");
     let seeded = seed::seed(&endpoint, &fleet)
         .await
         .expect("the fleet seeds");
