@@ -132,6 +132,18 @@ const DEPENDENT_ACTIONS: &[(&str, &[&str], bool, bool)] = &[
 /// Every Lambda function writes its own log group.
 const PLATFORM_ACTIONS: &[&str] = &["logs:CreateLogStream", "logs:PutLogEvents"];
 
+/// What Lambda needs to attach a function with `VpcConfig` to its subnets (the actions
+/// of the AWSLambdaVPCAccessExecutionRole managed policy, granted inline so that this
+/// test sees them).
+const VPC_ACTIONS: &[&str] = &[
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+];
+
 /// What Step Functions needs to deliver its execution log to CloudWatch Logs.
 const STATE_MACHINE_LOG_DELIVERY: &[&str] = &[
     "logs:CreateLogDelivery",
@@ -736,6 +748,14 @@ fn role_problems(template: &Value, function_id: &str, code: &BTreeSet<String>) -
     }
     for action in PLATFORM_ACTIONS {
         required.insert(lower(action), format!("{action} (the function's logs)"));
+    }
+    if function["Properties"].get("VpcConfig").is_some() {
+        for action in VPC_ACTIONS {
+            required.insert(
+                lower(action),
+                format!("{action} (the function runs in a VPC)"),
+            );
+        }
     }
     for (of, dependents, is_required, by_drs) in DEPENDENT_ACTIONS {
         if !code.contains(*of) {
