@@ -321,6 +321,15 @@ async fn an_invalid_plan_ends_the_execution_before_any_launch() {
         "{cause}"
     );
 
+    // Hooks are not run by this version: refused, never silently skipped.
+    let mut plan = plan_file("examples/shop.yaml");
+    plan["waves"][2]["hooks"] =
+        json!({"post": [{"lambda": "arn:aws:lambda:us-east-1:123456789012:function:warm-cache"}]});
+    let (name, arn) = cloud.start(plan, "drill").await;
+    let hooked = cloud.wait(name, &arn).await;
+    assert_eq!(hooked.error.as_deref(), Some("drplan.InvalidPlan"));
+    assert!(hooked.cause.unwrap_or_default().contains("waves[2].hooks"));
+
     assert!(
         cloud.start_recovery_calls().await.is_empty(),
         "an invalid plan launched servers"

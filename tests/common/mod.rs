@@ -49,6 +49,11 @@ pub fn repo_root() -> PathBuf {
 
 /// The local cloud with drplan deployed and `fleet` seeded, or `None` (skipped).
 pub async fn cloud_with(fleet: &str) -> Option<Cloud> {
+    cloud_with_probe_ports(fleet, None).await
+}
+
+/// Like [`cloud_with`], choosing the ports the simulator serves for health probes.
+pub async fn cloud_with_probe_ports(fleet: &str, probe_ports: Option<Vec<u16>>) -> Option<Cloud> {
     if let Err(missing) =
         tools::moto_server(&repo_root()).and_then(|_| tools::cargo_lambda(&repo_root()))
     {
@@ -61,6 +66,7 @@ pub async fn cloud_with(fleet: &str) -> Option<Cloud> {
     }
     let cloud = LocalCloud::start(LocalCloudOptions {
         repo_root: Some(repo_root()),
+        probe_ports,
         ..LocalCloudOptions::default()
     })
     .await
@@ -76,8 +82,9 @@ pub async fn cloud_with(fleet: &str) -> Option<Cloud> {
     static NEXT_NETWORK: AtomicU32 = AtomicU32::new(100);
     let octet = NEXT_NETWORK.fetch_add(1, Ordering::Relaxed);
     fleet.network.vpc_cidr = format!("10.{octet}.0.0/16");
-    fleet.network.recovery_subnet_cidr = format!("10.{octet}.1.0/24");
-    fleet.network.drill_subnet_cidr = format!("10.{octet}.2.0/24");
+    // /20 subnets: room for a 4,000-server drill.
+    fleet.network.recovery_subnet_cidr = format!("10.{octet}.16.0/20");
+    fleet.network.drill_subnet_cidr = format!("10.{octet}.32.0/20");
     let seeded = seed::seed(&endpoint, &fleet)
         .await
         .expect("the fleet seeds");
@@ -156,7 +163,9 @@ impl Cloud {
 
     /// One StartExecution; returns the execution's name and ARN.
     pub async fn start(&self, plan: Value, mode: &str) -> (String, String) {
-        let name = format!("test-{}-{}", mode, std::process::id());
+        static NEXT_RUN: AtomicU32 = AtomicU32::new(1);
+        let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
+        let name = format!("test-{mode}-{}-{run}", std::process::id());
         let input = json!({"plan": plan, "mode": mode, "timing": fast_timing()});
         let arn = self
             .sfn

@@ -47,6 +47,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 async fn discover(clients: &Clients, event: DiscoverInput) -> Result<Discovery, FunctionError> {
     let input = ExecutionInput::from_value(&event.input).map_err(FunctionError::InvalidPlan)?;
     let plan = load_plan(&clients.store, &input.plan).await?;
+    let unsupported = unsupported_features(&plan);
+    if !unsupported.is_empty() {
+        return Err(FunctionError::InvalidPlan(unsupported));
+    }
     let fleet = drs::describe_all_source_servers(&clients.drs).await?;
     let resolved = drplan_core::resolve(&plan, &fleet).map_err(FunctionError::InvalidPlan)?;
     let busy = drs::busy_source_servers(
@@ -161,4 +165,28 @@ async fn load_plan(store: &RunStore, source: &PlanSource) -> Result<Plan, Functi
             Ok(plan)
         }
     }
+}
+
+/// Parts of the plan format this version cannot carry out yet. Refused before anything
+/// launches rather than skipped: a hook that silently never runs, or a health check that
+/// can only time out, would be worse than an error.
+fn unsupported_features(plan: &Plan) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    for (i, wave) in plan.waves.iter().flatten().enumerate() {
+        if !wave.hooks.is_empty() {
+            issues.push(Issue::new(
+                format!("waves[{i}].hooks"),
+                "pre and post hooks are not run by this version of drplan yet; remove them, or run the hook yourself",
+            ));
+        }
+        for (k, check) in wave.health.checks.iter().enumerate() {
+            if matches!(check, drplan_core::HealthCheck::Https { .. }) {
+                issues.push(Issue::new(
+                    format!("waves[{i}].health.checks[{k}]"),
+                    format!("{check}: HTTPS probes are not supported by this version yet; use tcp:PORT or http:PORT/PATH"),
+                ));
+            }
+        }
+    }
+    issues
 }

@@ -59,6 +59,10 @@ pub struct LocalCloudOptions {
     pub log_dir: Option<PathBuf>,
     /// Print one line per gateway request on stderr.
     pub log_requests: bool,
+    /// The ports the simulator serves on each recovered instance's loopback stand-in
+    /// for health probes; `None` keeps the simulator's default set, an empty list none
+    /// (a fleet of thousands whose plan probes nothing needs no sockets).
+    pub probe_ports: Option<Vec<u16>>,
 }
 
 impl Default for LocalCloudOptions {
@@ -73,6 +77,7 @@ impl Default for LocalCloudOptions {
             time_scale: 0.01,
             log_dir: None,
             log_requests: false,
+            probe_ports: None,
         }
     }
 }
@@ -170,6 +175,10 @@ impl LocalCloud {
                 // Through the gateway, so DRS events reach the rules' Lambda and Step
                 // Functions targets.
                 events_endpoint: Some(endpoint_url.clone()),
+                probe_ports: options
+                    .probe_ports
+                    .clone()
+                    .unwrap_or_else(|| drplan_drs_sim::SimConfig::default().probe_ports),
                 ..Default::default()
             },
         )

@@ -90,6 +90,10 @@ pub struct Outbound {
     region: String,
     ec2: Option<Endpoint>,
     events: Option<Endpoint>,
+    /// One RunInstances at a time: moto 5.2.5 hands out subnet addresses from a shared
+    /// generator that is not thread-safe ("generator already executing", HTTP 500) when
+    /// hundreds of launches arrive together, as a large wave makes them.
+    run_instances: tokio::sync::Mutex<()>,
 }
 
 impl Outbound {
@@ -99,6 +103,7 @@ impl Outbound {
             region: region.to_owned(),
             ec2,
             events,
+            run_instances: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -219,7 +224,10 @@ impl Outbound {
                 params.push((format!("TagSpecification.1.Tag.{number}.Value"), value));
             }
         }
-        let reply = self.ec2_call(params).await?;
+        let reply = {
+            let _one_at_a_time = self.run_instances.lock().await;
+            self.ec2_call(params).await?
+        };
         let instance_id =
             xml_text(&reply, "instanceId").ok_or_else(|| OutboundError::Unexpected {
                 service: "ec2",
