@@ -285,3 +285,47 @@ async fn an_unhealthy_server_fails_its_wave_and_stops_the_recovery_before_dns() 
         });
     assert!(body.contains("app-003"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_sent_decline_without_a_reason_still_launches_nothing() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    let (name, arn) = cloud
+        .start(plan_file("examples/shop.yaml"), "recovery")
+        .await;
+    // What `aws stepfunctions send-task-success --task-output '{"approved": false}'` sends.
+    let token = loop {
+        let history = cloud
+            .sfn
+            .get_execution_history()
+            .execution_arn(&arn)
+            .send()
+            .await
+            .expect("history");
+        let token = history.events().iter().find_map(|e| {
+            let parameters: serde_json::Value =
+                serde_json::from_str(e.task_scheduled_event_details()?.parameters()).ok()?;
+            parameters["Payload"]["task_token"]
+                .as_str()
+                .map(str::to_owned)
+        });
+        if let Some(token) = token {
+            break token;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    cloud
+        .sfn
+        .send_task_success()
+        .task_token(token)
+        .output(r#"{"approved": false}"#)
+        .send()
+        .await
+        .expect("SendTaskSuccess");
+    let outcome = cloud.wait(name, &arn).await;
+    assert_eq!(outcome.status, ExecutionStatus::Failed);
+    assert_eq!(outcome.error.as_deref(), Some("drplan.Declined"));
+    assert!(outcome.cause.unwrap_or_default().contains("approved"));
+    assert!(cloud.start_recovery_calls().await.is_empty());
+}
