@@ -44,6 +44,7 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let repo_root = tools::find_repo_root(&std::env::current_dir()?)?;
+        build_function_binaries(&repo_root)?;
         eprintln!("drplan local drill: starting the local cloud (moto, cargo lambda watch, DRS simulator, gateway)");
         let cloud = LocalCloud::start(LocalCloudOptions {
             repo_root: Some(repo_root.clone()),
@@ -172,4 +173,25 @@ async fn approve_when_asked(sfn: aws_sdk_sfn::Client, arn: String) {
             Err(e) => eprintln!("drplan local drill: could not approve: {e}"),
         }
     }
+}
+
+/// Builds the function binaries before the cloud starts: `cargo lambda watch` would
+/// otherwise compile each one inside its first invocation, in silence, while the state
+/// machine waits. Same package selection as its `cargo run --bin NAME`, so nothing is
+/// built twice.
+fn build_function_binaries(repo_root: &std::path::Path) -> anyhow::Result<()> {
+    eprintln!(
+        "drplan local drill: building the function binaries (the first time takes a few minutes)"
+    );
+    let status =
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["build", "--quiet", "--bins"])
+            .current_dir(repo_root)
+            .status()
+            .context("running cargo build")?;
+    anyhow::ensure!(
+        status.success(),
+        "cargo build of the function binaries failed ({status})"
+    );
+    Ok(())
 }
