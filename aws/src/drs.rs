@@ -13,20 +13,35 @@ use jiff::Timestamp;
 
 use crate::FunctionError;
 
+/// Every item of a paginated call, over all pages; the call's error named after
+/// `operation` (throttling told apart, as for single calls).
+async fn all_items<T, E>(
+    pages: aws_smithy_async::future::pagination_stream::PaginationStream<Result<T, E>>,
+    operation: &'static str,
+) -> Result<Vec<T>, FunctionError>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error,
+{
+    pages
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| FunctionError::from_sdk(operation, e))
+}
+
 /// DescribeJobs takes at most this many job IDs in one filter.
 const JOB_IDS_PER_CALL: usize = 100;
 
 /// Every source server, over all pages (the AWS sample stops at the first 200).
 pub async fn describe_all_source_servers(drs: &Client) -> Result<Vec<SourceServer>, FunctionError> {
-    let items: Vec<aws_sdk_drs::types::SourceServer> = drs
-        .describe_source_servers()
-        .max_results(200)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| FunctionError::from_sdk("DRS DescribeSourceServers", e))?;
+    let items: Vec<aws_sdk_drs::types::SourceServer> = all_items(
+        drs.describe_source_servers()
+            .max_results(200)
+            .into_paginator()
+            .items()
+            .send(),
+        "DRS DescribeSourceServers",
+    )
+    .await?;
     Ok(items.iter().filter_map(source_server_from_sdk).collect())
 }
 
@@ -68,15 +83,15 @@ pub async fn jobs_since(
     let filters = DescribeJobsRequestFilters::builder()
         .from_date(drs_date(since))
         .build();
-    let jobs: Vec<Job> = drs
-        .describe_jobs()
-        .filters(filters)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| FunctionError::from_sdk("DRS DescribeJobs", e))?;
+    let jobs: Vec<Job> = all_items(
+        drs.describe_jobs()
+            .filters(filters)
+            .into_paginator()
+            .items()
+            .send(),
+        "DRS DescribeJobs",
+    )
+    .await?;
     Ok(jobs
         .iter()
         .map(|job| (job_from_sdk(job), job.tags().cloned().unwrap_or_default()))
@@ -106,15 +121,15 @@ pub async fn describe_jobs(
         let filters = DescribeJobsRequestFilters::builder()
             .set_job_ids(Some(chunk.to_vec()))
             .build();
-        let jobs: Vec<Job> = drs
-            .describe_jobs()
-            .filters(filters)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| FunctionError::from_sdk("DRS DescribeJobs", e))?;
+        let jobs: Vec<Job> = all_items(
+            drs.describe_jobs()
+                .filters(filters)
+                .into_paginator()
+                .items()
+                .send(),
+            "DRS DescribeJobs",
+        )
+        .await?;
         views.extend(jobs.iter().map(job_from_sdk));
     }
     Ok(views)
@@ -143,15 +158,15 @@ fn job_from_sdk(job: &Job) -> JobView {
 
 /// A job's whole log, oldest first.
 pub async fn job_log(drs: &Client, job_id: &str) -> Result<Vec<JobLogEntry>, FunctionError> {
-    let items = drs
-        .describe_job_log_items()
-        .job_id(job_id)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| FunctionError::from_sdk("DRS DescribeJobLogItems", e))?;
+    let items = all_items(
+        drs.describe_job_log_items()
+            .job_id(job_id)
+            .into_paginator()
+            .items()
+            .send(),
+        "DRS DescribeJobLogItems",
+    )
+    .await?;
     Ok(items
         .iter()
         .map(|item| {
@@ -209,16 +224,16 @@ pub async fn recovery_snapshots(
     drs: &Client,
     source_server_id: &str,
 ) -> Result<Vec<(String, Timestamp)>, FunctionError> {
-    let items = drs
-        .describe_recovery_snapshots()
-        .source_server_id(source_server_id)
-        .order(RecoverySnapshotsOrder::Desc)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| FunctionError::from_sdk("DRS DescribeRecoverySnapshots", e))?;
+    let items = all_items(
+        drs.describe_recovery_snapshots()
+            .source_server_id(source_server_id)
+            .order(RecoverySnapshotsOrder::Desc)
+            .into_paginator()
+            .items()
+            .send(),
+        "DRS DescribeRecoverySnapshots",
+    )
+    .await?;
     Ok(items
         .iter()
         .filter_map(|s| {
@@ -249,15 +264,15 @@ pub async fn recovery_instances_of(
         let filters = DescribeRecoveryInstancesRequestFilters::builder()
             .set_source_server_ids(Some(chunk.to_vec()))
             .build();
-        let items = drs
-            .describe_recovery_instances()
-            .filters(filters)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| FunctionError::from_sdk("DRS DescribeRecoveryInstances", e))?;
+        let items = all_items(
+            drs.describe_recovery_instances()
+                .filters(filters)
+                .into_paginator()
+                .items()
+                .send(),
+            "DRS DescribeRecoveryInstances",
+        )
+        .await?;
         found.extend(items.iter().filter_map(|r| {
             Some(RecoveryInstance {
                 recovery_instance_id: r.recovery_instance_id()?.to_owned(),
