@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use aws_sdk_sfn::types::ExecutionStatus;
-use common::{Cloud, cloud_with, fleet_file, plan_file};
+use common::{Cloud, cloud_with, fleet_file, plan_file, report_server, report_wave};
 use serde_json::json;
 
 const SHOP: (&str, &str) = ("shop.example.com.", "A");
@@ -238,12 +238,7 @@ async fn an_unhealthy_server_fails_its_wave_and_stops_the_recovery_before_dns() 
 
     // web (after app) never launched, and DNS was not touched.
     let ids = cloud.server_ids().await;
-    let launched: Vec<String> = cloud
-        .start_recovery_calls()
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let launched: Vec<String> = cloud.launched_servers().await;
     for web in ["web-01", "web-02", "web-03"] {
         assert!(
             !launched.contains(&ids[web]),
@@ -254,21 +249,9 @@ async fn an_unhealthy_server_fails_its_wave_and_stops_the_recovery_before_dns() 
 
     // The report and the e-mail say which server and why.
     let report = cloud.report("shop", &name).await;
-    let app = report["waves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["name"] == "app")
-        .unwrap()
-        .clone();
+    let app = report_wave(&report, "app");
     assert_eq!(app["state"], "UNHEALTHY");
-    let app3 = app["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["hostname"] == "app-003")
-        .unwrap()
-        .clone();
+    let app3 = report_server(&app, "app-003");
     assert!(
         app3["health"].as_str().unwrap_or_default().contains("500"),
         "{app3}"

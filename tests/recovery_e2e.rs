@@ -11,7 +11,7 @@ mod common;
 use std::collections::HashSet;
 
 use aws_sdk_sfn::types::ExecutionStatus;
-use common::{cloud_with, fleet_file, plan_file};
+use common::{cloud_with, fleet_file, plan_file, report_server, report_wave};
 use drplan_local::stack;
 use serde_json::json;
 
@@ -147,12 +147,7 @@ async fn a_critical_launch_failure_fails_its_wave_and_nothing_later_launches() {
         .iter()
         .map(|h| &ids[*h])
         .collect();
-    let launched: Vec<String> = cloud
-        .start_recovery_calls()
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let launched: Vec<String> = cloud.launched_servers().await;
     assert!(!launched.is_empty());
     assert!(
         launched.iter().all(|id| first_layer.contains(id)),
@@ -169,12 +164,7 @@ async fn a_critical_launch_failure_fails_its_wave_and_nothing_later_launches() {
     );
     let database = &report["waves"][0];
     assert_eq!(database["state"], "FAILED");
-    let db01 = database["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["hostname"] == "db-01")
-        .unwrap();
+    let db01 = report_server(database, "db-01");
     assert_eq!(db01["state"], "FAILED");
     assert_eq!(db01["error"], raw_error);
     // A failed drill is cleaned up at once: nothing it launched is left running.
@@ -201,25 +191,13 @@ async fn an_optional_server_that_fails_does_not_fail_its_wave() {
         outcome.cause
     );
     let report = cloud.report("shop", &outcome.name).await;
-    let app = report["waves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["name"] == "app")
-        .unwrap()
-        .clone();
+    let app = report_wave(&report, "app");
     assert_eq!(app["state"], "SUCCEEDED");
     assert_eq!(
         (app["launched"].as_u64(), app["failed"].as_u64()),
         (Some(7), Some(1))
     );
-    let batch = app["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["hostname"] == "batch-01")
-        .unwrap()
-        .clone();
+    let batch = report_server(&app, "batch-01");
     assert_eq!(
         (batch["state"].as_str(), batch["error"].as_str()),
         (Some("FAILED"), Some("boot disk corrupt"))
@@ -248,12 +226,7 @@ async fn throttling_is_survived() {
         outcome.cause
     );
     // No server was launched twice despite the retries.
-    let launched: Vec<String> = cloud
-        .start_recovery_calls()
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let launched: Vec<String> = cloud.launched_servers().await;
     let unique: HashSet<&String> = launched.iter().collect();
     assert_eq!((launched.len(), unique.len()), (15, 15), "{launched:?}");
 }

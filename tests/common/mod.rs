@@ -36,6 +36,24 @@ pub struct Cloud {
     pub seeded: seed::SeedReport,
 }
 
+/// A wave of a report, by name.
+pub fn report_wave(report: &Value, name: &str) -> Value {
+    report["waves"]
+        .as_array()
+        .and_then(|waves| waves.iter().find(|w| w["name"] == name))
+        .unwrap_or_else(|| panic!("no wave {name} in the report"))
+        .clone()
+}
+
+/// A server of a report's wave, by hostname.
+pub fn report_server(wave: &Value, hostname: &str) -> Value {
+    wave["servers"]
+        .as_array()
+        .and_then(|servers| servers.iter().find(|s| s["hostname"] == hostname))
+        .unwrap_or_else(|| panic!("no server {hostname} in wave {}", wave["name"]))
+        .clone()
+}
+
 pub struct Outcome {
     pub name: String,
     pub status: ExecutionStatus,
@@ -137,6 +155,15 @@ impl Cloud {
                     })
                     .unwrap_or_default()
             })
+            .collect()
+    }
+
+    /// Every source server ID that successful StartRecovery calls launched, in order.
+    pub async fn launched_servers(&self) -> Vec<String> {
+        self.start_recovery_calls()
+            .await
+            .into_iter()
+            .flatten()
             .collect()
     }
 
