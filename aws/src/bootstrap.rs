@@ -34,6 +34,8 @@ pub struct Clients {
     pub route53: aws_sdk_route53::Client,
     pub sns: aws_sdk_sns::Client,
     pub store: crate::store::RunStore,
+    /// For the clients of services only one function calls.
+    pub config: SdkConfig,
 }
 
 /// What every function does at cold start: JSON logs, the SDK configuration, the
@@ -47,5 +49,6 @@ pub async fn start() -> Result<Clients, FunctionError> {
         route53: aws_sdk_route53::Client::new(&config),
         sns: aws_sdk_sns::Client::new(&config),
         store: crate::store::RunStore::new(aws_sdk_s3::Client::new(&config), bucket_from_env()?),
+        config,
     })
 }

@@ -45,6 +45,27 @@ pub async fn describe_all_source_servers(drs: &Client) -> Result<Vec<SourceServe
     Ok(items.iter().filter_map(source_server_from_sdk).collect())
 }
 
+/// One source server by ID; `None` when DRS does not know it.
+pub async fn describe_source_server(
+    drs: &Client,
+    source_server_id: &str,
+) -> Result<Option<SourceServer>, FunctionError> {
+    let filters = aws_sdk_drs::types::DescribeSourceServersRequestFilters::builder()
+        .source_server_ids(source_server_id)
+        .build();
+    let answer = drs
+        .describe_source_servers()
+        .filters(filters)
+        .send()
+        .await
+        .map_err(|e| FunctionError::from_sdk("DRS DescribeSourceServers", e))?;
+    Ok(answer
+        .items()
+        .iter()
+        .filter_map(source_server_from_sdk)
+        .find(|server| server.id == source_server_id))
+}
+
 fn source_server_from_sdk(item: &aws_sdk_drs::types::SourceServer) -> Option<SourceServer> {
     let hints = item
         .source_properties()

@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod drs;
 pub mod ec2;
 pub mod error;
+pub mod metrics;
 pub mod probe;
 pub mod route53;
 pub mod sns;

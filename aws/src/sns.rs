@@ -29,18 +29,36 @@ pub async fn publish(
     topic_arn: &str,
     notification: &Notification,
 ) -> Result<String, FunctionError> {
+    publish_text(
+        client,
+        topic_arn,
+        &notification.subject,
+        &notification.body,
+        &notification.attributes.pairs(),
+    )
+    .await
+}
+
+/// Publishes a subject and body with String message attributes; returns the message ID.
+pub async fn publish_text(
+    client: &aws_sdk_sns::Client,
+    topic_arn: &str,
+    subject: &str,
+    body: &str,
+    attributes: &[(&str, &str)],
+) -> Result<String, FunctionError> {
     let mut request = client
         .publish()
         .topic_arn(topic_arn)
-        .subject(&notification.subject)
-        .message(&notification.body);
-    for (name, value) in notification.attributes.pairs() {
+        .subject(subject)
+        .message(body);
+    for (name, value) in attributes {
         let attribute = MessageAttributeValue::builder()
             .data_type("String")
-            .string_value(value)
+            .string_value(*value)
             .build()
             .map_err(|e| FunctionError::InvalidInput(format!("message attribute {name}: {e}")))?;
-        request = request.message_attributes(name, attribute);
+        request = request.message_attributes(*name, attribute);
     }
     let published = request
         .send()

@@ -22,6 +22,25 @@ impl RunStore {
         &self.bucket
     }
 
+    /// Every key under `prefix`, over all pages.
+    pub async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, FunctionError> {
+        let pages: Vec<_> = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| FunctionError::from_sdk("S3 ListObjectsV2", e))?;
+        Ok(pages
+            .iter()
+            .flat_map(|page| page.contents())
+            .filter_map(|object| object.key().map(str::to_owned))
+            .collect())
+    }
+
     /// The object's text, or `None` when there is no such key.
     pub async fn get_text(&self, key: &str) -> Result<Option<String>, FunctionError> {
         let response = match self

@@ -18,6 +18,10 @@ pub struct ExecutionInput {
     pub snapshot: SnapshotChoice,
     pub timing: Timing,
     pub quotas: Quotas,
+    /// What started the run when no person did: the alarm, its state time and reason
+    /// (set by the trigger function, shown in the report).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Value>,
 }
 
 /// A plan by name (the S3 object `plans/NAME.yaml` in the stack's bucket) or inline.
@@ -83,7 +87,7 @@ impl Timing {
     }
 }
 
-const INPUT_FIELDS: &[&str] = &["plan", "mode", "snapshot", "timing", "quotas"];
+const INPUT_FIELDS: &[&str] = &["plan", "mode", "snapshot", "timing", "quotas", "trigger"];
 
 impl ExecutionInput {
     /// Reads the execution input, naming every field that is wrong.
@@ -166,6 +170,17 @@ impl ExecutionInput {
         {
             issues.push(Issue::new("quotas", e.to_string()));
         }
+        let trigger = match map.get("trigger") {
+            None | Some(Value::Null) => None,
+            Some(origin @ Value::Object(_)) => Some(origin.clone()),
+            Some(_) => {
+                issues.push(Issue::new(
+                    "trigger",
+                    "must be an object describing what started the run, e.g. {\"alarm\": \"shop-down\"}",
+                ));
+                None
+            }
+        };
         match (plan, mode, snapshot, timing, quotas) {
             (Some(plan), Some(mode), Some(snapshot), Some(timing), Some(quotas))
                 if issues.is_empty() =>
@@ -176,6 +191,7 @@ impl ExecutionInput {
                     snapshot,
                     timing,
                     quotas,
+                    trigger,
                 })
             }
             _ => Err(issues),

@@ -18,6 +18,7 @@ pub mod quota;
 pub mod readiness;
 pub mod report;
 pub mod resolve;
+pub mod trigger;
 mod validate;
 
 pub use execution::{ExecutionInput, PlanSource, SnapshotChoice, Timing};

@@ -6,8 +6,9 @@ use serde_json::{Map, Value};
 use crate::issue::{DocPath, Issue, Issues, did_you_mean};
 use crate::plan::{
     Approval, DEFAULT_APPROVAL_TIMEOUT_MINUTES, DEFAULT_DRILL_KEEP_MINUTES,
-    DEFAULT_HEALTH_TIMEOUT_MINUTES, DEFAULT_RECORD_TTL, Dns, DnsRecord, Drill, Health, HealthCheck,
-    Hook, Hooks, Mode, Plan, RecordType, Selector, Wave,
+    DEFAULT_HEALTH_TIMEOUT_MINUTES, DEFAULT_RECORD_TTL, DEFAULT_TRIGGER_MIN_GAP_MINUTES, Dns,
+    DnsRecord, Drill, Health, HealthCheck, Hook, Hooks, Mode, Plan, RecordType, Selector, Triggers,
+    Wave,
 };
 use crate::validate;
 
@@ -22,6 +23,7 @@ pub(crate) const PLAN_FIELDS: &[&str] = &[
     "dns",
     "approval",
     "drill",
+    "triggers",
 ];
 pub(crate) const WAVE_FIELDS: &[&str] = &[
     "name",
@@ -38,6 +40,9 @@ pub(crate) const DNS_FIELDS: &[&str] = &["zone_id", "zone_name", "records"];
 pub(crate) const RECORD_FIELDS: &[&str] = &["name", "type", "ttl", "from_wave"];
 pub(crate) const APPROVAL_FIELDS: &[&str] = &["required_for", "timeout_minutes"];
 pub(crate) const DRILL_FIELDS: &[&str] = &["subnet_id", "keep_minutes"];
+pub(crate) const TRIGGERS_FIELDS: &[&str] = &["alarms", "mode", "min_gap_minutes"];
+/// CloudWatch's longest alarm name.
+const MAX_ALARM_NAME_CHARS: usize = 255;
 
 /// Route 53's largest TTL.
 const MAX_TTL: u64 = 2_147_483_647;
@@ -156,6 +161,9 @@ impl Reader {
         let drill = self
             .optional(map, &root, "drill")
             .and_then(|(v, p)| self.drill(v, &p));
+        let triggers = self
+            .optional(map, &root, "triggers")
+            .and_then(|(v, p)| self.triggers(v, &p));
         Some(Plan {
             name,
             rto_minutes,
@@ -165,6 +173,7 @@ impl Reader {
             dns,
             approval,
             drill,
+            triggers,
         })
     }
 
@@ -431,6 +440,65 @@ impl Reader {
         Some(Drill {
             subnet_id,
             keep_minutes,
+        })
+    }
+
+    fn triggers(&mut self, value: &Value, path: &DocPath) -> Option<Triggers> {
+        let map = self.mapping(value, path, TRIGGERS_FIELDS)?;
+        let alarms = self
+            .required(map, path, "alarms")
+            .map(|(v, p)| {
+                if v.as_array().is_some_and(Vec::is_empty) {
+                    self.issues.push(
+                        &p,
+                        "lists no alarm: give alarm names (a trailing * matches a prefix), or leave `triggers` out",
+                    );
+                }
+                let names = self.list_of_strings(v, &p);
+                for (i, name) in names.iter().enumerate() {
+                    let bare = name.strip_suffix('*').unwrap_or(name);
+                    if bare.trim().is_empty() {
+                        self.issues.push(
+                            &p.index(i),
+                            "is empty: a lone * would start this plan on every alarm in the account",
+                        );
+                    } else if bare.contains('*') {
+                        self.issues.push(
+                            &p.index(i),
+                            format!("{name:?} has a * before its end: only a trailing * (a prefix) is supported"),
+                        );
+                    } else if name.chars().count() > MAX_ALARM_NAME_CHARS {
+                        self.issues.push(
+                            &p.index(i),
+                            format!("is longer than CloudWatch's {MAX_ALARM_NAME_CHARS} characters"),
+                        );
+                    }
+                }
+                names
+            })
+            .unwrap_or_default();
+        let mode = match self.optional(map, path, "mode") {
+            Some((v, p)) => self.string(v, &p).and_then(|text| {
+                let found = Mode::ALL.iter().find(|(n, _)| *n == text).map(|(_, m)| *m);
+                if found.is_none() {
+                    self.issues
+                        .push(&p, format!("{text:?} is not a mode: use drill or recovery"));
+                }
+                found
+            }),
+            None => None,
+        }
+        .unwrap_or(Mode::Recovery);
+        let min_gap_minutes = match self.optional(map, path, "min_gap_minutes") {
+            Some((v, p)) => self
+                .whole_number(v, &p, 0, u32::MAX.into(), "minutes")
+                .unwrap_or(DEFAULT_TRIGGER_MIN_GAP_MINUTES),
+            None => DEFAULT_TRIGGER_MIN_GAP_MINUTES,
+        };
+        Some(Triggers {
+            alarms,
+            mode,
+            min_gap_minutes,
         })
     }
 
@@ -830,6 +898,7 @@ mod schema_agreement {
             ("DnsRecord", RECORD_FIELDS),
             ("Approval", APPROVAL_FIELDS),
             ("Drill", DRILL_FIELDS),
+            ("Triggers", TRIGGERS_FIELDS),
         ] {
             assert_eq!(properties(&defs[def]), set(fields), "$defs/{def}");
             assert_eq!(

@@ -21,6 +21,8 @@ pub const DEFAULT_RECORD_TTL: u32 = 60;
 pub const DEFAULT_APPROVAL_TIMEOUT_MINUTES: u32 = 60;
 /// Default time drill instances are kept for inspection, in minutes.
 pub const DEFAULT_DRILL_KEEP_MINUTES: u32 = 60;
+/// Default minimum time between two runs of a plan started by alarms, in minutes.
+pub const DEFAULT_TRIGGER_MIN_GAP_MINUTES: u32 = 60;
 /// The tag that orders waves when a plan lists none.
 pub const WAVE_TAG: &str = "dr:wave";
 
@@ -55,6 +57,9 @@ pub struct Plan {
     /// How drills run: isolated subnet and how long drill instances are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill: Option<Drill>,
+    /// CloudWatch alarms that start this plan when they go to ALARM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggers: Option<Triggers>,
 }
 
 /// A group of servers launched together, after the waves it depends on are healthy.
@@ -349,6 +354,42 @@ impl Mode {
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Which CloudWatch alarms start the plan, in which mode, and how often at most.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Triggers {
+    /// Alarm names; a name ending in `*` matches every alarm that starts with the rest.
+    #[schemars(length(min = 1))]
+    pub alarms: Vec<String>,
+    /// The mode of runs an alarm starts. The plan's approval rules apply to it as to any run.
+    #[serde(default = "default_trigger_mode")]
+    pub mode: Mode,
+    /// After an alarm started a run, further alarms start nothing for this many minutes
+    /// (they send a "suppressed" notification instead).
+    #[serde(default = "default_trigger_gap")]
+    pub min_gap_minutes: u32,
+}
+
+fn default_trigger_mode() -> Mode {
+    Mode::Recovery
+}
+
+fn default_trigger_gap() -> u32 {
+    DEFAULT_TRIGGER_MIN_GAP_MINUTES
+}
+
+impl Triggers {
+    /// Whether `alarm_name` is one of [`Self::alarms`] (exactly, or by a `prefix*`).
+    pub fn covers(&self, alarm_name: &str) -> bool {
+        self.alarms
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => alarm_name.starts_with(prefix),
+                None => alarm_name == pattern,
+            })
     }
 }
 

@@ -63,6 +63,9 @@ pub struct LocalCloudOptions {
     /// for health probes; `None` keeps the simulator's default set, an empty list none
     /// (a fleet of thousands whose plan probes nothing needs no sockets).
     pub probe_ports: Option<Vec<u16>>,
+    /// Serve release builds of the functions (`cargo lambda watch --release`), what
+    /// Lambda runs, instead of debug builds.
+    pub release_functions: bool,
 }
 
 impl Default for LocalCloudOptions {
@@ -78,6 +81,7 @@ impl Default for LocalCloudOptions {
             log_dir: None,
             log_requests: false,
             probe_ports: None,
+            release_functions: false,
         }
     }
 }
@@ -255,6 +259,12 @@ impl LocalCloud {
             .collect()
     }
 
+    /// The process id of `cargo lambda watch`, when functions are served; it leads the
+    /// process group that holds the function processes it started.
+    pub fn functions_pid(&self) -> Option<u32> {
+        self.lambda.as_ref().map(SupervisedChild::pid)
+    }
+
     /// `Err` if a child process has died since the start.
     pub fn check_children(&mut self) -> Result<()> {
         for child in [self.moto.as_mut(), self.lambda.as_mut()]
@@ -412,6 +422,9 @@ async fn start_cargo_lambda_watch(
     if !options.reload_functions {
         command.arg("--ignore-changes");
     }
+    if options.release_functions {
+        command.arg("--release");
+    }
     loopback_only_environment(&mut command);
     // The functions' own AWS SDK clients must call the local cloud, not AWS.
     command
@@ -430,6 +443,29 @@ async fn start_cargo_lambda_watch(
                 options.region, options.account_id
             ),
         )
+        // The trigger function: the state machines it starts (the template derives these
+        // ARNs the same way), one RetryDataReplication per stall, and escalations after
+        // 6 s instead of the template's 30 min, so local runs show them.
+        .env(
+            "DRPLAN_STATE_MACHINE_ARN",
+            format!(
+                "arn:aws:states:{}:{}:stateMachine:{}",
+                options.region,
+                options.account_id,
+                crate::stack::RECOVERY_STATE_MACHINE
+            ),
+        )
+        .env(
+            "DRPLAN_ESCALATION_STATE_MACHINE_ARN",
+            format!(
+                "arn:aws:states:{}:{}:stateMachine:{}",
+                options.region,
+                options.account_id,
+                crate::stack::ESCALATION_STATE_MACHINE
+            ),
+        )
+        .env("DRPLAN_STALL_RETRY_REPLICATION", "true")
+        .env("DRPLAN_STALL_ESCALATE_MINUTES", "0.1")
         // The bucket is addressed by path: virtual-host names would not resolve to loopback.
         .env("AWS_S3_FORCE_PATH_STYLE", "true");
     let log = log_dir.join("cargo-lambda-watch.log");

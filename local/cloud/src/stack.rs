@@ -17,6 +17,8 @@ use crate::error::{LocalCloudError, Result};
 pub const BUCKET: &str = "drplan-local";
 /// The recovery state machine's name.
 pub const RECOVERY_STATE_MACHINE: &str = "drplan-recovery";
+/// The stall escalation state machine's name.
+pub const ESCALATION_STATE_MACHINE: &str = "drplan-stall-escalation";
 /// The SAM template, relative to the repository.
 pub const TEMPLATE: &str = "infra/template.yaml";
 
@@ -112,26 +114,14 @@ pub fn state_machines_of(
                     text.to_owned()
                 } else if let Some(default) = parameter_default(value) {
                     default
+                } else if let Some(arn) = function_arn(resources, value, region, account_id) {
+                    arn
                 } else {
-                    let target = value["Fn::GetAtt"][0].as_str().unwrap_or_default();
-                    let function = &resources.get(target).cloned().unwrap_or_default();
-                    let binary = function["Metadata"]["BuildProperties"]["Binary"].as_str();
-                    match (
-                        function["Type"].as_str(),
-                        binary,
-                        value["Fn::GetAtt"][1].as_str(),
-                    ) {
-                        (Some("AWS::Serverless::Function"), Some(binary), Some("Arn")) => {
-                            format!("arn:aws:lambda:{region}:{account_id}:function:{binary}")
-                        }
-                        _ => {
-                            return Err(format!(
-                                "{id}: DefinitionSubstitutions.{key} must be a string, a Ref to a \
-                                 parameter with a Default, or Fn::GetAtt [FUNCTION, Arn] of an \
-                                 AWS::Serverless::Function with Metadata.BuildProperties.Binary"
-                            ));
-                        }
-                    }
+                    return Err(format!(
+                        "{id}: DefinitionSubstitutions.{key} must be a string, a Ref to a \
+                         parameter with a Default, or Fn::GetAtt [FUNCTION, Arn] of an \
+                         AWS::Serverless::Function with Metadata.BuildProperties.Binary"
+                    ));
                 };
                 substitutions.push((format!("${{{key}}}"), resolved));
             }
@@ -144,6 +134,123 @@ pub fn state_machines_of(
         });
     }
     Ok(machines)
+}
+
+/// `Fn::GetAtt: [FUNCTION, Arn]` of an `AWS::Serverless::Function`: the ARN of its binary
+/// (`Metadata.BuildProperties.Binary`) as `cargo lambda watch` serves it.
+fn function_arn(
+    resources: &serde_json::Map<String, Value>,
+    value: &Value,
+    region: &str,
+    account_id: &str,
+) -> Option<String> {
+    let target = value["Fn::GetAtt"][0].as_str()?;
+    let function = resources.get(target)?;
+    let binary = function["Metadata"]["BuildProperties"]["Binary"].as_str()?;
+    (function["Type"] == "AWS::Serverless::Function" && value["Fn::GetAtt"][1] == "Arn")
+        .then(|| format!("arn:aws:lambda:{region}:{account_id}:function:{binary}"))
+}
+
+/// An `AWS::Events::Rule` of the template, resolved for the local cloud.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSpec {
+    /// The template's logical ID, used as the rule's name.
+    pub name: String,
+    /// The event pattern, as JSON text.
+    pub event_pattern: String,
+    pub enabled: bool,
+    /// (target ID, function ARN).
+    pub targets: Vec<(String, String)>,
+}
+
+/// The EventBridge rules of a template's text: each rule's pattern and its function
+/// targets, as the template deploys them to AWS.
+pub fn rules_of(
+    template: &str,
+    region: &str,
+    account_id: &str,
+) -> std::result::Result<Vec<RuleSpec>, String> {
+    let yaml: serde_norway::Value = serde_norway::from_str(template)
+        .map_err(|e| format!("not plain YAML (write intrinsics in long form): {e}"))?;
+    let template = serde_json::to_value(yaml).map_err(|e| e.to_string())?;
+    let resources = template["Resources"].as_object().ok_or("no Resources")?;
+    let mut rules = Vec::new();
+    for (id, resource) in resources {
+        if resource["Type"] != "AWS::Events::Rule" {
+            continue;
+        }
+        let props = &resource["Properties"];
+        if !props["EventPattern"].is_object() {
+            return Err(format!("{id}: EventPattern must be an object"));
+        }
+        let mut targets = Vec::new();
+        for target in props["Targets"].as_array().into_iter().flatten() {
+            let target_id = target["Id"]
+                .as_str()
+                .ok_or_else(|| format!("{id}: every target needs an Id"))?;
+            let arn = function_arn(resources, &target["Arn"], region, account_id).ok_or_else(
+                || format!("{id}: target {target_id} must be Fn::GetAtt [FUNCTION, Arn] of a drplan function"),
+            )?;
+            targets.push((target_id.to_owned(), arn));
+        }
+        rules.push(RuleSpec {
+            name: id.clone(),
+            event_pattern: props["EventPattern"].to_string(),
+            enabled: props["State"].as_str().unwrap_or("ENABLED") == "ENABLED",
+            targets,
+        });
+    }
+    Ok(rules)
+}
+
+/// Creates or updates the template's EventBridge rules and their targets in moto.
+async fn deploy_rules(
+    endpoint_url: &str,
+    region: &str,
+    account_id: &str,
+    repo_root: &Path,
+) -> Result<usize> {
+    let path = repo_root.join(TEMPLATE);
+    let text = std::fs::read_to_string(&path).map_err(|source| LocalCloudError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let rules = rules_of(&text, region, account_id)
+        .map_err(|e| LocalCloudError::Deploy(format!("{}: {e}", path.display())))?;
+    let events =
+        crate::upstream::AwsClient::new(crate::upstream::HttpClient::new(), endpoint_url, region);
+    for rule in &rules {
+        events
+            .json(
+                "events",
+                "1.1",
+                "AWSEvents",
+                "PutRule",
+                &serde_json::json!({
+                    "Name": rule.name,
+                    "EventPattern": rule.event_pattern,
+                    "State": if rule.enabled { "ENABLED" } else { "DISABLED" },
+                }),
+            )
+            .await
+            .map_err(|e| LocalCloudError::Deploy(format!("PutRule {}: {e}", rule.name)))?;
+        let targets: Vec<Value> = rule
+            .targets
+            .iter()
+            .map(|(id, arn)| serde_json::json!({ "Id": id, "Arn": arn }))
+            .collect();
+        events
+            .json(
+                "events",
+                "1.1",
+                "AWSEvents",
+                "PutTargets",
+                &serde_json::json!({ "Rule": rule.name, "Targets": targets }),
+            )
+            .await
+            .map_err(|e| LocalCloudError::Deploy(format!("PutTargets {}: {e}", rule.name)))?;
+    }
+    Ok(rules.len())
 }
 
 /// Replaces every `${...}` the definition uses; one left over is an error naming it.
@@ -251,6 +358,7 @@ pub async fn deploy(
             recovery_arn = Some(arn);
         }
     }
+    deploy_rules(endpoint_url, region, account_id, repo_root).await?;
     let recovery_arn = recovery_arn.ok_or_else(|| {
         LocalCloudError::Deploy(format!(
             "{TEMPLATE} has no state machine named {RECOVERY_STATE_MACHINE}"
@@ -324,6 +432,29 @@ mod tests {
         let definition = std::fs::read_to_string(&recovery.definition_file).unwrap();
         let deployed = substitute(&definition, &recovery.substitutions).unwrap();
         assert!(deployed.contains(":function:discover\""), "{deployed}");
+    }
+
+    #[test]
+    fn the_template_gives_the_rules_and_their_function_targets() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/template.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let rules = rules_of(&text, "us-east-1", "123456789012").unwrap();
+        let alarms = rules
+            .iter()
+            .find(|r| r.name == "AlarmStateChangeRule")
+            .expect("the alarm rule");
+        let pattern: Value = serde_json::from_str(&alarms.event_pattern).unwrap();
+        assert_eq!(pattern["detail-type"][0], "CloudWatch Alarm State Change");
+        assert_eq!(
+            alarms.targets,
+            vec![(
+                "trigger".to_owned(),
+                "arn:aws:lambda:us-east-1:123456789012:function:trigger".to_owned()
+            )]
+        );
+        assert!(rules.iter().any(|r| r.name == "DrsEventsRule" && r.enabled));
+        let bad = "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties:\n      EventPattern: {source: [x]}\n      Targets: [{Id: t, Arn: arn:aws:sqs:us-east-1:1:q}]\n";
+        assert!(rules_of(bad, "us-east-1", "1").unwrap_err().contains("target t"));
     }
 
     #[test]

@@ -1,0 +1,211 @@
+//! An alarm went to ALARM (or elsewhere): start the plans it is mapped to, once.
+
+use aws_sdk_sfn::types::ExecutionStatus;
+use drplan_aws::{FunctionError, metrics};
+use drplan_core::trigger::{
+    AlarmDecision, AlarmRoute, AlarmState, AlarmStateChange, KnownExecution, alarm_execution_input,
+    decide_alarm_start, is_automatic_run_of, plan_of_input, route_alarm, suppressed_message,
+};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use crate::{Trigger, page, stored_plans};
+
+/// ListExecutions' largest page. The most recent executions come first; one page is
+/// enough to see runs within any sensible minimum gap.
+const RECENT_EXECUTIONS: i32 = 1000;
+
+pub async fn on_alarm(trigger: &Trigger, alarm: &AlarmStateChange) -> Result<Value, FunctionError> {
+    if alarm.state != AlarmState::Alarm {
+        tracing::info!(
+            alarm = alarm.alarm_name,
+            state = alarm.state.as_str(),
+            "alarm is not in ALARM: nothing to start"
+        );
+        return Ok(
+            json!({ "outcome": "ignored", "alarm": alarm.alarm_name, "state": alarm.state.as_str() }),
+        );
+    }
+    let plans = stored_plans(&trigger.store).await?;
+    let routes = match route_alarm(alarm, &plans) {
+        Ok(routes) => routes,
+        Err(error) => {
+            tracing::error!(alarm = alarm.alarm_name, %error, "alarm names no usable plan: nothing started");
+            metrics::count("UnmappedAlarms", &[]);
+            return Ok(
+                json!({ "outcome": "unmapped", "alarm": alarm.alarm_name, "error": error.to_string() }),
+            );
+        }
+    };
+    if routes.is_empty() {
+        tracing::info!(
+            alarm = alarm.alarm_name,
+            plans = plans.len(),
+            "alarm is not mapped to any plan: nothing started"
+        );
+        metrics::count("UnmappedAlarms", &[]);
+        return Ok(json!({ "outcome": "unmapped", "alarm": alarm.alarm_name }));
+    }
+    let executions = known_executions(&trigger.sfn, &trigger.state_machine_arn, &routes).await?;
+    let now = Timestamp::now();
+    let mut outcomes = Vec::new();
+    for route in &routes {
+        let outcome = match decide_alarm_start(route, alarm, &executions, now) {
+            AlarmDecision::Start { execution_name } => {
+                start(
+                    &trigger.sfn,
+                    &trigger.state_machine_arn,
+                    route,
+                    alarm,
+                    &execution_name,
+                )
+                .await?
+            }
+            AlarmDecision::Duplicate { execution_name } => {
+                tracing::info!(
+                    plan = route.plan,
+                    execution = execution_name,
+                    "repeated delivery of an alarm that already started its run"
+                );
+                json!({ "plan": route.plan, "outcome": "duplicate", "execution": execution_name })
+            }
+            AlarmDecision::Suppressed(suppression) => {
+                let message = suppressed_message(alarm, route, &suppression);
+                tracing::warn!(
+                    plan = route.plan,
+                    alarm = alarm.alarm_name,
+                    ?suppression,
+                    "alarm suppressed"
+                );
+                metrics::count("SuppressedAlarms", &[("Plan", &route.plan)]);
+                let message_id = page(trigger, &message).await?;
+                json!({ "plan": route.plan, "outcome": "suppressed", "message_id": message_id })
+            }
+        };
+        outcomes.push(outcome);
+    }
+    Ok(json!({ "outcome": "routed", "alarm": alarm.alarm_name, "plans": outcomes }))
+}
+
+async fn start(
+    sfn: &aws_sdk_sfn::Client,
+    state_machine_arn: &str,
+    route: &AlarmRoute,
+    alarm: &AlarmStateChange,
+    execution_name: &str,
+) -> Result<Value, FunctionError> {
+    let input = alarm_execution_input(route, alarm).to_string();
+    let started = sfn
+        .start_execution()
+        .state_machine_arn(state_machine_arn)
+        .name(execution_name)
+        .input(input)
+        .send()
+        .await;
+    match started {
+        Ok(answer) => {
+            tracing::info!(
+                plan = route.plan,
+                mode = route.mode.as_str(),
+                execution = answer.execution_arn(),
+                matched_by = route.matched_by,
+                "alarm started the plan"
+            );
+            metrics::count("AlarmStarts", &[("Plan", &route.plan)]);
+            Ok(
+                json!({ "plan": route.plan, "outcome": "started", "execution": answer.execution_arn() }),
+            )
+        }
+        // A concurrent delivery of the same change won the race: one run, as intended.
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_execution_already_exists()) =>
+        {
+            tracing::info!(
+                plan = route.plan,
+                execution = execution_name,
+                "execution already exists: repeated delivery"
+            );
+            Ok(json!({ "plan": route.plan, "outcome": "duplicate", "execution": execution_name }))
+        }
+        Err(error) => Err(FunctionError::from_sdk(
+            "Step Functions StartExecution",
+            error,
+        )),
+    }
+}
+
+/// The running executions of the recovery state machine (with their plan, from the
+/// name of alarm-started runs or else from the input), and the recent ones alarms
+/// started for the routed plans.
+async fn known_executions(
+    sfn: &aws_sdk_sfn::Client,
+    state_machine_arn: &str,
+    routes: &[AlarmRoute],
+) -> Result<Vec<KnownExecution>, FunctionError> {
+    let plan_from_name = |name: &str| {
+        routes
+            .iter()
+            .find(|route| is_automatic_run_of(name, &route.plan))
+            .map(|route| route.plan.clone())
+    };
+    let mut known = Vec::new();
+    let running: Vec<_> = sfn
+        .list_executions()
+        .state_machine_arn(state_machine_arn)
+        .status_filter(ExecutionStatus::Running)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| FunctionError::from_sdk("Step Functions ListExecutions", e))?;
+    for execution in &running {
+        let plan = match plan_from_name(execution.name()) {
+            Some(plan) => Some(plan),
+            None => {
+                let described = sfn
+                    .describe_execution()
+                    .execution_arn(execution.execution_arn())
+                    .send()
+                    .await
+                    .map_err(|e| FunctionError::from_sdk("Step Functions DescribeExecution", e))?;
+                described
+                    .input()
+                    .and_then(|text| serde_json::from_str::<Value>(text).ok())
+                    .as_ref()
+                    .and_then(plan_of_input)
+            }
+        };
+        known.push(KnownExecution {
+            name: execution.name().to_owned(),
+            plan,
+            running: true,
+            started: to_timestamp(execution.start_date()),
+        });
+    }
+    let recent = sfn
+        .list_executions()
+        .state_machine_arn(state_machine_arn)
+        .max_results(RECENT_EXECUTIONS)
+        .send()
+        .await
+        .map_err(|e| FunctionError::from_sdk("Step Functions ListExecutions", e))?;
+    for execution in recent.executions() {
+        if execution.status() == &ExecutionStatus::Running {
+            continue;
+        }
+        known.push(KnownExecution {
+            name: execution.name().to_owned(),
+            plan: plan_from_name(execution.name()),
+            running: false,
+            started: to_timestamp(execution.start_date()),
+        });
+    }
+    Ok(known)
+}
+
+fn to_timestamp(date: &aws_sdk_sfn::primitives::DateTime) -> Timestamp {
+    Timestamp::from_second(date.secs()).unwrap_or(Timestamp::UNIX_EPOCH)
+}

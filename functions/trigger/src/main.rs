@@ -1,0 +1,171 @@
+//! trigger: the target of drplan's EventBridge rules.
+//!
+//! - `CloudWatch Alarm State Change` to ALARM, for an alarm mapped to a plan (its
+//!   `drplan:plan` tag, or a stored plan's `triggers.alarms`), starts the plan: one
+//!   StartExecution named after the alarm and its state time, so repeated deliveries
+//!   start one run. A run already under way, or one an alarm started within the plan's
+//!   `min_gap_minutes`, suppresses it with an e-mail instead.
+//! - `DRS Source Server Data Replication Stalled Change` pages on-call staff at once
+//!   (STALLED) or tells them it is over (NOT_STALLED); optionally retries replication
+//!   once and escalates if the server is still stalled later.
+//! - `DRS Source Server Launch Result` is logged and counted (the recovery state machine
+//!   polls DRS; it does not wait on these best-effort events yet).
+//!
+//! A bad event is logged with the field and the problem, counted, and answered with
+//! success: it never starts anything, and never makes Lambda retry it.
+
+mod alarm;
+mod stall;
+
+use drplan_aws::step::LogContext;
+use drplan_aws::store::RunStore;
+use drplan_aws::{FunctionError, bootstrap, metrics};
+use drplan_core::trigger::{StoredPlan, TriggerEvent, read_event};
+use drplan_core::{Format, parse_plan};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// What the function needs, built once per sandbox.
+pub struct Trigger {
+    pub sfn: aws_sdk_sfn::Client,
+    pub drs: aws_sdk_drs::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub store: RunStore,
+    pub topic_arn: String,
+    /// The recovery state machine alarms start (`DRPLAN_STATE_MACHINE_ARN`).
+    pub state_machine_arn: String,
+    pub stall: stall::StallSettings,
+}
+
+/// Any JSON: a bad event must reach the handler to be logged, not fail deserialisation.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct RawEvent(Value);
+
+impl LogContext for RawEvent {
+    fn log_context(&self) -> (String, String, String) {
+        let id = self.0.get("id").and_then(Value::as_str).unwrap_or_default();
+        (format!("event {id}"), String::new(), String::new())
+    }
+}
+
+fn required_env(name: &str) -> Result<String, FunctionError> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .ok_or_else(|| FunctionError::Configuration(format!("{name} is not set")))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let clients = bootstrap::start().await?;
+    let trigger = Trigger {
+        sfn: aws_sdk_sfn::Client::new(&clients.config),
+        drs: clients.drs,
+        sns: clients.sns,
+        store: clients.store,
+        topic_arn: drplan_aws::sns::topic_arn_from_env()?,
+        state_machine_arn: required_env("DRPLAN_STATE_MACHINE_ARN")?,
+        stall: stall::StallSettings::from_env()?,
+    };
+    drplan_aws::step::serve("trigger", |RawEvent(event)| handle_event(&trigger, event)).await
+}
+
+async fn handle_event(trigger: &Trigger, event: Value) -> Result<Value, FunctionError> {
+    // The escalation state machine calls back with its own input, after its wait.
+    if let Some(escalation) = event.get(stall::ESCALATION_KEY) {
+        return stall::escalate(trigger, escalation).await;
+    }
+    let parsed = match read_event(&event) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            let detail_type = event
+                .get("detail-type")
+                .and_then(|t| t.as_str())
+                .unwrap_or("");
+            tracing::warn!(
+                reason = error.reason(),
+                %error,
+                detail_type,
+                "event rejected: it starts nothing"
+            );
+            metrics::count("RejectedEvents", &[("Reason", error.reason())]);
+            return Ok(
+                json!({ "outcome": "rejected", "reason": error.reason(), "error": error.to_string() }),
+            );
+        }
+    };
+    tracing::info!(kind = parsed.kind(), "event received");
+    match parsed {
+        TriggerEvent::Alarm(change) => alarm::on_alarm(trigger, &change).await,
+        TriggerEvent::Replication(change) => stall::on_replication_change(trigger, change).await,
+        TriggerEvent::LaunchResult(result) => {
+            tracing::info!(
+                source_server = result.source_server_id,
+                state = result.state,
+                job_id = result.job_id.as_deref().unwrap_or(""),
+                "launch result noted; the recovery state machine reads launches from DRS jobs"
+            );
+            metrics::count("LaunchResults", &[("State", &result.state)]);
+            Ok(json!({ "outcome": "noted", "source_server": result.source_server_id }))
+        }
+    }
+}
+
+/// Every plan stored in the bucket (`plans/NAME.yaml`). A plan that does not read is
+/// logged and left out: one broken plan must not stop alarms for the others.
+pub async fn stored_plans(store: &RunStore) -> Result<Vec<StoredPlan>, FunctionError> {
+    let mut plans = Vec::new();
+    for key in store.list_keys("plans/").await? {
+        let Some(name) = key
+            .strip_prefix("plans/")
+            .and_then(|rest| rest.strip_suffix(".yaml"))
+            .filter(|name| !name.contains('/'))
+        else {
+            continue;
+        };
+        let Some(text) = store.get_text(&key).await? else {
+            continue;
+        };
+        match parse_plan(&text, Format::Yaml) {
+            Ok(plan) if plan.name == name => plans.push(StoredPlan {
+                name: name.to_owned(),
+                plan,
+            }),
+            Ok(plan) => tracing::error!(
+                key,
+                plan = plan.name,
+                "stored plan skipped: its name differs from its key"
+            ),
+            Err(issues) => tracing::error!(
+                key,
+                problems = issues.len(),
+                first = issues.first().map(|i| format!("{}: {}", i.path, i.message)),
+                "stored plan skipped: it does not validate"
+            ),
+        }
+    }
+    Ok(plans)
+}
+
+/// Publishes an on-call message; returns SNS's message ID.
+pub async fn page(
+    trigger: &Trigger,
+    message: &drplan_core::trigger::OnCallMessage,
+) -> Result<String, FunctionError> {
+    let id = drplan_aws::sns::publish_text(
+        &trigger.sns,
+        &trigger.topic_arn,
+        &message.subject,
+        &message.body,
+        &message.attributes(),
+    )
+    .await?;
+    tracing::info!(
+        message_id = id,
+        subject = message.subject,
+        event = message.event,
+        "on-call message published"
+    );
+    Ok(id)
+}

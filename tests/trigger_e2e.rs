@@ -1,0 +1,320 @@
+//! EventBridge triggers end to end on the local cloud: events go in through PutEvents
+//! (`drplan local event FILE`, or the DRS simulator's own events), the rules of
+//! `infra/template.yaml` route them to the real trigger function, and what comes out is
+//! observed where a user would see it: executions in Step Functions, e-mails in the SQS
+//! queue subscribed to the on-call topic, and the function's log.
+//!
+//! Each test starts its own local cloud and stops every process it started, pass or
+//! fail. Skipped with a printed reason when the local cloud is not installed
+//! (`scripts/install-local-cloud`), unless DRPLAN_REQUIRE_LOCAL_CLOUD is set.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Cloud, EXECUTION_TIMEOUT, cloud_with, fleet_file, repo_root};
+use drplan_local::stack;
+use serde_json::Value;
+
+/// Every execution of the recovery state machine: (name, status).
+async fn executions(cloud: &Cloud) -> Vec<(String, String)> {
+    cloud
+        .sfn
+        .list_executions()
+        .state_machine_arn(&cloud.stack.recovery_state_machine_arn)
+        .max_results(1000)
+        .send()
+        .await
+        .expect("ListExecutions")
+        .executions()
+        .iter()
+        .map(|e| (e.name().to_owned(), e.status().as_str().to_owned()))
+        .collect()
+}
+
+/// The functions' log (what `cargo lambda watch` prints for them).
+fn function_log(cloud: &Cloud) -> String {
+    std::fs::read_to_string(cloud.cloud.log_dir().join("cargo-lambda-watch.log"))
+        .unwrap_or_default()
+}
+
+/// Waits until the functions' log holds `count` lines containing any of `needles`.
+async fn wait_for_log(cloud: &Cloud, needles: &[&str], count: usize) -> String {
+    let started = Instant::now();
+    loop {
+        let log = function_log(cloud);
+        let found = log
+            .lines()
+            .filter(|line| needles.iter().any(|needle| line.contains(needle)))
+            .count();
+        if found >= count {
+            return log;
+        }
+        assert!(
+            started.elapsed() < EXECUTION_TIMEOUT,
+            "{count} log lines with {needles:?} did not appear (found {found}); logs in {}",
+            cloud.cloud.log_dir().display()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// `drplan local event FILE` against this cloud; panics with its output if it fails.
+fn put_event(cloud: &Cloud, file: &Path) {
+    let file = file.to_string_lossy().into_owned();
+    let output = cloud.drplan(&[
+        "local",
+        "event",
+        &file,
+        "--endpoint-url",
+        cloud.cloud.endpoint_url(),
+    ]);
+    assert!(
+        output.status.success(),
+        "drplan local event {file}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn sample(name: &str) -> PathBuf {
+    repo_root().join("events").join(name)
+}
+
+/// A sample event changed by `edit`, written to a file of the cloud's log folder.
+fn edited_sample(cloud: &Cloud, name: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let text = std::fs::read_to_string(sample(name)).expect("the sample event");
+    let mut event: Value = serde_json::from_str(&text).expect("JSON");
+    edit(&mut event);
+    let path = cloud.cloud.log_dir().join(format!("edited-{name}"));
+    std::fs::write(&path, event.to_string()).expect("write the edited event");
+    path
+}
+
+async fn store_shop_plan(cloud: &Cloud) {
+    let text = std::fs::read_to_string(repo_root().join("examples/shop.yaml")).expect("plan");
+    stack::put_plan(
+        cloud.cloud.endpoint_url(),
+        cloud.cloud.region(),
+        "shop",
+        text,
+    )
+    .await
+    .expect("the plan is stored");
+}
+
+/// Waits for the on-call e-mails whose `event` attribute is `event`.
+async fn wait_for_mail(
+    cloud: &Cloud,
+    seen: &mut Vec<(String, String, Value)>,
+    event: &str,
+) -> (String, String, Value) {
+    let started = Instant::now();
+    loop {
+        seen.extend(cloud.notifications().await);
+        if let Some(found) = seen
+            .iter()
+            .find(|(_, _, attributes)| attributes["event"]["Value"] == event)
+        {
+            return found.clone();
+        }
+        assert!(
+            started.elapsed() < EXECUTION_TIMEOUT,
+            "no {event} e-mail arrived; got {:?}",
+            seen.iter().map(|(subject, ..)| subject).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+const HANDLED: &[&str] = &[
+    "alarm started the plan",
+    "repeated delivery",
+    "execution already exists",
+    "alarm suppressed",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_start_a_plan_once_and_everything_else_starts_nothing() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    store_shop_plan(&cloud).await;
+
+    // Malformed events first: each is refused with the field named, nothing starts.
+    for name in [
+        "malformed/alarm-missing-state.json",
+        "malformed/alarm-state-not-object.json",
+        "malformed/drs-bad-arn.json",
+        "malformed/drs-no-resources.json",
+    ] {
+        put_event(&cloud, &sample(name));
+    }
+    let log = wait_for_log(&cloud, &["event rejected"], 4).await;
+    for field in ["detail.state", "resources[0]"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("event rejected") && l.contains(field)),
+            "a rejection names {field}:\n{log}"
+        );
+    }
+    // Each rejection is counted as an embedded-metric-format line for CloudWatch.
+    assert!(
+        log.contains("\"RejectedEvents\":1") && log.contains("\"Reason\":\"MissingField\""),
+        "rejections are counted:\n{log}"
+    );
+    // An unknown detail-type matches no rule; an oversized event is refused by PutEvents
+    // or by the function. Neither may start anything.
+    put_event(&cloud, &sample("malformed/unknown-detail-type.json"));
+    let _ = cloud.drplan(&[
+        "local",
+        "event",
+        &sample("malformed/alarm-oversized.json").to_string_lossy(),
+        "--endpoint-url",
+        cloud.cloud.endpoint_url(),
+    ]);
+    // OK, INSUFFICIENT_DATA and an alarm no plan maps start nothing either.
+    put_event(&cloud, &sample("alarm-state-change-ok.json"));
+    put_event(&cloud, &sample("alarm-state-change-insufficient-data.json"));
+    put_event(&cloud, &sample("alarm-state-change-unmapped.json"));
+    wait_for_log(&cloud, &["alarm is not in ALARM"], 2).await;
+    wait_for_log(&cloud, &["not mapped to any plan"], 1).await;
+    assert!(
+        executions(&cloud).await.is_empty(),
+        "bad, OK and unmapped events started nothing"
+    );
+
+    // One alarm state change delivered three times: exactly one execution.
+    let alarm = sample("alarm-state-change-alarm.json");
+    for _ in 0..3 {
+        put_event(&cloud, &alarm);
+    }
+    wait_for_log(&cloud, HANDLED, 3).await;
+    let runs = executions(&cloud).await;
+    assert_eq!(
+        runs.len(),
+        1,
+        "one execution for three deliveries: {runs:?}"
+    );
+    let (run_name, status) = &runs[0];
+    assert!(
+        run_name.starts_with("shop-alarm-20261128T030000Z-"),
+        "named after the plan, the alarm and its state time: {run_name}"
+    );
+    assert_eq!(status, "RUNNING", "the recovery waits for approval");
+    let described = cloud
+        .sfn
+        .describe_execution()
+        .execution_arn(format!(
+            "{}:{run_name}",
+            cloud
+                .stack
+                .recovery_state_machine_arn
+                .replace(":stateMachine:", ":execution:")
+        ))
+        .send()
+        .await
+        .expect("DescribeExecution");
+    let input: Value = serde_json::from_str(described.input().unwrap_or("{}")).expect("input");
+    assert_eq!(input["plan"], "shop");
+    assert_eq!(input["mode"], "recovery", "the plan's triggers.mode");
+    assert_eq!(input["trigger"]["alarm"], "shop-primary-unhealthy");
+
+    let mut mail = Vec::new();
+    // The plan's approval rule applies to an alarm-started recovery as to any other.
+    let (subject, _, _) = wait_for_mail(&cloud, &mut mail, "APPROVAL_NEEDED").await;
+    assert!(subject.contains("shop"), "{subject}");
+    assert!(
+        !mail
+            .iter()
+            .any(|(_, _, a)| a["event"]["Value"] == "ALARM_SUPPRESSED"),
+        "repeated deliveries are not 'suppressed' alarms"
+    );
+
+    // A new state change while the run waits: suppressed, with an e-mail saying why.
+    let later = edited_sample(&cloud, "alarm-state-change-alarm.json", |event| {
+        event["detail"]["state"]["timestamp"] = "2026-11-28T03:05:00.000+0000".into();
+    });
+    put_event(&cloud, &later);
+    let (subject, body, attributes) = wait_for_mail(&cloud, &mut mail, "ALARM_SUPPRESSED").await;
+    assert!(
+        subject.contains("shop-primary-unhealthy") && subject.contains("suppressed"),
+        "{subject}"
+    );
+    assert!(
+        body.contains(run_name.as_str()),
+        "names the run under way:\n{body}"
+    );
+    assert_eq!(attributes["plan"]["Value"], "shop");
+    assert_eq!(attributes["severity"]["Value"], "warning");
+    // An alarm mapped only by its drplan:plan tag reaches the same plan.
+    put_event(&cloud, &sample("alarm-state-change-tagged.json"));
+    wait_for_log(&cloud, &["alarm suppressed"], 2).await;
+    assert_eq!(executions(&cloud).await.len(), 1, "still one execution");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replication_stall_pages_on_call_escalates_and_reports_recovery() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    store_shop_plan(&cloud).await;
+    let server_id = cloud
+        .server_ids()
+        .await
+        .get("db-01")
+        .cloned()
+        .expect("db-01 is seeded");
+
+    // The simulator stalls the server and puts its DRS event on the local EventBridge.
+    cloud
+        .fault(serde_json::json!({"kind": "stall_replication", "servers": ["db-01"]}))
+        .await;
+    let mut mail = Vec::new();
+    let (subject, body, attributes) = wait_for_mail(&cloud, &mut mail, "REPLICATION_STALLED").await;
+    assert!(
+        subject.contains("STALLED") && subject.contains("db-01"),
+        "{subject}"
+    );
+    assert!(subject.chars().count() < 100, "{subject}");
+    for needle in [
+        server_id.as_str(),
+        "db-01",
+        "Replication state:  STALLED",
+        "Lag:",
+        "shop (wave database)",
+        "RPO",
+        "RetryDataReplication",
+        "aws drs retry-data-replication",
+    ] {
+        assert!(body.contains(needle), "{needle:?} in the page:\n{body}");
+    }
+    assert_eq!(attributes["severity"]["Value"], "critical");
+    assert_eq!(attributes["plan"]["Value"], "shop");
+    // The configured single retry went to DRS.
+    let calls = cloud
+        .control(hyper::Method::GET, "/_drplan/calls", None)
+        .await;
+    assert!(
+        calls.to_string().contains("RetryDataReplication"),
+        "one RetryDataReplication: {calls}"
+    );
+
+    // Still stalled after the escalation time (6 s locally): paged again.
+    let (subject, body, _) = wait_for_mail(&cloud, &mut mail, "REPLICATION_STILL_STALLED").await;
+    assert!(subject.contains("STILL STALLED"), "{subject}");
+    assert!(body.contains(server_id.as_str()));
+
+    // Replication resumes: on-call hears it is over.
+    cloud
+        .fault(serde_json::json!({"kind": "unstall_replication", "servers": ["db-01"]}))
+        .await;
+    let (subject, _, attributes) = wait_for_mail(&cloud, &mut mail, "REPLICATION_RESUMED").await;
+    assert!(subject.contains("resumed"), "{subject}");
+    assert_eq!(attributes["severity"]["Value"], "info");
+    assert!(
+        executions(&cloud).await.is_empty(),
+        "a stall starts no recovery"
+    );
+}
