@@ -318,3 +318,73 @@ async fn a_replication_stall_pages_on_call_escalates_and_reports_recovery() {
         "a stall starts no recovery"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_result_events_wake_a_waiting_wave_long_before_its_poll_delay() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    // Polls ten minutes apart: only DRS's launch-result events, through EventBridge and
+    // the trigger function, can end the wave's wait sooner.
+    let input = serde_json::json!({
+        "plan": common::plan_file("examples/small.yaml"),
+        "mode": "recovery",
+        "timing": {"poll_initial_seconds": 600, "poll_max_seconds": 600,
+                   "launch_timeout_minutes": 30, "health_interval_seconds": 1},
+    });
+    let name = format!("test-wake-{}", std::process::id());
+    let arn = cloud
+        .sfn
+        .start_execution()
+        .state_machine_arn(&cloud.stack.recovery_state_machine_arn)
+        .name(&name)
+        .input(input.to_string())
+        .send()
+        .await
+        .expect("StartExecution")
+        .execution_arn()
+        .to_owned();
+    let started = Instant::now();
+    let outcome = cloud.wait(name, &arn).await;
+    let took = started.elapsed();
+    assert_eq!(
+        outcome.status.as_str(),
+        "SUCCEEDED",
+        "{:?} {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    assert!(
+        took < Duration::from_secs(600),
+        "the wave waited out its 600 s poll delay ({took:?}): no event woke it"
+    );
+    // The history shows the wait ended by the token coming back, not by its timeout.
+    let history = cloud
+        .sfn
+        .get_execution_history()
+        .execution_arn(&arn)
+        .max_results(1000)
+        .send()
+        .await
+        .expect("GetExecutionHistory");
+    let kinds: Vec<&str> = history
+        .events()
+        .iter()
+        .map(|e| e.r#type().as_str())
+        .collect();
+    let woken = history.events().iter().any(|e| {
+        e.task_succeeded_event_details()
+            .and_then(|d| d.output())
+            .is_some_and(|output| output.contains("woken_by_job"))
+    });
+    assert!(woken, "a parked wait was sent back its token: {kinds:?}");
+    assert!(
+        !kinds.contains(&"TaskTimedOut"),
+        "no wait timed out: {kinds:?}"
+    );
+    let log = function_log(&cloud);
+    assert!(
+        log.contains("wave woken") || log.contains("woken at once"),
+        "the trigger (or the park itself) woke the wave:\n{log}"
+    );
+}

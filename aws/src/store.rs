@@ -41,6 +41,18 @@ impl RunStore {
             .collect())
     }
 
+    /// Deletes the object (no error when it is already gone).
+    pub async fn delete(&self, key: &str) -> Result<(), FunctionError> {
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| FunctionError::from_sdk("S3 DeleteObject", e))?;
+        Ok(())
+    }
+
     /// The object's text, or `None` when there is no such key.
     pub async fn get_text(&self, key: &str) -> Result<Option<String>, FunctionError> {
         let response = match self

@@ -2,13 +2,16 @@
 //! by launch-wave (first launch) and wait-wave (polls, and later batches of a wave
 //! larger than the account's active-job quota).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use aws_sdk_drs::Client;
 use drplan_core::execution::{
     LaunchPoll, LaunchState, RunContext, TAG_EXECUTION, TAG_WAVE, WaveRef, pick_snapshot,
 };
 use drplan_core::launch::{JobLogEntry, JobView, WaveProgress, WaveVerdict, evaluate_wave};
+use drplan_core::launch_wait::{
+    ParkedWave, park_key, pending_by_job, settled_prefix, settled_servers, should_wake,
+};
 use drplan_core::{ResolvedPlan, SnapshotChoice, WaveServer, plan_launch_batches};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -168,6 +171,99 @@ async fn snapshot_for(
     }
 }
 
+/// The servers an in-progress poll left launching, by job.
+const PENDING_RECORD: &str = "pending.json";
+
+/// Records what the wave still waits for (by job), for [`park_wave`].
+pub async fn record_pending(
+    store: &RunStore,
+    run: &RunContext,
+    wave: &WaveRef,
+    progress: &WaveProgress,
+) -> Result<(), FunctionError> {
+    store
+        .put_json(
+            &run.wave_key(wave, PENDING_RECORD),
+            &pending_by_job(progress),
+        )
+        .await
+}
+
+/// Parks the wave on `task_token` for every job with servers still launching (as the
+/// last poll saw them), so that the trigger function wakes it when their launch-result
+/// events have all arrived. When those events all came before the park was written,
+/// nobody else would wake it: the park wakes itself. Returns the number of jobs parked
+/// on; none means the wave simply waits out its poll delay.
+pub async fn park_wave(
+    store: &RunStore,
+    sfn: &aws_sdk_sfn::Client,
+    run: &RunContext,
+    wave: &WaveRef,
+    task_token: &str,
+) -> Result<usize, FunctionError> {
+    let pending: BTreeMap<String, Vec<String>> = store
+        .get_json(&run.wave_key(wave, PENDING_RECORD))
+        .await?
+        .unwrap_or_default();
+    let parked_at = Timestamp::now();
+    let mut settled_already = Vec::new();
+    for (job_id, servers) in &pending {
+        let park = ParkedWave {
+            task_token: task_token.to_owned(),
+            execution_name: run.execution_name.clone(),
+            wave: wave.name.clone(),
+            pending: servers.clone(),
+            parked_at,
+        };
+        store.put_json(&park_key(job_id), &park).await?;
+        let settled = settled_servers(job_id, &store.list_keys(&settled_prefix(job_id)).await?);
+        if should_wake(&park, &settled) {
+            settled_already.push(job_id);
+        }
+    }
+    if let Some(job_id) = settled_already.first() {
+        for job_id in &settled_already {
+            store.delete(&park_key(job_id)).await?;
+        }
+        let woken = wake_parked_wave(sfn, task_token, job_id).await?;
+        tracing::info!(
+            job_id,
+            woken,
+            "a job settled before the wave parked: woken at once"
+        );
+    }
+    Ok(pending.len())
+}
+
+/// Sends a park's token back. A token that timed out (the wave polled on schedule) or
+/// was already used is not an error: the wave has moved on.
+pub async fn wake_parked_wave(
+    sfn: &aws_sdk_sfn::Client,
+    task_token: &str,
+    job_id: &str,
+) -> Result<bool, FunctionError> {
+    let sent = sfn
+        .send_task_success()
+        .task_token(task_token)
+        .output(serde_json::json!({ "woken_by_job": job_id }).to_string())
+        .send()
+        .await;
+    match sent {
+        Ok(_) => Ok(true),
+        Err(error)
+            if error.as_service_error().is_some_and(|e| {
+                e.is_task_timed_out() || e.is_invalid_token() || e.is_task_does_not_exist()
+            }) =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(FunctionError::from_sdk(
+            "Step Functions SendTaskSuccess",
+            error,
+        )),
+    }
+}
+
 /// What a wave's launch came to, kept in the bucket for tagging, health checks and
 /// the report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -228,7 +324,10 @@ pub async fn poll_wave(
         reason: None,
     };
     match verdict {
-        WaveVerdict::InProgress { .. } => return Ok(poll),
+        WaveVerdict::InProgress { .. } => {
+            record_pending(store, run, wave, &progress).await?;
+            return Ok(poll);
+        }
         WaveVerdict::Succeeded { .. } => poll.state = LaunchState::Succeeded,
         WaveVerdict::Failed { reason, .. } => {
             poll.state = LaunchState::Failed;

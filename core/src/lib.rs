@@ -11,6 +11,7 @@ pub mod execution;
 pub mod health;
 pub mod issue;
 pub mod launch;
+pub mod launch_wait;
 pub mod notify;
 pub mod parse;
 pub mod plan;

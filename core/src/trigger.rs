@@ -292,11 +292,18 @@ pub fn read_event(raw: &Value) -> Result<TriggerEvent, EventError> {
         }
         ("aws.drs", LAUNCH_RESULT) => {
             let (_, source_server_id) = source_server(&resources)?;
+            let job_id = detail.optional_text("job-id")?;
+            if let Some(job_id) = job_id.filter(|id| !crate::launch_wait::is_job_id(id)) {
+                return Err(EventError::Invalid {
+                    field: "detail.job-id".into(),
+                    problem: format!("{job_id:?} is not a DRS job ID (drsjob-…)"),
+                });
+            }
             Ok(TriggerEvent::LaunchResult(LaunchResult {
                 event_id,
                 source_server_id,
                 state: detail.text("state")?.to_owned(),
-                job_id: detail.optional_text("job-id")?.map(str::to_owned),
+                job_id: job_id.map(str::to_owned),
             }))
         }
         _ => Err(EventError::Unknown {

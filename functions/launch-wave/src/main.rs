@@ -18,6 +18,11 @@ async fn launch_wave(clients: &Clients, step: WaveStep) -> Result<WaveStep, Func
     let servers = wave::wave_servers(&clients.store, &run, &wave).await?;
     let jobs = wave::jobs_of_wave(&clients.drs, &run, &wave).await?;
     let launched = wave::launch_pending_servers(&clients.drs, &run, &wave, &servers, &jobs).await?;
+    // What the wave waits for, so that its first wait can be cut short by DRS's
+    // launch-result events.
+    let jobs = wave::jobs_of_wave(&clients.drs, &run, &wave).await?;
+    let progress = drplan_core::launch::evaluate_wave(&servers, &jobs, &[]);
+    wave::record_pending(&clients.store, &run, &wave, &progress).await?;
     tracing::info!(
         launched,
         already_in_jobs = servers.len() - launched,

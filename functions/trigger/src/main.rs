@@ -8,13 +8,15 @@
 //! - `DRS Source Server Data Replication Stalled Change` pages on-call staff at once
 //!   (STALLED) or tells them it is over (NOT_STALLED); optionally retries replication
 //!   once and escalates if the server is still stalled later.
-//! - `DRS Source Server Launch Result` is logged and counted (the recovery state machine
-//!   polls DRS; it does not wait on these best-effort events yet).
+//! - `DRS Source Server Launch Result` marks the server settled and wakes the wave
+//!   parked on its job once all the servers it waits for have settled (the wave's poll
+//!   delay is the fallback: these events are best effort).
 //!
 //! A bad event is logged with the field and the problem, counted, and answered with
 //! success: it never starts anything, and never makes Lambda retry it.
 
 mod alarm;
+mod launch;
 mod stall;
 
 use drplan_aws::step::LogContext;
@@ -99,16 +101,7 @@ async fn handle_event(trigger: &Trigger, event: Value) -> Result<Value, Function
     match parsed {
         TriggerEvent::Alarm(change) => alarm::on_alarm(trigger, &change).await,
         TriggerEvent::Replication(change) => stall::on_replication_change(trigger, change).await,
-        TriggerEvent::LaunchResult(result) => {
-            tracing::info!(
-                source_server = result.source_server_id,
-                state = result.state,
-                job_id = result.job_id.as_deref().unwrap_or(""),
-                "launch result noted; the recovery state machine reads launches from DRS jobs"
-            );
-            metrics::count("LaunchResults", &[("State", &result.state)]);
-            Ok(json!({ "outcome": "noted", "source_server": result.source_server_id }))
-        }
+        TriggerEvent::LaunchResult(result) => launch::on_launch_result(trigger, &result).await,
     }
 }
 

@@ -25,3 +25,5 @@ pub mod seed;
 pub mod stack;
 
 pub use cloud::{DEFAULT_GATEWAY_PORT, Functions, LocalCloud, LocalCloudOptions};
+/// The DRS simulator the local cloud runs (its phase durations, for benchmarks).
+pub use drplan_drs_sim as drs_sim;

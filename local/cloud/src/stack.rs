@@ -454,7 +454,11 @@ mod tests {
         );
         assert!(rules.iter().any(|r| r.name == "DrsEventsRule" && r.enabled));
         let bad = "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties:\n      EventPattern: {source: [x]}\n      Targets: [{Id: t, Arn: arn:aws:sqs:us-east-1:1:q}]\n";
-        assert!(rules_of(bad, "us-east-1", "1").unwrap_err().contains("target t"));
+        assert!(
+            rules_of(bad, "us-east-1", "1")
+                .unwrap_err()
+                .contains("target t")
+        );
     }
 
     #[test]

@@ -136,11 +136,33 @@ pub(super) async fn invoke_function(
 
 /// Asynchronous invocation, as Lambda does for `Event` invocations and EventBridge
 /// targets: the caller does not wait, and failures only show in the log.
+/// Asynchronous invocations under way at once; the rest wait in the gateway.
+pub(super) const ASYNC_INVOCATION_SLOTS: usize = 2;
+
 pub(super) fn invoke_in_background(state: &Arc<GatewayState>, function: &str, payload: Bytes) {
     let state = Arc::clone(state);
     let function = function.to_string();
     tokio::spawn(async move {
-        match invoke_function(&state, &function, payload).await {
+        // Never closed: the semaphore lives as long as the gateway's state.
+        let Ok(_slot) = state.async_invocations.acquire().await else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let outcome = invoke_function(&state, &function, payload).await;
+        // Counted here, where its duration is known (the request that caused it, an
+        // Event invoke or PutEvents, is counted apart).
+        let status = outcome
+            .as_ref()
+            .map_or(StatusCode::BAD_GATEWAY, |answer| answer.status);
+        super::requests::record(
+            &state,
+            "lambda",
+            format!("Invoke {function}"),
+            "async",
+            status,
+            started.elapsed(),
+        );
+        match outcome {
             Ok(answer) if answer.status.is_success() => {}
             Ok(answer) => eprintln!(
                 "gateway: asynchronous invocation of {function} failed ({}): {}",

@@ -5,6 +5,7 @@
 
 mod events;
 mod lambda;
+mod requests;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use events::{Delivery, JournalEntry};
+pub use requests::{REQUESTS_PATH, RequestRecord};
 
 use crate::error::Result;
 use crate::upstream::HttpClient;
@@ -50,6 +52,13 @@ struct GatewayState {
     upstreams: Upstreams,
     http: HttpClient,
     journal: Mutex<Vec<JournalEntry>>,
+    /// Asynchronous invocations (EventBridge targets, `InvocationType: Event`) wait here
+    /// for a slot, as in Lambda's own event queue: a burst of events (a 250-server
+    /// wave's launch results) must not flood `cargo lambda watch`, which serves each
+    /// function from one process and stalls every function when its queue overflows.
+    async_invocations: tokio::sync::Semaphore,
+    /// Every AWS request passed on, counted (`GET /_drplan/gateway/requests`).
+    requests: Mutex<requests::RequestTally>,
     log_requests: bool,
 }
 
@@ -102,6 +111,8 @@ pub async fn serve(
         upstreams,
         http: HttpClient::new(),
         journal: Mutex::new(Vec::new()),
+        async_invocations: tokio::sync::Semaphore::new(lambda::ASYNC_INVOCATION_SLOTS),
+        requests: Mutex::new(requests::RequestTally::default()),
         log_requests,
     });
     let router = Router::new().fallback(handle).with_state(state);
@@ -215,10 +226,33 @@ async fn handle(State(state): State<Arc<GatewayState>>, request: Request<Body>) 
             parts.method, path
         );
     }
+    let started = std::time::Instant::now();
+    let counted = match &route {
+        Route::GatewayControl | Route::SimulatorControl => None,
+        _ => {
+            let service = match (&route, &scope) {
+                (Route::PutEvents, _) => "events".to_string(),
+                (_, Some(scope)) => scope.service.clone(),
+                (_, None) => "unsigned".to_string(),
+            };
+            let operation = requests::operation(
+                &service,
+                &parts.method,
+                &path,
+                query.as_deref(),
+                &parts.headers,
+                &body,
+            );
+            Some((service, operation, requests::caller(&parts.headers)))
+        }
+    };
     let region = scope
         .map(|scope| scope.region)
         .unwrap_or_else(|| state.upstreams.default_region.clone());
-    match route {
+    let response = match route {
+        Route::GatewayControl if path.trim_end_matches('/') == REQUESTS_PATH => {
+            requests::control(&state, &parts.method)
+        }
         Route::GatewayControl => events::control(&state, &parts.method, &path),
         Route::SimulatorControl | Route::Drs => {
             forward(&state, &state.upstreams.simulator, &parts, body).await
@@ -228,7 +262,18 @@ async fn handle(State(state): State<Arc<GatewayState>>, request: Request<Body>) 
             lambda::invoke(&state, &function, &parts.headers, body).await
         }
         Route::Moto => forward(&state, &state.upstreams.moto, &parts, body).await,
+    };
+    if let Some((service, operation, caller)) = counted {
+        requests::record(
+            &state,
+            &service,
+            operation,
+            caller,
+            response.status(),
+            started.elapsed(),
+        );
     }
+    response
 }
 
 /// Headers that describe one connection, not the message, so they are not passed on.
