@@ -383,6 +383,11 @@ async fn launch_result_events_wake_a_waiting_wave_long_before_its_poll_delay() {
         "no wait timed out: {kinds:?}"
     );
     let log = function_log(&cloud);
+    // The report function counts the run for the dashboard (embedded metric format).
+    assert!(
+        log.contains("\"WaveHealthySeconds\"") && log.contains("\"RunsSucceeded\":1"),
+        "the run's metrics are emitted:\n{log}"
+    );
     assert!(
         log.contains("wave woken") || log.contains("woken at once"),
         "the trigger (or the park itself) woke the wave:\n{log}"

@@ -7,8 +7,14 @@ use serde_json::{Map, Value, json};
 /// The namespace of drplan's metrics (the dashboard reads them from here).
 pub const NAMESPACE: &str = "drplan";
 
-/// The EMF document for one count of `metric` with `dimensions`.
-pub fn count_document(metric: &str, dimensions: &[(&str, &str)], now_millis: i64) -> Value {
+/// The EMF document for one value of `metric` with `dimensions`.
+pub fn document(
+    metric: &str,
+    dimensions: &[(&str, &str)],
+    value: f64,
+    unit: &str,
+    now_millis: i64,
+) -> Value {
     let mut document = Map::new();
     let names: Vec<&str> = dimensions.iter().map(|(name, _)| *name).collect();
     document.insert(
@@ -18,21 +24,46 @@ pub fn count_document(metric: &str, dimensions: &[(&str, &str)], now_millis: i64
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
                 "Dimensions": [names],
-                "Metrics": [{"Name": metric, "Unit": "Count"}],
+                "Metrics": [{"Name": metric, "Unit": unit}],
             }],
         }),
     );
     for (name, value) in dimensions {
         document.insert((*name).into(), Value::String((*value).into()));
     }
-    document.insert(metric.into(), json!(1));
+    // Whole values stay integers in the log line (`"RejectedEvents":1`).
+    let value = if value.fract() == 0.0 && value.abs() < 9.0e15 {
+        json!(value as i64)
+    } else {
+        json!(value)
+    };
+    document.insert(metric.into(), value);
     Value::Object(document)
+}
+
+/// The EMF document for one count of `metric` with `dimensions`.
+pub fn count_document(metric: &str, dimensions: &[(&str, &str)], now_millis: i64) -> Value {
+    document(metric, dimensions, 1.0, "Count", now_millis)
 }
 
 /// Writes one count of `metric` to stdout, where Lambda's log capture picks it up.
 pub fn count(metric: &str, dimensions: &[(&str, &str)]) {
     let now_millis = jiff::Timestamp::now().as_millisecond();
     println!("{}", count_document(metric, dimensions, now_millis));
+}
+
+/// Writes one of a run's data points (see `Report::metric_points`).
+pub fn emit(point: &drplan_core::report::MetricPoint) {
+    let now_millis = jiff::Timestamp::now().as_millisecond();
+    let dimensions: Vec<(&str, &str)> = point
+        .dimensions
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    println!(
+        "{}",
+        document(point.name, &dimensions, point.value, point.unit, now_millis)
+    );
 }
 
 #[cfg(test)]

@@ -31,6 +31,64 @@ pub struct Report {
     pub dns: Option<crate::dns::DnsCutover>,
 }
 
+/// A data point for CloudWatch: name, dimensions, value, unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricPoint {
+    pub name: &'static str,
+    pub dimensions: Vec<(&'static str, String)>,
+    pub value: f64,
+    pub unit: &'static str,
+}
+
+impl Report {
+    /// What the dashboard shows of a run: each wave's time from the start until it was
+    /// healthy, the measured RTO, and the outcome by mode (a successful drill counts in
+    /// `SuccessfulDrills`, so the dashboard shows how recent the last proof is).
+    pub fn metric_points(&self) -> Vec<MetricPoint> {
+        let mode = self.mode.map_or("unknown", Mode::as_str).to_owned();
+        let plan = self.plan.clone();
+        let mut points = Vec::new();
+        for wave in &self.waves {
+            if let Some(healthy_at) = wave.healthy_at {
+                points.push(MetricPoint {
+                    name: "WaveHealthySeconds",
+                    dimensions: vec![("Plan", plan.clone()), ("Wave", wave.name.clone())],
+                    value: (healthy_at - self.started_at).as_secs_f64(),
+                    unit: "Seconds",
+                });
+            }
+        }
+        if let Some(rto) = &self.rto {
+            points.push(MetricPoint {
+                name: "RtoSeconds",
+                dimensions: vec![("Plan", plan.clone()), ("Mode", mode.clone())],
+                value: rto.measured_seconds as f64,
+                unit: "Seconds",
+            });
+        }
+        let outcome = if self.status == "SUCCEEDED" {
+            "RunsSucceeded"
+        } else {
+            "RunsFailed"
+        };
+        points.push(MetricPoint {
+            name: outcome,
+            dimensions: vec![("Plan", plan.clone()), ("Mode", mode.clone())],
+            value: 1.0,
+            unit: "Count",
+        });
+        if self.status == "SUCCEEDED" && self.mode == Some(Mode::Drill) {
+            points.push(MetricPoint {
+                name: "SuccessfulDrills",
+                dimensions: vec![("Plan", plan)],
+                value: 1.0,
+                unit: "Count",
+            });
+        }
+        points
+    }
+}
+
 /// Why a run failed, as Step Functions reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunError {
@@ -225,5 +283,56 @@ impl Report {
             let _ = writeln!(md);
         }
         md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_successful_drill_gives_wave_times_rto_and_a_drill_count() {
+        let started: Timestamp = "2026-11-28T03:00:00Z".parse().unwrap();
+        let report = Report {
+            execution_id: "arn".into(),
+            execution_name: "run".into(),
+            plan: "shop".into(),
+            mode: Some(Mode::Drill),
+            status: "SUCCEEDED".into(),
+            started_at: started,
+            finished_at: "2026-11-28T03:20:00Z".parse().unwrap(),
+            error: None,
+            rto: Some(RtoResult::measure(
+                30,
+                started,
+                "2026-11-28T03:12:00Z".parse().unwrap(),
+                "the last wave healthy",
+            )),
+            waves: vec![WaveReport {
+                name: "db".into(),
+                state: "SUCCEEDED".into(),
+                finished_at: None,
+                healthy_at: Some("2026-11-28T03:05:00Z".parse().unwrap()),
+                launched: 2,
+                failed: 0,
+                servers: Vec::new(),
+            }],
+            drill_instances_terminated: None,
+            dns: None,
+        };
+        let points = report.metric_points();
+        let value = |name: &str| points.iter().find(|p| p.name == name).map(|p| p.value);
+        assert_eq!(value("WaveHealthySeconds"), Some(300.0));
+        assert_eq!(value("RtoSeconds"), Some(720.0));
+        assert_eq!(value("SuccessfulDrills"), Some(1.0));
+        assert_eq!(value("RunsFailed"), None);
+        let failed = Report {
+            status: "FAILED".into(),
+            rto: None,
+            ..report
+        };
+        let points = failed.metric_points();
+        assert!(points.iter().any(|p| p.name == "RunsFailed"));
+        assert!(!points.iter().any(|p| p.name == "SuccessfulDrills"));
     }
 }

@@ -4,7 +4,7 @@
 use drplan_aws::step::LogContext;
 use drplan_aws::store::RunStore;
 use drplan_aws::wave::WaveLaunchRecord;
-use drplan_aws::{FunctionError, bootstrap};
+use drplan_aws::{FunctionError, bootstrap, metrics};
 use drplan_core::dns::DnsCutover;
 use drplan_core::execution::{RunContext, WaveRef};
 use drplan_core::health::WaveHealthRecord;
@@ -147,6 +147,9 @@ async fn write_report(store: &RunStore, input: ReportInput) -> Result<Written, F
         .put_text(&markdown_key, report.to_markdown(), "text/markdown")
         .await?;
     tracing::info!(status, json_key, "report written");
+    for point in report.metric_points() {
+        metrics::emit(&point);
+    }
     Ok(Written {
         status: status.to_owned(),
         json_key,
