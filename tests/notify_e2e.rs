@@ -71,6 +71,7 @@ fn wave_failed_request(execution_arn: &str) -> NotificationRequest {
             index: 2,
             name: "app".to_owned(),
             servers: 4,
+            hooks: Default::default(),
         }),
         poll: Some(LaunchPoll {
             state: LaunchState::Failed,

@@ -311,3 +311,75 @@ async fn an_invalid_plan_ends_the_execution_before_any_launch() {
     assert_eq!(report["status"], "FAILED");
     assert_eq!(report["waves"], json!([]));
 }
+
+/// Plan hooks: a database wave's pre hook runs before its servers launch and its post
+/// hook after they are healthy; the app wave's failing post hook fails the wave, so the
+/// web wave never launches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_run_around_their_waves_and_a_failing_hook_stops_the_plan() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    let record = "arn:aws:lambda:us-east-1:123456789012:function:drplan-hook-record";
+    let fail = "arn:aws:lambda:us-east-1:123456789012:function:drplan-hook-fail";
+    let mut plan = plan_file("examples/shop.yaml");
+    plan["waves"][0]["hooks"] = json!({"pre": [{"lambda": record}], "post": [{"lambda": record}]});
+    plan["waves"][2]["hooks"] = json!({"post": [{"lambda": fail}]});
+    let outcome = cloud.run(plan, "drill").await;
+    assert_eq!(outcome.status, ExecutionStatus::Failed);
+    assert_eq!(outcome.error.as_deref(), Some("drplan.HookFailed"));
+    let cause = outcome.cause.unwrap_or_default();
+    assert!(
+        cause.contains("CacheWarmupFailed") && cause.contains("wave app"),
+        "the cause is the hook's own error: {cause}"
+    );
+
+    let hook_call = |phase: &'static str| {
+        let cloud = &cloud;
+        let name = outcome.name.clone();
+        async move {
+            let object = cloud
+                .s3
+                .get_object()
+                .bucket(&cloud.stack.bucket)
+                .key(format!("hooks/{name}/database-{phase}.json"))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("the {phase} hook was not called: {e}"));
+            let bytes = object.body.collect().await.expect("body").into_bytes();
+            serde_json::from_slice::<serde_json::Value>(&bytes).expect("JSON")
+        }
+    };
+    let pre = hook_call("pre").await;
+    let post = hook_call("post").await;
+    assert_eq!(pre["payload"]["plan"], "shop");
+    assert_eq!(pre["payload"]["mode"], "drill");
+    assert_eq!(pre["payload"]["phase"], "pre");
+    assert_eq!(post["payload"]["phase"], "post");
+    let time = |text: &str| {
+        text.parse::<jiff::Timestamp>()
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+    };
+    let (db_started, db_ended) = cloud
+        .job_times_by_wave()
+        .await
+        .get("database")
+        .cloned()
+        .expect("the database wave launched");
+    assert!(
+        time(pre["at"].as_str().unwrap_or_default()) <= time(&db_started),
+        "the pre hook ran before the database launch job ({pre} vs {db_started})"
+    );
+    assert!(
+        time(post["at"].as_str().unwrap_or_default()) >= time(&db_ended),
+        "the post hook ran after the database servers launched ({post} vs {db_ended})"
+    );
+    let ids = cloud.server_ids().await;
+    let launched: HashSet<String> = cloud.launched_servers().await.into_iter().collect();
+    for host in ["web-01", "web-02", "web-03"] {
+        assert!(
+            !launched.contains(&ids[host]),
+            "{host} launched after the app wave's hook failed"
+        );
+    }
+}

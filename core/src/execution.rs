@@ -349,6 +349,39 @@ pub struct WaveRef {
     pub index: usize,
     pub name: String,
     pub servers: usize,
+    /// The wave's hook functions (ARNs), run in order before launch and after the
+    /// health gate.
+    #[serde(default, skip_serializing_if = "WaveHooks::is_empty")]
+    pub hooks: WaveHooks,
+}
+
+/// The Lambda functions a wave calls before it launches and after it is healthy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveHooks {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post: Vec<String>,
+}
+
+impl WaveHooks {
+    pub fn is_empty(&self) -> bool {
+        self.pre.is_empty() && self.post.is_empty()
+    }
+}
+
+/// Hook functions' names start with this: the state machine's role may invoke drplan's
+/// own functions and these, nothing else (least privilege needs a name to scope to).
+pub const HOOK_FUNCTION_PREFIX: &str = "drplan-hook-";
+
+/// Why the state machine cannot call this hook, if it cannot.
+pub fn hook_problem(arn: &str) -> Option<String> {
+    let name = arn.split(':').nth(6).unwrap_or_default();
+    (!name.starts_with(HOOK_FUNCTION_PREFIX)).then(|| {
+        format!(
+            "{arn}: hook functions must be named {HOOK_FUNCTION_PREFIX}* (the state machine's role may invoke only those); rename the function or put an alias function of that name in front of it"
+        )
+    })
 }
 
 /// What discovery hands to the rest of the state machine.

@@ -1142,6 +1142,7 @@ mod tests {
             index,
             name: name.into(),
             servers,
+            hooks: Default::default(),
         }
     }
 

@@ -7,7 +7,7 @@ use drplan_aws::bootstrap::Clients;
 use drplan_aws::step::LogContext;
 use drplan_aws::store::RunStore;
 use drplan_aws::{FunctionError, bootstrap, drs};
-use drplan_core::execution::{Discovery, RunContext, WaveRef, plan_key};
+use drplan_core::execution::{Discovery, RunContext, WaveHooks, WaveRef, hook_problem, plan_key};
 use drplan_core::plan::DEFAULT_DRILL_KEEP_MINUTES;
 use drplan_core::readiness::check_readiness;
 use drplan_core::{ExecutionInput, Format, Issue, Mode, Plan, PlanSource};
@@ -94,10 +94,24 @@ async fn discover(clients: &Clients, event: DiscoverInput) -> Result<Discovery, 
         .map(|layer| {
             layer
                 .iter()
-                .map(|&index| WaveRef {
-                    index,
-                    name: resolved.waves[index].name.clone(),
-                    servers: resolved.waves[index].servers.len(),
+                .map(|&index| {
+                    let name = resolved.waves[index].name.clone();
+                    let hooks = plan
+                        .waves
+                        .iter()
+                        .flatten()
+                        .find(|w| w.name == name)
+                        .map(|w| WaveHooks {
+                            pre: w.hooks.pre.iter().map(|h| h.lambda.clone()).collect(),
+                            post: w.hooks.post.iter().map(|h| h.lambda.clone()).collect(),
+                        })
+                        .unwrap_or_default();
+                    WaveRef {
+                        index,
+                        name,
+                        servers: resolved.waves[index].servers.len(),
+                        hooks,
+                    }
                 })
                 .collect()
         })
@@ -167,17 +181,21 @@ async fn load_plan(store: &RunStore, source: &PlanSource) -> Result<Plan, Functi
     }
 }
 
-/// Parts of the plan format this version cannot carry out yet. Refused before anything
-/// launches rather than skipped: a hook that silently never runs, or a health check that
-/// can only time out, would be worse than an error.
+/// Parts of the plan this deployment cannot carry out. Refused before anything launches
+/// rather than skipped: a hook that can never be called, or a health check that can only
+/// time out, would be worse than an error.
 fn unsupported_features(plan: &Plan) -> Vec<Issue> {
     let mut issues = Vec::new();
     for (i, wave) in plan.waves.iter().flatten().enumerate() {
-        if !wave.hooks.is_empty() {
-            issues.push(Issue::new(
-                format!("waves[{i}].hooks"),
-                "pre and post hooks are not run by this version of drplan yet; remove them, or run the hook yourself",
-            ));
+        for (phase, hooks) in [("pre", &wave.hooks.pre), ("post", &wave.hooks.post)] {
+            for (k, hook) in hooks.iter().enumerate() {
+                if let Some(problem) = hook_problem(&hook.lambda) {
+                    issues.push(Issue::new(
+                        format!("waves[{i}].hooks.{phase}[{k}].lambda"),
+                        problem,
+                    ));
+                }
+            }
         }
         for (k, check) in wave.health.checks.iter().enumerate() {
             if matches!(check, drplan_core::HealthCheck::Https { .. }) {

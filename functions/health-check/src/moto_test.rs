@@ -231,6 +231,7 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
         index: 0,
         name: "database".into(),
         servers: 3,
+        hooks: Default::default(),
     };
     let plan = json!({
         "name": "shop", "rto_minutes": 30, "selector": {"dr:plan": "shop"},
