@@ -72,7 +72,7 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Ctrl-C or SIGTERM: the drill stops, and so does everything it started.
-async fn stop_signal() -> &'static str {
+pub(crate) async fn stop_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::interrupt()),

@@ -1,6 +1,7 @@
 //! `drplan`: validate plans, and (as the local cloud and the state machines land) run
 //! drills and recoveries with one command.
 
+mod bench_cmd;
 mod local_cmd;
 mod local_drill;
 mod run_cmd;
@@ -39,6 +40,9 @@ enum Command {
     /// The local cloud: moto, cargo lambda watch, the DRS simulator and one gateway.
     #[command(subcommand)]
     Local(local_cmd::LocalCommand),
+    /// Measure cold start, memory, package size, orchestration overhead and cost drivers
+    /// on the local cloud, side by side with a Python baseline; writes BENCHMARKS.md.
+    Bench(bench_cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +79,13 @@ fn main() -> ExitCode {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("drplan: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Bench(args) => match bench_cmd::run(&args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("drplan bench: {e:#}");
                 ExitCode::FAILURE
             }
         },
