@@ -332,18 +332,7 @@ async fn launch_result_events_wake_a_waiting_wave_long_before_its_poll_delay() {
         "timing": {"poll_initial_seconds": 600, "poll_max_seconds": 600,
                    "launch_timeout_minutes": 30, "health_interval_seconds": 1},
     });
-    let name = format!("test-wake-{}", std::process::id());
-    let arn = cloud
-        .sfn
-        .start_execution()
-        .state_machine_arn(&cloud.stack.recovery_state_machine_arn)
-        .name(&name)
-        .input(input.to_string())
-        .send()
-        .await
-        .expect("StartExecution")
-        .execution_arn()
-        .to_owned();
+    let (name, arn) = cloud.start_with(input).await;
     let started = Instant::now();
     let outcome = cloud.wait(name, &arn).await;
     let took = started.elapsed();

@@ -188,12 +188,18 @@ impl Cloud {
         self.wait(name, &arn).await
     }
 
-    /// One StartExecution; returns the execution's name and ARN.
+    /// One StartExecution with fast timing; returns the execution's name and ARN.
     pub async fn start(&self, plan: Value, mode: &str) -> (String, String) {
+        self.start_with(json!({"plan": plan, "mode": mode, "timing": fast_timing()}))
+            .await
+    }
+
+    /// One StartExecution with this execution input; returns the execution's name and ARN.
+    pub async fn start_with(&self, input: Value) -> (String, String) {
         static NEXT_RUN: AtomicU32 = AtomicU32::new(1);
         let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
+        let mode = input["mode"].as_str().unwrap_or("run");
         let name = format!("test-{mode}-{}-{run}", std::process::id());
-        let input = json!({"plan": plan, "mode": mode, "timing": fast_timing()});
         let arn = self
             .sfn
             .start_execution()
