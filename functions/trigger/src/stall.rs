@@ -86,10 +86,17 @@ pub async fn on_replication_change(
     } else {
         RetryOutcome::NotConfigured
     };
+    // The page goes out even when the escalation cannot be scheduled; it then promises none.
     let escalate_after_minutes = match (&trigger.stall.escalation, change.stalled) {
         (Some((minutes, state_machine_arn)), true) => {
-            schedule_escalation(&trigger.sfn, state_machine_arn, &change, *minutes).await?;
-            Some(minutes.ceil() as u32)
+            match schedule_escalation(&trigger.sfn, state_machine_arn, &change, *minutes).await {
+                Ok(()) => Some(minutes.ceil() as u32),
+                Err(error) => {
+                    tracing::error!(%error, "the stall's escalation could not be scheduled; paging without it");
+                    metrics::count("EscalationScheduleErrors", &[]);
+                    None
+                }
+            }
         }
         _ => None,
     };
