@@ -12,7 +12,6 @@ use std::collections::HashSet;
 
 use aws_sdk_sfn::types::ExecutionStatus;
 use common::{cloud_with, fleet_file, plan_file, report_server, report_wave};
-use drplan_local::stack;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,16 +20,7 @@ async fn a_four_wave_dag_drill_recovers_in_dag_order_tags_and_cleans_up() {
         return;
     };
     // By name, from the bucket, as `{"plan": "shop", "mode": "drill"}` starts it.
-    let text =
-        std::fs::read_to_string(common::repo_root().join("examples/shop.yaml")).expect("plan");
-    stack::put_plan(
-        cloud.cloud.endpoint_url(),
-        cloud.cloud.region(),
-        "shop",
-        text,
-    )
-    .await
-    .expect("plan stored");
+    cloud.store_plan("shop", "examples/shop.yaml").await;
     let outcome = cloud.run(json!("shop"), "drill").await;
     assert_eq!(
         outcome.status,

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Cloud, EXECUTION_TIMEOUT, cloud_with, fleet_file, repo_root};
-use drplan_local::stack;
 use serde_json::Value;
 
 /// Every execution of the recovery state machine: (name, status).
@@ -92,18 +91,6 @@ fn edited_sample(cloud: &Cloud, name: &str, edit: impl FnOnce(&mut Value)) -> Pa
     path
 }
 
-async fn store_shop_plan(cloud: &Cloud) {
-    let text = std::fs::read_to_string(repo_root().join("examples/shop.yaml")).expect("plan");
-    stack::put_plan(
-        cloud.cloud.endpoint_url(),
-        cloud.cloud.region(),
-        "shop",
-        text,
-    )
-    .await
-    .expect("the plan is stored");
-}
-
 /// Waits for the on-call e-mails whose `event` attribute is `event`.
 async fn wait_for_mail(
     cloud: &Cloud,
@@ -140,7 +127,7 @@ async fn alarms_start_a_plan_once_and_everything_else_starts_nothing() {
     let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
         return;
     };
-    store_shop_plan(&cloud).await;
+    cloud.store_plan("shop", "examples/shop.yaml").await;
 
     // Malformed events first: each is refused with the field named, nothing starts.
     for name in [
@@ -259,7 +246,7 @@ async fn a_replication_stall_pages_on_call_escalates_and_reports_recovery() {
     let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
         return;
     };
-    store_shop_plan(&cloud).await;
+    cloud.store_plan("shop", "examples/shop.yaml").await;
     let server_id = cloud
         .server_ids()
         .await

@@ -104,7 +104,19 @@ pub async fn jobs_since(
     let filters = DescribeJobsRequestFilters::builder()
         .from_date(drs_date(since))
         .build();
-    let jobs: Vec<Job> = all_items(
+    let jobs = jobs_matching(drs, filters).await?;
+    Ok(jobs
+        .iter()
+        .map(|job| (job_from_sdk(job), job.tags().cloned().unwrap_or_default()))
+        .collect())
+}
+
+/// Every job DescribeJobs returns for `filters`, over all pages.
+async fn jobs_matching(
+    drs: &Client,
+    filters: DescribeJobsRequestFilters,
+) -> Result<Vec<Job>, FunctionError> {
+    all_items(
         drs.describe_jobs()
             .filters(filters)
             .into_paginator()
@@ -112,11 +124,7 @@ pub async fn jobs_since(
             .send(),
         "DRS DescribeJobs",
     )
-    .await?;
-    Ok(jobs
-        .iter()
-        .map(|job| (job_from_sdk(job), job.tags().cloned().unwrap_or_default()))
-        .collect())
+    .await
 }
 
 /// Source servers in jobs that have not completed: StartRecovery would refuse them.
@@ -142,15 +150,7 @@ pub async fn describe_jobs(
         let filters = DescribeJobsRequestFilters::builder()
             .set_job_ids(Some(chunk.to_vec()))
             .build();
-        let jobs: Vec<Job> = all_items(
-            drs.describe_jobs()
-                .filters(filters)
-                .into_paginator()
-                .items()
-                .send(),
-            "DRS DescribeJobs",
-        )
-        .await?;
+        let jobs = jobs_matching(drs, filters).await?;
         views.extend(jobs.iter().map(job_from_sdk));
     }
     Ok(views)

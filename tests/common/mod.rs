@@ -188,6 +188,14 @@ impl Cloud {
         self.wait(name, &arn).await
     }
 
+    /// Stores the plan file at `path` in the bucket as `plans/NAME.yaml`.
+    pub async fn store_plan(&self, name: &str, path: &str) {
+        let text = std::fs::read_to_string(repo_root().join(path)).expect("plan file");
+        stack::put_plan(self.cloud.endpoint_url(), self.cloud.region(), name, text)
+            .await
+            .expect("the plan is stored");
+    }
+
     /// One StartExecution with fast timing; returns the execution's name and ARN.
     pub async fn start(&self, plan: Value, mode: &str) -> (String, String) {
         self.start_with(json!({"plan": plan, "mode": mode, "timing": fast_timing()}))
