@@ -561,6 +561,7 @@ fn fleet(plans: &[&PlanSpec], octet: u32) -> seed::Fleet {
             vpc_cidr: format!("10.{octet}.0.0/16"),
             recovery_subnet_cidr: format!("10.{octet}.16.0/20"),
             drill_subnet_cidr: format!("10.{octet}.32.0/20"),
+            public_ips: false,
         },
         hosted_zones: vec![seed::HostedZone {
             name: "bench.example.com".into(),

@@ -55,6 +55,22 @@ async fn a_four_wave_dag_drill_recovers_in_dag_order_tags_and_cleans_up() {
     );
     assert_eq!(report["rto"]["met"], true);
     assert_eq!(report["drill_instances_terminated"], 15);
+    // The web tier's gate probed HTTPS at the instances' public addresses (their
+    // loopback stand-ins here), and every web server answered over TLS.
+    let web = &report["waves"][3];
+    let gate = web["health_gate"].as_str().unwrap_or_default();
+    assert!(
+        gate.starts_with("ec2-status, https:443/ at each instance's public IP (local run: its loopback stand-in); ")
+            && gate.ends_with("; timeout 10 min"),
+        "{web}"
+    );
+    for server in web["servers"].as_array().expect("web servers") {
+        let health = server["health"].as_str().unwrap_or_default();
+        assert!(
+            health.starts_with("Healthy") && health.contains("https:443/ HTTP 200 (HTTPS, TLS 1."),
+            "{server}"
+        );
+    }
 
     // database and cache (one layer) ran at the same time; app started after both ended.
     let jobs = cloud.job_times_by_wave().await;

@@ -208,6 +208,21 @@ fn health_checks_that_do_not_parse_say_why() {
 }
 
 #[test]
+fn a_probe_address_other_than_private_or_public_ip_is_named() {
+    let text = valid_with(
+        "checks: [ec2-status, \"tcp:5432\"]",
+        "checks: [ec2-status, \"tcp:5432\"], probe_address: elastic-ip",
+    );
+    let errors = errors_of(&text);
+    assert_error(
+        &errors,
+        "waves[0].health.probe_address",
+        "unknown probe address \"elastic-ip\": expected private-ip or public-ip",
+    );
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+}
+
+#[test]
 fn record_names_types_and_ttls_are_checked() {
     let text = valid_with(
         "{ name: shop.example.com, type: A, ttl: 60, from_wave: app }",

@@ -1,15 +1,16 @@
-//! The health gate's probes: a TCP connect, an HTTP GET, each with connect and read
-//! timeouts. Probes go to an instance's private IP on AWS; local runs
+//! The health gate's probes: a TCP connect, an HTTP or HTTPS GET, each with connect and
+//! read timeouts. Probes go to an instance's private IP on AWS; local runs
 //! (`DRPLAN_PROBE_LOOPBACK=1`) map it to the instance's own loopback address, and then
 //! nothing but 127.0.0.0/8 is ever contacted: [`ProbeTarget`] cannot be built for any
 //! other address in that mode.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use drplan_core::HealthCheck;
 use drplan_core::health::{ProbeAddressing, ProbeOutcome};
+use drplan_core::plan::ProbeAddress;
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -45,7 +46,7 @@ impl Default for ProbeSettings {
 
 impl ProbeSettings {
     /// Settings for this process: loopback mapping when `DRPLAN_PROBE_LOOPBACK=1`.
-    /// Probing public IPs stays off: plans have no field for it yet.
+    /// Private IPs until a wave asks for public ones ([`ProbeSettings::for_wave`]).
     pub fn from_env() -> Self {
         let loopback = std::env::var(LOOPBACK_ENV).is_ok_and(|v| v.trim() == "1");
         Self {
@@ -55,6 +56,14 @@ impl ProbeSettings {
             },
             ..Self::default()
         }
+    }
+}
+
+impl ProbeSettings {
+    /// These settings for a wave whose plan says which address to probe.
+    pub fn for_wave(mut self, address: ProbeAddress) -> Self {
+        self.addressing.probe_public_ip = address == ProbeAddress::PublicIp;
+        self
     }
 }
 
@@ -97,10 +106,8 @@ pub async fn probe(
             },
             Err(reason) => ProbeOutcome::Failed { reason },
         },
-        HealthCheck::Http { port, path } => http_get(target, *port, path, settings).await,
-        HealthCheck::Https { .. } => ProbeOutcome::Failed {
-            reason: "not probed: https checks are not supported yet (the health gate has no TLS client); use tcp:PORT or http:PORT/PATH".into(),
-        },
+        HealthCheck::Http { port, path } => http_get(target, *port, path, settings, false).await,
+        HealthCheck::Https { port, path } => http_get(target, *port, path, settings, true).await,
     }
 }
 
@@ -133,48 +140,157 @@ fn describe_connect_error(error: &std::io::Error) -> String {
     }
 }
 
+/// A GET of `path`, over TLS when `tls`. The read timeout covers the TLS handshake and
+/// the wait for the status line.
 async fn http_get(
     target: ProbeTarget,
     port: u16,
     path: &str,
     settings: &ProbeSettings,
+    tls: bool,
 ) -> ProbeOutcome {
     let stream = match connect(target, port, settings).await {
         Ok(stream) => stream,
         Err(reason) => return ProbeOutcome::Failed { reason },
     };
+    let host = format!("{}:{port}", target.address());
     let exchange = async {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        if !tls {
+            let status = get_status(stream, &host, path).await?;
+            return Ok((status, "HTTP"));
+        }
+        let name = rustls::pki_types::ServerName::IpAddress(target.address().into());
+        let stream = tls_connector()?
+            .connect(name, stream)
             .await
-            .map_err(|e| format!("failed (HTTP handshake: {e})"))?;
-        // The connection task ends with the probe: dropping the sender closes it.
-        let driver = tokio::spawn(connection);
-        let request = hyper::Request::get(path)
-            .header(hyper::header::HOST, format!("{}:{port}", target.address()))
-            .header(hyper::header::USER_AGENT, "drplan-health-check")
-            .header(hyper::header::CONNECTION, "close")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| format!("failed (bad request for {path:?}: {e})"))?;
-        let answer = sender.send_request(request).await;
-        driver.abort();
-        answer
-            .map(|response| response.status())
-            .map_err(|e| format!("failed (no HTTP answer: {e})"))
+            .map_err(|e| format!("failed (TLS handshake: {e})"))?;
+        let version = match stream.get_ref().1.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "HTTPS, TLS 1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "HTTPS, TLS 1.2",
+            _ => "HTTPS",
+        };
+        let status = get_status(stream, &host, path).await?;
+        Ok((status, version))
     };
+    let protocol = if tls { "HTTPS" } else { "HTTP" };
     match tokio::time::timeout(settings.read_timeout, exchange).await {
         Err(_) => ProbeOutcome::Failed {
             reason: format!(
-                "timed out (no HTTP answer within {} s)",
+                "timed out (no {protocol} answer within {} s)",
                 settings.read_timeout.as_secs_f32()
             ),
         },
         Ok(Err(reason)) => ProbeOutcome::Failed { reason },
-        Ok(Ok(status)) if status.is_success() || status.is_redirection() => ProbeOutcome::Passed {
-            detail: format!("HTTP {}", status.as_u16()),
-        },
-        Ok(Ok(status)) => ProbeOutcome::Failed {
+        Ok(Ok((status, how))) if status.is_success() || status.is_redirection() => {
+            ProbeOutcome::Passed {
+                detail: if tls {
+                    format!("HTTP {} ({how})", status.as_u16())
+                } else {
+                    format!("HTTP {}", status.as_u16())
+                },
+            }
+        }
+        Ok(Ok((status, _))) => ProbeOutcome::Failed {
             reason: format!("HTTP {} (expected 2xx or 3xx)", status.as_u16()),
         },
+    }
+}
+
+/// Sends `GET path` on an open connection and returns the answer's status.
+async fn get_status<S>(io: S, host: &str, path: &str) -> Result<hyper::StatusCode, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("failed (HTTP handshake: {e})"))?;
+    // The connection task ends with the probe: dropping the sender closes it.
+    let driver = tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::USER_AGENT, "drplan-health-check")
+        .header(hyper::header::CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("failed (bad request for {path:?}: {e})"))?;
+    let answer = sender.send_request(request).await;
+    driver.abort();
+    answer
+        .map(|response| response.status())
+        .map_err(|e| format!("failed (no HTTP answer: {e})"))
+}
+
+/// One TLS client configuration for every https probe of the process.
+fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("failed (TLS client setup: {e})"))?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(HandshakeOnly { provider }))
+                .with_no_client_auth();
+            Ok(Arc::new(config))
+        })
+        .clone()
+        .map(tokio_rustls::TlsConnector::from)
+}
+
+/// Accepts the server's certificate whatever it names and whoever signed it, but still
+/// checks the handshake signatures, so the server must hold the certificate's key.
+/// Probes address instances by IP, which their certificates rarely name, and a recovered
+/// instance's certificate is the production one: the gate asks "does it serve HTTPS",
+/// as load balancer and Route 53 health checks do, not "is this the right name".
+#[derive(Debug)]
+struct HandshakeOnly {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for HandshakeOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -337,21 +453,84 @@ mod tests {
         drop(silent);
     }
 
+    /// Serves one canned HTTP answer over TLS, with a self-signed certificate for a
+    /// name that is not the address probed (as on a recovered instance).
+    async fn serve_tls(answer: &'static str) -> (Ipv4Addr, u16) {
+        let certified = rcgen::generate_simple_self_signed(vec!["shop.example.com".into()])
+            .expect("a self-signed certificate");
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let mut buffer = [0u8; 1024];
+                    let _ = stream.read(&mut buffer).await;
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        (Ipv4Addr::LOCALHOST, port)
+    }
+
+    fn https(port: u16) -> HealthCheck {
+        HealthCheck::Https {
+            port,
+            path: "/health".into(),
+        }
+    }
+
     #[tokio::test]
-    async fn https_is_reported_as_unsupported() {
-        let outcome = probe(
-            target(Ipv4Addr::LOCALHOST),
-            &HealthCheck::Https {
-                port: 443,
-                path: "/".into(),
-            },
-            &settings(),
-        )
-        .await;
+    async fn https_passes_on_a_tls_server_whatever_its_certificate_names() {
+        let (address, port) = serve_tls("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+        assert_eq!(
+            probe(target(address), &https(port), &settings()).await,
+            ProbeOutcome::Passed {
+                detail: "HTTP 200 (HTTPS, TLS 1.3)".into()
+            }
+        );
+        let (address, port) =
+            serve_tls("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n").await;
+        assert_eq!(
+            probe(target(address), &https(port), &settings()).await,
+            ProbeOutcome::Failed {
+                reason: "HTTP 503 (expected 2xx or 3xx)".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn https_fails_on_a_plain_http_server_and_a_silent_one() {
+        let (address, port) = serve("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+        let outcome = probe(target(address), &https(port), &settings()).await;
         assert!(
-            matches!(&outcome, ProbeOutcome::Failed { reason } if reason.contains("https checks are not supported")),
+            matches!(&outcome, ProbeOutcome::Failed { reason } if reason.starts_with("failed (TLS handshake: ")),
             "{outcome:?}"
         );
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = silent.local_addr().unwrap().port();
+        assert_eq!(
+            probe(target(Ipv4Addr::LOCALHOST), &https(port), &settings()).await,
+            ProbeOutcome::Failed {
+                reason: "timed out (no HTTPS answer within 0.5 s)".into()
+            }
+        );
+        drop(silent);
     }
 
     #[tokio::test]

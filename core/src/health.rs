@@ -395,7 +395,8 @@ pub struct WaveHealthRecord {
     pub reason: Option<String>,
     /// When every critical server was healthy (the wave passed its gate).
     pub healthy_at: Option<Timestamp>,
-    /// `private-ip`, `public-ip`, or `loopback` for local runs.
+    /// `private-ip`, `public-ip`, or for local runs `loopback` (the private IP's
+    /// stand-in) and `loopback-public-ip` (the public IP's).
     pub probe_addressing: String,
     pub servers: Vec<ServerHealth>,
 }
@@ -411,7 +412,7 @@ pub fn loopback_for(private_ip: Ipv4Addr) -> Ipv4Addr {
 /// Which of an instance's addresses probes use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ProbeAddressing {
-    /// Probe the public IP instead of the private one (plans have no field for it yet).
+    /// Probe the public IP instead of the private one (a wave's `health.probe_address`).
     pub probe_public_ip: bool,
     /// Local runs: send probes to the instance's loopback address ([`loopback_for`]).
     pub map_to_loopback: bool,

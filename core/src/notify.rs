@@ -1505,6 +1505,7 @@ mod tests {
                     healthy_at: None,
                     launched: 3,
                     failed: 0,
+                    health_gate: None,
                     servers: Vec::new(),
                 },
                 WaveReport {
@@ -1518,6 +1519,7 @@ mod tests {
                     healthy_at: None,
                     launched: 6,
                     failed: 2,
+                    health_gate: None,
                     servers: vec![ServerReport {
                         source_server_id: "s-1".into(),
                         hostname: Some("app-001".into()),

@@ -7,8 +7,8 @@ use crate::issue::{DocPath, Issue, Issues, did_you_mean};
 use crate::plan::{
     Approval, DEFAULT_APPROVAL_TIMEOUT_MINUTES, DEFAULT_DRILL_KEEP_MINUTES,
     DEFAULT_HEALTH_TIMEOUT_MINUTES, DEFAULT_RECORD_TTL, DEFAULT_TRIGGER_MIN_GAP_MINUTES, Dns,
-    DnsRecord, Drill, Health, HealthCheck, Hook, Hooks, Mode, Plan, RecordType, Selector, Triggers,
-    Wave,
+    DnsRecord, Drill, Health, HealthCheck, Hook, Hooks, Mode, Plan, ProbeAddress, RecordType,
+    Selector, Triggers, Wave,
 };
 use crate::validate;
 
@@ -33,7 +33,7 @@ pub(crate) const WAVE_FIELDS: &[&str] = &[
     "health",
     "hooks",
 ];
-pub(crate) const HEALTH_FIELDS: &[&str] = &["checks", "timeout_minutes"];
+pub(crate) const HEALTH_FIELDS: &[&str] = &["checks", "timeout_minutes", "probe_address"];
 pub(crate) const HOOKS_FIELDS: &[&str] = &["pre", "post"];
 pub(crate) const HOOK_FIELDS: &[&str] = &["lambda"];
 pub(crate) const DNS_FIELDS: &[&str] = &["zone_id", "zone_name", "records"];
@@ -237,6 +237,20 @@ impl Reader {
             health.timeout_minutes = self
                 .whole_number(v, &p, 1, u32::MAX.into(), "minutes")
                 .unwrap_or(DEFAULT_HEALTH_TIMEOUT_MINUTES);
+        }
+        if let Some((v, p)) = self.optional(map, path, "probe_address")
+            && let Some(name) = self.string(v, &p)
+        {
+            match ProbeAddress::from_name(&name) {
+                Some(address) => health.probe_address = address,
+                None => self.issues.push(
+                    &p,
+                    format!(
+                        "unknown probe address {name:?}: expected {}",
+                        ProbeAddress::NAMES.join(" or ")
+                    ),
+                ),
+            }
         }
         health
     }

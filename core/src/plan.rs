@@ -97,6 +97,43 @@ pub struct Health {
     #[serde(default = "default_health_timeout")]
     #[schemars(range(min = 1))]
     pub timeout_minutes: u32,
+    /// Which address of each instance the tcp/http/https checks go to: `private-ip`
+    /// (the default: the health gate runs where the recovery subnet is reachable) or
+    /// `public-ip` (for instances reached from outside their VPC).
+    #[serde(default, skip_serializing_if = "ProbeAddress::is_private")]
+    pub probe_address: ProbeAddress,
+}
+
+/// Which of an instance's IPv4 addresses the health gate probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeAddress {
+    #[default]
+    PrivateIp,
+    PublicIp,
+}
+
+impl ProbeAddress {
+    pub const NAMES: &[&str] = &["private-ip", "public-ip"];
+
+    pub fn is_private(&self) -> bool {
+        *self == Self::PrivateIp
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PrivateIp => "private-ip",
+            Self::PublicIp => "public-ip",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "private-ip" => Some(Self::PrivateIp),
+            "public-ip" => Some(Self::PublicIp),
+            _ => None,
+        }
+    }
 }
 
 fn default_health_timeout() -> u32 {
@@ -108,6 +145,7 @@ impl Default for Health {
         Self {
             checks: vec![HealthCheck::Ec2Status],
             timeout_minutes: DEFAULT_HEALTH_TIMEOUT_MINUTES,
+            probe_address: ProbeAddress::PrivateIp,
         }
     }
 }
@@ -121,7 +159,9 @@ pub enum HealthCheck {
     Tcp { port: u16 },
     /// An HTTP GET answers 2xx or 3xx.
     Http { port: u16, path: String },
-    /// An HTTPS GET answers 2xx or 3xx.
+    /// An HTTPS GET answers 2xx or 3xx. The TLS handshake must complete; the
+    /// certificate is not checked against a name (probes address instances by IP, which
+    /// certificates rarely name), as load balancer health checks do.
     Https { port: u16, path: String },
 }
 

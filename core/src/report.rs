@@ -134,7 +134,37 @@ pub struct WaveReport {
     pub healthy_at: Option<Timestamp>,
     pub launched: usize,
     pub failed: usize,
+    /// The gate as it ran: its checks, where probes went, polls and timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_gate: Option<String>,
     pub servers: Vec<ServerReport>,
+}
+
+/// How a wave's health gate ran, for the report: "ec2-status, https:443/ at each
+/// instance's public IP; 3 polls; timeout 10 min".
+pub fn describe_health_gate(
+    checks: &[String],
+    probe_addressing: &str,
+    polls: u32,
+    timeout_minutes: u32,
+) -> String {
+    let target = match probe_addressing {
+        "public-ip" => "at each instance's public IP",
+        "loopback" => "at each instance's private IP (local run: its loopback stand-in)",
+        "loopback-public-ip" => "at each instance's public IP (local run: its loopback stand-in)",
+        _ => "at each instance's private IP",
+    };
+    let probes = checks.iter().any(|c| c != "ec2-status");
+    format!(
+        "{}{}; {polls} poll{}; timeout {timeout_minutes} min",
+        checks.join(", "),
+        if probes {
+            format!(" {target}")
+        } else {
+            String::new()
+        },
+        if polls == 1 { "" } else { "s" },
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -254,6 +284,9 @@ impl Report {
                 "### {} — {} ({} launched, {} failed)\n",
                 wave.name, wave.state, wave.launched, wave.failed
             );
+            if let Some(gate) = &wave.health_gate {
+                let _ = writeln!(md, "Health gate: {gate}.\n");
+            }
             if wave.servers.is_empty() {
                 continue;
             }
@@ -315,6 +348,7 @@ mod tests {
                 healthy_at: Some("2026-11-28T03:05:00Z".parse().unwrap()),
                 launched: 2,
                 failed: 0,
+                health_gate: None,
                 servers: Vec::new(),
             }],
             drill_instances_terminated: None,
@@ -334,5 +368,23 @@ mod tests {
         let points = failed.metric_points();
         assert!(points.iter().any(|p| p.name == "RunsFailed"));
         assert!(!points.iter().any(|p| p.name == "SuccessfulDrills"));
+    }
+
+    #[test]
+    fn the_health_gate_line_says_where_probes_went() {
+        let checks = ["ec2-status".to_owned(), "https:443/".to_owned()];
+        assert_eq!(
+            describe_health_gate(&checks, "public-ip", 3, 10),
+            "ec2-status, https:443/ at each instance's public IP; 3 polls; timeout 10 min"
+        );
+        assert_eq!(
+            describe_health_gate(&checks, "loopback", 1, 15),
+            "ec2-status, https:443/ at each instance's private IP (local run: its loopback stand-in); 1 poll; timeout 15 min"
+        );
+        // No probe, no address.
+        assert_eq!(
+            describe_health_gate(&checks[..1], "private-ip", 2, 5),
+            "ec2-status; 2 polls; timeout 5 min"
+        );
     }
 }

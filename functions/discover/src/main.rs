@@ -182,8 +182,7 @@ async fn load_plan(store: &RunStore, source: &PlanSource) -> Result<Plan, Functi
 }
 
 /// Parts of the plan this deployment cannot carry out. Refused before anything launches
-/// rather than skipped: a hook that can never be called, or a health check that can only
-/// time out, would be worse than an error.
+/// rather than skipped: a hook that can never be called would be worse than an error.
 fn unsupported_features(plan: &Plan) -> Vec<Issue> {
     let mut issues = Vec::new();
     for (i, wave) in plan.waves.iter().flatten().enumerate() {
@@ -195,14 +194,6 @@ fn unsupported_features(plan: &Plan) -> Vec<Issue> {
                         problem,
                     ));
                 }
-            }
-        }
-        for (k, check) in wave.health.checks.iter().enumerate() {
-            if matches!(check, drplan_core::HealthCheck::Https { .. }) {
-                issues.push(Issue::new(
-                    format!("waves[{i}].health.checks[{k}]"),
-                    format!("{check}: HTTPS probes are not supported by this version yet; use tcp:PORT or http:PORT/PATH"),
-                ));
             }
         }
     }

@@ -86,6 +86,7 @@ async fn health_check(clients: &Clients, step: WaveStep) -> Result<WaveStep, Fun
     let statuses = ec2::instance_statuses(&clients.ec2, &ids).await?;
     let ips = ec2::instance_ips(&clients.ec2, &ids).await?;
 
+    let probe_settings = clients.probes.for_wave(health.probe_address);
     let mut observations: Vec<ServerObservation> = Vec::with_capacity(servers.len());
     let mut probes = Vec::new();
     for (index, (outcome, instance)) in servers.iter().enumerate() {
@@ -105,7 +106,7 @@ async fn health_check(clients: &Clients, step: WaveStep) -> Result<WaveStep, Fun
                 .as_ref()
                 .and_then(|id| ips.get(id))
                 .ok_or_else(|| "EC2 does not report the instance's addresses".to_owned())
-                .and_then(|found| target_of(found, &clients.probes))
+                .and_then(|found| target_of(found, &probe_settings))
             {
                 Ok(target) => {
                     seen.probe_address = Some(target.address().to_string());
@@ -122,7 +123,7 @@ async fn health_check(clients: &Clients, step: WaveStep) -> Result<WaveStep, Fun
         }
         observations.push(seen);
     }
-    for (index, check, outcome) in probe_all(probes, clients.probes).await {
+    for (index, check, outcome) in probe_all(probes, probe_settings).await {
         if let Some(seen) = observations.get_mut(index) {
             seen.probes.push((check, outcome));
         }
@@ -183,7 +184,7 @@ async fn health_check(clients: &Clients, step: WaveStep) -> Result<WaveStep, Fun
         state: state_name(&state).into(),
         reason: reason.clone(),
         healthy_at: (state == LaunchState::Succeeded).then_some(now),
-        probe_addressing: addressing_name(&clients.probes).into(),
+        probe_addressing: addressing_name(&probe_settings).into(),
         servers: results,
     };
     clients
@@ -225,12 +226,14 @@ fn state_name(state: &LaunchState) -> &'static str {
 }
 
 fn addressing_name(settings: &ProbeSettings) -> &'static str {
-    if settings.addressing.map_to_loopback {
-        "loopback"
-    } else if settings.addressing.probe_public_ip {
-        "public-ip"
-    } else {
-        "private-ip"
+    match (
+        settings.addressing.map_to_loopback,
+        settings.addressing.probe_public_ip,
+    ) {
+        (true, false) => "loopback",
+        (true, true) => "loopback-public-ip",
+        (false, true) => "public-ip",
+        (false, false) => "private-ip",
     }
 }
 

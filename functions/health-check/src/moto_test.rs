@@ -107,7 +107,8 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
         drplan_drs_sim::SimConfig {
             time_scale: 0.001,
             ec2_endpoint: Some(moto.endpoint.clone()),
-            probe_ports: vec![5432, 8080],
+            probe_ports: vec![5432, 8080, 8443],
+            tls_probe_ports: vec![8443],
             ..Default::default()
         },
     )
@@ -237,7 +238,8 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
         "name": "shop", "rto_minutes": 30, "selector": {"dr:plan": "shop"},
         "waves": [{"name": "database", "selector": {"dr:wave": "db"},
                    "optional_servers": {"dr:role": "batch"},
-                   "health": {"checks": ["ec2-status", "tcp:5432", "http:8080/health"],
+                   "health": {"checks": ["ec2-status", "tcp:5432", "http:8080/health",
+                                         "https:8443/health"],
                               "timeout_minutes": 15}}]
     });
     clients
@@ -297,10 +299,16 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
     assert_eq!(db1.state, ServerHealthState::Healthy, "{db1:?}");
     assert!(db1.probe_address.as_deref().unwrap().starts_with("127."));
     assert!(db1.healthy_since.is_some());
+    let https = db1
+        .checks
+        .iter()
+        .find(|c| c.check == "https:8443/health")
+        .expect("the https check's result");
+    assert_eq!(https.detail, "HTTP 200 (HTTPS, TLS 1.3)", "{db1:?}");
     let db3 = &record.servers[2];
     assert_eq!(
         db3.why_not_healthy(),
-        "http:8080/health HTTP 500 (expected 2xx or 3xx)"
+        "http:8080/health HTTP 500 (expected 2xx or 3xx), https:8443/health HTTP 500 (expected 2xx or 3xx)"
     );
 
     // At the deadline, the refusing critical server fails the wave.
@@ -318,7 +326,7 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
     assert_eq!(
         failed.reason.as_deref(),
         Some(
-            "wave \"database\": db-002 is not healthy: tcp:5432 refused (connection refused), http:8080/health refused (connection refused) after 15 min"
+            "wave \"database\": db-002 is not healthy: tcp:5432 refused (connection refused), http:8080/health refused (connection refused), https:8443/health refused (connection refused) after 15 min"
         )
     );
 
@@ -344,5 +352,48 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
     assert!(record.healthy_at.is_some());
     // db-001 stayed healthy: its time of turning healthy carries over.
     assert_eq!(record.servers[0].healthy_since, db1.healthy_since);
+
+    // A wave that probes public IPs: moto's default subnet gives each instance one, and
+    // the probes go to its stand-in, not the private IP's.
+    let mut public_plan = plan.clone();
+    public_plan["waves"][0]["health"]["probe_address"] = json!("public-ip");
+    clients
+        .store
+        .put_json(&run.key("plan.json"), &public_plan)
+        .await
+        .unwrap();
+    let private_stand_in = record.servers[0].probe_address.clone();
+    let public_ip = clients
+        .ec2
+        .describe_instances()
+        .instance_ids(&instances[0].1)
+        .send()
+        .await
+        .unwrap()
+        .reservations()[0]
+        .instances()[0]
+        .public_ip_address()
+        .expect("moto's default subnet maps public IPs")
+        .parse::<std::net::Ipv4Addr>()
+        .unwrap();
+    let by_public = health_check(&clients, step(Some(health))).await.unwrap();
+    assert_eq!(by_public.health.unwrap().state, LaunchState::Succeeded);
+    let record: WaveHealthRecord = clients
+        .store
+        .require_json(&run.wave_key(&wave, "health.json"))
+        .await
+        .unwrap();
+    assert_eq!(record.probe_addressing, "loopback-public-ip");
+    let db1 = &record.servers[0];
+    assert_eq!(
+        db1.probe_address.as_deref(),
+        Some(
+            drplan_core::health::loopback_for(public_ip)
+                .to_string()
+                .as_str()
+        )
+    );
+    assert_ne!(db1.probe_address, private_stand_in);
+    assert_eq!(db1.state, ServerHealthState::Healthy, "{db1:?}");
     sim.shutdown().await;
 }

@@ -8,7 +8,9 @@ use drplan_aws::{FunctionError, bootstrap, metrics};
 use drplan_core::dns::DnsCutover;
 use drplan_core::execution::{RunContext, WaveRef};
 use drplan_core::health::WaveHealthRecord;
-use drplan_core::report::{Report, RtoResult, RunError, ServerReport, WaveReport};
+use drplan_core::report::{
+    Report, RtoResult, RunError, ServerReport, WaveReport, describe_health_gate,
+};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -184,6 +186,7 @@ fn wave_report(
             healthy_at: None,
             launched: 0,
             failed: 0,
+            health_gate: None,
             servers: Vec::new(),
         };
     };
@@ -219,6 +222,9 @@ fn wave_report(
         healthy_at: health.as_ref().and_then(|h| h.healthy_at),
         launched: launch.progress.launched().count(),
         failed: launch.progress.failed().count(),
+        health_gate: health.as_ref().map(|h| {
+            describe_health_gate(&h.checks, &h.probe_addressing, h.attempt, h.timeout_minutes)
+        }),
         servers,
     }
 }

@@ -71,6 +71,10 @@ pub struct Network {
     pub recovery_subnet_cidr: String,
     #[serde(default = "default_drill_cidr")]
     pub drill_subnet_cidr: String,
+    /// Recovered instances get a public IPv4 too (MapPublicIpOnLaunch on both subnets),
+    /// for plans whose health gate probes public addresses.
+    #[serde(default)]
+    pub public_ips: bool,
 }
 
 impl Default for Network {
@@ -80,6 +84,7 @@ impl Default for Network {
             vpc_cidr: default_vpc_cidr(),
             recovery_subnet_cidr: default_recovery_cidr(),
             drill_subnet_cidr: default_drill_cidr(),
+            public_ips: false,
         }
     }
 }
@@ -344,6 +349,11 @@ async fn seed_network(aws: &AwsClient, network: &Network) -> Result<SeededNetwor
         &format!("{}-drill", network.name),
     )
     .await?;
+    if network.public_ips {
+        for subnet_id in [&recovery_subnet_id, &drill_subnet_id] {
+            map_public_ips(aws, subnet_id).await?;
+        }
+    }
     Ok(SeededNetwork {
         vpc_id,
         recovery_subnet_id,
@@ -384,6 +394,20 @@ async fn seed_subnet(aws: &AwsClient, vpc_id: &str, cidr: &str, name: &str) -> R
     let subnet_id = required(xml::first_text(&created, "subnetId"), "ec2", "CreateSubnet")?;
     tag_resource(aws, &subnet_id, name, name).await?;
     Ok(subnet_id)
+}
+
+async fn map_public_ips(aws: &AwsClient, subnet_id: &str) -> Result<()> {
+    aws.query(
+        "ec2",
+        EC2_VERSION,
+        "ModifySubnetAttribute",
+        &[
+            ("SubnetId", subnet_id),
+            ("MapPublicIpOnLaunch.Value", "true"),
+        ],
+    )
+    .await
+    .map(|_| ())
 }
 
 async fn tag_resource(

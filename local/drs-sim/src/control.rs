@@ -559,6 +559,7 @@ async fn show_state(State(sim): State<Arc<Simulator>>) -> Response {
                     "job_id": instance.job_id,
                     "is_drill": instance.is_drill,
                     "private_ip": instance.private_ip,
+                    "public_ip": instance.public_ip,
                     "subnet_id": instance.subnet_id,
                     "in_moto": instance.in_moto,
                     "ec2_state": instance.ec2_state,

@@ -70,13 +70,19 @@ pub struct SimConfig {
     pub phases: PhaseDurations,
     /// Ports each running recovery instance serves on its loopback stand-in (private
     /// IPv4 `a.b.c.d` → `127.b.c.d`), for health probes: TCP accept, HTTP `200 ok` on
-    /// any path. Empty: no listeners.
+    /// any path. Empty: no listeners. A public IPv4 gets a stand-in by the same rule.
     pub probe_ports: Vec<u16>,
+    /// The probe ports that speak HTTPS (TLS with a self-signed certificate made at
+    /// start) instead of plain HTTP.
+    pub tls_probe_ports: Vec<u16>,
 }
 
 /// The ports recovered instances serve by default: ssh, http, https, PostgreSQL,
 /// Redis and the usual application ports.
 pub const DEFAULT_PROBE_PORTS: [u16; 7] = [22, 80, 443, 5432, 6379, 8080, 8443];
+
+/// The default probe ports that serve HTTPS.
+pub const DEFAULT_TLS_PROBE_PORTS: [u16; 2] = [443, 8443];
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -89,6 +95,7 @@ impl Default for SimConfig {
             quotas: DrsQuotas::default(),
             phases: PhaseDurations::default(),
             probe_ports: DEFAULT_PROBE_PORTS.to_vec(),
+            tls_probe_ports: DEFAULT_TLS_PROBE_PORTS.to_vec(),
         }
     }
 }

@@ -251,13 +251,16 @@ async fn launch_server(
                     client_token: &client_token,
                 })
                 .await
-                .map(|instance| (instance.instance_id, instance.private_ip, true))
+                .map(|instance| {
+                    let ips = (instance.private_ip, instance.public_ip);
+                    (instance.instance_id, ips, true)
+                })
                 .map_err(|error| format!("Failed to launch the recovery instance: {error}"))
         }
         None => Ok(sim.with_state(|state| {
             (
                 state.ids.ec2_instance_id(),
-                Some(state.ids.private_ipv4()),
+                (Some(state.ids.private_ipv4()), None),
                 false,
             )
         })),
@@ -280,7 +283,7 @@ async fn launch_server(
     }
 
     match launched {
-        Ok((ec2_instance_id, private_ip, in_moto)) => {
+        Ok((ec2_instance_id, (private_ip, public_ip), in_moto)) => {
             let replaced = sim.update(generation, |state| {
                 finish_launched(
                     sim,
@@ -291,6 +294,7 @@ async fn launch_server(
                     point_in_time,
                     &ec2_instance_id,
                     private_ip,
+                    public_ip,
                     target.subnet_id.clone(),
                     in_moto,
                 )
@@ -359,6 +363,7 @@ fn finish_launched(
     point_in_time: Timestamp,
     ec2_instance_id: &str,
     private_ip: Option<String>,
+    public_ip: Option<String>,
     subnet_id: Option<String>,
     in_moto: bool,
 ) -> Option<RecoveryInstance> {
@@ -384,6 +389,7 @@ fn finish_launched(
         tags,
         point_in_time,
         private_ip,
+        public_ip,
         subnet_id,
         failback_state: None,
         failback_job_id: None,

@@ -329,6 +329,8 @@ pub struct RecoveryInstance {
     pub tags: Tags,
     pub point_in_time: Timestamp,
     pub private_ip: Option<String>,
+    /// Set when moto gave the instance one (a subnet that maps public IPs on launch).
+    pub public_ip: Option<String>,
     pub subnet_id: Option<String>,
     /// FailbackState, set once a failback was started.
     pub failback_state: Option<&'static str>,

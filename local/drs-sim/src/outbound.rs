@@ -74,6 +74,8 @@ pub enum OutboundError {
 pub struct LaunchedInstance {
     pub instance_id: String,
     pub private_ip: Option<String>,
+    /// Only when the subnet maps public IPs on launch.
+    pub public_ip: Option<String>,
 }
 
 pub struct RunInstance<'a> {
@@ -236,6 +238,8 @@ impl Outbound {
         Ok(LaunchedInstance {
             instance_id,
             private_ip: xml_text(&reply, "privateIpAddress"),
+            // The instance's own public address; its network interfaces call it publicIp.
+            public_ip: xml_text(&reply, "ipAddress"),
         })
     }
 

@@ -57,7 +57,10 @@ impl Simulator {
                 state.recovery_instances.iter().map(|instance| {
                     (
                         instance.ec2_instance_id.as_str(),
-                        instance.private_ip.as_deref(),
+                        [
+                            instance.private_ip.as_deref(),
+                            instance.public_ip.as_deref(),
+                        ],
                         instance.ec2_state,
                     )
                 }),
@@ -65,7 +68,11 @@ impl Simulator {
                 &refusing,
             )
         });
-        self.listeners.sync(&wanted, &self.config.probe_ports);
+        self.listeners.sync(
+            &wanted,
+            &self.config.probe_ports,
+            &self.config.tls_probe_ports,
+        );
     }
 
     fn lock_state(&self) -> MutexGuard<'_, State> {

@@ -199,3 +199,31 @@ async fn reset_closes_listeners_and_no_ports_means_none() {
     );
     quiet.shutdown().await;
 }
+
+#[tokio::test]
+async fn tls_ports_speak_tls_not_plain_http() {
+    // The HTTPS answer itself is checked by drplan's https probe against this simulator
+    // (functions/health-check's moto test); here: the port is listed as TLS and does
+    // not answer a plain-HTTP request.
+    let sim = start(SimConfig {
+        time_scale: FAST,
+        probe_ports: vec![8080, 8443],
+        tls_probe_ports: vec![8443],
+        ..SimConfig::default()
+    })
+    .await;
+    let (_, _, address) = launch_one(&sim, "web").await;
+    assert_eq!(get(address, 8080).await, Ok(200));
+    assert!(
+        TcpStream::connect((address, 8443)).await.is_ok(),
+        "the TLS port listens"
+    );
+    assert_ne!(
+        get(address, 8443).await,
+        Ok(200),
+        "plain HTTP on a TLS port"
+    );
+    let state = control_get(&sim, "/_drplan/state").await;
+    assert_eq!(state["probe_listeners"][0]["tls_ports"], json!([8443]));
+    sim.shutdown().await;
+}
