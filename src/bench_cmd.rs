@@ -881,17 +881,32 @@ struct ColdCase {
     python_call: Value,
 }
 
+const TRIGGER_EVENT_FILE: &str = "events/alarm-state-change-unmapped.json";
+const TRIGGER_EVENT: &str = include_str!("../events/alarm-state-change-unmapped.json");
+
 /// The first event of each function from the plan runs, and the first AWS call the
 /// function makes with it, which the Python baseline makes too.
 fn cold_cases(functions: &[String], runs: &[RunResult], ctx: &CloudContext<'_>) -> Vec<ColdCase> {
     let mut cases = Vec::new();
     for function in functions {
-        let Some((run, event)) = runs
+        let recorded = runs
             .iter()
-            .find_map(|run| run.first_events.get(function).map(|event| (run, event)))
-        else {
-            continue;
+            .find_map(|run| run.first_events.get(function).map(|event| (run, event)));
+        let (event, event_source) = match recorded {
+            Some((run, event)) => (event.clone(), format!("first event in {}", run.spec.name)),
+            // EventBridge, not the state machine, calls the trigger: its most common event,
+            // an alarm state change, from the documented samples. No plan maps this alarm,
+            // so the trigger reads the stored plans and starts nothing.
+            None if function == "trigger" => match serde_json::from_str(TRIGGER_EVENT) {
+                Ok(event) => (
+                    event,
+                    format!("{TRIGGER_EVENT_FILE} (no plan maps the alarm)"),
+                ),
+                Err(_) => continue,
+            },
+            None => continue,
         };
+        let event = &event;
         let s3_get = |key: Option<String>| {
             key.map(|key| {
                 json!({"service": "s3", "operation": "get_object",
@@ -918,6 +933,8 @@ fn cold_cases(functions: &[String], runs: &[RunResult], ctx: &CloudContext<'_>) 
                     .map(|(r, w)| r.wave_key(&w, "launch.json")),
             ),
             "health-check" | "dns-cutover" => s3_get(run_context.map(|r| r.key("plan.json"))),
+            "trigger" => Some(json!({"service": "s3", "operation": "list_objects_v2",
+                                     "params": {"Bucket": ctx.stack.bucket, "Prefix": "plans/"}})),
             "report" => {
                 let first_wave =
                     serde_json::from_value::<WaveRef>(event["layers"][0][0].clone()).ok();
@@ -935,7 +952,7 @@ fn cold_cases(functions: &[String], runs: &[RunResult], ctx: &CloudContext<'_>) 
         cases.push(ColdCase {
             function: function.clone(),
             event: event.clone(),
-            event_source: format!("first event in {}", run.spec.name),
+            event_source,
             python_call,
         });
     }
@@ -1293,6 +1310,18 @@ fn function_environment(
         ("DRPLAN_BUCKET", ctx.stack.bucket.clone()),
         ("DRPLAN_TOPIC_ARN", ctx.topic_arn.clone()),
         ("DRPLAN_PROBE_LOOPBACK", "1".to_owned()),
+        // The trigger's: the state machines it starts.
+        (
+            "DRPLAN_STATE_MACHINE_ARN",
+            ctx.stack.recovery_state_machine_arn.clone(),
+        ),
+        (
+            "DRPLAN_ESCALATION_STATE_MACHINE_ARN",
+            ctx.stack.recovery_state_machine_arn.replace(
+                drplan_local::stack::RECOVERY_STATE_MACHINE,
+                drplan_local::stack::ESCALATION_STATE_MACHINE,
+            ),
+        ),
         ("AWS_S3_FORCE_PATH_STYLE", "true".to_owned()),
     ]
     .into_iter()
