@@ -57,9 +57,7 @@ impl ProbeSettings {
             ..Self::default()
         }
     }
-}
 
-impl ProbeSettings {
     /// These settings for a wave whose plan says which address to probe.
     pub fn for_wave(mut self, address: ProbeAddress) -> Self {
         self.addressing.probe_public_ip = address == ProbeAddress::PublicIp;
@@ -157,7 +155,7 @@ async fn http_get(
     let exchange = async {
         if !tls {
             let status = get_status(stream, &host, path).await?;
-            return Ok((status, "HTTP"));
+            return Ok((status, ""));
         }
         let name = rustls::pki_types::ServerName::IpAddress(target.address().into());
         let stream = tls_connector()?
@@ -165,9 +163,9 @@ async fn http_get(
             .await
             .map_err(|e| format!("failed (TLS handshake: {e})"))?;
         let version = match stream.get_ref().1.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_3) => "HTTPS, TLS 1.3",
-            Some(rustls::ProtocolVersion::TLSv1_2) => "HTTPS, TLS 1.2",
-            _ => "HTTPS",
+            Some(rustls::ProtocolVersion::TLSv1_3) => " (HTTPS, TLS 1.3)",
+            Some(rustls::ProtocolVersion::TLSv1_2) => " (HTTPS, TLS 1.2)",
+            _ => " (HTTPS)",
         };
         let status = get_status(stream, &host, path).await?;
         Ok((status, version))
@@ -181,13 +179,9 @@ async fn http_get(
             ),
         },
         Ok(Err(reason)) => ProbeOutcome::Failed { reason },
-        Ok(Ok((status, how))) if status.is_success() || status.is_redirection() => {
+        Ok(Ok((status, over))) if status.is_success() || status.is_redirection() => {
             ProbeOutcome::Passed {
-                detail: if tls {
-                    format!("HTTP {} ({how})", status.as_u16())
-                } else {
-                    format!("HTTP {}", status.as_u16())
-                },
+                detail: format!("HTTP {}{over}", status.as_u16()),
             }
         }
         Ok(Ok((status, _))) => ProbeOutcome::Failed {
