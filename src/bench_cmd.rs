@@ -6,7 +6,8 @@
 //!    local cloud;
 //! 2. peak memory (VmHWM) of the function processes that served a 4,000-server plan;
 //! 3. the arm64 zip of each function (`cargo lambda build`);
-//! 4. orchestration overhead: a plan's wall time against the simulator's ideal;
+//! 4. orchestration overhead: a plan's wall time against the simulator's ideal, and
+//!    where the largest plan's time went (per state, from the execution history);
 //! 5. cost drivers: state transitions, Lambda invocations and AWS API calls per
 //!    execution, per wave and per server, and the cost of a 100-server drill.
 //!
@@ -736,7 +737,26 @@ impl<'a> CloudContext<'a> {
                 let scheduled = event.lambda_function_scheduled_event_details().map(
                     |d| json!({"resource": d.resource(), "input": d.input().unwrap_or_default()}),
                 );
-                events.push(json!({"type": event.r#type().as_str(), "lambda": scheduled}));
+                // A service-integration task (lambda:invoke.waitForTaskToken) names its
+                // function in its parameters, not in a LambdaFunctionScheduled event.
+                let integration = event.task_scheduled_event_details().map(|d| {
+                    let function = serde_json::from_str::<Value>(d.parameters())
+                        .ok()
+                        .and_then(|p| p["FunctionName"].as_str().map(str::to_owned));
+                    json!({"resource": function, "integration": d.resource()})
+                });
+                let state = event
+                    .state_entered_event_details()
+                    .map(|d| d.name())
+                    .or_else(|| event.state_exited_event_details().map(|d| d.name()));
+                events.push(json!({
+                    "type": event.r#type().as_str(),
+                    "id": event.id(),
+                    "previous": event.previous_event_id(),
+                    "seconds": event.timestamp().as_secs_f64(),
+                    "state": state,
+                    "lambda": scheduled.or(integration),
+                }));
             }
         }
         Ok(events)
@@ -758,6 +778,10 @@ struct RunResult {
     invocations: BTreeMap<String, (u64, u64)>,
     /// The functions' AWS API calls: (service, operation) → count.
     api_calls: BTreeMap<(String, String), u64>,
+    /// Their summed latencies at the gateway (the local cloud's answer time), in ms.
+    api_millis: BTreeMap<(String, String), f64>,
+    /// Time in each state of the execution history, by state name.
+    states: BTreeMap<String, StateTime>,
     /// The first event each function received in this execution.
     first_events: BTreeMap<String, Value>,
 }
@@ -773,6 +797,7 @@ impl RunResult {
     ) -> Self {
         let mut invocations: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         let mut api_calls = BTreeMap::new();
+        let mut api_millis = BTreeMap::new();
         for tally in requests["tallies"].as_array().into_iter().flatten() {
             let service = tally["service"].as_str().unwrap_or_default();
             let operation = tally["operation"].as_str().unwrap_or_default();
@@ -784,9 +809,10 @@ impl RunResult {
                 entry.0 += count;
                 entry.1 += tally["billed_millis"].as_u64().unwrap_or(0);
             } else if tally["caller"] == "aws-sdk-rust" {
-                *api_calls
-                    .entry((service.to_owned(), operation.to_owned()))
-                    .or_default() += count;
+                let key = (service.to_owned(), operation.to_owned());
+                *api_millis.entry(key.clone()).or_default() +=
+                    tally["total_millis"].as_f64().unwrap_or(0.0);
+                *api_calls.entry(key).or_default() += count;
             }
         }
         let transitions = history
@@ -819,6 +845,8 @@ impl RunResult {
             history_events: history.len(),
             invocations,
             api_calls,
+            api_millis,
+            states: state_times(history),
             first_events,
         }
     }
@@ -860,6 +888,118 @@ impl RunResult {
             + OVERHEAD_PER_WAVE_SECONDS * self.spec.critical_waves as f64
     }
 
+    /// Where the wall time went: each state's time from the execution history, the part
+    /// of a Task state its function took (the gateway's latency of the invoke), and the
+    /// functions' AWS calls by the local cloud's answer time.
+    fn render_time_breakdown(&self, out: &mut String) {
+        let _ = writeln!(out, "### Where the time goes: {}\n", self.spec.label);
+        let parallel = self.spec.critical_waves < self.waves();
+        let _ = writeln!(
+            out,
+            "Time in state = Σ exit − Σ entry timestamps of the state in the execution history \
+             (moto's clock), over all its entries. Function = the gateway's latency of the \
+             Lambda invokes (the function's run under `cargo lambda watch`), shared among the \
+             states that invoke the same function by their entries; the rest of a Task state's \
+             time is moto's interpreter scheduling the task and calling the gateway, or, in a task \
+             that waits for its token, the wait. Map states \
+             contain the states of their iterations and are left out.{}\n",
+            if parallel {
+                " Waves of this DAG run in parallel, so the states' times overlap and add up to \
+                 more than the wall time."
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            out,
+            "| state | kind | entries | s in state | % of wall | ms per entry | function | function s | rest s |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|---:|---:|");
+        let mut leaves: Vec<(&String, &StateTime)> = self
+            .states
+            .iter()
+            .filter(|(_, t)| t.kind != "Map" && t.kind != "Parallel")
+            .collect();
+        leaves.sort_by(|a, b| b.1.seconds.total_cmp(&a.1.seconds));
+        // Entries per function across states, to share its gateway time among them.
+        let mut entries_of: BTreeMap<&str, u64> = BTreeMap::new();
+        for (_, time) in &leaves {
+            if let Some(function) = &time.function {
+                *entries_of.entry(function.as_str()).or_default() += time.entries;
+            }
+        }
+        let (mut in_states, mut in_functions, mut in_waits) = (0.0, 0.0, 0.0);
+        for (name, time) in &leaves {
+            in_states += time.seconds;
+            let function_seconds = time.function.as_deref().and_then(|function| {
+                let (_, millis) = self.invocations.get(function)?;
+                let share = time.entries as f64 / (*entries_of.get(function)?).max(1) as f64;
+                Some(*millis as f64 / 1000.0 * share)
+            });
+            in_functions += function_seconds.unwrap_or(0.0);
+            if time.kind == "Wait" {
+                in_waits += time.seconds;
+            } else if time.waits_for_token {
+                in_waits += time.seconds - function_seconds.unwrap_or(0.0);
+            }
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {:.1} | {:.1} | {:.0} | {} | {} | {} |",
+                if time.waits_for_token {
+                    "Task (waits for its token)"
+                } else {
+                    time.kind.as_str()
+                },
+                time.entries,
+                time.seconds,
+                100.0 * time.seconds / self.wall_seconds.max(f64::EPSILON),
+                1000.0 * time.seconds / time.entries.max(1) as f64,
+                time.function.as_deref().unwrap_or(""),
+                function_seconds.map_or(String::new(), |s| format!("{s:.1}")),
+                function_seconds.map_or(String::new(), |s| format!("{:.1}", time.seconds - s)),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nOf {:.1} s wall: {in_states:.1} s in these states ({in_waits:.1} s waiting: Wait \
+             states and task-token waits; {in_functions:.1} s inside the functions; {:.1} s in moto \
+             around the tasks){}.\n",
+            self.wall_seconds,
+            in_states - in_waits - in_functions,
+            if parallel {
+                String::new()
+            } else {
+                format!(
+                    ", {:.1} s between states (moto's transitions)",
+                    self.wall_seconds - in_states
+                )
+            }
+        );
+        let mut calls: Vec<(&(String, String), &f64)> = self.api_millis.iter().collect();
+        calls.sort_by(|a, b| b.1.total_cmp(a.1));
+        let _ = writeln!(
+            out,
+            "The functions' AWS calls that took longest in all, at the local cloud (moto, or the \
+             DRS simulator for `drs`), as the gateway timed them:\n"
+        );
+        let _ = writeln!(out, "| call | count | s in all | ms each |");
+        let _ = writeln!(out, "|---|---:|---:|---:|");
+        for ((service, operation), millis) in calls.into_iter().take(8) {
+            let count = self
+                .api_calls
+                .get(&(service.clone(), operation.clone()))
+                .copied()
+                .unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "| {service} {operation} | {count} | {:.1} | {:.1} |",
+                millis / 1000.0,
+                millis / count.max(1) as f64
+            );
+        }
+        let _ = writeln!(out);
+    }
+
     fn cost(&self, memory_mb: f64) -> (f64, f64, f64) {
         let sfn = self.transitions as f64 * SFN_STANDARD_PER_TRANSITION;
         let gb_seconds = self.billed_millis() as f64 / 1000.0 * memory_mb / 1024.0;
@@ -867,6 +1007,85 @@ impl RunResult {
             + self.lambda_invocations() as f64 * LAMBDA_PER_REQUEST;
         (sfn, lambda, gb_seconds)
     }
+}
+
+/// How long an execution spent in one of its states, over all its entries.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct StateTime {
+    /// Task, Wait, Choice, Pass, Map, Parallel, ... (the history's event type prefix)
+    kind: String,
+    entries: u64,
+    seconds: f64,
+    /// The Lambda function a Task state invoked.
+    function: Option<String>,
+    /// A `.waitForTaskToken` task: its time is a wait for the token, not the function's.
+    waits_for_token: bool,
+}
+
+/// Time in each state from the execution history: Σ exit times − Σ entry times per state
+/// name, which holds however entries of the same state overlap (parallel waves run the
+/// same states at once). A state still open at the history's end counts until then.
+fn state_times(history: &[Value]) -> BTreeMap<String, StateTime> {
+    let mut states: BTreeMap<String, StateTime> = BTreeMap::new();
+    let mut open: BTreeMap<String, i64> = BTreeMap::new();
+    // The TaskStateEntered events by id, for the LambdaFunctionScheduled that follows.
+    let mut task_entered: BTreeMap<i64, String> = BTreeMap::new();
+    let mut last_task: Option<String> = None;
+    let end = history
+        .iter()
+        .filter_map(|e| e["seconds"].as_f64())
+        .fold(0.0, f64::max);
+    for event in history {
+        let kind = event["type"].as_str().unwrap_or_default();
+        let at = event["seconds"].as_f64().unwrap_or(end);
+        let state = event["state"].as_str();
+        if let (Some(prefix), Some(name)) = (kind.strip_suffix("StateEntered"), state) {
+            let entry = states.entry(name.to_owned()).or_default();
+            entry.kind = prefix.to_owned();
+            entry.entries += 1;
+            entry.seconds -= at;
+            *open.entry(name.to_owned()).or_default() += 1;
+            if prefix == "Task" {
+                if let Some(id) = event["id"].as_i64() {
+                    task_entered.insert(id, name.to_owned());
+                }
+                last_task = Some(name.to_owned());
+            }
+        } else if let (true, Some(name)) = (kind.ends_with("StateExited"), state) {
+            let entry = states.entry(name.to_owned()).or_default();
+            entry.seconds += at;
+            *open.entry(name.to_owned()).or_default() -= 1;
+        } else if kind == "LambdaFunctionScheduled" || kind == "TaskScheduled" {
+            let task = event["previous"]
+                .as_i64()
+                .and_then(|id| task_entered.get(&id).cloned())
+                .or_else(|| last_task.clone());
+            let function = event["lambda"]["resource"]
+                .as_str()
+                .map(|arn| arn.rsplit(':').next().unwrap_or(arn).to_owned());
+            if let (Some(task), Some(function)) = (task, function)
+                && let Some(entry) = states.get_mut(&task)
+            {
+                entry.function.get_or_insert(function);
+                // The execution waits in such a state for the task token (or the
+                // timeout): waiting, like a Wait state, not the function's run.
+                if event["lambda"]["integration"]
+                    .as_str()
+                    .is_some_and(|r| r.ends_with(".waitForTaskToken"))
+                {
+                    entry.waits_for_token = true;
+                }
+            }
+        }
+    }
+    for (name, still_open) in open {
+        if still_open > 0
+            && let Some(entry) = states.get_mut(&name)
+        {
+            entry.seconds += still_open as f64 * end;
+        }
+    }
+    states
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2109,6 +2328,14 @@ impl Report {
                     .join("; ")
             );
         }
+        if let Some(largest) = self
+            .runs
+            .iter()
+            .filter(|r| r.spec.mode == "recovery")
+            .max_by_key(|r| r.spec.servers())
+        {
+            largest.render_time_breakdown(out);
+        }
         // What the default timing would add in AWS: polls back off from 30 s to 300 s.
         let defaults = Timing::default();
         let real_wave = self.runs.first().map_or(0.0, |r| {
@@ -2310,5 +2537,66 @@ impl Report {
                 .collect::<Vec<_>>()
                 .join("; ")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: i64, previous: i64, kind: &str, seconds: f64, state: Option<&str>) -> Value {
+        json!({"id": id, "previous": previous, "type": kind, "seconds": seconds,
+               "state": state, "lambda": null})
+    }
+
+    #[test]
+    fn state_times_add_overlapping_entries_and_name_the_task_function() {
+        let mut scheduled = event(3, 2, "LambdaFunctionScheduled", 10.1, None);
+        scheduled["lambda"] =
+            json!({"resource": "arn:aws:lambda:us-east-1:1:function:tag-instances"});
+        let history = vec![
+            event(1, 0, "ExecutionStarted", 10.0, None),
+            event(2, 1, "TaskStateEntered", 10.0, Some("TagInstances")),
+            scheduled,
+            // A second entry of the same state while the first is still in it (parallel waves).
+            event(4, 1, "TaskStateEntered", 11.0, Some("TagInstances")),
+            event(5, 3, "TaskStateExited", 12.0, Some("TagInstances")),
+            event(6, 4, "TaskStateExited", 12.5, Some("TagInstances")),
+            event(7, 6, "WaitStateEntered", 12.5, Some("WaitForLaunch")),
+            event(8, 7, "WaitStateExited", 13.5, Some("WaitForLaunch")),
+            // Still in it when the history ends (a failed or stopped execution).
+            event(9, 8, "ChoiceStateEntered", 14.0, Some("Decide")),
+            event(10, 9, "ExecutionAborted", 15.0, None),
+        ];
+        let times = state_times(&history);
+        let tag = &times["TagInstances"];
+        assert_eq!((tag.kind.as_str(), tag.entries), ("Task", 2));
+        assert!((tag.seconds - 3.5).abs() < 1e-9, "{tag:?}");
+        assert_eq!(tag.function.as_deref(), Some("tag-instances"));
+        let wait = &times["WaitForLaunch"];
+        assert_eq!(
+            (wait.kind.as_str(), wait.entries, wait.function.as_deref()),
+            ("Wait", 1, None)
+        );
+        assert!((wait.seconds - 1.0).abs() < 1e-9);
+        assert!((times["Decide"].seconds - 1.0).abs() < 1e-9);
+        assert!(!tag.waits_for_token);
+    }
+
+    #[test]
+    fn a_task_that_waits_for_its_token_names_the_function_from_its_parameters() {
+        let mut scheduled = event(3, 2, "TaskScheduled", 1.0, None);
+        scheduled["lambda"] = json!({"resource": "arn:aws:lambda:us-east-1:1:function:wait-wave",
+                                     "integration": "invoke.waitForTaskToken"});
+        let history = vec![
+            event(2, 1, "TaskStateEntered", 1.0, Some("WaitForLaunch")),
+            scheduled,
+            event(4, 3, "TaskStateExited", 31.0, Some("WaitForLaunch")),
+        ];
+        let times = state_times(&history);
+        let park = &times["WaitForLaunch"];
+        assert_eq!(park.function.as_deref(), Some("wait-wave"));
+        assert!(park.waits_for_token);
+        assert!((park.seconds - 30.0).abs() < 1e-9);
     }
 }
