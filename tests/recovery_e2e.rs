@@ -10,8 +10,10 @@ mod common;
 
 use std::collections::HashSet;
 
+use aws_sdk_ec2::types::{Filter, Tag};
 use aws_sdk_sfn::types::ExecutionStatus;
 use common::{cloud_with, fleet_file, plan_file, report_server, report_wave};
+use hyper::Method;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,7 +23,8 @@ async fn a_four_wave_dag_drill_recovers_in_dag_order_tags_and_cleans_up() {
     };
     // By name, from the bucket, as `{"plan": "shop", "mode": "drill"}` starts it.
     cloud.store_plan("shop", "examples/shop.yaml").await;
-    let outcome = cloud.run(json!("shop"), "drill").await;
+    let (name, arn) = cloud.start(json!("shop"), "drill").await;
+    let outcome = cloud.wait(name, &arn).await;
     assert_eq!(
         outcome.status,
         ExecutionStatus::Succeeded,
@@ -127,6 +130,84 @@ async fn a_four_wave_dag_drill_recovers_in_dag_order_tags_and_cleans_up() {
         kept.as_secs_f64() >= 2.0,
         "drill instances were kept only {kept:?}"
     );
+
+    // A retried TagInstances step (EC2 throttled the last attempt part way) tags only the
+    // instances the last attempt did not: one web instance lost its source-server tag,
+    // the step runs again with the execution's own input, and tags that one alone.
+    let tagged_with = |key: &'static str, value: String| {
+        let ec2 = cloud.ec2.clone();
+        async move {
+            ec2.describe_tags()
+                .filters(Filter::builder().name("key").values(key).build())
+                .filters(Filter::builder().name("value").values(value).build())
+                .send()
+                .await
+                .expect("DescribeTags")
+                .tags()
+                .iter()
+                .filter_map(|t| t.resource_id().map(str::to_owned))
+                .collect::<HashSet<_>>()
+        }
+    };
+    let of_run = tagged_with("drplan:execution", outcome.name.clone()).await;
+    let web_ids: Vec<String> = tagged_with("drplan:wave", "web".to_owned())
+        .await
+        .intersection(&of_run)
+        .cloned()
+        .collect();
+    assert_eq!(web_ids.len(), 3, "{web_ids:?}");
+    cloud
+        .ec2
+        .delete_tags()
+        .resources(&web_ids[0])
+        .tags(Tag::builder().key("drplan:source-server").build())
+        .send()
+        .await
+        .expect("DeleteTags");
+    let tag_input = cloud
+        .sfn
+        .get_execution_history()
+        .execution_arn(&arn)
+        .max_results(1000)
+        .send()
+        .await
+        .expect("GetExecutionHistory")
+        .events()
+        .iter()
+        .filter_map(|e| e.lambda_function_scheduled_event_details())
+        .filter(|d| d.resource().ends_with(":tag-instances"))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d.input()?).ok())
+        .find(|input| input["wave"]["name"] == "web")
+        .expect("the web wave's TagInstances input");
+    let answer = cloud
+        .control
+        .rest(
+            "lambda",
+            Method::POST,
+            "/2015-03-31/functions/tag-instances/invocations",
+            "application/json",
+            tag_input.to_string().into_bytes(),
+        )
+        .await
+        .expect("invoke tag-instances");
+    assert!(answer.status.is_success(), "{}", answer.body_text());
+    let tagged: serde_json::Value = serde_json::from_slice(&answer.body).expect("JSON");
+    assert_eq!(
+        tagged,
+        json!({"wave": "web", "tagged": 1, "already_tagged": 2}),
+        "{tagged}"
+    );
+    let retagged = drplan_aws::ec2::instances_tagged(
+        &cloud.ec2,
+        &web_ids,
+        &[
+            ("drplan:execution", Some(outcome.name.as_str())),
+            ("drplan:source-server", None),
+        ],
+    )
+    .await
+    .expect("DescribeTags");
+    assert_eq!(retagged.len(), 3, "{retagged:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
 //! The EC2 calls drplan makes on recovered instances: tags, and for the health gate
 //! their status checks and addresses.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, Tag};
@@ -41,6 +41,58 @@ pub async fn tag_instances(
         answer.map_err(|e| FunctionError::from_sdk("EC2 CreateTags", e))?;
     }
     Ok(())
+}
+
+/// Values per DescribeTags filter: EC2 takes at most 200; fewer keep each request small.
+const TAG_FILTER_VALUES: usize = 100;
+
+/// Which of `instance_ids` already carry every one of `tags` (DescribeTags: one request
+/// per 100 instances, not one per instance). A tag given with `None` must be present
+/// with any value.
+pub async fn instances_tagged(
+    ec2: &Client,
+    instance_ids: &[String],
+    tags: &[(&str, Option<&str>)],
+) -> Result<HashSet<String>, FunctionError> {
+    let keys: Vec<String> = tags.iter().map(|(key, _)| (*key).to_owned()).collect();
+    // Per instance, which of `tags` it was seen to carry.
+    let mut seen: HashMap<String, HashSet<usize>> = HashMap::new();
+    for chunk in instance_ids.chunks(TAG_FILTER_VALUES) {
+        let mut pages = ec2
+            .describe_tags()
+            .filters(
+                Filter::builder()
+                    .name("resource-id")
+                    .set_values(Some(chunk.to_vec()))
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name("key")
+                    .set_values(Some(keys.clone()))
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| FunctionError::from_sdk("EC2 DescribeTags", e))?;
+            for tag in page.tags() {
+                let (Some(resource), Some(key)) = (tag.resource_id(), tag.key()) else {
+                    continue;
+                };
+                for (index, (wanted_key, wanted_value)) in tags.iter().enumerate() {
+                    if key == *wanted_key && wanted_value.is_none_or(|v| tag.value() == Some(v)) {
+                        seen.entry(resource.to_owned()).or_default().insert(index);
+                    }
+                }
+            }
+        }
+    }
+    Ok(seen
+        .into_iter()
+        .filter(|(_, found)| found.len() == tags.len())
+        .map(|(resource, _)| resource)
+        .collect())
 }
 
 /// DescribeInstanceStatus and DescribeInstances take at most this many instance IDs a call.

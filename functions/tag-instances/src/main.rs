@@ -5,13 +5,15 @@
 use drplan_aws::bootstrap::Clients;
 use drplan_aws::wave::WaveLaunchRecord;
 use drplan_aws::{FunctionError, bootstrap, drs, ec2};
-use drplan_core::execution::{TAG_SOURCE_SERVER, TAG_WAVE, WaveStep};
+use drplan_core::execution::{TAG_EXECUTION, TAG_SOURCE_SERVER, TAG_WAVE, WaveStep};
 use serde::Serialize;
 
 #[derive(Serialize)]
 struct Tagged {
     wave: String,
     tagged: usize,
+    /// Tagged by an earlier attempt of this step.
+    already_tagged: usize,
 }
 
 #[tokio::main]
@@ -58,10 +60,27 @@ async fn tag_instances(clients: &Clients, step: WaveStep) -> Result<Tagged, Func
         ));
         instances.push((instance_id, tags));
     }
+    // A retried step (throttled by EC2 part way through a large wave) picks up where the
+    // last attempt stopped: one CreateTags call carries all of an instance's tags, so an
+    // instance with this execution's tag and a source-server tag has them all. Both,
+    // because DRS may copy tags onto the instances it launches; only this step writes
+    // drplan:source-server.
+    let ids: Vec<String> = instances.iter().map(|(id, _)| id.clone()).collect();
+    let marks = [
+        (TAG_EXECUTION, Some(run.execution_name.as_str())),
+        (TAG_SOURCE_SERVER, None),
+    ];
+    let already = ec2::instances_tagged(&clients.ec2, &ids, &marks).await?;
+    instances.retain(|(id, _)| !already.contains(id));
     ec2::tag_instances(&clients.ec2, &instances).await?;
-    tracing::info!(tagged = instances.len(), "instances tagged");
+    tracing::info!(
+        tagged = instances.len(),
+        already_tagged = already.len(),
+        "instances tagged"
+    );
     Ok(Tagged {
         wave: wave.name,
         tagged: instances.len(),
+        already_tagged: already.len(),
     })
 }
