@@ -242,6 +242,69 @@ async fn alarms_start_a_plan_once_and_everything_else_starts_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_different_alarm_that_already_claimed_the_plan_wins_and_this_one_is_suppressed() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    cloud.store_plan("shop", "examples/shop.yaml").await;
+    let store = drplan_aws::store::RunStore::new(cloud.s3.clone(), cloud.stack.bucket.clone());
+    let key = "claims/shop/alarm-start.json";
+    let claim = |execution: &str, claimed_at: jiff::Timestamp| serde_json::json!({"execution_name": execution, "claimed_at": claimed_at});
+
+    // Another alarm's trigger claimed the plan a moment ago and is about to start its
+    // run (not listed yet): this alarm starts nothing and says whose run holds the plan.
+    let other = "shop-alarm-20261128T025959Z-0badc0de";
+    assert!(
+        store
+            .put_json_if(key, &claim(other, jiff::Timestamp::now()), None)
+            .await
+            .expect("PutObject")
+    );
+    // The conditional write is what two racing triggers rely on: the second one loses.
+    assert!(
+        !store
+            .put_json_if(key, &claim("shop-alarm-late", jiff::Timestamp::now()), None)
+            .await
+            .expect("PutObject"),
+        "a second If-None-Match write must not replace the first claim"
+    );
+    put_event(&cloud, &sample("alarm-state-change-alarm.json"));
+    wait_for_log(&cloud, &["alarm suppressed"], 1).await;
+    assert!(executions(&cloud).await.is_empty(), "nothing started");
+    let mut mail = Vec::new();
+    let (_, body, _) = wait_for_mail(&cloud, &mut mail, "ALARM_SUPPRESSED").await;
+    assert!(body.contains(other), "names the claiming run:\n{body}");
+
+    // A claim whose run never started (its trigger died) holds for two minutes only.
+    let (_, etag) = store
+        .get_json_versioned::<Value>(key)
+        .await
+        .expect("GetObject")
+        .expect("the claim");
+    let long_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(30);
+    assert!(
+        store
+            .put_json_if(key, &claim(other, long_ago), Some(&etag))
+            .await
+            .expect("PutObject")
+    );
+    put_event(&cloud, &sample("alarm-state-change-alarm.json"));
+    wait_for_log(&cloud, &["alarm started the plan"], 1).await;
+    let runs = executions(&cloud).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let (held, _) = store
+        .get_json_versioned::<Value>(key)
+        .await
+        .expect("GetObject")
+        .expect("the claim");
+    assert_eq!(
+        held["execution_name"],
+        runs[0].0.as_str(),
+        "the claim names the run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replication_stall_pages_on_call_escalates_and_reports_recovery() {
     let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
         return;

@@ -2,6 +2,7 @@
 //! progress records. Keeping these in S3 keeps Step Functions payloads O(waves).
 
 use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -53,8 +54,8 @@ impl RunStore {
         Ok(())
     }
 
-    /// The object's text, or `None` when there is no such key.
-    pub async fn get_text(&self, key: &str) -> Result<Option<String>, FunctionError> {
+    /// The object's bytes and ETag, or `None` when there is no such key.
+    async fn get_object(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, FunctionError> {
         let response = match self
             .s3
             .get_object()
@@ -67,6 +68,7 @@ impl RunStore {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
             Err(e) => return Err(FunctionError::from_sdk("S3 GetObject", e)),
         };
+        let etag = response.e_tag().unwrap_or_default().to_owned();
         let bytes = response
             .body
             .collect()
@@ -76,7 +78,15 @@ impl RunStore {
                 code: "BodyRead".into(),
                 message: format!("reading s3://{}/{key}: {e}", self.bucket),
             })?;
-        String::from_utf8(bytes.to_vec()).map(Some).map_err(|_| {
+        Ok(Some((bytes.to_vec(), etag)))
+    }
+
+    /// The object's text, or `None` when there is no such key.
+    pub async fn get_text(&self, key: &str) -> Result<Option<String>, FunctionError> {
+        let Some((bytes, _)) = self.get_object(key).await? else {
+            return Ok(None);
+        };
+        String::from_utf8(bytes).map(Some).map_err(|_| {
             FunctionError::InvalidInput(format!("s3://{}/{key} is not UTF-8 text", self.bucket))
         })
     }
@@ -123,6 +133,65 @@ impl RunStore {
             .await
             .map_err(|e| FunctionError::from_sdk("S3 PutObject", e))?;
         Ok(())
+    }
+
+    /// The object's JSON and its ETag, for a later [`Self::put_json_if`]; `None` when
+    /// there is no such key.
+    pub async fn get_json_versioned<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<(T, String)>, FunctionError> {
+        let Some((bytes, etag)) = self.get_object(key).await? else {
+            return Ok(None);
+        };
+        let value = serde_json::from_slice(&bytes).map_err(|e| {
+            FunctionError::InvalidInput(format!(
+                "s3://{}/{key} is not what drplan wrote: {e}",
+                self.bucket
+            ))
+        })?;
+        Ok(Some((value, etag)))
+    }
+
+    /// Writes the object only if it is still as last read: absent (`expected_etag`
+    /// `None`, If-None-Match: *) or unchanged (If-Match: the ETag). Returns false, having
+    /// written nothing, when another writer got there first.
+    pub async fn put_json_if<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        expected_etag: Option<&str>,
+    ) -> Result<bool, FunctionError> {
+        let text = serde_json::to_string(value)
+            .map_err(|e| FunctionError::InvalidInput(format!("cannot serialise {key}: {e}")))?;
+        let request = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(text.into_bytes()));
+        let request = match expected_etag {
+            None => request.if_none_match("*"),
+            Some(etag) => request.if_match(etag),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            // 412 Precondition Failed, or 409 when a concurrent conditional write won.
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    matches!(
+                        s.code(),
+                        Some("PreconditionFailed" | "ConditionalRequestConflict")
+                    )
+                }) || e
+                    .raw_response()
+                    .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(FunctionError::from_sdk("S3 PutObject", e)),
+        }
     }
 
     pub async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), FunctionError> {

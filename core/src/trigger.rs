@@ -662,6 +662,64 @@ pub fn decide_alarm_start(
     AlarmDecision::Start { execution_name }
 }
 
+/// Who is starting an alarm run of a plan. Written to the bucket (a conditional put)
+/// between the decision and StartExecution, so that two different alarms for one plan
+/// at the same moment start one run: each trigger invocation lists the executions
+/// before the other's StartExecution is visible, so the listing alone lets both start.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StartClaim {
+    pub execution_name: String,
+    pub claimed_at: Timestamp,
+}
+
+/// How long a claim whose execution is not (yet) listed holds: long enough for the
+/// claimer's StartExecution, short enough that a claimer that died before it does not
+/// block the plan's alarms for long.
+pub const START_CLAIM_HOLD_SECONDS: i64 = 120;
+
+/// Where a plan's start claim lives in the bucket.
+pub fn start_claim_key(plan: &str) -> String {
+    format!("claims/{plan}/alarm-start.json")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimVerdict {
+    /// Nobody else is starting a run of the plan: claim it and start.
+    Take,
+    /// Another alarm's run holds the plan: suppress this one.
+    Held { execution_name: String },
+}
+
+/// Whether an existing claim still holds the plan against the run `ours`, which
+/// [`decide_alarm_start`] would start. A claim holds while its execution runs, or, when
+/// its execution is not listed yet, for [`START_CLAIM_HOLD_SECONDS`]; a claim of an
+/// execution that ended no longer holds (the minimum gap is `decide_alarm_start`'s).
+pub fn judge_start_claim(
+    claim: Option<&StartClaim>,
+    ours: &str,
+    executions: &[KnownExecution],
+    now: Timestamp,
+) -> ClaimVerdict {
+    let Some(claim) = claim else {
+        return ClaimVerdict::Take;
+    };
+    if claim.execution_name == ours {
+        // Another delivery of the same change: StartExecution's name makes it one run.
+        return ClaimVerdict::Take;
+    }
+    let held = match executions.iter().find(|e| e.name == claim.execution_name) {
+        Some(execution) => execution.running,
+        None => now.as_second() - claim.claimed_at.as_second() < START_CLAIM_HOLD_SECONDS,
+    };
+    if held {
+        ClaimVerdict::Held {
+            execution_name: claim.execution_name.clone(),
+        }
+    } else {
+        ClaimVerdict::Take
+    }
+}
+
 /// The execution input of an alarm-started run: identical for every delivery of one
 /// state change (Step Functions treats a repeated name with the same input as the same
 /// start).
@@ -1292,6 +1350,47 @@ mod tests {
         assert_eq!(
             rpo_status(Some(600), Some(5), true),
             "RPO MISSED: lag 10 min exceeds the 5 min RPO"
+        );
+    }
+
+    #[test]
+    fn a_start_claim_holds_while_its_run_runs_or_is_about_to_start() {
+        let now: Timestamp = "2026-11-28T03:00:30Z".parse().expect("time");
+        let claim = StartClaim {
+            execution_name: "shop-alarm-20261128T030000Z-0000beef".into(),
+            claimed_at: "2026-11-28T03:00:00Z".parse().expect("time"),
+        };
+        let ours = "shop-alarm-20261128T030001Z-0000cafe";
+        let held = ClaimVerdict::Held {
+            execution_name: claim.execution_name.clone(),
+        };
+        assert_eq!(judge_start_claim(None, ours, &[], now), ClaimVerdict::Take);
+        // Claimed 30 s ago, its StartExecution not listed yet: the other alarm is starting.
+        assert_eq!(judge_start_claim(Some(&claim), ours, &[], now), held);
+        // Our own claim (another delivery of the same change) never blocks us.
+        assert_eq!(
+            judge_start_claim(Some(&claim), &claim.execution_name, &[], now),
+            ClaimVerdict::Take
+        );
+        let execution = |running| KnownExecution {
+            name: claim.execution_name.clone(),
+            plan: Some("shop".into()),
+            running,
+            started: claim.claimed_at,
+        };
+        let much_later: Timestamp = "2026-11-28T05:00:00Z".parse().expect("time");
+        assert_eq!(
+            judge_start_claim(Some(&claim), ours, &[execution(true)], much_later),
+            held
+        );
+        assert_eq!(
+            judge_start_claim(Some(&claim), ours, &[execution(false)], now),
+            ClaimVerdict::Take
+        );
+        // A claimer that died before StartExecution holds the plan for two minutes only.
+        assert_eq!(
+            judge_start_claim(Some(&claim), ours, &[], much_later),
+            ClaimVerdict::Take
         );
     }
 }

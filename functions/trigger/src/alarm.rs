@@ -3,8 +3,9 @@
 use aws_sdk_sfn::types::ExecutionStatus;
 use drplan_aws::{FunctionError, metrics};
 use drplan_core::trigger::{
-    AlarmDecision, AlarmRoute, AlarmState, AlarmStateChange, KnownExecution, alarm_execution_input,
-    decide_alarm_start, is_automatic_run_of, plan_of_input, route_alarm, suppressed_message,
+    AlarmDecision, AlarmRoute, AlarmState, AlarmStateChange, ClaimVerdict, KnownExecution,
+    StartClaim, Suppression, alarm_execution_input, decide_alarm_start, is_automatic_run_of,
+    judge_start_claim, plan_of_input, route_alarm, start_claim_key, suppressed_message,
 };
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -52,14 +53,26 @@ pub async fn on_alarm(trigger: &Trigger, alarm: &AlarmStateChange) -> Result<Val
     for route in &routes {
         let outcome = match decide_alarm_start(route, alarm, &executions, now) {
             AlarmDecision::Start { execution_name } => {
-                start(
-                    &trigger.sfn,
-                    &trigger.state_machine_arn,
-                    route,
-                    alarm,
-                    &execution_name,
-                )
-                .await?
+                match claim_start(trigger, route, &execution_name, &executions, now).await? {
+                    ClaimVerdict::Take => {
+                        start(
+                            &trigger.sfn,
+                            &trigger.state_machine_arn,
+                            route,
+                            alarm,
+                            &execution_name,
+                        )
+                        .await?
+                    }
+                    ClaimVerdict::Held {
+                        execution_name: holder,
+                    } => {
+                        let running = Suppression::Running {
+                            execution_name: holder,
+                        };
+                        suppress(trigger, route, alarm, &running).await?
+                    }
+                }
             }
             AlarmDecision::Duplicate { execution_name } => {
                 tracing::info!(
@@ -70,21 +83,77 @@ pub async fn on_alarm(trigger: &Trigger, alarm: &AlarmStateChange) -> Result<Val
                 json!({ "plan": route.plan, "outcome": "duplicate", "execution": execution_name })
             }
             AlarmDecision::Suppressed(suppression) => {
-                let message = suppressed_message(alarm, route, &suppression);
-                tracing::warn!(
-                    plan = route.plan,
-                    alarm = alarm.alarm_name,
-                    ?suppression,
-                    "alarm suppressed"
-                );
-                metrics::count("SuppressedAlarms", &[("Plan", &route.plan)]);
-                let message_id = page(trigger, &message).await?;
-                json!({ "plan": route.plan, "outcome": "suppressed", "message_id": message_id })
+                suppress(trigger, route, alarm, &suppression).await?
             }
         };
         outcomes.push(outcome);
     }
     Ok(json!({ "outcome": "routed", "alarm": alarm.alarm_name, "plans": outcomes }))
+}
+
+/// Pages on-call that the alarm started nothing, and why.
+async fn suppress(
+    trigger: &Trigger,
+    route: &AlarmRoute,
+    alarm: &AlarmStateChange,
+    suppression: &Suppression,
+) -> Result<Value, FunctionError> {
+    let message = suppressed_message(alarm, route, suppression);
+    tracing::warn!(
+        plan = route.plan,
+        alarm = alarm.alarm_name,
+        ?suppression,
+        "alarm suppressed"
+    );
+    metrics::count("SuppressedAlarms", &[("Plan", &route.plan)]);
+    let message_id = page(trigger, &message).await?;
+    Ok(json!({ "plan": route.plan, "outcome": "suppressed", "message_id": message_id }))
+}
+
+/// Claims the plan's alarm start for `execution_name` with a conditional write of its
+/// start claim, unless another alarm's run holds it. Of two invocations racing for one
+/// plan, one write succeeds; the other reads the winner's claim and is suppressed.
+async fn claim_start(
+    trigger: &Trigger,
+    route: &AlarmRoute,
+    execution_name: &str,
+    executions: &[KnownExecution],
+    now: Timestamp,
+) -> Result<ClaimVerdict, FunctionError> {
+    let key = start_claim_key(&route.plan);
+    let ours = StartClaim {
+        execution_name: execution_name.to_owned(),
+        claimed_at: now,
+    };
+    // Two rounds: a lost write means another claim appeared; judge that one.
+    for _ in 0..2 {
+        let existing = trigger.store.get_json_versioned::<StartClaim>(&key).await?;
+        let (claim, etag) = match &existing {
+            Some((claim, etag)) => (Some(claim), Some(etag.as_str())),
+            None => (None, None),
+        };
+        if let held @ ClaimVerdict::Held { .. } =
+            judge_start_claim(claim, execution_name, executions, now)
+        {
+            return Ok(held);
+        }
+        if trigger.store.put_json_if(&key, &ours, etag).await? {
+            return Ok(ClaimVerdict::Take);
+        }
+        tracing::info!(
+            plan = route.plan,
+            execution = execution_name,
+            "another alarm claimed the plan's start first"
+        );
+    }
+    // Claims keep changing under us: a storm of alarms for this plan. Starting nothing
+    // is the safe side; the winners' runs are under way.
+    match trigger.store.get_json_versioned::<StartClaim>(&key).await? {
+        Some((claim, _)) if claim.execution_name != execution_name => Ok(ClaimVerdict::Held {
+            execution_name: claim.execution_name,
+        }),
+        _ => Ok(ClaimVerdict::Take),
+    }
 }
 
 async fn start(
