@@ -275,28 +275,35 @@ async fn a_different_alarm_that_already_claimed_the_plan_wins_and_this_one_is_su
     let (_, body, _) = wait_for_mail(&cloud, &mut mail, "ALARM_SUPPRESSED").await;
     assert!(body.contains(other), "names the claiming run:\n{body}");
 
-    // A claim whose run never started (its trigger died) holds for two minutes only.
+    // A claim file garbled by hand must never block a recovery: it is replaced (with
+    // a conditional write on its ETag) and the alarm starts its run. (A claim whose run
+    // never started holds two minutes only: core's judge_start_claim tests.)
     let (_, etag) = store
-        .get_json_versioned::<Value>(key)
+        .get_text_versioned(key)
         .await
         .expect("GetObject")
         .expect("the claim");
-    let long_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(30);
     assert!(
         store
-            .put_json_if(key, &claim(other, long_ago), Some(&etag))
+            .put_json_if(key, &"not a claim", Some(&etag))
             .await
             .expect("PutObject")
     );
     put_event(&cloud, &sample("alarm-state-change-alarm.json"));
     wait_for_log(&cloud, &["alarm started the plan"], 1).await;
+    assert!(
+        wait_for_log(&cloud, &["unreadable start claim"], 1)
+            .await
+            .contains("claims/shop/alarm-start.json")
+    );
     let runs = executions(&cloud).await;
     assert_eq!(runs.len(), 1, "{runs:?}");
     let (held, _) = store
-        .get_json_versioned::<Value>(key)
+        .get_text_versioned(key)
         .await
         .expect("GetObject")
         .expect("the claim");
+    let held: Value = serde_json::from_str(&held).expect("the claim is JSON again");
     assert_eq!(
         held["execution_name"],
         runs[0].0.as_str(),

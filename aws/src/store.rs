@@ -135,22 +135,17 @@ impl RunStore {
         Ok(())
     }
 
-    /// The object's JSON and its ETag, for a later [`Self::put_json_if`]; `None` when
+    /// The object's text and its ETag, for a later [`Self::put_json_if`]; `None` when
     /// there is no such key.
-    pub async fn get_json_versioned<T: DeserializeOwned>(
+    pub async fn get_text_versioned(
         &self,
         key: &str,
-    ) -> Result<Option<(T, String)>, FunctionError> {
+    ) -> Result<Option<(String, String)>, FunctionError> {
         let Some((bytes, etag)) = self.get_object(key).await? else {
             return Ok(None);
         };
-        let value = serde_json::from_slice(&bytes).map_err(|e| {
-            FunctionError::InvalidInput(format!(
-                "s3://{}/{key} is not what drplan wrote: {e}",
-                self.bucket
-            ))
-        })?;
-        Ok(Some((value, etag)))
+        // Not UTF-8 is still an object that a conditional write can replace.
+        Ok(Some((String::from_utf8_lossy(&bytes).into_owned(), etag)))
     }
 
     /// Writes the object only if it is still as last read: absent (`expected_etag`

@@ -127,17 +127,17 @@ async fn claim_start(
     };
     // Two rounds: a lost write means another claim appeared; judge that one.
     for _ in 0..2 {
-        let existing = trigger.store.get_json_versioned::<StartClaim>(&key).await?;
-        let (claim, etag) = match &existing {
-            Some((claim, etag)) => (Some(claim), Some(etag.as_str())),
-            None => (None, None),
-        };
+        let (claim, etag) = read_claim(trigger, &key).await?;
         if let held @ ClaimVerdict::Held { .. } =
-            judge_start_claim(claim, execution_name, executions, now)
+            judge_start_claim(claim.as_ref(), execution_name, executions, now)
         {
             return Ok(held);
         }
-        if trigger.store.put_json_if(&key, &ours, etag).await? {
+        if trigger
+            .store
+            .put_json_if(&key, &ours, etag.as_deref())
+            .await?
+        {
             return Ok(ClaimVerdict::Take);
         }
         tracing::info!(
@@ -148,11 +148,30 @@ async fn claim_start(
     }
     // Claims keep changing under us: a storm of alarms for this plan. Starting nothing
     // is the safe side; the winners' runs are under way.
-    match trigger.store.get_json_versioned::<StartClaim>(&key).await? {
-        Some((claim, _)) if claim.execution_name != execution_name => Ok(ClaimVerdict::Held {
-            execution_name: claim.execution_name,
-        }),
-        _ => Ok(ClaimVerdict::Take),
+    let (claim, _) = read_claim(trigger, &key).await?;
+    Ok(ClaimVerdict::Held {
+        execution_name: claim.map_or_else(
+            || "another alarm's run".to_owned(),
+            |claim| claim.execution_name,
+        ),
+    })
+}
+
+/// The plan's start claim and its ETag. A claim drplan cannot read (edited by hand) is
+/// treated as no claim, and replaced: it must never block a recovery.
+async fn read_claim(
+    trigger: &Trigger,
+    key: &str,
+) -> Result<(Option<StartClaim>, Option<String>), FunctionError> {
+    let Some((text, etag)) = trigger.store.get_text_versioned(key).await? else {
+        return Ok((None, None));
+    };
+    match serde_json::from_str(&text) {
+        Ok(claim) => Ok((Some(claim), Some(etag))),
+        Err(error) => {
+            tracing::warn!(key, %error, "unreadable start claim: replacing it");
+            Ok((None, Some(etag)))
+        }
     }
 }
 
