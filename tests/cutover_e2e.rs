@@ -279,14 +279,8 @@ async fn a_hand_sent_decline_without_a_reason_still_launches_nothing() {
         .await;
     // What `aws stepfunctions send-task-success --task-output '{"approved": false}'` sends.
     let token = loop {
-        let history = cloud
-            .sfn
-            .get_execution_history()
-            .execution_arn(&arn)
-            .send()
-            .await
-            .expect("history");
-        let token = history.events().iter().find_map(|e| {
+        let history = cloud.history(&arn).await;
+        let token = history.iter().find_map(|e| {
             let parameters: serde_json::Value =
                 serde_json::from_str(e.task_scheduled_event_details()?.parameters()).ok()?;
             parameters["Payload"]["task_token"]

@@ -165,14 +165,8 @@ async fn a_four_wave_dag_drill_recovers_in_dag_order_tags_and_cleans_up() {
         .await
         .expect("DeleteTags");
     let tag_input = cloud
-        .sfn
-        .get_execution_history()
-        .execution_arn(&arn)
-        .max_results(1000)
-        .send()
+        .history(&arn)
         .await
-        .expect("GetExecutionHistory")
-        .events()
         .iter()
         .filter_map(|e| e.lambda_function_scheduled_event_details())
         .filter(|d| d.resource().ends_with(":tag-instances"))

@@ -57,30 +57,21 @@ async fn a_4000_server_drill_keeps_every_payload_small() {
             .replacen(":stateMachine:", ":execution:", 1),
         outcome.name
     );
-    let mut events = 0usize;
+    let history = cloud.history(&arn).await;
+    let events = history.len();
     let mut largest = (0usize, String::new());
-    let mut pages = cloud
-        .sfn
-        .get_execution_history()
-        .execution_arn(&arn)
-        .max_results(1000)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for event in page.expect("GetExecutionHistory").events() {
-            events += 1;
-            let payloads = [
-                event
-                    .state_entered_event_details()
-                    .and_then(|d| d.input().map(|i| (d.name(), i))),
-                event
-                    .state_exited_event_details()
-                    .and_then(|d| d.output().map(|o| (d.name(), o))),
-            ];
-            for (state, payload) in payloads.into_iter().flatten() {
-                if payload.len() > largest.0 {
-                    largest = (payload.len(), state.to_owned());
-                }
+    for event in &history {
+        let payloads = [
+            event
+                .state_entered_event_details()
+                .and_then(|d| d.input().map(|i| (d.name(), i))),
+            event
+                .state_exited_event_details()
+                .and_then(|d| d.output().map(|o| (d.name(), o))),
+        ];
+        for (state, payload) in payloads.into_iter().flatten() {
+            if payload.len() > largest.0 {
+                largest = (payload.len(), state.to_owned());
             }
         }
     }

@@ -405,20 +405,9 @@ async fn launch_result_events_wake_a_waiting_wave_long_before_its_poll_delay() {
         "the wave waited out its 600 s poll delay ({took:?}): no event woke it"
     );
     // The history shows the wait ended by the token coming back, not by its timeout.
-    let history = cloud
-        .sfn
-        .get_execution_history()
-        .execution_arn(&arn)
-        .max_results(1000)
-        .send()
-        .await
-        .expect("GetExecutionHistory");
-    let kinds: Vec<&str> = history
-        .events()
-        .iter()
-        .map(|e| e.r#type().as_str())
-        .collect();
-    let woken = history.events().iter().any(|e| {
+    let history = cloud.history(&arn).await;
+    let kinds: Vec<&str> = history.iter().map(|e| e.r#type().as_str()).collect();
+    let woken = history.iter().any(|e| {
         e.task_succeeded_event_details()
             .and_then(|d| d.output())
             .is_some_and(|output| output.contains("woken_by_job"))

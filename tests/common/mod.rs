@@ -222,6 +222,22 @@ impl Cloud {
         (name, arn)
     }
 
+    /// Every event of the execution's history so far, all pages.
+    pub async fn history(&self, arn: &str) -> Vec<aws_sdk_sfn::types::HistoryEvent> {
+        let mut events = Vec::new();
+        let mut pages = self
+            .sfn
+            .get_execution_history()
+            .execution_arn(arn)
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            events.extend(page.expect("GetExecutionHistory").events().iter().cloned());
+        }
+        events
+    }
+
     /// Waits for the execution to end.
     pub async fn wait(&self, name: String, arn: &str) -> Outcome {
         let started = Instant::now();
