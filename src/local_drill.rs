@@ -122,7 +122,8 @@ async fn drill_on(
     );
     let plan = args.plan.to_str().context("the plan path is not UTF-8")?;
     for &mode in modes {
-        let input = run_cmd::execution_input(plan, mode, "latest", Some(LOCAL_TIMING))?;
+        let mut input = run_cmd::execution_input(plan, mode, "latest", Some(LOCAL_TIMING))?;
+        use_seeded_drill_network(&mut input, &seeded);
         let name = run_cmd::default_execution_name(&input["plan"], mode);
         let arn =
             run_cmd::start_execution(&sfn, &deployed.recovery_state_machine_arn, &name, &input)
@@ -194,4 +195,29 @@ fn build_function_binaries(repo_root: &std::path::Path) -> anyhow::Result<()> {
         "cargo build of the function binaries failed ({status})"
     );
     Ok(())
+}
+
+/// A plan's drill subnet names a subnet of the user's AWS account, which the local cloud
+/// does not have: a local rehearsal drills in the seeded drill subnet (isolated: its
+/// route table has only the local route) with the seeded drill security group instead,
+/// saying so.
+fn use_seeded_drill_network(input: &mut serde_json::Value, seeded: &seed::SeedReport) {
+    let Some(drill) = input
+        .get_mut("plan")
+        .and_then(|plan| plan.get_mut("drill"))
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    if drill.contains_key("subnet_id") {
+        eprintln!(
+            "drplan local drill: drill.subnet_id {} becomes the seeded drill subnet {} (security group {})",
+            drill["subnet_id"], seeded.drill_subnet_id, seeded.drill_security_group_id
+        );
+        drill.insert("subnet_id".into(), seeded.drill_subnet_id.clone().into());
+        drill.insert(
+            "security_group_ids".into(),
+            serde_json::json!([seeded.drill_security_group_id]),
+        );
+    }
 }

@@ -41,6 +41,9 @@ pub struct StartArgs {
     /// Follow the execution wave by wave until it ends
     #[arg(long)]
     wait: bool,
+    /// A recovery that replaces the live instances of an earlier recovery (refused otherwise)
+    #[arg(long)]
+    replace_live_recovery: bool,
     #[command(flatten)]
     target: Target,
 }
@@ -193,7 +196,15 @@ pub fn default_execution_name(plan: &serde_json::Value, mode: Mode) -> String {
 
 pub async fn start(args: &StartArgs) -> anyhow::Result<String> {
     let mode = Mode::from(args.mode);
-    let input = execution_input(&args.plan, mode, &args.snapshot, args.timing.as_deref())?;
+    let mut input = execution_input(&args.plan, mode, &args.snapshot, args.timing.as_deref())?;
+    if args.replace_live_recovery {
+        if mode == Mode::Drill {
+            bail!(
+                "--replace-live-recovery applies to recoveries only: a drill never replaces a live recovery"
+            );
+        }
+        input["replace_live_recovery"] = serde_json::Value::Bool(true);
+    }
     let config = aws_config().await;
     let client = aws_sdk_sfn::Client::new(&config);
     let arn = state_machine_arn(&client, &args.target).await?;
@@ -507,12 +518,45 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<ExecutionView> {
 pub async fn start_and_maybe_follow(args: &StartArgs) -> anyhow::Result<bool> {
     let arn = start(args).await?;
     println!("{arn}");
+    let client = aws_sdk_sfn::Client::new(&aws_config().await);
     if !args.wait {
+        // The run is accepted once discover has passed it (the plan's lock taken, nothing
+        // live in the way); a refused run exits non-zero, saying why.
+        let view = wait_for_acceptance(&client, &arn).await?;
+        if view.discovery.is_none() && view.status != ExecutionStatus::Running.as_str() {
+            let (error, cause) = view.error.unwrap_or_default();
+            eprintln!(
+                "drplan start: the run was refused ({}): {error}\n{cause}",
+                view.status
+            );
+            return Ok(false);
+        }
         return Ok(true);
     }
-    let client = aws_sdk_sfn::Client::new(&aws_config().await);
     let view = follow(&client, &arn, Duration::from_secs(2)).await?;
     Ok(view.status == ExecutionStatus::Succeeded.as_str())
+}
+
+/// How long `drplan start` waits for discover's verdict before leaving the run to itself.
+const ACCEPTANCE_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// Waits until the run's discover step has accepted it (the view has its discovery) or
+/// the run has ended (refused).
+async fn wait_for_acceptance(
+    client: &aws_sdk_sfn::Client,
+    arn: &str,
+) -> anyhow::Result<ExecutionView> {
+    let until = std::time::Instant::now() + ACCEPTANCE_WAIT;
+    loop {
+        let view = view_execution(client, arn).await?;
+        if view.discovery.is_some()
+            || view.status != ExecutionStatus::Running.as_str()
+            || std::time::Instant::now() >= until
+        {
+            return Ok(view);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 #[derive(Args)]

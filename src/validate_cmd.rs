@@ -48,6 +48,8 @@ struct PlanSummary {
     rto_minutes: u32,
     waves: Option<usize>,
     dns_records: usize,
+    /// Whether drills of the plan are isolated, in words.
+    drills: String,
 }
 
 #[derive(Serialize)]
@@ -128,6 +130,12 @@ fn check_file(path: &std::path::Path, text: &str, fleet: Option<&[SourceServer]>
         rto_minutes: plan.rto_minutes,
         waves: plan.waves.as_ref().map(Vec::len),
         dns_records: plan.dns.as_ref().map_or(0, |d| d.records.len()),
+        drills: match plan.drill_subnet() {
+            Some(subnet) => format!(
+                "isolated in {subnet} (its route table is checked when a drill starts)"
+            ),
+            None => "NOT isolated: the plan names no drill.subnet_id, so drills launch with the recovery launch settings, into the recovery network".to_owned(),
+        },
     };
     let (errors, waves) = match fleet.map(|f| drplan_core::resolve(&plan, f)) {
         None => (Vec::new(), None),
@@ -199,12 +207,14 @@ fn text_report(report: &FileReport) -> String {
     if plan.dns_records > 0 {
         parts.push(plural(plan.dns_records, "DNS record"));
     }
-    println!(
+    let _ = writeln!(
+        out,
         "{}: valid: plan {:?}: {}",
         report.file,
         plan.name,
         parts.join(", ")
     );
+    let _ = writeln!(out, "  drills: {}", plan.drills);
     for wave in report.waves.iter().flatten() {
         let optional = wave.servers.iter().filter(|s| s.optional).count();
         let names: Vec<String> = wave

@@ -917,8 +917,18 @@ fn the_scanner_finds_the_calls_it_should() {
     let report = code_actions("report");
     assert_eq!(
         report,
-        BTreeSet::from(["s3:GetObject".to_owned(), "s3:PutObject".to_owned()]),
-        "report only reads and writes the bucket"
+        BTreeSet::from(
+            [
+                "ec2:DeleteLaunchTemplateVersions",
+                "ec2:ModifyLaunchTemplate",
+                "s3:DeleteObject",
+                "s3:GetObject",
+                "s3:ListBucket",
+                "s3:PutObject"
+            ]
+            .map(str::to_owned)
+        ),
+        "report reads and writes the bucket, releases the plan's lock, restores drill launch templates"
     );
 }
 

@@ -94,12 +94,22 @@ fn valid_plans_exit_0_with_a_summary_line_each() {
     let out = drplan(&["validate", "examples/shop.yaml", "examples/small.yaml"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
     assert!(lines[0].starts_with("examples/shop.yaml: valid: plan \"shop\": 4 waves"));
+    // Each plan says whether its drills are isolated.
+    assert_eq!(
+        lines[1],
+        "  drills: isolated in subnet-0d1e2f3a4b5c6d7e8 (its route table is checked when a drill starts)"
+    );
     assert!(
-        lines[1].starts_with(
+        lines[2].starts_with(
             "examples/small.yaml: valid: plan \"intranet\": waves from the dr:wave tag"
         )
+    );
+    assert!(
+        lines[3].starts_with("  drills: NOT isolated: the plan names no drill.subnet_id"),
+        "{}",
+        lines[3]
     );
 }
 

@@ -33,6 +33,7 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub route53: aws_sdk_route53::Client,
     pub sns: aws_sdk_sns::Client,
+    pub sfn: aws_sdk_sfn::Client,
     pub store: crate::store::RunStore,
     /// For the clients of services only one function calls.
     pub config: SdkConfig,
@@ -48,6 +49,7 @@ pub async fn start() -> Result<Clients, FunctionError> {
         ec2: aws_sdk_ec2::Client::new(&config),
         route53: aws_sdk_route53::Client::new(&config),
         sns: aws_sdk_sns::Client::new(&config),
+        sfn: aws_sdk_sfn::Client::new(&config),
         store: crate::store::RunStore::new(aws_sdk_s3::Client::new(&config), bucket_from_env()?),
         config,
     })

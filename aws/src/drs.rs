@@ -265,16 +265,44 @@ pub async fn recovery_snapshots(
 }
 
 /// A recovery instance DRS launched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecoveryInstance {
-    pub recovery_instance_id: String,
-    pub ec2_instance_id: Option<String>,
-    pub source_server_id: Option<String>,
-    pub job_id: Option<String>,
-    pub is_drill: bool,
+pub use drplan_core::safety::RecoveryInstanceView as RecoveryInstance;
+
+/// DescribeRecoveryInstances takes at most this many IDs in one filter.
+const RECOVERY_INSTANCE_IDS_PER_CALL: usize = 200;
+
+fn recovery_instance_from_sdk(
+    r: &aws_sdk_drs::types::RecoveryInstance,
+) -> Option<RecoveryInstance> {
+    Some(RecoveryInstance {
+        recovery_instance_id: r.recovery_instance_id()?.to_owned(),
+        ec2_instance_id: r.ec2_instance_id().map(str::to_owned),
+        source_server_id: r.source_server_id().map(str::to_owned),
+        job_id: r.job_id().map(str::to_owned),
+        is_drill: r.is_drill().unwrap_or(false),
+        ec2_instance_state: r.ec2_instance_state().map(|s| s.as_str().to_owned()),
+    })
 }
 
-/// The recovery instances of the given source servers.
+async fn recovery_instances_matching(
+    drs: &Client,
+    filters: DescribeRecoveryInstancesRequestFilters,
+) -> Result<Vec<RecoveryInstance>, FunctionError> {
+    let items = all_items(
+        drs.describe_recovery_instances()
+            .filters(filters)
+            .into_paginator()
+            .items()
+            .send(),
+        "DRS DescribeRecoveryInstances",
+    )
+    .await?;
+    Ok(items
+        .iter()
+        .filter_map(recovery_instance_from_sdk)
+        .collect())
+}
+
+/// The recovery instances of the given source servers, whoever launched them.
 pub async fn recovery_instances_of(
     drs: &Client,
     source_server_ids: &[String],
@@ -285,24 +313,24 @@ pub async fn recovery_instances_of(
         let filters = DescribeRecoveryInstancesRequestFilters::builder()
             .set_source_server_ids(Some(chunk.to_vec()))
             .build();
-        let items = all_items(
-            drs.describe_recovery_instances()
-                .filters(filters)
-                .into_paginator()
-                .items()
-                .send(),
-            "DRS DescribeRecoveryInstances",
-        )
-        .await?;
-        found.extend(items.iter().filter_map(|r| {
-            Some(RecoveryInstance {
-                recovery_instance_id: r.recovery_instance_id()?.to_owned(),
-                ec2_instance_id: r.ec2_instance_id().map(str::to_owned),
-                source_server_id: r.source_server_id().map(str::to_owned),
-                job_id: r.job_id().map(str::to_owned),
-                is_drill: r.is_drill().unwrap_or(false),
-            })
-        }));
+        found.extend(recovery_instances_matching(drs, filters).await?);
+    }
+    Ok(found)
+}
+
+/// The given recovery instances (the ones a run's own jobs launched), as DRS reports
+/// them now; one that DRS no longer knows (replaced by a later launch, terminated) is
+/// left out.
+pub async fn recovery_instances_by_id(
+    drs: &Client,
+    recovery_instance_ids: &[String],
+) -> Result<Vec<RecoveryInstance>, FunctionError> {
+    let mut found = Vec::new();
+    for chunk in recovery_instance_ids.chunks(RECOVERY_INSTANCE_IDS_PER_CALL) {
+        let filters = DescribeRecoveryInstancesRequestFilters::builder()
+            .set_recovery_instance_ids(Some(chunk.to_vec()))
+            .build();
+        found.extend(recovery_instances_matching(drs, filters).await?);
     }
     Ok(found)
 }

@@ -180,6 +180,7 @@ async fn describe_statuses(
 pub struct InstanceIps {
     pub private_ip: Option<String>,
     pub public_ip: Option<String>,
+    pub subnet_id: Option<String>,
 }
 
 /// The private and public IPv4 addresses of each instance EC2 knows, by instance ID.
@@ -214,6 +215,7 @@ pub async fn instance_ips(
                 InstanceIps {
                     private_ip: non_empty(instance.private_ip_address()),
                     public_ip: non_empty(instance.public_ip_address()),
+                    subnet_id: non_empty(instance.subnet_id()),
                 },
             );
         }

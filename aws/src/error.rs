@@ -16,6 +16,9 @@ pub enum FunctionError {
     /// Servers cannot be launched now; nothing was launched.
     #[error("{}", issue_lines("the plan's servers are not ready", .0))]
     NotReady(Vec<Issue>),
+    /// Another run holds the plan (one run per plan); nothing was launched.
+    #[error("{}", issue_lines("the plan is busy", std::slice::from_ref(.0)))]
+    PlanBusy(Issue),
     /// AWS throttled us beyond the SDK's own retries; the state machine retries later.
     #[error("{operation} was throttled: {message}")]
     Throttled {
@@ -52,6 +55,7 @@ impl FunctionError {
             Self::InvalidInput(_) => "drplan.InvalidInput",
             Self::InvalidPlan(_) => "drplan.InvalidPlan",
             Self::NotReady(_) => "drplan.NotReady",
+            Self::PlanBusy(_) => "drplan.PlanBusy",
             Self::Throttled { .. } => "drplan.Throttled",
             Self::Aws { .. } => "drplan.AwsError",
             Self::WaveFailed(_) => "drplan.WaveFailed",

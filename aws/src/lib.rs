@@ -4,11 +4,14 @@
 
 pub mod addresses;
 pub mod bootstrap;
+pub mod drill;
 pub mod drs;
 pub mod ec2;
 pub mod error;
+pub mod lock;
 pub mod metrics;
 pub mod probe;
+pub mod report;
 pub mod route53;
 pub mod sns;
 pub mod step;

@@ -54,6 +54,29 @@ impl RunStore {
         Ok(())
     }
 
+    /// Deletes the object only if it is unchanged since read (If-Match: the ETag).
+    /// Returns false, having deleted nothing, when it changed or is gone.
+    pub async fn delete_if(&self, key: &str, etag: &str) -> Result<bool, FunctionError> {
+        match self
+            .s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_match(etag)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.raw_response()
+                    .is_some_and(|r| matches!(r.status().as_u16(), 404 | 409 | 412)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(FunctionError::from_sdk("S3 DeleteObject", e)),
+        }
+    }
+
     /// The object's bytes and ETag, or `None` when there is no such key.
     async fn get_object(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, FunctionError> {
         let response = match self

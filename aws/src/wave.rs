@@ -12,12 +12,13 @@ use drplan_core::launch::{JobLogEntry, JobView, WaveProgress, WaveVerdict, evalu
 use drplan_core::launch_wait::{
     ParkedWave, park_key, pending_by_job, settled_prefix, settled_servers, should_wake,
 };
+use drplan_core::safety::{DrillIsolation, ISOLATION_RECORD};
 use drplan_core::{ResolvedPlan, SnapshotChoice, WaveServer, plan_launch_batches};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::store::RunStore;
-use crate::{FunctionError, drs};
+use crate::{FunctionError, drill, drs};
 
 /// Jobs this old or older are assumed finished when counting the account's quota use.
 const ACTIVE_JOB_LOOKBACK: SignedDuration = SignedDuration::from_hours(24);
@@ -171,6 +172,24 @@ async fn snapshot_for(
     }
 }
 
+/// For a drill with a drill subnet (discover's `isolation.json`), puts the wave's
+/// servers on drill versions of their launch templates before anything launches.
+/// Returns how many templates it switched.
+pub async fn isolate_drill_wave(
+    drs_client: &Client,
+    ec2: &aws_sdk_ec2::Client,
+    store: &RunStore,
+    run: &RunContext,
+    wave: &WaveRef,
+    servers: &[WaveServer],
+) -> Result<usize, FunctionError> {
+    if run.mode != drplan_core::Mode::Drill {
+        return Ok(0);
+    }
+    let isolation: DrillIsolation = store.require_json(&run.key(ISOLATION_RECORD)).await?;
+    drill::swap_in_drill_templates(drs_client, ec2, store, run, wave, servers, &isolation).await
+}
+
 /// The servers an in-progress poll left launching, by job.
 const PENDING_RECORD: &str = "pending.json";
 
@@ -278,6 +297,7 @@ pub struct WaveLaunchRecord {
 /// One poll: launches servers still waiting for capacity, reads the jobs, decides.
 pub async fn poll_wave(
     drs_client: &Client,
+    ec2: &aws_sdk_ec2::Client,
     store: &RunStore,
     run: &RunContext,
     wave: &WaveRef,
@@ -334,6 +354,14 @@ pub async fn poll_wave(
             poll.reason = Some(format!("wave {:?}: {reason}", wave.name));
         }
     }
+    // Every server's launch has settled: DRS no longer reads the launch templates, so a
+    // drill's are put back now rather than at the end of the run.
+    drill::restore_templates(
+        ec2,
+        store,
+        &run.wave_key(wave, drill::TEMPLATE_SWAPS_RECORD),
+    )
+    .await?;
     let record = WaveLaunchRecord {
         wave: wave.clone(),
         progress,
@@ -345,4 +373,33 @@ pub async fn poll_wave(
         .put_json(&run.wave_key(wave, "launch.json"), &record)
         .await?;
     Ok(poll)
+}
+
+/// The EC2 instance of each launched server, by source server: the one this run's own
+/// job launched (its `participatingServers` recovery instance, as DRS reports it now,
+/// else the job log's launched instance), never whatever DRS reports for the server now,
+/// which may be another run's. An instance a later launch replaced is still this run's:
+/// EC2 reports it terminated, and the health gate fails it.
+pub async fn own_instances(
+    drs_client: &Client,
+    launched: &[&drplan_core::launch::ServerOutcome],
+) -> Result<std::collections::HashMap<String, String>, FunctionError> {
+    let ids: Vec<String> = launched
+        .iter()
+        .filter_map(|s| s.recovery_instance_id.clone())
+        .collect();
+    let current = drs::recovery_instances_by_id(drs_client, &ids).await?;
+    let mut instances = std::collections::HashMap::with_capacity(launched.len());
+    for server in launched {
+        let from_drs = server.recovery_instance_id.as_ref().and_then(|id| {
+            current
+                .iter()
+                .find(|r| &r.recovery_instance_id == id)
+                .and_then(|r| r.ec2_instance_id.clone())
+        });
+        if let Some(ec2) = from_drs.or_else(|| server.ec2_instance_id.clone()) {
+            instances.insert(server.source_server_id.clone(), ec2);
+        }
+    }
+    Ok(instances)
 }

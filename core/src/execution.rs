@@ -22,6 +22,10 @@ pub struct ExecutionInput {
     /// (set by the trigger function, shown in the report).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Value>,
+    /// A person asked for a second recovery that replaces the live recovery instances
+    /// of an earlier one (`drplan start --replace-live-recovery`); refused otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replace_live_recovery: bool,
 }
 
 /// A plan by name (the S3 object `plans/NAME.yaml` in the stack's bucket) or inline.
@@ -87,7 +91,15 @@ impl Timing {
     }
 }
 
-const INPUT_FIELDS: &[&str] = &["plan", "mode", "snapshot", "timing", "quotas", "trigger"];
+const INPUT_FIELDS: &[&str] = &[
+    "plan",
+    "mode",
+    "snapshot",
+    "timing",
+    "quotas",
+    "trigger",
+    "replace_live_recovery",
+];
 
 impl ExecutionInput {
     /// Reads the execution input, naming every field that is wrong.
@@ -181,6 +193,20 @@ impl ExecutionInput {
                 None
             }
         };
+        let replace_live_recovery = match map.get("replace_live_recovery") {
+            None | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => true,
+            Some(_) => {
+                issues.push(Issue::new("replace_live_recovery", "must be true or false"));
+                false
+            }
+        };
+        if replace_live_recovery && mode == Some(Mode::Drill) {
+            issues.push(Issue::new(
+                "replace_live_recovery",
+                "applies to recoveries only: a drill never replaces a live recovery",
+            ));
+        }
         match (plan, mode, snapshot, timing, quotas) {
             (Some(plan), Some(mode), Some(snapshot), Some(timing), Some(quotas))
                 if issues.is_empty() =>
@@ -192,6 +218,7 @@ impl ExecutionInput {
                     timing,
                     quotas,
                     trigger,
+                    replace_live_recovery,
                 })
             }
             _ => Err(issues),
@@ -313,7 +340,7 @@ pub struct RunContext {
 impl RunContext {
     /// Where this run keeps its state and report in the bucket.
     pub fn state_prefix(&self) -> String {
-        format!("runs/{}/{}/", self.plan, self.execution_name)
+        run_prefix(&self.plan, &self.execution_name)
     }
 
     pub fn key(&self, name: &str) -> String {
@@ -336,6 +363,16 @@ pub const TAG_WAVE: &str = "drplan:wave";
 pub const TAG_EXECUTION: &str = "drplan:execution";
 pub const TAG_MODE: &str = "drplan:mode";
 pub const TAG_SOURCE_SERVER: &str = "drplan:source-server";
+
+/// Where a run keeps its state and report in the bucket.
+pub fn run_prefix(plan: &str, execution_name: &str) -> String {
+    format!("runs/{plan}/{execution_name}/")
+}
+
+/// One of a run's records, before its [`RunContext`] exists.
+pub fn run_key(plan: &str, execution_name: &str, name: &str) -> String {
+    format!("{}{name}", run_prefix(plan, execution_name))
+}
 
 /// Where plans are stored by name in the bucket.
 pub fn plan_key(name: &str) -> String {
@@ -384,6 +421,10 @@ pub fn hook_problem(arn: &str) -> Option<String> {
     })
 }
 
+/// Where discover keeps its [`Discovery`] in the run's prefix, for the handler of runs
+/// that end without their last steps.
+pub const DISCOVERY_RECORD: &str = "discovery.json";
+
 /// What discovery hands to the rest of the state machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Discovery {
@@ -398,6 +439,14 @@ pub struct Discovery {
     pub server_count: usize,
     /// Readiness warnings (e.g. lag over the RPO), for notifications and the report.
     pub warnings: Vec<Issue>,
+    /// Drill instances to terminate before anything launches (left by an earlier
+    /// drill, or by the drill this recovery stops): the state machine clears them
+    /// between approval and the first wave.
+    #[serde(default)]
+    pub clear_first: bool,
+    /// The running drill of the plan that this recovery stops (after approval).
+    #[serde(default)]
+    pub stop_drill: Option<crate::safety::RunLock>,
 }
 
 /// Where a wave's launch stands between polls.

@@ -64,6 +64,8 @@ pub struct ServerObservation {
     pub probe_address_error: Option<String>,
     /// Results of the probes that ran, by check; checks not listed did not run.
     pub probes: Vec<(HealthCheck, ProbeOutcome)>,
+    /// The subnet EC2 reports for the instance (where a drill really ran).
+    pub subnet_id: Option<String>,
 }
 
 /// Where a check stands for one server.
@@ -109,6 +111,9 @@ pub struct ServerHealth {
     pub hostname: Option<String>,
     pub optional: bool,
     pub ec2_instance_id: Option<String>,
+    /// The instance's subnet, as EC2 reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
     pub probe_address: Option<String>,
     pub state: ServerHealthState,
     /// The instance is stopped or terminated: no later poll will find it healthy.
@@ -275,6 +280,7 @@ pub fn evaluate_server(
         hostname: seen.hostname.clone(),
         optional: seen.optional,
         ec2_instance_id: seen.ec2_instance_id.clone(),
+        subnet_id: seen.subnet_id.clone(),
         probe_address: seen.probe_address.clone(),
         state,
         gone,
@@ -480,6 +486,7 @@ mod tests {
             probe_address: Some("127.31.0.5".into()),
             probe_address_error: None,
             probes: Vec::new(),
+            subnet_id: None,
         }
     }
 
@@ -607,6 +614,7 @@ mod tests {
             hostname: Some(name.into()),
             optional,
             ec2_instance_id: None,
+            subnet_id: None,
             probe_address: None,
             state,
             gone: false,

@@ -19,6 +19,7 @@ pub mod quota;
 pub mod readiness;
 pub mod report;
 pub mod resolve;
+pub mod safety;
 pub mod trigger;
 mod validate;
 

@@ -133,6 +133,10 @@ pub struct DiscoverySummary {
     pub server_count: usize,
     pub layers: Vec<Vec<WaveRef>>,
     pub warnings: Vec<Issue>,
+    /// The running drill this recovery stops before its first wave.
+    pub stop_drill: Option<crate::safety::RunLock>,
+    /// Drill instances are terminated before the first wave.
+    pub clear_first: bool,
 }
 
 /// Step Functions' error object from a Catch.
@@ -606,6 +610,18 @@ fn started_section(text: &mut String, facts: &Facts) {
     );
     layers_lines(text, &discovery.layers);
     let _ = writeln!(text);
+    if let Some(drill) = &discovery.stop_drill {
+        let _ = writeln!(
+            text,
+            "DRILL STOPPED: the running drill {} of this plan is stopped and its instances terminated before the first wave (a recovery is never blocked by a drill).\n",
+            drill.execution_name
+        );
+    } else if discovery.clear_first {
+        let _ = writeln!(
+            text,
+            "Drill instances left on the plan's servers by an earlier drill are terminated before the first wave.\n"
+        );
+    }
     if !discovery.warnings.is_empty() {
         let _ = writeln!(text, "READINESS WARNINGS ({})", discovery.warnings.len());
         for issue in discovery.warnings.iter().take(MAX_LISTED_WARNINGS) {
@@ -1177,6 +1193,7 @@ mod tests {
                 "servers[\"db-01\"]",
                 "replication lag 7m exceeds the RPO of 5 min",
             )],
+            ..DiscoverySummary::default()
         }
     }
 
@@ -1526,6 +1543,7 @@ mod tests {
                         optional: false,
                         state: ServerState::Failed,
                         ec2_instance_id: None,
+                        subnet_id: None,
                         error: Some("LAUNCH_FAILED: subnet\nis full".into()),
                         health: None,
                         phases: Vec::new(),
@@ -1534,6 +1552,8 @@ mod tests {
             ],
             drill_instances_terminated: None,
             dns: None,
+            isolation: None,
+            cleared: None,
         }
     }
 

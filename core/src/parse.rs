@@ -39,7 +39,12 @@ pub(crate) const HOOK_FIELDS: &[&str] = &["lambda"];
 pub(crate) const DNS_FIELDS: &[&str] = &["zone_id", "zone_name", "records"];
 pub(crate) const RECORD_FIELDS: &[&str] = &["name", "type", "ttl", "from_wave"];
 pub(crate) const APPROVAL_FIELDS: &[&str] = &["required_for", "timeout_minutes"];
-pub(crate) const DRILL_FIELDS: &[&str] = &["subnet_id", "keep_minutes"];
+pub(crate) const DRILL_FIELDS: &[&str] = &[
+    "subnet_id",
+    "security_group_ids",
+    "allow_routes",
+    "keep_minutes",
+];
 pub(crate) const TRIGGERS_FIELDS: &[&str] = &["alarms", "mode", "min_gap_minutes"];
 /// CloudWatch's longest alarm name.
 const MAX_ALARM_NAME_CHARS: usize = 255;
@@ -435,12 +440,7 @@ impl Reader {
         let map = self.mapping(value, path, DRILL_FIELDS)?;
         let subnet_id = self.optional(map, path, "subnet_id").and_then(|(v, p)| {
             let id = self.string(v, &p)?;
-            let valid = id.strip_prefix("subnet-").is_some_and(|rest| {
-                !rest.is_empty()
-                    && rest.len() <= 32
-                    && rest.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-            });
-            if !valid {
+            if !is_aws_id(&id, "subnet-") {
                 self.issues.push(&p, format!("{id:?} is not a subnet ID (subnet- followed by lowercase letters and digits)"));
             }
             Some(id)
@@ -451,8 +451,42 @@ impl Reader {
                 .unwrap_or(DEFAULT_DRILL_KEEP_MINUTES),
             None => DEFAULT_DRILL_KEEP_MINUTES,
         };
+        let security_group_ids = match self.optional(map, path, "security_group_ids") {
+            Some((v, p)) => {
+                let groups = self.list_of_strings(v, &p);
+                for (i, id) in groups.iter().enumerate() {
+                    if !is_aws_id(id, "sg-") {
+                        self.issues.push(
+                            &p.index(i),
+                            format!("{id:?} is not a security group ID (sg- followed by lowercase letters and digits)"),
+                        );
+                    }
+                }
+                if subnet_id.is_none() && !groups.is_empty() {
+                    self.issues.push(
+                        &p,
+                        "needs drill.subnet_id: security groups are set on the drill subnet's network interface",
+                    );
+                }
+                groups
+            }
+            None => Vec::new(),
+        };
+        let allow_routes = match self.optional(map, path, "allow_routes") {
+            Some((Value::Bool(b), _)) => *b,
+            Some((other, p)) => {
+                self.issues.push(
+                    &p,
+                    format!("must be true or false, found {}", describe(other)),
+                );
+                false
+            }
+            None => false,
+        };
         Some(Drill {
             subnet_id,
+            security_group_ids,
+            allow_routes,
             keep_minutes,
         })
     }
@@ -748,6 +782,17 @@ impl NameKind {
 }
 
 /// A short description of a value's kind, for "found ..." in messages.
+/// An EC2 resource ID: the prefix, then 1 to 32 lowercase letters and digits.
+fn is_aws_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|rest| {
+        !rest.is_empty()
+            && rest.len() <= 32
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    })
+}
+
 fn describe(value: &Value) -> String {
     match value {
         Value::Null => "nothing".into(),

@@ -437,10 +437,20 @@ impl Triggers {
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Drill {
-    /// Isolated subnet for drill instances; when omitted, each server's launch settings apply.
+    /// Isolated subnet for drill instances: each server's EC2 launch template gets a
+    /// version with this subnet, default for the drill's launch and restored after it.
+    /// When omitted, drills launch with the recovery launch settings (not isolated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^subnet-[0-9a-z]{1,32}$"))]
     pub subnet_id: Option<String>,
+    /// Security groups of drill instances (with `subnet_id`); when omitted, the launch
+    /// template's own groups apply, which must then exist in the drill subnet's VPC.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_group_ids: Vec<String>,
+    /// Allow a drill subnet whose route table routes beyond its VPC (internet, VPN or
+    /// transit gateway, peering). Refused by default: such a drill is not isolated.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_routes: bool,
     /// Minutes drill instances are kept before they are terminated (0: at once).
     #[serde(default = "default_keep")]
     pub keep_minutes: u32,
@@ -454,12 +464,19 @@ impl Default for Drill {
     fn default() -> Self {
         Self {
             subnet_id: None,
+            security_group_ids: Vec::new(),
+            allow_routes: false,
             keep_minutes: DEFAULT_DRILL_KEEP_MINUTES,
         }
     }
 }
 
 impl Plan {
+    /// The drill subnet, when drills of this plan are isolated.
+    pub fn drill_subnet(&self) -> Option<&str> {
+        self.drill.as_ref().and_then(|d| d.subnet_id.as_deref())
+    }
+
     /// Whether a run in `mode` waits for a person's approval.
     pub fn requires_approval(&self, mode: Mode) -> bool {
         self.approval

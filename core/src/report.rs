@@ -29,6 +29,14 @@ pub struct Report {
     /// The DNS cutover of a recovery: every record with its old and new values.
     #[serde(default)]
     pub dns: Option<crate::dns::DnsCutover>,
+    /// A drill's isolation: the drill subnet and security groups, or that it was not
+    /// isolated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
+    /// What was cleared before the first wave: a drill this recovery stopped, drill
+    /// instances terminated first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleared: Option<crate::safety::ClearedBeforeLaunch>,
 }
 
 /// A data point for CloudWatch: name, dimensions, value, unit.
@@ -174,6 +182,9 @@ pub struct ServerReport {
     pub optional: bool,
     pub state: ServerState,
     pub ec2_instance_id: Option<String>,
+    /// The subnet the instance ran in, as EC2 reported it to the health gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
     pub error: Option<String>,
     /// The health gate's verdict and each check's result, e.g. "HEALTHY: ec2-status ok;
     /// tcp:5432 connected in 2 ms".
@@ -191,6 +202,7 @@ impl ServerReport {
             optional: outcome.optional,
             state: outcome.state,
             ec2_instance_id: outcome.ec2_instance_id.clone(),
+            subnet_id: None,
             error: outcome.error.clone(),
             health: None,
             phases: log
@@ -230,6 +242,24 @@ impl Report {
                 rto.measured_to,
                 rto.target_minutes
             );
+        }
+        if let Some(isolation) = &self.isolation {
+            let _ = writeln!(md, "| Isolation | {isolation} |");
+        }
+        if let Some(cleared) = &self.cleared {
+            if let Some(drill) = &cleared.stopped_drill {
+                let _ = writeln!(
+                    md,
+                    "| Drill stopped | `{drill}`: a recovery is never blocked by a drill |"
+                );
+            }
+            if cleared.terminated_drill_instances > 0 {
+                let _ = writeln!(
+                    md,
+                    "| Cleared first | {} drill instances terminated before the first wave |",
+                    cleared.terminated_drill_instances
+                );
+            }
         }
         if let Some(n) = self.drill_instances_terminated {
             let _ = writeln!(md, "| Drill cleanup | {n} instances terminated |");
@@ -292,7 +322,7 @@ impl Report {
             }
             let _ = writeln!(
                 md,
-                "| Server | Source server | State | Instance | Launch phases | Health | Error |\n|---|---|---|---|---|---|---|"
+                "| Server | Source server | State | Instance | Subnet | Launch phases | Health | Error |\n|---|---|---|---|---|---|---|---|"
             );
             for s in &wave.servers {
                 let phases: Vec<String> = s
@@ -302,12 +332,13 @@ impl Report {
                     .collect();
                 let _ = writeln!(
                     md,
-                    "| {}{} | `{}` | {:?} | {} | {} | {} | {} |",
+                    "| {}{} | `{}` | {:?} | {} | {} | {} | {} | {} |",
                     s.hostname.as_deref().unwrap_or("-"),
                     if s.optional { " (optional)" } else { "" },
                     s.source_server_id,
                     s.state,
                     s.ec2_instance_id.as_deref().unwrap_or("-"),
+                    s.subnet_id.as_deref().unwrap_or("-"),
                     phases.join("<br>"),
                     s.health.as_deref().unwrap_or("-").replace('|', "\\|"),
                     s.error.as_deref().unwrap_or("").replace('|', "\\|"),
@@ -353,6 +384,8 @@ mod tests {
             }],
             drill_instances_terminated: None,
             dns: None,
+            isolation: None,
+            cleared: None,
         };
         let points = report.metric_points();
         let value = |name: &str| points.iter().find(|p| p.name == name).map(|p| p.value);

@@ -30,6 +30,45 @@ pub enum TriggerEvent {
     Alarm(AlarmStateChange),
     Replication(ReplicationChange),
     LaunchResult(LaunchResult),
+    ExecutionStatus(ExecutionStatusChange),
+}
+
+/// Step Functions' event when an execution's status changes.
+pub const EXECUTION_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
+
+/// An execution that changed status (`detail` of the Step Functions event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionStatusChange {
+    pub event_id: String,
+    pub execution_arn: String,
+    pub state_machine_arn: String,
+    pub name: String,
+    /// RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED...
+    pub status: String,
+    /// The execution input (a JSON string in the event); `None` when absent or not JSON.
+    pub input: Option<Value>,
+    /// When the execution started, in epoch milliseconds.
+    pub start_date: Option<i64>,
+    /// The error and cause it ended with (StopExecution's, for an aborted one).
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+impl ExecutionStatusChange {
+    /// Whether the execution ended without its own last steps (report, cleanup) having
+    /// run for sure: stopped, timed out, or failed (a failure the state machine could not
+    /// catch, such as an oversized state, skips them).
+    pub fn ended_abnormally(&self) -> bool {
+        matches!(self.status.as_str(), "ABORTED" | "TIMED_OUT" | "FAILED")
+    }
+
+    /// The plan the execution ran: a name, or an inline plan's name.
+    pub fn plan(&self) -> Option<String> {
+        match self.input.as_ref()?.get("plan")? {
+            Value::String(name) => Some(name.clone()),
+            inline => inline.get("name")?.as_str().map(str::to_owned),
+        }
+    }
 }
 
 impl TriggerEvent {
@@ -39,6 +78,7 @@ impl TriggerEvent {
             Self::Alarm(_) => "AlarmStateChange",
             Self::Replication(_) => "ReplicationStalledChange",
             Self::LaunchResult(_) => "LaunchResult",
+            Self::ExecutionStatus(_) => "ExecutionStatusChange",
         }
     }
 }
@@ -304,6 +344,30 @@ pub fn read_event(raw: &Value) -> Result<TriggerEvent, EventError> {
                 source_server_id,
                 state: detail.text("state")?.to_owned(),
                 job_id: job_id.map(str::to_owned),
+            }))
+        }
+        ("aws.states", EXECUTION_STATUS_CHANGE) => {
+            let optional = |key: &str| -> Result<Option<String>, EventError> {
+                Ok(detail.optional_text(key)?.map(str::to_owned))
+            };
+            let start_date = match detail.map.get("startDate") {
+                None | Some(Value::Null) => None,
+                Some(value) => Some(value.as_i64().ok_or(EventError::WrongType {
+                    field: "detail.startDate".into(),
+                    expected: "epoch milliseconds",
+                    found: type_name(value),
+                })?),
+            };
+            Ok(TriggerEvent::ExecutionStatus(ExecutionStatusChange {
+                event_id,
+                execution_arn: detail.text("executionArn")?.to_owned(),
+                state_machine_arn: detail.text("stateMachineArn")?.to_owned(),
+                name: detail.text("name")?.to_owned(),
+                status: detail.text("status")?.to_owned(),
+                input: optional("input")?.and_then(|text| serde_json::from_str(&text).ok()),
+                start_date,
+                error: optional("error")?,
+                cause: optional("cause")?,
             }))
         }
         _ => Err(EventError::Unknown {
@@ -1167,6 +1231,40 @@ mod tests {
             panic!("launch")
         };
         assert_eq!(result.job_id.as_deref(), Some("drsjob-1"));
+    }
+
+    #[test]
+    fn reads_the_documented_execution_status_change() {
+        let sample: Value =
+            serde_json::from_str(include_str!("../../events/sfn-execution-aborted.json"))
+                .expect("sample JSON");
+        let Ok(TriggerEvent::ExecutionStatus(change)) = read_event(&sample) else {
+            panic!("not an execution status change")
+        };
+        assert_eq!(change.status, "ABORTED");
+        assert!(change.ended_abnormally());
+        assert_eq!(change.plan().as_deref(), Some("shop"));
+        assert_eq!(change.start_date, Some(1_764_298_800_000));
+        assert_eq!(change.error.as_deref(), Some("Stopped"));
+        assert!(
+            change
+                .state_machine_arn
+                .ends_with(":stateMachine:drplan-recovery")
+        );
+        // An inline plan is named by its document; a succeeded run needs nothing.
+        let mut inline = sample.clone();
+        inline["detail"]["input"] = json!("{\"plan\": {\"name\": \"web\"}, \"mode\": \"drill\"}");
+        inline["detail"]["status"] = json!("SUCCEEDED");
+        let Ok(TriggerEvent::ExecutionStatus(change)) = read_event(&inline) else {
+            panic!("inline")
+        };
+        assert_eq!(change.plan().as_deref(), Some("web"));
+        assert!(!change.ended_abnormally());
+        // A start date that is not a number is named.
+        let mut bad = sample;
+        bad["detail"]["startDate"] = json!("yesterday");
+        let error = read_event(&bad).expect_err("bad startDate");
+        assert!(error.to_string().contains("detail.startDate"), "{error}");
     }
 
     #[test]

@@ -15,6 +15,9 @@ use drplan_local::{LocalCloud, LocalCloudOptions, tools};
 use hyper::Method;
 use serde_json::{Value, json};
 
+/// The drill subnet `examples/shop.yaml` names: replaced by the seeded one in local runs.
+pub const EXAMPLE_DRILL_SUBNET: &str = "subnet-0d1e2f3a4b5c6d7e8";
+
 /// Fast timing: polls every second or two, drill instances kept two seconds.
 pub fn fast_timing() -> Value {
     json!({"poll_initial_seconds": 1, "poll_max_seconds": 2, "poll_backoff_rate": 1.5,
@@ -188,12 +191,41 @@ impl Cloud {
         self.wait(name, &arn).await
     }
 
-    /// Stores the plan file at `path` in the bucket as `plans/NAME.yaml`.
+    /// Stores the plan file at `path` in the bucket as `plans/NAME.yaml` (its example
+    /// drill subnet replaced by the seeded one, as `drplan local drill` does).
     pub async fn store_plan(&self, name: &str, path: &str) {
-        let text = std::fs::read_to_string(repo_root().join(path)).expect("plan file");
-        stack::put_plan(self.cloud.endpoint_url(), self.cloud.region(), name, text)
-            .await
-            .expect("the plan is stored");
+        let plan = self.with_seeded_drill_network(plan_file(path));
+        // JSON is YAML: the stored plan reads the same.
+        stack::put_plan(
+            self.cloud.endpoint_url(),
+            self.cloud.region(),
+            name,
+            plan.to_string(),
+        )
+        .await
+        .expect("the plan is stored");
+    }
+
+    /// Stores `plan` in the bucket as `plans/NAME.yaml`.
+    pub async fn store_plan_value(&self, name: &str, plan: &Value) {
+        stack::put_plan(
+            self.cloud.endpoint_url(),
+            self.cloud.region(),
+            name,
+            plan.to_string(),
+        )
+        .await
+        .expect("the plan is stored");
+    }
+
+    /// The plan with the examples' drill subnet (which exists in no local cloud)
+    /// replaced by the seeded drill subnet and security group.
+    pub fn with_seeded_drill_network(&self, mut plan: Value) -> Value {
+        if plan["drill"]["subnet_id"] == EXAMPLE_DRILL_SUBNET {
+            plan["drill"]["subnet_id"] = json!(self.seeded.drill_subnet_id);
+            plan["drill"]["security_group_ids"] = json!([self.seeded.drill_security_group_id]);
+        }
+        plan
     }
 
     /// One StartExecution with fast timing; returns the execution's name and ARN.
@@ -203,7 +235,10 @@ impl Cloud {
     }
 
     /// One StartExecution with this execution input; returns the execution's name and ARN.
-    pub async fn start_with(&self, input: Value) -> (String, String) {
+    pub async fn start_with(&self, mut input: Value) -> (String, String) {
+        if input["plan"].is_object() {
+            input["plan"] = self.with_seeded_drill_network(input["plan"].take());
+        }
         static NEXT_RUN: AtomicU32 = AtomicU32::new(1);
         let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
         let mode = input["mode"].as_str().unwrap_or("run");

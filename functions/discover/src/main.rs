@@ -4,12 +4,20 @@
 //! ends the execution here, with every problem listed.
 
 use drplan_aws::bootstrap::Clients;
+use drplan_aws::lock::{self, LockOutcome};
 use drplan_aws::step::LogContext;
 use drplan_aws::store::RunStore;
 use drplan_aws::{FunctionError, bootstrap, drs};
-use drplan_core::execution::{Discovery, RunContext, WaveHooks, WaveRef, hook_problem, plan_key};
+use drplan_core::execution::{
+    DISCOVERY_RECORD, Discovery, RunContext, TAG_EXECUTION, WaveHooks, WaveRef, hook_problem,
+    plan_key, run_key,
+};
 use drplan_core::plan::DEFAULT_DRILL_KEEP_MINUTES;
 use drplan_core::readiness::check_readiness;
+use drplan_core::safety::{
+    DrillIsolation, ISOLATION_RECORD, NOT_ISOLATED, RunLock, judge_live_instances, plan_busy_issue,
+    routes_beyond_vpc,
+};
 use drplan_core::{ExecutionInput, Format, Issue, Mode, Plan, PlanSource};
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
@@ -53,12 +61,68 @@ async fn discover(clients: &Clients, event: DiscoverInput) -> Result<Discovery, 
     }
     let fleet = drs::describe_all_source_servers(&clients.drs).await?;
     let resolved = drplan_core::resolve(&plan, &fleet).map_err(FunctionError::InvalidPlan)?;
-    let busy = drs::busy_source_servers(
-        &clients.drs,
-        Timestamp::now() - SignedDuration::from_hours(24),
-    )
-    .await?;
-    let readiness = check_readiness(&resolved, &fleet, &busy, input.mode, plan.rpo_minutes);
+    let started_at: Timestamp = event.started_at.parse().map_err(|e| {
+        FunctionError::InvalidInput(format!(
+            "started_at {:?} is not an RFC 3339 time: {e}",
+            event.started_at
+        ))
+    })?;
+    // One run per plan, whatever started it: taken before the checks below, so that two
+    // runs started at once cannot both pass them. The report releases it.
+    let ours = RunLock {
+        execution_id: event.execution_id.clone(),
+        execution_name: event.execution_name.clone(),
+        mode: input.mode,
+        locked_at: Timestamp::now(),
+    };
+    let stop_drill =
+        match lock::take_run_lock(&clients.store, &clients.sfn, &plan.name, &ours).await? {
+            LockOutcome::Held => None,
+            LockOutcome::TakenFromDrill(drill) => {
+                tracing::warn!(
+                    drill = drill.execution_name,
+                    "a drill of the plan is running: this recovery stops it after approval"
+                );
+                Some(drill)
+            }
+            LockOutcome::Refused(holder) => {
+                return Err(FunctionError::PlanBusy(plan_busy_issue(
+                    &plan.name, &holder, input.mode,
+                )));
+            }
+        };
+    let server_ids: Vec<String> = resolved
+        .waves
+        .iter()
+        .flat_map(|w| w.servers.iter().map(|s| s.id.clone()))
+        .collect();
+    let since = Timestamp::now() - SignedDuration::from_hours(24);
+    let mut busy = drs::busy_source_servers(&clients.drs, since).await?;
+    if let Some(drill) = &stop_drill {
+        // The stopped drill's own jobs are waited out before the first wave.
+        for (job, tags) in drs::jobs_since(&clients.drs, since).await? {
+            if tags.get(TAG_EXECUTION) == Some(&drill.execution_name) {
+                for server in job.servers {
+                    busy.remove(&server.source_server_id);
+                }
+            }
+        }
+    }
+    let mut readiness = check_readiness(&resolved, &fleet, &busy, input.mode, plan.rpo_minutes);
+    // DRS keeps one recovery instance per server: a launch replaces what runs now.
+    let existing = drs::recovery_instances_of(&clients.drs, &server_ids).await?;
+    let live = judge_live_instances(input.mode, input.replace_live_recovery, &existing);
+    readiness.blocking.extend(live.blocking);
+    if input.mode == Mode::Drill {
+        let isolation = check_drill_isolation(clients, &plan, &mut readiness).await?;
+        clients
+            .store
+            .put_json(
+                &run_key(&plan.name, &event.execution_name, ISOLATION_RECORD),
+                &isolation,
+            )
+            .await?;
+    }
     if !readiness.blocking.is_empty() {
         return Err(FunctionError::NotReady(readiness.blocking));
     }
@@ -67,12 +131,6 @@ async fn discover(clients: &Clients, event: DiscoverInput) -> Result<Discovery, 
     if let (Mode::Recovery, Some(dns)) = (input.mode, &plan.dns) {
         drplan_aws::route53::resolve_zone(&clients.route53, dns).await?;
     }
-    let started_at: Timestamp = event.started_at.parse().map_err(|e| {
-        FunctionError::InvalidInput(format!(
-            "started_at {:?} is not an RFC 3339 time: {e}",
-            event.started_at
-        ))
-    })?;
     let run = RunContext {
         execution_id: event.execution_id,
         execution_name: event.execution_name,
@@ -131,7 +189,7 @@ async fn discover(clients: &Clients, event: DiscoverInput) -> Result<Discovery, 
         warnings = readiness.warnings.len(),
         "plan resolved"
     );
-    Ok(Discovery {
+    let discovery = Discovery {
         requires_approval: plan.requires_approval(input.mode),
         approval_timeout_seconds: plan
             .approval
@@ -142,6 +200,52 @@ async fn discover(clients: &Clients, event: DiscoverInput) -> Result<Discovery, 
         layers,
         keep_seconds,
         warnings: readiness.warnings,
+        clear_first: stop_drill.is_some() || !live.terminate_first.is_empty(),
+        stop_drill,
+    };
+    // For the handler of runs stopped or timed out before their report.
+    clients
+        .store
+        .put_json(&discovery.run.key(DISCOVERY_RECORD), &discovery)
+        .await?;
+    Ok(discovery)
+}
+
+/// A drill's isolation: its subnet exists and routes nowhere beyond its VPC (unless the
+/// plan allows it); without a drill subnet, the run says plainly that it is not isolated.
+async fn check_drill_isolation(
+    clients: &Clients,
+    plan: &Plan,
+    readiness: &mut drplan_core::readiness::Readiness,
+) -> Result<DrillIsolation, FunctionError> {
+    let drill = plan.drill.clone().unwrap_or_default();
+    let Some(subnet_id) = drill.subnet_id.clone() else {
+        readiness
+            .warnings
+            .push(Issue::new("drill.subnet_id", NOT_ISOLATED));
+        return Ok(DrillIsolation::default());
+    };
+    let routes = match drplan_aws::drill::drill_subnet_routes(&clients.ec2, &subnet_id).await {
+        Ok((_, routes)) => routes_beyond_vpc(&routes),
+        Err(FunctionError::NotReady(issues)) => {
+            readiness.blocking.extend(issues);
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
+    if !routes.is_empty() && !drill.allow_routes {
+        readiness.blocking.push(Issue::new(
+            "drill.subnet_id",
+            format!(
+                "subnet {subnet_id} routes beyond its VPC ({}): a drill there is not isolated; give it a route table with local routes only, or set drill.allow_routes: true",
+                routes.join(", ")
+            ),
+        ));
+    }
+    Ok(DrillIsolation {
+        subnet_id: Some(subnet_id),
+        security_group_ids: drill.security_group_ids,
+        routes_beyond_vpc: routes,
     })
 }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use drplan_aws::bootstrap::Clients;
 use drplan_aws::step::LogContext;
 use drplan_aws::wave::WaveLaunchRecord;
-use drplan_aws::{FunctionError, addresses, bootstrap, drs, route53};
+use drplan_aws::{FunctionError, addresses, bootstrap, route53, wave};
 use drplan_core::dns::{Change, DnsCutover, RecordChange, desired_records};
 use drplan_core::execution::{RunContext, WaveRef};
 use drplan_core::health::{ServerHealthState, WaveHealthRecord};
@@ -245,19 +245,12 @@ async fn healthy_instances(
             .launched()
             .filter(|s| healthy.contains(s.source_server_id.as_str()))
             .collect();
-        let ids: Vec<String> = launched
-            .iter()
-            .map(|s| s.source_server_id.clone())
-            .collect();
-        let recovery = drs::recovery_instances_of(&clients.drs, &ids).await?;
+        // This run's own instances only: DNS never points at another run's launch.
+        let own = wave::own_instances(&clients.drs, &launched).await?;
         let instances: Vec<(String, Option<String>, String)> = launched
             .iter()
             .filter_map(|s| {
-                let ec2 = recovery
-                    .iter()
-                    .find(|r| r.source_server_id.as_deref() == Some(s.source_server_id.as_str()))
-                    .and_then(|r| r.ec2_instance_id.clone())
-                    .or_else(|| s.ec2_instance_id.clone())?;
+                let ec2 = own.get(&s.source_server_id)?.clone();
                 Some((s.source_server_id.clone(), s.hostname.clone(), ec2))
             })
             .collect();

@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use drplan_aws::probe::{ProbeSettings, ProbeTarget, probe_all};
 use drplan_aws::store::RunStore;
 use drplan_aws::wave::WaveLaunchRecord;
-use drplan_aws::{FunctionError, bootstrap, drs, ec2};
+use drplan_aws::{FunctionError, bootstrap, ec2, wave};
 use drplan_core::execution::{HealthPoll, LaunchState, RunContext, WaveRef, WaveStep};
 use drplan_core::health::{
     HealthVerdict, ServerHealth, ServerObservation, WaveHealthRecord, count, evaluate_server,
@@ -100,6 +100,10 @@ async fn health_check(clients: &Clients, step: WaveStep) -> Result<WaveStep, Fun
             probe_address: None,
             probe_address_error: None,
             probes: Vec::new(),
+            subnet_id: instance
+                .as_ref()
+                .and_then(|id| ips.get(id))
+                .and_then(|found| found.subnet_id.clone()),
         };
         if ready_to_probe(seen.status.as_ref(), &health.checks) {
             match instance
@@ -273,33 +277,19 @@ fn health_of_wave(document: &serde_json::Value, wave: &str) -> Result<Health, Fu
     }
 }
 
-/// The wave's launched servers with their EC2 instance, asking DRS for any the launch
-/// record does not name.
+/// The wave's launched servers with this run's own EC2 instance of each: the one its
+/// job launched, or none when DRS no longer has it (replaced by a later launch).
 async fn launched_instances(
     clients: &Clients,
     record: &WaveLaunchRecord,
 ) -> Result<Vec<(drplan_core::launch::ServerOutcome, Option<String>)>, FunctionError> {
-    let launched: Vec<_> = record.progress.launched().cloned().collect();
-    let missing: Vec<String> = launched
-        .iter()
-        .filter(|s| s.ec2_instance_id.is_none())
-        .map(|s| s.source_server_id.clone())
-        .collect();
-    let recovery = if missing.is_empty() {
-        Vec::new()
-    } else {
-        drs::recovery_instances_of(&clients.drs, &missing).await?
-    };
+    let launched: Vec<_> = record.progress.launched().collect();
+    let own = wave::own_instances(&clients.drs, &launched).await?;
     Ok(launched
         .into_iter()
         .map(|server| {
-            let instance = server.ec2_instance_id.clone().or_else(|| {
-                recovery
-                    .iter()
-                    .find(|r| r.source_server_id.as_deref() == Some(&server.source_server_id))
-                    .and_then(|r| r.ec2_instance_id.clone())
-            });
-            (server, instance)
+            let instance = own.get(&server.source_server_id).cloned();
+            (server.clone(), instance)
         })
         .collect())
 }
@@ -343,6 +333,7 @@ mod tests {
         let ips = ec2::InstanceIps {
             private_ip: Some("172.31.9.20".into()),
             public_ip: None,
+            subnet_id: None,
         };
         let local = ProbeSettings {
             addressing: ProbeAddressing {

@@ -17,6 +17,17 @@ async fn launch_wave(clients: &Clients, step: WaveStep) -> Result<WaveStep, Func
     let WaveStep { run, wave, .. } = step;
     let servers = wave::wave_servers(&clients.store, &run, &wave).await?;
     let jobs = wave::jobs_of_wave(&clients.drs, &run, &wave).await?;
+    // A drill launches from drill versions of the servers' launch templates (the drill
+    // subnet); the wave's last poll puts the previous versions back.
+    wave::isolate_drill_wave(
+        &clients.drs,
+        &clients.ec2,
+        &clients.store,
+        &run,
+        &wave,
+        &servers,
+    )
+    .await?;
     let launched = wave::launch_pending_servers(&clients.drs, &run, &wave, &servers, &jobs).await?;
     // What the wave waits for, so that its first wait can be cut short by DRS's
     // launch-result events.

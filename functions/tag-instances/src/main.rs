@@ -4,7 +4,7 @@
 
 use drplan_aws::bootstrap::Clients;
 use drplan_aws::wave::WaveLaunchRecord;
-use drplan_aws::{FunctionError, bootstrap, drs, ec2};
+use drplan_aws::{FunctionError, bootstrap, ec2, wave};
 use drplan_core::execution::{TAG_EXECUTION, TAG_SOURCE_SERVER, TAG_WAVE, WaveStep};
 use serde::Serialize;
 
@@ -29,20 +29,12 @@ async fn tag_instances(clients: &Clients, step: WaveStep) -> Result<Tagged, Func
         .require_json(&run.wave_key(&wave, "launch.json"))
         .await?;
     let launched: Vec<_> = record.progress.launched().collect();
-    let ids: Vec<String> = launched
-        .iter()
-        .map(|s| s.source_server_id.clone())
-        .collect();
-    // The EC2 instance of each recovery instance, as DRS reports it now.
-    let recovery = drs::recovery_instances_of(&clients.drs, &ids).await?;
+    // This run's own instances: the ones its jobs launched, never whatever DRS reports
+    // for the server now (another run may have launched it since).
+    let own = wave::own_instances(&clients.drs, &launched).await?;
     let mut instances = Vec::with_capacity(launched.len());
     for server in &launched {
-        let ec2_instance = recovery
-            .iter()
-            .find(|r| r.source_server_id.as_deref() == Some(server.source_server_id.as_str()))
-            .and_then(|r| r.ec2_instance_id.clone())
-            .or_else(|| server.ec2_instance_id.clone());
-        let Some(instance_id) = ec2_instance else {
+        let Some(instance_id) = own.get(&server.source_server_id).cloned() else {
             return Err(FunctionError::WaveFailed(format!(
                 "wave {:?}: DRS reports {} launched but names no EC2 instance for it",
                 wave.name, server.source_server_id

@@ -11,12 +11,16 @@
 //! - `DRS Source Server Launch Result` marks the server settled and wakes the wave
 //!   parked on its job once all the servers it waits for have settled (the wave's poll
 //!   delay is the fallback: these events are best effort).
+//! - `Step Functions Execution Status Change` for a recovery run that was stopped, timed
+//!   out or failed outside its own error handling: its drill instances terminated, launch
+//!   templates put back, report written, plan released.
 //!
 //! A bad event is logged with the field and the problem, counted, and answered with
 //! success: it never starts anything, and never makes Lambda retry it.
 
 mod alarm;
 mod launch;
+mod run_ended;
 mod stall;
 
 use drplan_aws::step::LogContext;
@@ -31,6 +35,7 @@ use serde_json::{Value, json};
 pub struct Trigger {
     pub sfn: aws_sdk_sfn::Client,
     pub drs: aws_sdk_drs::Client,
+    pub ec2: aws_sdk_ec2::Client,
     pub sns: aws_sdk_sns::Client,
     pub store: RunStore,
     pub topic_arn: String,
@@ -64,6 +69,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let trigger = Trigger {
         sfn: aws_sdk_sfn::Client::new(&clients.config),
         drs: clients.drs,
+        ec2: clients.ec2,
         sns: clients.sns,
         store: clients.store,
         topic_arn: drplan_aws::sns::topic_arn_from_env()?,
@@ -102,6 +108,9 @@ async fn handle_event(trigger: &Trigger, event: Value) -> Result<Value, Function
         TriggerEvent::Alarm(change) => alarm::on_alarm(trigger, &change).await,
         TriggerEvent::Replication(change) => stall::on_replication_change(trigger, change).await,
         TriggerEvent::LaunchResult(result) => launch::on_launch_result(trigger, &result).await,
+        TriggerEvent::ExecutionStatus(change) => {
+            run_ended::on_execution_status(trigger, &change).await
+        }
     }
 }
 

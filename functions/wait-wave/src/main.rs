@@ -68,7 +68,15 @@ async fn wait_wave(clients: &Clients, step: WaveStep) -> Result<WaveStep, Functi
             "wait-wave needs the poll state that launch-wave returns".into(),
         )
     })?;
-    let poll = wave::poll_wave(&clients.drs, &clients.store, &run, &wave, &previous).await?;
+    let poll = wave::poll_wave(
+        &clients.drs,
+        &clients.ec2,
+        &clients.store,
+        &run,
+        &wave,
+        &previous,
+    )
+    .await?;
     tracing::info!(
         state = ?poll.state,
         launched = poll.launched,

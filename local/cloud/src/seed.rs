@@ -14,6 +14,10 @@ use crate::error::{LocalCloudError, Result};
 use crate::upstream::{AwsClient, HttpClient, check_status};
 use crate::xml;
 
+mod network;
+
+use network::{SeededNetwork, seed_network};
+
 /// The fleet file. Unknown fields are errors: other tools write this file, and a typo
 /// must not silently seed something else.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -59,7 +63,8 @@ pub struct Replication {
     pub lag_seconds: Option<u64>,
 }
 
-/// The VPC recovered instances launch into: one subnet for recoveries, one for drills.
+/// The VPC recovered instances launch into: a recovery subnet (in every source server's
+/// launch template) and a drill subnet with its own isolated route table (see `network`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
@@ -259,6 +264,13 @@ pub struct SeedReport {
     pub vpc_id: String,
     pub recovery_subnet_id: String,
     pub drill_subnet_id: String,
+    /// The drill subnet's own route table: only the VPC's `local` route (isolated). Add a
+    /// route to an internet gateway to make drills reachable from outside.
+    pub drill_route_table_id: String,
+    /// Security group `drplan-recovery`: in every seeded server's launch template.
+    pub recovery_security_group_id: String,
+    /// Security group `drplan-drill`, for a plan's drill settings.
+    pub drill_security_group_id: String,
     pub source_servers_created: usize,
     pub source_servers_updated: usize,
     pub hosted_zones: Vec<SeededZone>,
@@ -289,147 +301,15 @@ pub async fn seed(endpoint_url: &str, fleet: &Fleet) -> Result<SeedReport> {
         vpc_id: network.vpc_id,
         recovery_subnet_id: network.recovery_subnet_id,
         drill_subnet_id: network.drill_subnet_id,
+        drill_route_table_id: network.drill_route_table_id,
+        recovery_security_group_id: network.recovery_security_group_id,
+        drill_security_group_id: network.drill_security_group_id,
         source_servers_created: created,
         source_servers_updated: updated,
         hosted_zones: zones,
         topic_arn,
         queue_url,
     })
-}
-
-struct SeededNetwork {
-    vpc_id: String,
-    recovery_subnet_id: String,
-    drill_subnet_id: String,
-}
-
-const EC2_VERSION: &str = "2016-11-15";
-/// Marks what seeding created, so that the next seeding finds it.
-const SEED_TAG: &str = "drplan:local";
-
-async fn seed_network(aws: &AwsClient, network: &Network) -> Result<SeededNetwork> {
-    let found = aws
-        .query(
-            "ec2",
-            EC2_VERSION,
-            "DescribeVpcs",
-            &[
-                ("Filter.1.Name", &format!("tag:{SEED_TAG}")),
-                ("Filter.1.Value.1", &network.name),
-            ],
-        )
-        .await?;
-    let vpc_id = match xml::first_text(&found, "vpcId") {
-        Some(vpc_id) => vpc_id,
-        None => {
-            let created = aws
-                .query(
-                    "ec2",
-                    EC2_VERSION,
-                    "CreateVpc",
-                    &[("CidrBlock", &network.vpc_cidr)],
-                )
-                .await?;
-            let vpc_id = required(xml::first_text(&created, "vpcId"), "ec2", "CreateVpc")?;
-            tag_resource(aws, &vpc_id, &network.name, &network.name).await?;
-            vpc_id
-        }
-    };
-    let recovery_subnet_id = seed_subnet(
-        aws,
-        &vpc_id,
-        &network.recovery_subnet_cidr,
-        &format!("{}-recovery", network.name),
-    )
-    .await?;
-    let drill_subnet_id = seed_subnet(
-        aws,
-        &vpc_id,
-        &network.drill_subnet_cidr,
-        &format!("{}-drill", network.name),
-    )
-    .await?;
-    if network.public_ips {
-        for subnet_id in [&recovery_subnet_id, &drill_subnet_id] {
-            map_public_ips(aws, subnet_id).await?;
-        }
-    }
-    Ok(SeededNetwork {
-        vpc_id,
-        recovery_subnet_id,
-        drill_subnet_id,
-    })
-}
-
-async fn seed_subnet(aws: &AwsClient, vpc_id: &str, cidr: &str, name: &str) -> Result<String> {
-    let found = aws
-        .query(
-            "ec2",
-            EC2_VERSION,
-            "DescribeSubnets",
-            &[
-                ("Filter.1.Name", "vpc-id"),
-                ("Filter.1.Value.1", vpc_id),
-                ("Filter.2.Name", &format!("tag:{SEED_TAG}")),
-                ("Filter.2.Value.1", name),
-            ],
-        )
-        .await?;
-    if let Some(subnet_id) = xml::first_text(&found, "subnetId") {
-        return Ok(subnet_id);
-    }
-    let availability_zone = format!("{}a", aws.region());
-    let created = aws
-        .query(
-            "ec2",
-            EC2_VERSION,
-            "CreateSubnet",
-            &[
-                ("VpcId", vpc_id),
-                ("CidrBlock", cidr),
-                ("AvailabilityZone", &availability_zone),
-            ],
-        )
-        .await?;
-    let subnet_id = required(xml::first_text(&created, "subnetId"), "ec2", "CreateSubnet")?;
-    tag_resource(aws, &subnet_id, name, name).await?;
-    Ok(subnet_id)
-}
-
-async fn map_public_ips(aws: &AwsClient, subnet_id: &str) -> Result<()> {
-    aws.query(
-        "ec2",
-        EC2_VERSION,
-        "ModifySubnetAttribute",
-        &[
-            ("SubnetId", subnet_id),
-            ("MapPublicIpOnLaunch.Value", "true"),
-        ],
-    )
-    .await
-    .map(|_| ())
-}
-
-async fn tag_resource(
-    aws: &AwsClient,
-    resource_id: &str,
-    name: &str,
-    seed_mark: &str,
-) -> Result<()> {
-    aws.query(
-        "ec2",
-        EC2_VERSION,
-        "CreateTags",
-        &[
-            ("ResourceId.1", resource_id),
-            ("Tag.1.Key", "Name"),
-            ("Tag.1.Value", name),
-            ("Tag.2.Key", SEED_TAG),
-            ("Tag.2.Value", seed_mark),
-        ],
-    )
-    .await?;
-    Ok(())
 }
 
 /// The simulator upserts by hostname, so sending every server again is idempotent.
@@ -451,8 +331,10 @@ async fn seed_source_servers(
                         "state": server.replication.state,
                         "lag_seconds": server.replication.lag_seconds,
                     },
+                    // The launch template's subnet and security groups: DRS launches
+                    // drills and recoveries alike from the template's default version.
                     "launch_subnet_id": network.recovery_subnet_id,
-                    "drill_subnet_id": network.drill_subnet_id,
+                    "launch_security_group_ids": [network.recovery_security_group_id],
                 });
                 if let Some(instance_type) = &server.instance_type {
                     spec["instance_type"] = json!(instance_type);

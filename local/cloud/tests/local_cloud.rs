@@ -481,6 +481,103 @@ async fn seeding_twice_gives_the_same_cloud_and_notifications_can_be_read_back()
         .expect("DescribeVpcs");
     assert_eq!(vpcs.matches("<vpcId>").count(), 1, "{vpcs}");
 
+    // The drill subnet has its own route table with only the local route; the two
+    // security groups exist once each.
+    assert_eq!(first.drill_route_table_id, second.drill_route_table_id);
+    assert_eq!(
+        first.recovery_security_group_id,
+        second.recovery_security_group_id
+    );
+    assert_eq!(
+        first.drill_security_group_id,
+        second.drill_security_group_id
+    );
+    assert_ne!(
+        first.recovery_security_group_id,
+        first.drill_security_group_id
+    );
+    let ec2 = |action: &'static str, params: Vec<(&'static str, String)>| {
+        let aws = aws.clone();
+        async move {
+            let params: Vec<(&str, &str)> = params
+                .iter()
+                .map(|(name, value)| (*name, value.as_str()))
+                .collect();
+            aws.query("ec2", "2016-11-15", action, &params)
+                .await
+                .unwrap_or_else(|error| panic!("{action}: {error}"))
+        }
+    };
+    let tables = ec2(
+        "DescribeRouteTables",
+        vec![("RouteTableId.1", first.drill_route_table_id.clone())],
+    )
+    .await;
+    assert_eq!(
+        tables.matches("<destinationCidrBlock>").count(),
+        1,
+        "{tables}"
+    );
+    assert!(tables.contains("<gatewayId>local</gatewayId>"), "{tables}");
+    assert!(
+        tables.contains(&format!("<subnetId>{}</subnetId>", first.drill_subnet_id)),
+        "{tables}"
+    );
+    for name in ["drplan-recovery", "drplan-drill"] {
+        let groups = ec2(
+            "DescribeSecurityGroups",
+            vec![
+                ("Filter.1.Name", "group-name".to_string()),
+                ("Filter.1.Value.1", name.to_string()),
+            ],
+        )
+        .await;
+        assert_eq!(groups.matches("<groupName>").count(), 1, "{groups}");
+    }
+
+    // One launch template per server, whatever the seedings; its default version names the
+    // recovery subnet and security group.
+    let templates = ec2(
+        "DescribeLaunchTemplates",
+        vec![("MaxResults", "200".to_string())],
+    )
+    .await;
+    assert_eq!(
+        templates.matches("<launchTemplateId>").count(),
+        server_count,
+        "{templates}"
+    );
+    let server_id = servers["items"][0]["sourceServerID"]
+        .as_str()
+        .expect("an ID");
+    let configuration = drs(
+        &aws,
+        "GetLaunchConfiguration",
+        json!({ "sourceServerID": server_id }),
+    )
+    .await;
+    let template_id = configuration["ec2LaunchTemplateID"]
+        .as_str()
+        .expect("ec2LaunchTemplateID");
+    let version = ec2(
+        "DescribeLaunchTemplateVersions",
+        vec![
+            ("LaunchTemplateId", template_id.to_string()),
+            ("LaunchTemplateVersion.1", "$Default".to_string()),
+        ],
+    )
+    .await;
+    assert!(
+        version.contains(&format!(
+            "<subnetId>{}</subnetId>",
+            first.recovery_subnet_id
+        )) && version.contains(&format!(
+            "<groupId>{}</groupId>",
+            first.recovery_security_group_id
+        )),
+        "{version}"
+    );
+
     let zones = aws
         .rest(
             "route53",

@@ -19,6 +19,7 @@ use crate::model::{
     ThrottleFault,
 };
 use crate::sim::Simulator;
+use crate::templates::{TemplateSpec, TemplateWork, run_template_work};
 
 /// moto accepts any AMI ID (with a warning for unknown ones); this one is in moto's
 /// built-in list, so RunInstances launches without complaint.
@@ -130,7 +131,7 @@ struct ServerSpec {
     #[serde(default)]
     launch_subnet_id: Option<String>,
     #[serde(default)]
-    drill_subnet_id: Option<String>,
+    launch_security_group_ids: Vec<String>,
     #[serde(default)]
     instance_type: Option<String>,
     #[serde(default)]
@@ -168,18 +169,61 @@ async fn create_source_servers(State(sim): State<Arc<Simulator>>, body: Bytes) -
         }
     }
     let now = Timestamp::now();
-    let created: Vec<Value> = sim.with_state(|state| {
-        specs
-            .into_iter()
-            .map(|spec| upsert_server(&sim, state, spec, now))
-            .collect()
+    let (mut created, work) = sim.with_state(|state| {
+        let mut created = Vec::new();
+        let mut work = Vec::new();
+        for (index, spec) in specs.into_iter().enumerate() {
+            let (answer, template_work) = upsert_server(&sim, state, spec, now, index);
+            created.push(answer);
+            work.extend(template_work);
+        }
+        (created, work)
     });
+    // Launch templates in EC2, made once the lock is released.
+    let mut failures = Vec::new();
+    for (item, result) in run_template_work(&sim, work).await {
+        match result {
+            Ok(template_id) => {
+                if let TemplateWork::Create { server_id, .. } = &item {
+                    sim.with_state(|state| {
+                        if let Some(server) = state.server_mut(server_id) {
+                            server.launch_template_id = template_id.clone();
+                            server.launch_template_in_ec2 = true;
+                        }
+                    });
+                }
+                if let Some(answer) = created.get_mut(item.index()) {
+                    answer["launch_template_id"] = json!(template_id);
+                }
+            }
+            Err(error) => failures.push(format!(
+                "launch template of source server {}: {error}",
+                item.server_id()
+            )),
+        }
+    }
+    if !failures.is_empty() {
+        // The servers exist; seeding again retries their templates.
+        return json_response(
+            StatusCode::BAD_GATEWAY,
+            json!({ "error": failures.join("; "), "servers": created }),
+        );
+    }
     json_response(StatusCode::OK, json!({ "servers": created }))
 }
 
 /// Creates the server, or updates the one with the same hostname, so that seeding twice
-/// leaves one server per hostname.
-fn upsert_server(sim: &Simulator, state: &mut SimState, spec: ServerSpec, now: Timestamp) -> Value {
+/// leaves one server per hostname. With EC2, also says which launch template calls to make:
+/// a template for a server without one, a new default version for a server whose launch
+/// settings changed.
+fn upsert_server(
+    sim: &Simulator,
+    state: &mut SimState,
+    spec: ServerSpec,
+    now: Timestamp,
+    index: usize,
+) -> (Value, Option<TemplateWork>) {
+    let has_ec2 = sim.outbound.has_ec2();
     let replication_state = spec
         .replication
         .state
@@ -206,20 +250,42 @@ fn upsert_server(sim: &Simulator, state: &mut SimState, spec: ServerSpec, now: T
             stalled_since: None,
             state_before_stall: None,
         };
+        let before = template_spec(server);
         server.launch_subnet_id = spec.launch_subnet_id;
-        server.drill_subnet_id = spec.drill_subnet_id;
+        server.launch_security_group_ids = spec.launch_security_group_ids;
         if let Some(instance_type) = spec.instance_type {
             server.instance_type = instance_type;
         }
         if let Some(image_id) = spec.image_id {
             server.image_id = image_id;
         }
-        return json!({
+        let after = template_spec(server);
+        let work = if !has_ec2 {
+            None
+        } else if !server.launch_template_in_ec2 {
+            Some(TemplateWork::Create {
+                index,
+                server_id: server.id.clone(),
+                spec: after,
+            })
+        } else if after != before {
+            Some(TemplateWork::Update {
+                index,
+                server_id: server.id.clone(),
+                template_id: server.launch_template_id.clone(),
+                spec: after,
+            })
+        } else {
+            None
+        };
+        let answer = json!({
             "source_server_id": server.id,
             "arn": server.arn,
             "hostname": server.hostname,
             "created": false,
+            "launch_template_id": server.launch_template_id,
         });
+        return (answer, work);
     }
     let id = state.ids.source_server_id();
     let number = state.servers.len();
@@ -239,7 +305,7 @@ fn upsert_server(sim: &Simulator, state: &mut SimState, spec: ServerSpec, now: T
         },
         added: now,
         launch_subnet_id: spec.launch_subnet_id,
-        drill_subnet_id: spec.drill_subnet_id,
+        launch_security_group_ids: spec.launch_security_group_ids,
         instance_type: spec
             .instance_type
             .unwrap_or_else(|| DEFAULT_INSTANCE_TYPE.to_owned()),
@@ -259,17 +325,34 @@ fn upsert_server(sim: &Simulator, state: &mut SimState, spec: ServerSpec, now: T
         last_launch_result: "NOT_STARTED",
         replication_direction: "FAILOVER",
         reversed_direction_source_server_arn: None,
+        // Made up; with EC2 replaced by the real template's ID once it exists.
         launch_template_id: state.ids.launch_template_id(),
+        launch_template_in_ec2: false,
     };
-    let response = json!({
+    let answer = json!({
         "source_server_id": server.id,
         "arn": server.arn,
         "hostname": server.hostname,
         "created": true,
+        "launch_template_id": server.launch_template_id,
+    });
+    let work = has_ec2.then(|| TemplateWork::Create {
+        index,
+        server_id: id.clone(),
+        spec: template_spec(&server),
     });
     state.add_server(server);
     add_initial_snapshots(state, &id, now);
-    response
+    (answer, work)
+}
+
+fn template_spec(server: &SourceServer) -> TemplateSpec {
+    TemplateSpec {
+        image_id: server.image_id.clone(),
+        instance_type: server.instance_type.clone(),
+        subnet_id: server.launch_subnet_id.clone(),
+        security_group_ids: server.launch_security_group_ids.clone(),
+    }
 }
 
 // ---- Faults -----------------------------------------------------------------------------
@@ -522,8 +605,10 @@ async fn show_state(State(sim): State<Arc<Simulator>>) -> Response {
                     "replication_state": server.replication.state,
                     "lag_seconds": server.lag_seconds(now),
                     "replication_direction": server.replication_direction,
+                    "launch_template_id": server.launch_template_id,
+                    "launch_template_in_ec2": server.launch_template_in_ec2,
                     "launch_subnet_id": server.launch_subnet_id,
-                    "drill_subnet_id": server.drill_subnet_id,
+                    "launch_security_group_ids": server.launch_security_group_ids,
                     "recovery_instance_id": server.recovery_instance_id,
                     "last_launch_result": server.last_launch_result,
                 })
@@ -561,6 +646,7 @@ async fn show_state(State(sim): State<Arc<Simulator>>) -> Response {
                     "private_ip": instance.private_ip,
                     "public_ip": instance.public_ip,
                     "subnet_id": instance.subnet_id,
+                    "security_group_ids": instance.security_group_ids,
                     "in_moto": instance.in_moto,
                     "ec2_state": instance.ec2_state,
                     "unhealthy": unhealthy.contains(&instance.ec2_instance_id),

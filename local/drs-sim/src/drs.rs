@@ -830,7 +830,8 @@ fn reverse_replication(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
             last_launch_result: "NOT_STARTED",
             replication_direction: "FAILBACK",
             reversed_direction_source_server_arn: Some(original.arn.clone()),
-            launch_template_id: state.ids.launch_template_id(),
+            // Launching it goes back where the original came from; the simulator has one
+            // Region, so the reversed server shares the original's launch template.
             ..original
         };
         state.add_server(reversed);

@@ -38,6 +38,7 @@ mod listeners;
 mod model;
 mod outbound;
 mod sim;
+mod templates;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -112,7 +112,9 @@ struct LaunchTarget {
     tags: Vec<(String, String)>,
     image_id: String,
     instance_type: String,
-    subnet_id: Option<String>,
+    launch_template_id: String,
+    /// Where a launch without EC2 is recorded: the template's first subnet.
+    simulated_subnet_id: Option<String>,
     failure: Option<String>,
     conversion_factor: f64,
     conversion_extra_seconds: f64,
@@ -206,14 +208,8 @@ async fn launch_server(
             tags,
             image_id: server.image_id.clone(),
             instance_type: server.instance_type.clone(),
-            subnet_id: if is_drill {
-                server
-                    .drill_subnet_id
-                    .clone()
-                    .or_else(|| server.launch_subnet_id.clone())
-            } else {
-                server.launch_subnet_id.clone()
-            },
+            launch_template_id: server.launch_template_id.clone(),
+            simulated_subnet_id: server.launch_subnet_id.clone(),
             failure: state.faults.failed_launches.get(server_id).cloned(),
             conversion_factor: slow.map_or(1.0, |slow| slow.factor),
             conversion_extra_seconds: slow.map_or(0.0, |slow| slow.extra_seconds),
@@ -237,36 +233,25 @@ async fn launch_server(
         )
     })?;
 
-    // Launch: an injected failure, a real instance in moto, or a simulated instance ID.
+    // Launch: an injected failure, a real instance in moto (from the launch template's
+    // default version, drills and recoveries alike), or a simulated instance.
     let launched = match &target.failure {
         Some(raw_error) => Err(raw_error.clone()),
-        None if sim.outbound.has_ec2() => {
-            let client_token = format!("{job_id}-{server_id}");
-            sim.outbound
-                .run_instance(RunInstance {
-                    image_id: &target.image_id,
-                    instance_type: &target.instance_type,
-                    subnet_id: target.subnet_id.as_deref(),
-                    tags: target.tags.clone(),
-                    client_token: &client_token,
-                })
-                .await
-                .map(|instance| {
-                    let ips = (instance.private_ip, instance.public_ip);
-                    (instance.instance_id, ips, true)
-                })
-                .map_err(|error| format!("Failed to launch the recovery instance: {error}"))
-        }
-        None => Ok(sim.with_state(|state| {
-            (
-                state.ids.ec2_instance_id(),
-                (Some(state.ids.private_ipv4()), None),
-                false,
-            )
+        None if sim.outbound.has_ec2() => launch_in_ec2(sim, job_id, server_id, &target).await,
+        None => Ok(sim.with_state(|state| Launched {
+            ec2_instance_id: state.ids.ec2_instance_id(),
+            private_ip: Some(state.ids.private_ipv4()),
+            public_ip: None,
+            subnet_id: target.simulated_subnet_id.clone(),
+            security_group_ids: Vec::new(),
+            in_moto: false,
         })),
     };
     sim.update(generation, |state| {
-        let target_instance_id = launched.as_ref().ok().map(|(id, _, _)| id.clone());
+        let target_instance_id = launched
+            .as_ref()
+            .ok()
+            .map(|launched| launched.ec2_instance_id.clone());
         log(
             state,
             job_id,
@@ -283,7 +268,7 @@ async fn launch_server(
     }
 
     match launched {
-        Ok((ec2_instance_id, (private_ip, public_ip), in_moto)) => {
+        Ok(launched) => {
             let replaced = sim.update(generation, |state| {
                 finish_launched(
                     sim,
@@ -292,11 +277,7 @@ async fn launch_server(
                     server_id,
                     is_drill,
                     point_in_time,
-                    &ec2_instance_id,
-                    private_ip,
-                    public_ip,
-                    target.subnet_id.clone(),
-                    in_moto,
+                    launched,
                 )
             })?;
             sim.sync_probe_listeners();
@@ -352,8 +333,67 @@ async fn launch_server(
     Some(())
 }
 
+/// An instance a launch made.
+struct Launched {
+    ec2_instance_id: String,
+    private_ip: Option<String>,
+    public_ip: Option<String>,
+    subnet_id: Option<String>,
+    security_group_ids: Vec<String>,
+    in_moto: bool,
+}
+
+/// Reads the launch template's default version (now, so that a default changed since the
+/// last launch counts) and runs the instance in its subnet with its security groups. A
+/// template that cannot be read fails the launch, as it fails DRS's.
+async fn launch_in_ec2(
+    sim: &Simulator,
+    job_id: &str,
+    server_id: &str,
+    target: &LaunchTarget,
+) -> Result<Launched, String> {
+    let template_id = &target.launch_template_id;
+    let network = sim
+        .outbound
+        .default_template_network(template_id)
+        .await
+        .map_err(|error| {
+            format!(
+                "Failed to launch the recovery instance: could not read the default version of \
+                 launch template {template_id} of source server {server_id}: {error}"
+            )
+        })?;
+    let client_token = format!("{job_id}-{server_id}");
+    let instance = sim
+        .outbound
+        .run_instance(RunInstance {
+            image_id: &target.image_id,
+            instance_type: &target.instance_type,
+            subnet_id: network.subnet_id.as_deref(),
+            security_group_ids: &network.security_group_ids,
+            launch_template: Some((template_id, &network.version)),
+            tags: target.tags.clone(),
+            client_token: &client_token,
+        })
+        .await
+        .map_err(|error| {
+            format!(
+                "Failed to launch the recovery instance from launch template {template_id} \
+                 version {}: {error}",
+                network.version
+            )
+        })?;
+    Ok(Launched {
+        ec2_instance_id: instance.instance_id,
+        private_ip: instance.private_ip,
+        public_ip: instance.public_ip,
+        subnet_id: instance.subnet_id.or(network.subnet_id),
+        security_group_ids: network.security_group_ids,
+        in_moto: true,
+    })
+}
+
 /// Records a successful launch; returns the recovery instance it replaced, if any.
-#[allow(clippy::too_many_arguments)]
 fn finish_launched(
     sim: &Simulator,
     state: &mut State,
@@ -361,14 +401,18 @@ fn finish_launched(
     server_id: &str,
     is_drill: bool,
     point_in_time: Timestamp,
-    ec2_instance_id: &str,
-    private_ip: Option<String>,
-    public_ip: Option<String>,
-    subnet_id: Option<String>,
-    in_moto: bool,
+    launched: Launched,
 ) -> Option<RecoveryInstance> {
+    let Launched {
+        ec2_instance_id,
+        private_ip,
+        public_ip,
+        subnet_id,
+        security_group_ids,
+        in_moto,
+    } = launched;
     // DRS uses the EC2 instance ID as the recovery instance ID.
-    let recovery_instance_id = ec2_instance_id.to_owned();
+    let recovery_instance_id = ec2_instance_id.clone();
     let tags = state
         .server(server_id)
         .map(|server| server.tags.clone())
@@ -381,7 +425,7 @@ fn finish_launched(
     state.recovery_instances.push(RecoveryInstance {
         arn: sim.arn("recovery-instance", &recovery_instance_id),
         id: recovery_instance_id.clone(),
-        ec2_instance_id: ec2_instance_id.to_owned(),
+        ec2_instance_id,
         ec2_state: "RUNNING",
         job_id: job_id.to_owned(),
         source_server_id: server_id.to_owned(),
@@ -391,6 +435,7 @@ fn finish_launched(
         private_ip,
         public_ip,
         subnet_id,
+        security_group_ids,
         failback_state: None,
         failback_job_id: None,
         in_moto,

@@ -33,10 +33,12 @@ pub struct SourceServer {
     pub tags: Tags,
     pub replication: Replication,
     pub added: Timestamp,
-    /// Recovery subnet (launch configuration); None lets EC2 pick its default subnet.
+    /// Subnet of the launch template's first version; None lets EC2 pick its default
+    /// subnet. With EC2 the template's default version decides at each launch; without EC2
+    /// every launch (drill or recovery) uses this subnet.
     pub launch_subnet_id: Option<String>,
-    /// Subnet for drills, kept apart from production; falls back to the recovery subnet.
-    pub drill_subnet_id: Option<String>,
+    /// Security groups of the launch template's first version.
+    pub launch_security_group_ids: Vec<String>,
     pub instance_type: String,
     pub image_id: String,
     pub source_ip: String,
@@ -48,7 +50,10 @@ pub struct SourceServer {
     /// FAILOVER, or FAILBACK for servers that ReverseReplication created.
     pub replication_direction: &'static str,
     pub reversed_direction_source_server_arn: Option<String>,
+    /// GetLaunchConfiguration's `ec2LaunchTemplateID`: a real template in moto when
+    /// `launch_template_in_ec2`, else made up.
     pub launch_template_id: String,
+    pub launch_template_in_ec2: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -332,6 +337,8 @@ pub struct RecoveryInstance {
     /// Set when moto gave the instance one (a subnet that maps public IPs on launch).
     pub public_ip: Option<String>,
     pub subnet_id: Option<String>,
+    /// The security groups it was launched with (from the launch template; moto only).
+    pub security_group_ids: Vec<String>,
     /// FailbackState, set once a failback was started.
     pub failback_state: Option<&'static str>,
     pub failback_job_id: Option<String>,

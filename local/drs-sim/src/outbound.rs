@@ -76,12 +76,19 @@ pub struct LaunchedInstance {
     pub private_ip: Option<String>,
     /// Only when the subnet maps public IPs on launch.
     pub public_ip: Option<String>,
+    /// The subnet EC2 put the instance in.
+    pub subnet_id: Option<String>,
 }
 
 pub struct RunInstance<'a> {
     pub image_id: &'a str,
     pub instance_type: &'a str,
     pub subnet_id: Option<&'a str>,
+    pub security_group_ids: &'a [String],
+    /// The launch template (ID, version number) the instance is launched from: EC2 tags the
+    /// instance with it. moto does not take the subnet from the template's network
+    /// interface, so the subnet and security groups are passed as well.
+    pub launch_template: Option<(&'a str, &'a str)>,
     pub tags: Vec<(String, String)>,
     /// Idempotency token, so that a retried call cannot launch twice.
     pub client_token: &'a str,
@@ -171,7 +178,10 @@ impl Outbound {
         Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
-    async fn ec2_call(&self, params: Vec<(String, String)>) -> Result<String, OutboundError> {
+    pub(crate) async fn ec2_call(
+        &self,
+        params: Vec<(String, String)>,
+    ) -> Result<String, OutboundError> {
         let Some(endpoint) = &self.ec2 else {
             return Err(OutboundError::Unexpected {
                 service: "ec2",
@@ -218,6 +228,13 @@ impl Outbound {
         if let Some(subnet_id) = request.subnet_id {
             params.push(("SubnetId".into(), subnet_id.into()));
         }
+        for (index, group) in request.security_group_ids.iter().enumerate() {
+            params.push((format!("SecurityGroupId.{}", index + 1), group.clone()));
+        }
+        if let Some((template_id, version)) = request.launch_template {
+            params.push(("LaunchTemplate.LaunchTemplateId".into(), template_id.into()));
+            params.push(("LaunchTemplate.Version".into(), version.into()));
+        }
         if !request.tags.is_empty() {
             params.push(("TagSpecification.1.ResourceType".into(), "instance".into()));
             for (index, (key, value)) in request.tags.into_iter().enumerate() {
@@ -240,6 +257,7 @@ impl Outbound {
             private_ip: xml_text(&reply, "privateIpAddress"),
             // The instance's own public address; its network interfaces call it publicIp.
             public_ip: xml_text(&reply, "ipAddress"),
+            subnet_id: xml_text(&reply, "subnetId"),
         })
     }
 

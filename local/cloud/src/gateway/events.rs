@@ -142,6 +142,70 @@ pub(super) async fn put_events(
     response
 }
 
+/// Step Functions emits `Step Functions Execution Status Change` when an execution ends;
+/// moto does not. The gateway stands in for the one drplan relies on, a stop
+/// (StopExecution): it reads the execution back from moto and delivers the event
+/// EventBridge would put on the default bus, in the shape AWS documents.
+pub(super) async fn execution_stopped(state: Arc<GatewayState>, region: String, request: Bytes) {
+    let request: Value = serde_json::from_slice(&request).unwrap_or_default();
+    let Some(arn) = request
+        .get("executionArn")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return;
+    };
+    let moto = AwsClient::new(state.http.clone(), &state.upstreams.moto, &region);
+    let described = match moto
+        .json(
+            "states",
+            "1.0",
+            "AWSStepFunctions",
+            "DescribeExecution",
+            &json!({ "executionArn": arn }),
+        )
+        .await
+    {
+        Ok(described) => described,
+        Err(error) => {
+            eprintln!("gateway: no status-change event for {arn}: {error}");
+            return;
+        }
+    };
+    // awsJson dates are epoch seconds; the event carries epoch milliseconds.
+    let millis = |value: Option<&Value>| value.and_then(Value::as_f64).map(|s| (s * 1000.0) as i64);
+    let stop_date = now_epoch_seconds() * 1000;
+    // The stop is what the event reports, whatever moto's execution shows yet (its
+    // interpreter ends the run a moment later, and keeps no error or cause for it).
+    let detail = json!({
+        "executionArn": arn,
+        "stateMachineArn": described.get("stateMachineArn"),
+        "name": described.get("name"),
+        "status": "ABORTED",
+        "startDate": millis(described.get("startDate")),
+        "stopDate": stop_date,
+        "input": described.get("input"),
+        "output": null,
+        "error": request.get("error"),
+        "cause": request.get("cause"),
+    });
+    let event = json!({
+        "version": "0",
+        "id": random_uuid(),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": state.upstreams.account_id,
+        "time": iso8601_utc(now_epoch_seconds()),
+        "region": region,
+        "resources": [arn],
+        "detail": detail,
+    });
+    match deliver(&state, &moto, "default", &event).await {
+        Ok(deliveries) => record(&state, "default".to_owned(), event, deliveries),
+        Err(error) => eprintln!("gateway: status-change event of {arn} not delivered: {error}"),
+    }
+}
+
 fn record(state: &GatewayState, event_bus: String, event: Value, deliveries: Vec<Delivery>) {
     let mut journal = match state.journal.lock() {
         Ok(journal) => journal,

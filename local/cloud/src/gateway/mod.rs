@@ -261,7 +261,25 @@ async fn handle(State(state): State<Arc<GatewayState>>, request: Request<Body>) 
         Route::LambdaInvoke { function } => {
             lambda::invoke(&state, &function, &parts.headers, body).await
         }
-        Route::Moto => forward(&state, &state.upstreams.moto, &parts, body).await,
+        Route::Moto => {
+            let stopped = parts
+                .headers
+                .get("x-amz-target")
+                .is_some_and(|t| t == "AWSStepFunctions.StopExecution")
+                .then(|| body.clone());
+            let response = forward(&state, &state.upstreams.moto, &parts, body).await;
+            if let Some(request) = stopped
+                && response.status().is_success()
+            {
+                // Delivered after the answer, as EventBridge does.
+                tokio::spawn(events::execution_stopped(
+                    state.clone(),
+                    region.clone(),
+                    request,
+                ));
+            }
+            response
+        }
     };
     if let Some((service, operation, caller)) = counted {
         requests::record(

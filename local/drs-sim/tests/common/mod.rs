@@ -14,6 +14,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+pub mod moto;
+
 /// 0.001 turns a realistic 8-minute launch into about half a second.
 pub const FAST: f64 = 0.001;
 

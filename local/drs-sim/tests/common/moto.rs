@@ -1,0 +1,166 @@
+//! A moto server for the tests that need EC2, and a raw EC2 Query client for it.
+//!
+//! Needs a moto server executable in DRPLAN_MOTO_SERVER (e.g. a venv's `moto_server`, moto
+//! 5.2.5). Without it `start_moto` returns None after printing why, unless
+//! DRPLAN_REQUIRE_MOTO is set, in which case it panics. The moto process is killed by its
+//! PID when the guard drops, also when the test panics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+pub struct MotoServer {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        // Child::kill signals this child's PID only.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+pub async fn start_moto() -> Option<MotoServer> {
+    let Some(executable) = std::env::var_os("DRPLAN_MOTO_SERVER") else {
+        assert!(
+            std::env::var_os("DRPLAN_REQUIRE_MOTO").is_none(),
+            "DRPLAN_REQUIRE_MOTO is set but DRPLAN_MOTO_SERVER (path of moto_server) is not"
+        );
+        // Straight to stderr: the test harness captures eprintln! of passing tests, and a
+        // skip must be visible.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: set DRPLAN_MOTO_SERVER to a moto_server executable (pip install 'moto[server]==5.2.5') to run this test"
+        );
+        return None;
+    };
+    let port = free_loopback_port();
+    let child = Command::new(&executable)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| panic!("start {executable:?}: {error}"));
+    let moto = MotoServer {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "moto did not listen on {port} within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Some(moto)
+}
+
+/// One EC2 Query API call to moto; returns the XML reply.
+pub async fn ec2(moto: &MotoServer, params: &[(&str, &str)]) -> String {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().copied())
+        .extend_pairs([("Version", "2016-11-15")])
+        .finish();
+    let request = hyper::Request::post(format!("{}/", moto.endpoint))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(Full::new(Bytes::from(body)))
+        .expect("request");
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let response = client.request(request).await.expect("moto answers");
+    assert!(
+        response.status().is_success(),
+        "EC2 {params:?}: {}",
+        response.status()
+    );
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+pub fn first(xml: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let start = xml
+        .find(&open)
+        .map(|at| at + open.len())
+        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"));
+    let end = xml[start..]
+        .find(&format!("</{tag}>"))
+        .expect("closing tag");
+    xml[start..start + end].to_owned()
+}
+
+/// The contents of every `<tag>…</tag>` (not self-closing), in document order.
+pub fn all(xml: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut found = Vec::new();
+    let mut rest = xml;
+    while let Some(at) = rest.find(&open) {
+        rest = &rest[at + open.len()..];
+        let end = rest.find(&close).expect("closing tag");
+        found.push(rest[..end].to_owned());
+        rest = &rest[end..];
+    }
+    found
+}
+
+/// An instance as DescribeInstances shows it.
+#[derive(Debug)]
+pub struct Ec2Instance {
+    pub subnet_id: String,
+    pub state: String,
+    pub tags: BTreeMap<String, String>,
+    /// Every security group named anywhere in the instance (instance and interfaces).
+    pub security_group_ids: BTreeSet<String>,
+    pub public_ip: Option<String>,
+}
+
+pub async fn describe_instance(moto: &MotoServer, instance_id: &str) -> Ec2Instance {
+    let xml = ec2(
+        moto,
+        &[
+            ("Action", "DescribeInstances"),
+            ("InstanceId.1", instance_id),
+        ],
+    )
+    .await;
+    let tag_set = first(&xml, "tagSet");
+    Ec2Instance {
+        subnet_id: first(&xml, "subnetId"),
+        state: first(&first(&xml, "instanceState"), "name"),
+        tags: tag_set
+            .split("<item>")
+            .skip(1)
+            .map(|item| (first(item, "key"), first(item, "value")))
+            .collect(),
+        security_group_ids: all(&xml, "groupId").into_iter().collect(),
+        public_ip: all(&xml, "ipAddress").into_iter().next(),
+    }
+}
