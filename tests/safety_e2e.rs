@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sfn::types::ExecutionStatus;
-use common::{Cloud, EXECUTION_TIMEOUT, cloud_with, fast_timing};
+use common::{Cloud, EXECUTION_TIMEOUT, cloud_with, fast_timing, instance_state};
 use serde_json::{Value, json};
 
 /// Four servers of the plan `safe` in two waves, and one of another plan.
@@ -87,25 +87,13 @@ async fn template_defaults(cloud: &Cloud) -> BTreeMap<String, (String, i64)> {
     defaults
 }
 
-/// The run's instances (by its drplan:execution tag, or DRS's own source-server tag for
-/// untagged ones): (hostname, subnet, security groups, state).
+/// The run's instances (by its drplan:execution tag): (hostname, subnet, security
+/// groups, state).
 async fn instances(cloud: &Cloud, execution: &str) -> Vec<(String, String, Vec<String>, String)> {
-    let described = cloud
-        .ec2
-        .describe_instances()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:drplan:execution")
-                .values(execution)
-                .build(),
-        )
-        .send()
+    cloud
+        .ec2_instances_of(execution)
         .await
-        .expect("DescribeInstances");
-    described
-        .reservations()
         .iter()
-        .flat_map(|r| r.instances())
         .map(|i| {
             let name = i
                 .tags()
@@ -119,16 +107,11 @@ async fn instances(cloud: &Cloud, execution: &str) -> Vec<(String, String, Vec<S
                 .iter()
                 .filter_map(|g| g.group_id().map(str::to_owned))
                 .collect();
-            let state = i
-                .state()
-                .and_then(|s| s.name())
-                .map(|n| n.as_str().to_owned())
-                .unwrap_or_default();
             (
                 name,
                 i.subnet_id().unwrap_or_default().to_owned(),
                 groups,
-                state,
+                instance_state(i),
             )
         })
         .collect()

@@ -1286,6 +1286,39 @@ mod tests {
     }
 
     #[test]
+    fn a_recovery_that_takes_over_from_a_drill_says_so() {
+        let mut req = request(RunEvent::Started, Mode::Recovery);
+        let mut found = discovery();
+        found.stop_drill = Some(crate::safety::RunLock {
+            execution_id: "arn:aws:states:us-east-1:1:execution:drplan-recovery:shop-drill-7"
+                .into(),
+            execution_name: "shop-drill-7".into(),
+            mode: Mode::Drill,
+            locked_at: now(),
+        });
+        found.clear_first = true;
+        req.discovery = Some(found);
+        let n = compose(&req, &RunRecords::default(), now()).unwrap();
+        assert!(
+            n.body
+                .contains("DRILL STOPPED: the running drill shop-drill-7 of this plan is stopped"),
+            "{}",
+            n.body
+        );
+        // Leftovers of an earlier drill, without a drill to stop.
+        let mut leftovers = discovery();
+        leftovers.clear_first = true;
+        req.discovery = Some(leftovers);
+        let n = compose(&req, &RunRecords::default(), now()).unwrap();
+        assert!(
+            n.body
+                .contains("left on the plan's servers by an earlier drill"),
+            "{}",
+            n.body
+        );
+    }
+
+    #[test]
     fn approval_carries_the_exact_commands() {
         let mut req = request(RunEvent::ApprovalNeeded, Mode::Recovery);
         req.discovery = Some(discovery());

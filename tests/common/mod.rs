@@ -195,18 +195,10 @@ impl Cloud {
     /// drill subnet replaced by the seeded one, as `drplan local drill` does).
     pub async fn store_plan(&self, name: &str, path: &str) {
         let plan = self.with_seeded_drill_network(plan_file(path));
-        // JSON is YAML: the stored plan reads the same.
-        stack::put_plan(
-            self.cloud.endpoint_url(),
-            self.cloud.region(),
-            name,
-            plan.to_string(),
-        )
-        .await
-        .expect("the plan is stored");
+        self.store_plan_value(name, &plan).await;
     }
 
-    /// Stores `plan` in the bucket as `plans/NAME.yaml`.
+    /// Stores `plan` in the bucket as `plans/NAME.yaml` (JSON is YAML: it reads the same).
     pub async fn store_plan_value(&self, name: &str, plan: &Value) {
         stack::put_plan(
             self.cloud.endpoint_url(),
@@ -428,11 +420,11 @@ impl Cloud {
         serde_json::from_slice(&bytes).expect("the report is JSON")
     }
 
-    /// The EC2 instances a run launched, by their drplan:execution tag: (tags, state).
-    pub async fn instances_of(
+    /// The EC2 instances a run launched, by their drplan:execution tag.
+    pub async fn ec2_instances_of(
         &self,
         execution_name: &str,
-    ) -> Vec<(BTreeMap<String, String>, String)> {
+    ) -> Vec<aws_sdk_ec2::types::Instance> {
         let described = self
             .ec2
             .describe_instances()
@@ -449,18 +441,25 @@ impl Cloud {
             .reservations()
             .iter()
             .flat_map(|r| r.instances())
+            .cloned()
+            .collect()
+    }
+
+    /// The EC2 instances a run launched, by their drplan:execution tag: (tags, state).
+    pub async fn instances_of(
+        &self,
+        execution_name: &str,
+    ) -> Vec<(BTreeMap<String, String>, String)> {
+        self.ec2_instances_of(execution_name)
+            .await
+            .iter()
             .map(|i| {
                 let tags = i
                     .tags()
                     .iter()
                     .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
                     .collect();
-                let state = i
-                    .state()
-                    .and_then(|s| s.name())
-                    .map(|n| n.as_str().to_owned())
-                    .unwrap_or_default();
-                (tags, state)
+                (tags, instance_state(i))
             })
             .collect()
     }
@@ -489,6 +488,15 @@ impl Cloud {
             })
             .collect()
     }
+}
+
+/// An instance's state name (`running`, `terminated`...).
+pub fn instance_state(instance: &aws_sdk_ec2::types::Instance) -> String {
+    instance
+        .state()
+        .and_then(|s| s.name())
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_default()
 }
 
 pub fn plan_file(path: &str) -> Value {
