@@ -267,6 +267,11 @@ impl Cloud {
 
     /// Waits for the execution to end.
     pub async fn wait(&self, name: String, arn: &str) -> Outcome {
+        self.wait_up_to(name, arn, EXECUTION_TIMEOUT).await
+    }
+
+    /// Waits for the execution to end, for at most `timeout`.
+    pub async fn wait_up_to(&self, name: String, arn: &str, timeout: Duration) -> Outcome {
         let started = Instant::now();
         loop {
             let described = self
@@ -285,8 +290,8 @@ impl Cloud {
                 };
             }
             assert!(
-                started.elapsed() < EXECUTION_TIMEOUT,
-                "the execution did not end in {EXECUTION_TIMEOUT:?}; logs in {}",
+                started.elapsed() < timeout,
+                "the execution did not end in {timeout:?}; logs in {}",
                 self.cloud.log_dir().display()
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
