@@ -458,18 +458,16 @@ pub async fn terminate_run_drill_instances(
     else {
         return Ok(DrillTermination::default());
     };
-    let busy =
-        crate::drs::busy_source_servers(drs, run.started_at - jiff::SignedDuration::from_mins(5))
-            .await?;
-    let our_jobs: std::collections::HashSet<String> =
-        crate::drs::jobs_since(drs, run.started_at - jiff::SignedDuration::from_mins(5))
-            .await?
-            .into_iter()
-            .filter(|(_, tags)| {
-                tags.get(drplan_core::execution::TAG_EXECUTION) == Some(&run.execution_name)
-            })
-            .map(|(job, _)| job.job_id)
-            .collect();
+    let jobs =
+        crate::drs::jobs_since(drs, run.started_at - jiff::SignedDuration::from_mins(5)).await?;
+    let busy = crate::drs::busy_servers(&jobs);
+    let our_jobs: std::collections::HashSet<&str> = jobs
+        .iter()
+        .filter(|(_, tags)| {
+            tags.get(drplan_core::execution::TAG_EXECUTION) == Some(&run.execution_name)
+        })
+        .map(|(job, _)| job.job_id.as_str())
+        .collect();
     let server_ids: Vec<String> = resolved
         .waves
         .iter()
@@ -479,7 +477,7 @@ pub async fn terminate_run_drill_instances(
         crate::drs::recovery_instances_of(drs, &server_ids)
             .await?
             .into_iter()
-            .filter(|r| r.is_drill && r.job_id.as_ref().is_some_and(|j| our_jobs.contains(j)))
+            .filter(|r| r.is_drill && r.job_id.as_deref().is_some_and(|j| our_jobs.contains(j)))
             .partition(|r| {
                 r.source_server_id
                     .as_ref()

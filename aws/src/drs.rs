@@ -132,12 +132,15 @@ pub async fn busy_source_servers(
     drs: &Client,
     since: Timestamp,
 ) -> Result<HashSet<String>, FunctionError> {
-    Ok(jobs_since(drs, since)
-        .await?
-        .into_iter()
+    Ok(busy_servers(&jobs_since(drs, since).await?))
+}
+
+/// Of `jobs` (as [`jobs_since`] gives them), the source servers in jobs not completed.
+pub fn busy_servers(jobs: &[(JobView, HashMap<String, String>)]) -> HashSet<String> {
+    jobs.iter()
         .filter(|(job, _)| !job.is_completed())
-        .flat_map(|(job, _)| job.servers.into_iter().map(|s| s.source_server_id))
-        .collect())
+        .flat_map(|(job, _)| job.servers.iter().map(|s| s.source_server_id.clone()))
+        .collect()
 }
 
 /// The given jobs, as DRS reports them now.

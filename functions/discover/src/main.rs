@@ -97,12 +97,13 @@ async fn discover(clients: &Clients, event: DiscoverInput) -> Result<Discovery, 
         .flat_map(|w| w.servers.iter().map(|s| s.id.clone()))
         .collect();
     let since = Timestamp::now() - SignedDuration::from_hours(24);
-    let mut busy = drs::busy_source_servers(&clients.drs, since).await?;
+    let jobs = drs::jobs_since(&clients.drs, since).await?;
+    let mut busy = drs::busy_servers(&jobs);
     if let Some(drill) = &stop_drill {
         // The stopped drill's own jobs are waited out before the first wave.
-        for (job, tags) in drs::jobs_since(&clients.drs, since).await? {
+        for (job, tags) in &jobs {
             if tags.get(TAG_EXECUTION) == Some(&drill.execution_name) {
-                for server in job.servers {
+                for server in &job.servers {
                     busy.remove(&server.source_server_id);
                 }
             }
