@@ -15,7 +15,7 @@ use drplan_local::{LocalCloud, LocalCloudOptions, seed, stack, tools};
 use crate::run_cmd;
 
 /// Timing that turns a drill's minutes into seconds on the local cloud.
-const LOCAL_TIMING: &str = r#"{"poll_initial_seconds": 1, "poll_max_seconds": 3, "poll_backoff_rate": 1.5, "launch_timeout_minutes": 10, "health_interval_seconds": 1, "drill_keep_seconds": 2}"#;
+const LOCAL_TIMING: &str = r#"{"poll_initial_seconds": 1, "poll_max_seconds": 3, "poll_backoff_rate": 1.5, "launch_timeout_minutes": 5, "health_interval_seconds": 3, "drill_keep_seconds": 2}"#;
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {

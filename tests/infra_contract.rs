@@ -1097,3 +1097,118 @@ fn every_placeholder_of_every_state_machine_is_substituted() {
         }
     }
 }
+
+/// What on-call must hear about even when no drplan code runs to tell them: executions
+/// that timed out or were stopped, and the notify function failing.
+#[test]
+fn timed_out_and_aborted_runs_and_notify_failures_alarm_on_call() {
+    let template = load_template();
+    let alarms: Vec<(&str, &str, &Value)> = resources(&template)
+        .values()
+        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|r| {
+            let p = &r["Properties"];
+            (
+                p["Namespace"].as_str().unwrap_or_default(),
+                p["MetricName"].as_str().unwrap_or_default(),
+                p,
+            )
+        })
+        .collect();
+    for (namespace, metric, dimension) in [
+        ("AWS/States", "ExecutionsTimedOut", "RecoveryStateMachine"),
+        ("AWS/States", "ExecutionsAborted", "RecoveryStateMachine"),
+        ("AWS/States", "ExecutionsFailed", "RecoveryStateMachine"),
+        ("AWS/Lambda", "Errors", "NotifyFunction"),
+    ] {
+        let found = alarms.iter().find(|(n, m, p)| {
+            *n == namespace && *m == metric && p["Dimensions"][0]["Value"]["Ref"] == dimension
+        });
+        let Some((_, _, props)) = found else {
+            panic!("no alarm on {namespace} {metric} of {dimension}");
+        };
+        assert_eq!(
+            props["AlarmActions"][0]["Ref"], "AlarmTopic",
+            "{metric} of {dimension} must reach on-call"
+        );
+    }
+}
+
+/// Every step that calls one of drplan's functions (all idempotent) retries a Lambda
+/// crash or timeout and a transient AWS failure, after a first retrier that never
+/// retries drplan's own verdicts (States.TaskFailed would match them too).
+#[test]
+fn every_function_step_retries_crashes_but_not_verdicts() {
+    let path = repo_root().join("statemachines/recovery.asl.json");
+    let machine: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("recovery.asl.json"))
+            .expect("ASL is JSON");
+    fn tasks<'a>(states: &'a Value, found: &mut Vec<(String, &'a Value)>) {
+        for (name, state) in states.as_object().expect("States") {
+            if state["Type"] == "Task" {
+                found.push((name.clone(), state));
+            }
+            for nested in [
+                &state["ItemProcessor"]["States"],
+                &state["Iterator"]["States"],
+            ] {
+                if nested.is_object() {
+                    tasks(nested, found);
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    tasks(&machine["States"], &mut found);
+    let mut checked = 0;
+    for (name, task) in found {
+        // Hooks are the plan owner's code, and task-token waits end by a person's or an
+        // event's answer: neither is retried on a crash.
+        if !task["Resource"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("${")
+        {
+            continue;
+        }
+        checked += 1;
+        let retry = task["Retry"].as_array().expect("Retry");
+        let first = &retry[0];
+        assert_eq!(first["MaxAttempts"], 0, "{name}: first retrier");
+        for verdict in [
+            "drplan.InvalidPlan",
+            "drplan.NotReady",
+            "drplan.PlanBusy",
+            "drplan.WaveFailed",
+        ] {
+            assert!(
+                first["ErrorEquals"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e == verdict),
+                "{name}: {verdict} must never be retried"
+            );
+        }
+        let crash = retry.iter().find(|r| {
+            r["ErrorEquals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e == "Sandbox.Timedout")
+        });
+        let crash = crash.unwrap_or_else(|| panic!("{name}: no retrier for Lambda crashes"));
+        for error in ["drplan.Transient", "Lambda.Unknown", "States.TaskFailed"] {
+            assert!(
+                crash["ErrorEquals"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e == error),
+                "{name}: {error}"
+            );
+        }
+        assert!(crash["MaxAttempts"].as_u64().unwrap_or(0) >= 2, "{name}");
+    }
+    assert!(checked >= 20, "{checked} function steps");
+}

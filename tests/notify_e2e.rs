@@ -59,6 +59,7 @@ fn wave_failed_request(execution_arn: &str) -> NotificationRequest {
         snapshot: Default::default(),
         timing: Default::default(),
         quotas: Default::default(),
+        deadline: None,
     };
     NotificationRequest {
         event: RunEvent::WaveFailed,

@@ -16,11 +16,13 @@ use crate::FunctionError;
 /// Every item of a paginated call, over all pages; the call's error named after
 /// `operation` (throttling told apart, as for single calls).
 async fn all_items<T, E>(
-    pages: aws_smithy_async::future::pagination_stream::PaginationStream<Result<T, E>>,
+    pages: aws_smithy_async::future::pagination_stream::PaginationStream<
+        Result<T, aws_sdk_drs::error::SdkError<E, aws_sdk_drs::config::http::HttpResponse>>,
+    >,
     operation: &'static str,
 ) -> Result<Vec<T>, FunctionError>
 where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
 {
     pages
         .collect::<Result<Vec<_>, _>>()

@@ -293,7 +293,9 @@ impl rustls::client::danger::ServerCertVerifier for HandshakeOnly {
 pub async fn probe_all<K: Send + 'static>(
     probes: Vec<(K, ProbeTarget, HealthCheck)>,
     settings: ProbeSettings,
+    within: Option<Duration>,
 ) -> Vec<(K, HealthCheck, ProbeOutcome)> {
+    let stop_at = within.map(|left| tokio::time::Instant::now() + left);
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let mut running = JoinSet::new();
     for (key, target, check) in probes {
@@ -306,7 +308,23 @@ pub async fn probe_all<K: Send + 'static>(
         });
     }
     let mut outcomes = Vec::new();
-    while let Some(done) = running.join_next().await {
+    loop {
+        let next = match stop_at {
+            Some(stop_at) => match tokio::time::timeout_at(stop_at, running.join_next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    // Out of time: the probes still running are dropped (aborted with
+                    // the JoinSet) and their checks stay "not probed yet".
+                    tracing::warn!(
+                        unfinished = running.len(),
+                        "probes stopped at the poll's deadline"
+                    );
+                    break;
+                }
+            },
+            None => running.join_next().await,
+        };
+        let Some(done) = next else { break };
         match done {
             Ok(outcome) => outcomes.push(outcome),
             // A probe task that panicked leaves its check unprobed (pending), which a
@@ -533,7 +551,7 @@ mod tests {
         let probes = (0..6)
             .map(|n| (n, target(address), HealthCheck::Tcp { port }))
             .collect();
-        let mut outcomes = probe_all(probes, settings()).await;
+        let mut outcomes = probe_all(probes, settings(), None).await;
         outcomes.sort_by_key(|(n, _, _)| *n);
         assert_eq!(outcomes.len(), 6);
         assert!(
@@ -541,5 +559,34 @@ mod tests {
                 .iter()
                 .all(|(_, _, o)| matches!(o, ProbeOutcome::Passed { .. }))
         );
+    }
+
+    #[tokio::test]
+    async fn probe_all_stops_at_its_deadline_and_keeps_what_finished() {
+        let (address, port) = serve("HTTP/1.1 204 No Content\r\n\r\n").await;
+        // Accepts and never answers: its HTTP probe would wait for the read timeout.
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_port = silent.local_addr().unwrap().port();
+        let slow = ProbeSettings {
+            read_timeout: Duration::from_secs(30),
+            ..settings()
+        };
+        let probes = vec![
+            (0, target(address), HealthCheck::Tcp { port }),
+            (
+                1,
+                target(Ipv4Addr::LOCALHOST),
+                HealthCheck::Http {
+                    port: silent_port,
+                    path: "/".into(),
+                },
+            ),
+        ];
+        let started = std::time::Instant::now();
+        let outcomes = probe_all(probes, slow, Some(Duration::from_millis(300))).await;
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let keys: Vec<i32> = outcomes.iter().map(|(n, _, _)| *n).collect();
+        assert_eq!(keys, [0], "{outcomes:?}");
+        drop(silent);
     }
 }

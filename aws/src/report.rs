@@ -10,8 +10,9 @@ use crate::wave::WaveLaunchRecord;
 use crate::{FunctionError, drill, lock, metrics};
 use drplan_core::Mode;
 use drplan_core::dns::DnsCutover;
-use drplan_core::execution::{RunContext, WaveRef};
+use drplan_core::execution::{RunContext, WaveRef, report_key_base, run_key};
 use drplan_core::health::WaveHealthRecord;
+use drplan_core::readiness::READINESS_RECORD;
 use drplan_core::report::{
     Report, RtoResult, RunError, ServerReport, WaveReport, describe_health_gate,
 };
@@ -165,6 +166,13 @@ async fn write_report(
         }
         _ => None,
     };
+    let readiness = store
+        .get_json(&run_key(
+            &plan_name,
+            &input.execution_name,
+            READINESS_RECORD,
+        ))
+        .await?;
     let report = Report {
         execution_id: input.execution_id,
         execution_name: input.execution_name.clone(),
@@ -188,8 +196,9 @@ async fn write_report(
         dns,
         isolation,
         cleared,
+        readiness,
     };
-    let base = format!("reports/{plan_name}/{}", input.execution_name);
+    let base = report_key_base(&plan_name, &input.execution_name);
     let json_key = format!("{base}.json");
     let markdown_key = format!("{base}.md");
     store.put_json(&json_key, &report).await?;

@@ -8,6 +8,10 @@ use serde::de::DeserializeOwned;
 
 use crate::FunctionError;
 
+/// The largest run record drplan reads back (a 4,000-server wave's records are a few
+/// MiB): a larger object is not drplan's and is refused before its body is read.
+pub const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
+
 #[derive(Clone, Debug)]
 pub struct RunStore {
     s3: aws_sdk_s3::Client,
@@ -77,8 +81,19 @@ impl RunStore {
         }
     }
 
-    /// The object's bytes and ETag, or `None` when there is no such key.
+    /// The object's bytes and ETag, or `None` when there is no such key. Objects over
+    /// [`MAX_RECORD_BYTES`] are refused before their body is read.
     async fn get_object(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, FunctionError> {
+        self.get_object_capped(key, MAX_RECORD_BYTES).await
+    }
+
+    /// Like [`Self::get_object`], refusing objects over `max_bytes` (by their
+    /// Content-Length, before reading the body).
+    async fn get_object_capped(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<(Vec<u8>, String)>, FunctionError> {
         let response = match self
             .s3
             .get_object()
@@ -91,6 +106,14 @@ impl RunStore {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
             Err(e) => return Err(FunctionError::from_sdk("S3 GetObject", e)),
         };
+        let size = response.content_length().unwrap_or_default().max(0) as u64;
+        if size > max_bytes {
+            return Err(FunctionError::TooLarge {
+                what: format!("s3://{}/{key}", self.bucket),
+                size,
+                limit: max_bytes,
+            });
+        }
         let etag = response.e_tag().unwrap_or_default().to_owned();
         let bytes = response
             .body
@@ -107,6 +130,20 @@ impl RunStore {
     /// The object's text, or `None` when there is no such key.
     pub async fn get_text(&self, key: &str) -> Result<Option<String>, FunctionError> {
         let Some((bytes, _)) = self.get_object(key).await? else {
+            return Ok(None);
+        };
+        String::from_utf8(bytes).map(Some).map_err(|_| {
+            FunctionError::InvalidInput(format!("s3://{}/{key} is not UTF-8 text", self.bucket))
+        })
+    }
+
+    /// The object's text, refused unread when it is over `max_bytes`.
+    pub async fn get_text_capped(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<String>, FunctionError> {
+        let Some((bytes, _)) = self.get_object_capped(key, max_bytes).await? else {
             return Ok(None);
         };
         String::from_utf8(bytes).map(Some).map_err(|_| {

@@ -142,6 +142,28 @@ pub async fn launch_pending_servers(
                 tracing::warn!("DRS quota reached; the rest of the wave launches on a later poll");
                 break;
             }
+            // A server already in an active job: when the job is this run's own (a
+            // retried step whose first StartRecovery went through, its answer lost),
+            // the servers are launched; anyone else's job is a real conflict.
+            Err(conflict @ FunctionError::Aws { .. })
+                if conflict.aws_code() == Some("ConflictException") =>
+            {
+                let ours = jobs_of_wave(drs_client, run, wave).await?;
+                let in_our_jobs: HashSet<&str> = ours
+                    .iter()
+                    .flat_map(|j| j.servers.iter().map(|s| s.source_server_id.as_str()))
+                    .collect();
+                if !job.iter().all(|s| in_our_jobs.contains(s.id.as_str())) {
+                    return Err(conflict);
+                }
+                tracing::warn!(
+                    servers = job.len(),
+                    "StartRecovery answered ConflictException for servers already in this run's own job: counted as launched"
+                );
+                usage.jobs += 1;
+                usage.servers += job.len();
+                launched += job.len();
+            }
             Err(e) => return Err(e),
         }
     }

@@ -176,6 +176,9 @@ impl ExecutionInput {
             }
         };
         let timing = read_optional::<Timing>(map.get("timing"), "timing", &mut issues);
+        if let Some(timing) = &timing {
+            issues.extend(crate::budget::timing_problems(timing));
+        }
         let quotas = read_optional::<Quotas>(map.get("quotas"), "quotas", &mut issues);
         if let Some(q) = &quotas
             && let Err(e) = q.check()
@@ -259,6 +262,42 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn execution_names_are_checked_like_step_functions_does() {
+        assert_eq!(execution_name_problem("shop-drill-20261202T0700Z"), None);
+        let long = "x".repeat(81);
+        assert!(
+            execution_name_problem(&long)
+                .unwrap()
+                .contains("81 characters")
+        );
+        assert!(
+            execution_name_problem("shop drill")
+                .unwrap()
+                .contains("' '")
+        );
+        assert!(execution_name_problem("").is_some());
+    }
+
+    #[test]
+    fn hooks_must_be_in_the_stacks_account_and_region() {
+        let plan = crate::parse_plan(
+            "name: shop\nrto_minutes: 60\nselector: {\"dr:plan\": shop}\nwaves:\n  - name: db\n    selector: {\"dr:wave\": db}\n    hooks:\n      pre: [{lambda: \"arn:aws:lambda:us-east-1:123456789012:function:drplan-hook-ok\"}]\n      post: [{lambda: \"arn:aws:lambda:eu-west-1:999999999999:function:drplan-hook-theirs\"}]\n",
+            crate::Format::Yaml,
+        )
+        .unwrap();
+        let arn = "arn:aws:states:us-east-1:123456789012:execution:drplan-recovery:shop-1";
+        let (region, account) = stack_of(arn).unwrap();
+        let issues = hooks_outside(&plan, region, account);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].path, "waves[0].hooks.post[0].lambda");
+        assert!(
+            issues[0]
+                .message
+                .contains("account 999999999999 and Region eu-west-1")
+        );
+    }
+
+    #[test]
     fn the_one_call_input_reads_with_defaults() {
         let input = ExecutionInput::from_value(&json!({"plan": "shop", "mode": "drill"})).unwrap();
         assert_eq!(input.plan, PlanSource::Name("shop".into()));
@@ -335,9 +374,19 @@ pub struct RunContext {
     pub snapshot: SnapshotChoice,
     pub timing: Timing,
     pub quotas: Quotas,
+    /// When the run must be over: its start plus the worst case of its plan and timing
+    /// ([`crate::budget::RunBudget::seconds`]). No wave's launch or health gate waits
+    /// past it. Absent in runs started before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Timestamp>,
 }
 
 impl RunContext {
+    /// `deadline`, or the run's own deadline when that comes first.
+    pub fn within_run(&self, deadline: Timestamp) -> Timestamp {
+        self.deadline.map_or(deadline, |run| run.min(deadline))
+    }
+
     /// Where this run keeps its state and report in the bucket.
     pub fn state_prefix(&self) -> String {
         run_prefix(&self.plan, &self.execution_name)
@@ -421,6 +470,77 @@ pub fn hook_problem(arn: &str) -> Option<String> {
     })
 }
 
+/// The key of a run's report without its extension (`.json`, `.md`).
+pub fn report_key_base(plan: &str, execution_name: &str) -> String {
+    format!("reports/{plan}/{execution_name}")
+}
+
+/// Step Functions' limit on an execution name.
+pub const MAX_EXECUTION_NAME: usize = 80;
+
+/// Why `name` cannot name a run, if it cannot: 1 to 80 characters, letters, digits,
+/// `-`, `_` and `.` (Step Functions refuses whitespace, brackets, wildcards and most
+/// punctuation, and its CloudWatch logs want ASCII; drplan puts the name in bucket keys
+/// and tags too).
+pub fn execution_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() || name.chars().count() > MAX_EXECUTION_NAME {
+        return Some(format!(
+            "{name:?} has {} characters; an execution name has 1 to {MAX_EXECUTION_NAME}",
+            name.chars().count()
+        ));
+    }
+    name.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .map(|c| {
+            format!(
+                "{name:?} contains {c:?}; an execution name may use letters, digits, '-', '_' and '.' only"
+            )
+        })
+}
+
+/// The Region and account of a Step Functions execution ARN
+/// (`arn:PARTITION:states:REGION:ACCOUNT:execution:MACHINE:NAME`): the stack's own.
+pub fn stack_of(execution_arn: &str) -> Option<(&str, &str)> {
+    let mut parts = execution_arn.split(':');
+    let (Some("arn"), Some(_), Some("states"), Some(region), Some(account)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    (!region.is_empty() && !account.is_empty()).then_some((region, account))
+}
+
+/// Hooks of `plan` outside the stack's `region` and `account`: the state machine's role
+/// may invoke only its own account's functions there, and a hook elsewhere would be
+/// someone else's code run with the recovery's data.
+pub fn hooks_outside(plan: &crate::plan::Plan, region: &str, account: &str) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    for (i, wave) in plan.waves.iter().flatten().enumerate() {
+        for (phase, hooks) in [("pre", &wave.hooks.pre), ("post", &wave.hooks.post)] {
+            for (k, hook) in hooks.iter().enumerate() {
+                let mut parts = hook.lambda.split(':').skip(3);
+                let (hook_region, hook_account) = (parts.next(), parts.next());
+                if hook_region != Some(region) || hook_account != Some(account) {
+                    issues.push(Issue::new(
+                        format!("waves[{i}].hooks.{phase}[{k}].lambda"),
+                        format!(
+                            "{} is in account {} and Region {}; hooks must be functions of this stack's account {account} in {region}",
+                            hook.lambda,
+                            hook_account.unwrap_or("?"),
+                            hook_region.unwrap_or("?")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    issues
+}
+
 /// Where discover keeps its [`Discovery`] in the run's prefix, for the handler of runs
 /// that end without their last steps.
 pub const DISCOVERY_RECORD: &str = "discovery.json";
@@ -437,8 +557,13 @@ pub struct Discovery {
     /// How long drill instances are kept before cleanup (0 for recoveries).
     pub keep_seconds: u32,
     pub server_count: usize,
-    /// Readiness warnings (e.g. lag over the RPO), for notifications and the report.
+    /// The first readiness warnings (e.g. lag over the RPO), for notifications; at most
+    /// [`crate::readiness::ISSUES_IN_STATE`], however many servers have one (all of them
+    /// are in the run's [`crate::readiness::READINESS_RECORD`] and its report).
     pub warnings: Vec<Issue>,
+    /// How many readiness warnings there are in all.
+    #[serde(default)]
+    pub warning_count: usize,
     /// Drill instances to terminate before anything launches (left by an earlier
     /// drill, or by the drill this recovery stops): the state machine clears them
     /// between approval and the first wave.

@@ -132,7 +132,10 @@ pub struct NotificationRequest {
 pub struct DiscoverySummary {
     pub server_count: usize,
     pub layers: Vec<Vec<WaveRef>>,
+    /// The first warnings (at most [`crate::readiness::ISSUES_IN_STATE`]).
     pub warnings: Vec<Issue>,
+    /// How many warnings there are in all.
+    pub warning_count: usize,
     /// The running drill this recovery stops before its first wave.
     pub stop_drill: Option<crate::safety::RunLock>,
     /// Drill instances are terminated before the first wave.
@@ -622,16 +625,21 @@ fn started_section(text: &mut String, facts: &Facts) {
             "Drill instances left on the plan's servers by an earlier drill are terminated before the first wave.\n"
         );
     }
-    if !discovery.warnings.is_empty() {
-        let _ = writeln!(text, "READINESS WARNINGS ({})", discovery.warnings.len());
-        for issue in discovery.warnings.iter().take(MAX_LISTED_WARNINGS) {
+    // The discovery carries a sample and the count: in a region outage every server
+    // has a warning, and the full list lives in the run's record and its report.
+    let total = discovery.warning_count.max(discovery.warnings.len());
+    if total > 0 {
+        let _ = writeln!(text, "READINESS WARNINGS ({total})");
+        let listed = discovery.warnings.len().min(MAX_LISTED_WARNINGS);
+        for issue in discovery.warnings.iter().take(listed) {
             let _ = writeln!(text, "  - {issue}");
         }
-        if discovery.warnings.len() > MAX_LISTED_WARNINGS {
+        if total > listed {
             let _ = writeln!(
                 text,
-                "  ... and {} more",
-                discovery.warnings.len() - MAX_LISTED_WARNINGS
+                "  ... and {} more: every warning is in the run's report ({}.md)",
+                total - listed,
+                crate::execution::report_key_base(&facts.plan, &facts.request.execution_name)
             );
         }
         let _ = writeln!(text);
@@ -1150,6 +1158,7 @@ mod tests {
             snapshot: SnapshotChoice::Latest,
             timing: Timing::default(),
             quotas: Quotas::default(),
+            deadline: None,
         }
     }
 
@@ -1283,6 +1292,26 @@ mod tests {
         assert!(n.body.contains("replication lag 7m exceeds the RPO"));
         assert!(n.body.contains("(12m 30s ago)"), "{}", n.body);
         assert!(n.body.contains("drplan status shop-drill-1 --wait"));
+    }
+
+    #[test]
+    fn an_outage_sized_warning_list_is_counted_and_points_at_the_report() {
+        let mut req = request(RunEvent::Started, Mode::Recovery);
+        let mut found = discovery();
+        found.warnings = (0..crate::readiness::ISSUES_IN_STATE)
+            .map(|i| Issue::new(format!("servers[{i}]"), "replication is STALLED"))
+            .collect();
+        found.warning_count = 8000;
+        req.discovery = Some(found);
+        let n = compose(&req, &RunRecords::default(), now()).unwrap();
+        assert!(n.body.contains("READINESS WARNINGS (8000)"), "{}", n.body);
+        assert!(
+            n.body.contains(
+                "... and 7990 more: every warning is in the run's report (reports/shop/shop-drill-1.md)"
+            ),
+            "{}",
+            n.body
+        );
     }
 
     #[test]
@@ -1587,6 +1616,7 @@ mod tests {
             dns: None,
             isolation: None,
             cleared: None,
+            readiness: None,
         }
     }
 

@@ -74,7 +74,20 @@ impl Format {
 
 /// Parses and validates a plan document. On failure, every problem found, each with
 /// its path in the document.
+/// The largest plan drplan reads: far above any real plan (a 4,000-server plan selects
+/// its servers by tags), small enough that a function never spends its memory on one.
+pub const MAX_PLAN_BYTES: usize = 1024 * 1024;
+
 pub fn parse_plan(text: &str, format: Format) -> Result<Plan, Vec<Issue>> {
+    if text.len() > MAX_PLAN_BYTES {
+        return Err(vec![Issue::new(
+            crate::DOCUMENT_PATH,
+            format!(
+                "the plan is {} bytes; a plan may be at most {MAX_PLAN_BYTES} bytes (1 MiB)",
+                text.len()
+            ),
+        )]);
+    }
     let document = parse_document(text, format).map_err(|issue| vec![issue])?;
     plan_from_value(&document)
 }

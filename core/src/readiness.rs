@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::duration::parse_iso8601_duration;
 use crate::issue::Issue;
@@ -14,10 +14,39 @@ use crate::resolve::{ResolvedPlan, SourceServer};
 const NO_DATA_YET: &[&str] = &["INITIATING", "INITIAL_SYNC", "PENDING_SNAPSHOT_SHIPPING"];
 
 /// What stops the run, and what the report should mention.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Readiness {
     pub blocking: Vec<Issue>,
     pub warnings: Vec<Issue>,
+}
+
+/// Where discover keeps the full [`Readiness`] of a run, in the run's prefix: in a region
+/// outage every server has a warning or two, far more than a state payload can carry.
+pub const READINESS_RECORD: &str = "readiness.json";
+
+/// How many issues of one list a state payload or an error message carries at most; the
+/// rest are counted, and all of them are in [`READINESS_RECORD`] and the report.
+pub const ISSUES_IN_STATE: usize = 10;
+
+/// The first [`ISSUES_IN_STATE`] of `issues`, for a state payload.
+pub fn sample(issues: &[Issue]) -> Vec<Issue> {
+    issues.iter().take(ISSUES_IN_STATE).cloned().collect()
+}
+
+/// `issues` led by one that says where every one of them is, when there are more than
+/// [`ISSUES_IN_STATE`]: an error message lists only the first few.
+pub fn with_pointer(mut issues: Vec<Issue>, everything_at: &str) -> Vec<Issue> {
+    if issues.len() > ISSUES_IN_STATE {
+        let pointer = Issue::new(
+            "readiness",
+            format!(
+                "all {} problems are in {everything_at} and in the run's report",
+                issues.len()
+            ),
+        );
+        issues.insert(0, pointer);
+    }
+    issues
 }
 
 /// Checks every server of the resolved plan:

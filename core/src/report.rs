@@ -37,6 +37,10 @@ pub struct Report {
     /// instances terminated first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleared: Option<crate::safety::ClearedBeforeLaunch>,
+    /// Every readiness problem discover found (what refused the run, and the warnings of
+    /// a run that went ahead), however many: the state carried only a sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<crate::readiness::Readiness>,
 }
 
 /// A data point for CloudWatch: name, dimensions, value, unit.
@@ -304,6 +308,20 @@ impl Report {
                 error.error, error.cause
             );
         }
+        if let Some(readiness) = &self.readiness {
+            for (title, issues) in [
+                ("Why the servers were not ready", &readiness.blocking),
+                ("Readiness warnings", &readiness.warnings),
+            ] {
+                if issues.is_empty() {
+                    continue;
+                }
+                let _ = writeln!(md, "\n## {title} ({})\n", issues.len());
+                for issue in issues {
+                    let _ = writeln!(md, "- `{}`: {}", issue.path, issue.message);
+                }
+            }
+        }
         let _ = writeln!(md, "\n## Waves\n");
         if self.waves.is_empty() {
             let _ = writeln!(md, "No wave was launched.");
@@ -386,6 +404,7 @@ mod tests {
             dns: None,
             isolation: None,
             cleared: None,
+            readiness: None,
         };
         let points = report.metric_points();
         let value = |name: &str| points.iter().find(|p| p.name == name).map(|p| p.value);

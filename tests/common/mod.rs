@@ -21,7 +21,7 @@ pub const EXAMPLE_DRILL_SUBNET: &str = "subnet-0d1e2f3a4b5c6d7e8";
 /// Fast timing: polls every second or two, drill instances kept two seconds.
 pub fn fast_timing() -> Value {
     json!({"poll_initial_seconds": 1, "poll_max_seconds": 2, "poll_backoff_rate": 1.5,
-           "launch_timeout_minutes": 10, "drill_keep_seconds": 2})
+           "launch_timeout_minutes": 5, "drill_keep_seconds": 2})
 }
 
 /// The first run of a test binary may wait for `cargo lambda watch` to build the

@@ -8,12 +8,15 @@ use drplan_aws::lock::{self, LockOutcome};
 use drplan_aws::step::LogContext;
 use drplan_aws::store::RunStore;
 use drplan_aws::{FunctionError, bootstrap, drs};
+use drplan_core::budget::{MAX_RUN_SECONDS, RunBudget};
 use drplan_core::execution::{
     DISCOVERY_RECORD, Discovery, RunContext, TAG_EXECUTION, WaveHooks, WaveRef, hook_problem,
     plan_key, run_key,
 };
+use drplan_core::execution::{execution_name_problem, hooks_outside, stack_of};
+use drplan_core::parse::MAX_PLAN_BYTES;
 use drplan_core::plan::DEFAULT_DRILL_KEEP_MINUTES;
-use drplan_core::readiness::check_readiness;
+use drplan_core::readiness::{READINESS_RECORD, check_readiness, sample, with_pointer};
 use drplan_core::safety::{
     DrillIsolation, ISOLATION_RECORD, NOT_ISOLATED, RunLock, judge_live_instances, plan_busy_issue,
     routes_beyond_vpc,
@@ -55,7 +58,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 async fn discover(clients: &Clients, event: DiscoverInput) -> Result<Discovery, FunctionError> {
     let input = ExecutionInput::from_value(&event.input).map_err(FunctionError::InvalidPlan)?;
     let plan = load_plan(&clients.store, &input.plan).await?;
-    let unsupported = unsupported_features(&plan);
+    let mut unsupported = unsupported_features(&plan);
+    if let Some(problem) = execution_name_problem(&event.execution_name) {
+        unsupported.push(Issue::new("execution name", problem));
+    }
+    // The stack's account and Region are the execution's: hooks must be there too.
+    if let Some((region, account)) = stack_of(&event.execution_id) {
+        unsupported.extend(hooks_outside(&plan, region, account));
+    }
     if !unsupported.is_empty() {
         return Err(FunctionError::InvalidPlan(unsupported));
     }
@@ -67,6 +77,37 @@ async fn discover(clients: &Clients, event: DiscoverInput) -> Result<Discovery, 
             event.started_at
         ))
     })?;
+    let keep_seconds = match input.mode {
+        Mode::Recovery => 0,
+        Mode::Drill => input.timing.drill_keep_seconds.unwrap_or_else(|| {
+            plan.drill
+                .as_ref()
+                .map_or(DEFAULT_DRILL_KEEP_MINUTES, |d| d.keep_minutes)
+                * 60
+        }),
+    };
+    // The worst case of this plan with this timing must fit in one execution's history
+    // and in the state machine's time limit; its wall time is the run's deadline.
+    let budget = RunBudget::of(&plan, &resolved, &input.timing, keep_seconds);
+    let mut over_budget: Vec<Issue> = budget.problem().into_iter().collect();
+    if budget.seconds > MAX_RUN_SECONDS {
+        over_budget.push(Issue::new(
+            "timing",
+            format!(
+                "this run could take {} s (launch and health timeouts of every layer, approval, drill keep time and {} s of overhead), over the state machine's limit of {MAX_RUN_SECONDS} s",
+                budget.seconds,
+                60 * 60
+            ),
+        ));
+    }
+    if !over_budget.is_empty() {
+        return Err(FunctionError::InvalidPlan(over_budget));
+    }
+    tracing::info!(
+        worst_case_events = budget.events,
+        worst_case_seconds = budget.seconds,
+        "run budget"
+    );
     // One run per plan, whatever started it: taken before the checks below, so that two
     // runs started at once cannot both pass them. The report releases it.
     let ours = RunLock {
@@ -124,8 +165,15 @@ async fn discover(clients: &Clients, event: DiscoverInput) -> Result<Discovery, 
             )
             .await?;
     }
+    // Every issue goes to the bucket; the state and the error carry a sample and counts
+    // (in a region outage every server has one, far past Step Functions' payload limit).
+    let readiness_key = run_key(&plan.name, &event.execution_name, READINESS_RECORD);
+    clients.store.put_json(&readiness_key, &readiness).await?;
     if !readiness.blocking.is_empty() {
-        return Err(FunctionError::NotReady(readiness.blocking));
+        return Err(FunctionError::NotReady(with_pointer(
+            readiness.blocking,
+            &format!("s3://{}/{readiness_key}", clients.store.bucket()),
+        )));
     }
     // A recovery that would cut DNS over needs its zone now, not after every wave
     // launched; a drill never touches DNS.
@@ -141,6 +189,7 @@ async fn discover(clients: &Clients, event: DiscoverInput) -> Result<Discovery, 
         snapshot: input.snapshot,
         timing: input.timing,
         quotas: input.quotas,
+        deadline: Some(started_at + SignedDuration::from_secs(budget.seconds as i64)),
     };
     clients.store.put_json(&run.key("plan.json"), &plan).await?;
     clients
@@ -175,15 +224,6 @@ async fn discover(clients: &Clients, event: DiscoverInput) -> Result<Discovery, 
                 .collect()
         })
         .collect();
-    let keep_seconds = match input.mode {
-        Mode::Recovery => 0,
-        Mode::Drill => input.timing.drill_keep_seconds.unwrap_or_else(|| {
-            plan.drill
-                .as_ref()
-                .map_or(DEFAULT_DRILL_KEEP_MINUTES, |d| d.keep_minutes)
-                * 60
-        }),
-    };
     tracing::info!(
         servers = resolved.server_count(),
         waves = resolved.waves.len(),
@@ -200,7 +240,8 @@ async fn discover(clients: &Clients, event: DiscoverInput) -> Result<Discovery, 
         run,
         layers,
         keep_seconds,
-        warnings: readiness.warnings,
+        warnings: sample(&readiness.warnings),
+        warning_count: readiness.warnings.len(),
         clear_first: stop_drill.is_some() || !live.terminate_first.is_empty(),
         stop_drill,
     };
@@ -258,7 +299,19 @@ async fn load_plan(store: &RunStore, source: &PlanSource) -> Result<Plan, Functi
         }
         PlanSource::Name(name) => {
             let key = plan_key(name);
-            let Some(text) = store.get_text(&key).await? else {
+            let text = match store.get_text_capped(&key, MAX_PLAN_BYTES as u64).await {
+                Err(FunctionError::TooLarge { size, .. }) => {
+                    return Err(FunctionError::InvalidPlan(vec![Issue::new(
+                        "plan",
+                        format!(
+                            "s3://{}/{key} is {size} bytes; a plan may be at most {MAX_PLAN_BYTES} bytes (1 MiB), so it was not read",
+                            store.bucket()
+                        ),
+                    )]));
+                }
+                other => other?,
+            };
+            let Some(text) = text else {
                 return Err(FunctionError::InvalidPlan(vec![Issue::new(
                     "plan",
                     format!(

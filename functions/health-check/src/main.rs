@@ -16,11 +16,28 @@ use drplan_aws::{FunctionError, bootstrap, ec2, wave};
 use drplan_core::execution::{HealthPoll, LaunchState, RunContext, WaveRef, WaveStep};
 use drplan_core::health::{
     HealthVerdict, ServerHealth, ServerObservation, WaveHealthRecord, count, evaluate_server,
-    probe_address, ready_to_probe, wave_verdict,
+    passed_before, probe_address, ready_to_probe, wave_verdict,
 };
 use drplan_core::plan::Health;
 use drplan_core::{HealthCheck, plan_from_value};
 use jiff::{SignedDuration, Timestamp};
+
+/// Time kept back from the Lambda's deadline for reading statuses and writing the
+/// wave's health record after the probes.
+const RECORD_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Where an earlier poll probed the server.
+fn previous_address(
+    previous: Option<&WaveHealthRecord>,
+    outcome: &drplan_core::launch::ServerOutcome,
+) -> Option<String> {
+    previous?
+        .servers
+        .iter()
+        .find(|s| s.source_server_id == outcome.source_server_id)?
+        .probe_address
+        .clone()
+}
 
 struct Clients {
     drs: aws_sdk_drs::Client,
@@ -72,7 +89,7 @@ async fn health_check(clients: &Clients, step: WaveStep) -> Result<WaveStep, Fun
         // The gate's wall clock starts with its first poll.
         None => (
             1,
-            now + SignedDuration::from_mins(i64::from(health.timeout_minutes)),
+            run.within_run(now + SignedDuration::from_mins(i64::from(health.timeout_minutes))),
             now,
         ),
     };
@@ -105,7 +122,21 @@ async fn health_check(clients: &Clients, step: WaveStep) -> Result<WaveStep, Fun
                 .and_then(|id| ips.get(id))
                 .and_then(|found| found.subnet_id.clone()),
         };
-        if ready_to_probe(seen.status.as_ref(), &health.checks) {
+        let carried = previous_record
+            .as_ref()
+            .and_then(|r| {
+                r.servers
+                    .iter()
+                    .find(|s| s.source_server_id == outcome.source_server_id)
+            })
+            .and_then(|before| passed_before(before, instance.as_deref(), &health.checks));
+        if let Some(passed) = carried
+            && ready_to_probe(seen.status.as_ref(), &health.checks)
+        {
+            // Passed on an earlier poll: its probes are not run again.
+            seen.probe_address = previous_address(previous_record.as_ref(), outcome);
+            seen.probes = passed;
+        } else if ready_to_probe(seen.status.as_ref(), &health.checks) {
             match instance
                 .as_ref()
                 .and_then(|id| ips.get(id))
@@ -127,7 +158,11 @@ async fn health_check(clients: &Clients, step: WaveStep) -> Result<WaveStep, Fun
         }
         observations.push(seen);
     }
-    for (index, check, outcome) in probe_all(probes, probe_settings).await {
+    // Probes stop in time for this poll to write its record before Lambda's timeout;
+    // what did not finish counts as not probed yet, and the next poll probes it.
+    let probe_deadline =
+        drplan_aws::step::time_left().map(|left| left.saturating_sub(RECORD_MARGIN));
+    for (index, check, outcome) in probe_all(probes, probe_settings, probe_deadline).await {
         if let Some(seen) = observations.get_mut(index) {
             seen.probes.push((check, outcome));
         }

@@ -227,6 +227,7 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
             ..Timing::default()
         },
         quotas: Quotas::default(),
+        deadline: None,
     };
     let wave = WaveRef {
         index: 0,

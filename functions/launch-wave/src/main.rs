@@ -39,8 +39,9 @@ async fn launch_wave(clients: &Clients, step: WaveStep) -> Result<WaveStep, Func
         already_in_jobs = servers.len() - launched,
         "wave launched"
     );
-    let deadline =
-        Timestamp::now() + SignedDuration::from_mins(i64::from(run.timing.launch_timeout_minutes));
+    let deadline = run.within_run(
+        Timestamp::now() + SignedDuration::from_mins(i64::from(run.timing.launch_timeout_minutes)),
+    );
     let poll = LaunchPoll {
         state: LaunchState::InProgress,
         attempt: 0,

@@ -64,7 +64,10 @@ pub(super) async fn invoke(
             empty(StatusCode::ACCEPTED)
         }
         _ => match invoke_function(state, function, payload).await {
-            Ok(answer) => invocation_response(answer),
+            Ok(answer) => match state.lambda_faults.take(function) {
+                Some(error_type) => super::faults::crashed(function, &error_type),
+                None => invocation_response(answer),
+            },
             Err(error) => error_response(
                 StatusCode::BAD_GATEWAY,
                 "ServiceException",

@@ -4,6 +4,7 @@
 //! everything else to moto.
 
 mod events;
+mod faults;
 mod lambda;
 mod requests;
 
@@ -21,6 +22,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use events::{Delivery, JournalEntry};
+pub use faults::LAMBDA_FAULTS_PATH;
 pub use requests::{REQUESTS_PATH, RequestRecord};
 
 use crate::error::Result;
@@ -59,6 +61,8 @@ struct GatewayState {
     async_invocations: tokio::sync::Semaphore,
     /// Every AWS request passed on, counted (`GET /_drplan/gateway/requests`).
     requests: Mutex<requests::RequestTally>,
+    /// Crashes to answer instead of functions' results (tests of retries).
+    lambda_faults: faults::LambdaFaults,
     log_requests: bool,
 }
 
@@ -113,6 +117,7 @@ pub async fn serve(
         journal: Mutex::new(Vec::new()),
         async_invocations: tokio::sync::Semaphore::new(lambda::ASYNC_INVOCATION_SLOTS),
         requests: Mutex::new(requests::RequestTally::default()),
+        lambda_faults: faults::LambdaFaults::default(),
         log_requests,
     });
     let router = Router::new().fallback(handle).with_state(state);
@@ -252,6 +257,9 @@ async fn handle(State(state): State<Arc<GatewayState>>, request: Request<Body>) 
     let response = match route {
         Route::GatewayControl if path.trim_end_matches('/') == REQUESTS_PATH => {
             requests::control(&state, &parts.method)
+        }
+        Route::GatewayControl if path.trim_end_matches('/') == LAMBDA_FAULTS_PATH => {
+            state.lambda_faults.control(&parts.method, &body)
         }
         Route::GatewayControl => events::control(&state, &parts.method, &path),
         Route::SimulatorControl | Route::Drs => {
