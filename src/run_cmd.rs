@@ -191,7 +191,11 @@ pub fn default_execution_name(plan: &serde_json::Value, mode: Mode) -> String {
     let now = Timestamp::now();
     // Seconds plus sub-second digits: unique enough for one person starting runs by hand.
     let stamp = now.strftime("%Y%m%dT%H%M%SZ");
-    format!("{plan_name}-{mode}-{stamp}-{:03}", now.subsec_millisecond())
+    let suffix = format!("-{mode}-{stamp}-{:03}", now.subsec_millisecond());
+    // Step Functions takes 80 characters at most: a long plan name is cut, never the time.
+    let room = drplan_core::execution::MAX_EXECUTION_NAME.saturating_sub(suffix.len());
+    let plan_part: String = plan_name.chars().take(room).collect();
+    format!("{plan_part}{suffix}")
 }
 
 pub async fn start(args: &StartArgs) -> anyhow::Result<String> {
@@ -205,13 +209,16 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<String> {
         }
         input["replace_live_recovery"] = serde_json::Value::Bool(true);
     }
-    let config = aws_config().await;
-    let client = aws_sdk_sfn::Client::new(&config);
-    let arn = state_machine_arn(&client, &args.target).await?;
     let name = args
         .name
         .clone()
         .unwrap_or_else(|| default_execution_name(&input["plan"], mode));
+    if let Some(problem) = drplan_core::execution::execution_name_problem(&name) {
+        bail!("--name: {problem}");
+    }
+    let config = aws_config().await;
+    let client = aws_sdk_sfn::Client::new(&config);
+    let arn = state_machine_arn(&client, &args.target).await?;
     start_execution(&client, &arn, &name, &input).await
 }
 

@@ -528,3 +528,38 @@ fn schema_describes_the_plan_format() {
     assert_eq!(required, ["name", "rto_minutes", "selector"]);
     assert!(schema["$defs"]["Wave"]["properties"]["depends_on"].is_object());
 }
+
+#[test]
+fn start_refuses_an_execution_name_step_functions_would_refuse_before_any_call() {
+    let long = "x".repeat(81);
+    for (name, problem) in [
+        ("shop drill", "contains ' '"),
+        (long.as_str(), "81 characters"),
+    ] {
+        let out = drplan(&["start", "shop", "--mode", "drill", "--name", name]);
+        assert_ne!(out.code, 0);
+        assert!(
+            out.stderr.contains("--name: ") && out.stderr.contains(problem),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn a_plan_over_one_mib_is_refused_by_its_size() {
+    let padding = format!("# {}\n", "x".repeat(1024 * 1024));
+    let file = write_doc("yaml", &format!("{VALID}{padding}"));
+    let out = drplan(&["validate", file.to_str().expect("utf-8 path")]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stdout
+            .contains("a plan may be at most 1048576 bytes (1 MiB)")
+            || out
+                .stderr
+                .contains("a plan may be at most 1048576 bytes (1 MiB)"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+}
