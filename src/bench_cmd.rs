@@ -1529,7 +1529,8 @@ fn function_environment(
         ("DRPLAN_BUCKET", ctx.stack.bucket.clone()),
         ("DRPLAN_TOPIC_ARN", ctx.topic_arn.clone()),
         ("DRPLAN_PROBE_LOOPBACK", "1".to_owned()),
-        // The trigger's: the state machines it starts.
+        // The trigger's: the account whose events act, the state machines it starts.
+        ("DRPLAN_ACCOUNT_ID", ACCOUNT.to_owned()),
         (
             "DRPLAN_STATE_MACHINE_ARN",
             ctx.stack.recovery_state_machine_arn.clone(),

@@ -241,6 +241,144 @@ async fn alarms_start_a_plan_once_and_everything_else_starts_nothing() {
     assert_eq!(executions(&cloud).await.len(), 1, "still one execution");
 }
 
+/// Invokes the trigger function directly (RequestResponse), as anyone allowed to invoke
+/// it could, with no EventBridge rule in between; returns its answer.
+async fn invoke_trigger(cloud: &Cloud, event: &Value) -> Value {
+    let answer = cloud
+        .control
+        .rest(
+            "lambda",
+            hyper::Method::POST,
+            "/2015-03-31/functions/trigger/invocations",
+            "application/json",
+            event.to_string().into_bytes(),
+        )
+        .await
+        .expect("Invoke trigger");
+    assert!(answer.status.is_success(), "{}", answer.body_text());
+    serde_json::from_slice(&answer.body).expect("the trigger answers JSON")
+}
+
+fn sample_json(name: &str) -> Value {
+    let text = std::fs::read_to_string(sample(name)).expect("the sample event");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_this_accounts_events_and_the_tags_a_plan_accepts_start_runs() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    // The shop plan without `alarm_tags: true`: its own list of alarms still starts it,
+    // an alarm tagged drplan:plan=shop does not.
+    let mut shop = cloud.with_seeded_drill_network(common::plan_file("examples/shop.yaml"));
+    shop["triggers"]
+        .as_object_mut()
+        .expect("shop has triggers")
+        .remove("alarm_tags");
+    cloud.store_plan_value("shop", &shop).await;
+
+    // A tag-routed alarm for a plan that did not opt in, through the rules: nothing starts.
+    put_event(&cloud, &sample("alarm-state-change-tagged.json"));
+    let log = wait_for_log(&cloud, &["not mapped to any plan"], 1).await;
+    assert!(
+        log.lines().any(|l| l.contains("alarm tag ignored")
+            && l.contains("drplan:plan=shop")
+            && l.contains("alarm_tags: true")),
+        "the ignored tag is logged with why:\n{log}"
+    );
+    assert!(
+        log.contains("\"IgnoredAlarmTags\":1"),
+        "and counted:\n{log}"
+    );
+    assert!(
+        executions(&cloud).await.is_empty(),
+        "the tag started nothing"
+    );
+
+    // An alarm the plan lists, from another account or Region, handed straight to the
+    // function: refused, logged and counted like a malformed event.
+    let ours = sample_json("alarm-state-change-alarm.json");
+    assert_eq!(ours["account"], "123456789012", "the local cloud's account");
+    assert_eq!(
+        ours["region"],
+        cloud.cloud.region(),
+        "the local cloud's Region"
+    );
+    let mut foreign = ours.clone();
+    foreign["account"] = "999999999999".into();
+    let answer = invoke_trigger(&cloud, &foreign).await;
+    assert_eq!(
+        (answer["outcome"].as_str(), answer["reason"].as_str()),
+        (Some("rejected"), Some("ForeignAccount")),
+        "{answer}"
+    );
+    let mut elsewhere = ours.clone();
+    elsewhere["region"] = "eu-west-1".into();
+    let answer = invoke_trigger(&cloud, &elsewhere).await;
+    assert_eq!(answer["reason"], "ForeignRegion", "{answer}");
+    let log = wait_for_log(&cloud, &["event rejected"], 2).await;
+    assert!(
+        log.lines()
+            .any(|l| l.contains("event rejected") && l.contains("999999999999")),
+        "the rejection names the foreign account:\n{log}"
+    );
+    assert!(
+        log.contains("\"Reason\":\"ForeignAccount\"")
+            && log.contains("\"Reason\":\"ForeignRegion\""),
+        "rejections are counted by reason:\n{log}"
+    );
+    assert!(
+        executions(&cloud).await.is_empty(),
+        "foreign events started nothing"
+    );
+
+    // The same event from this account and Region starts one run.
+    let answer = invoke_trigger(&cloud, &ours).await;
+    assert_eq!(answer["outcome"], "routed", "{answer}");
+    assert_eq!(answer["plans"][0]["outcome"], "started", "{answer}");
+    let runs = executions(&cloud).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(runs[0].0.starts_with("shop-alarm-"), "{runs:?}");
+
+    // A plan that accepts tags and whose alarm runs are drills: an alarm tagged
+    // drplan:mode=recovery starts a drill, never a recovery, and the run says why.
+    let lab = serde_json::json!({"name": "lab", "rto_minutes": 30, "selector": {"dr:plan": "lab"},
+        "triggers": {"alarm_tags": true, "mode": "drill"}});
+    cloud.store_plan_value("lab", &lab).await;
+    let to_lab = edited_sample(&cloud, "alarm-state-change-tagged.json", |event| {
+        event["detail"]["alarmTags"] =
+            serde_json::json!({"drplan:plan": "lab", "drplan:mode": "recovery"});
+    });
+    put_event(&cloud, &to_lab);
+    wait_for_log(&cloud, &["alarm started the plan"], 2).await;
+    let runs = executions(&cloud).await;
+    let (lab_run, _) = runs
+        .iter()
+        .find(|(name, _)| name.starts_with("lab-alarm-"))
+        .unwrap_or_else(|| panic!("a run of lab: {runs:?}"));
+    let described = cloud
+        .sfn
+        .describe_execution()
+        .execution_arn(format!(
+            "{}:{lab_run}",
+            cloud
+                .stack
+                .recovery_state_machine_arn
+                .replace(":stateMachine:", ":execution:")
+        ))
+        .send()
+        .await
+        .expect("DescribeExecution");
+    let input: Value = serde_json::from_str(described.input().unwrap_or("{}")).expect("input");
+    assert_eq!(input["mode"], "drill", "{input}");
+    let ignored = input["trigger"]["ignored_tags"].to_string();
+    assert!(
+        ignored.contains("drplan:mode=recovery") && ignored.contains("never turns a drill"),
+        "{input}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_different_alarm_that_already_claimed_the_plan_wins_and_this_one_is_suppressed() {
     let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {

@@ -45,7 +45,7 @@ pub(crate) const DRILL_FIELDS: &[&str] = &[
     "allow_routes",
     "keep_minutes",
 ];
-pub(crate) const TRIGGERS_FIELDS: &[&str] = &["alarms", "mode", "min_gap_minutes"];
+pub(crate) const TRIGGERS_FIELDS: &[&str] = &["alarms", "alarm_tags", "mode", "min_gap_minutes"];
 /// CloudWatch's longest alarm name.
 const MAX_ALARM_NAME_CHARS: usize = 255;
 
@@ -506,14 +506,29 @@ impl Reader {
 
     fn triggers(&mut self, value: &Value, path: &DocPath) -> Option<Triggers> {
         let map = self.mapping(value, path, TRIGGERS_FIELDS)?;
+        let alarm_tags = match self.optional(map, path, "alarm_tags") {
+            Some((Value::Bool(b), _)) => *b,
+            Some((other, p)) => {
+                self.issues.push(
+                    &p,
+                    format!("must be true or false, found {}", describe(other)),
+                );
+                false
+            }
+            None => false,
+        };
+        // Without alarm tags, the list is the only way an alarm reaches the plan.
+        let no_alarm = "lists no alarm: give alarm names (a trailing * matches a prefix), \
+                        set `alarm_tags: true` to be started by alarms tagged drplan:plan=NAME, \
+                        or leave `triggers` out";
+        if !alarm_tags && !map.contains_key("alarms") {
+            self.issues.push(&path.key("alarms"), no_alarm);
+        }
         let alarms = self
-            .required(map, path, "alarms")
+            .optional(map, path, "alarms")
             .map(|(v, p)| {
-                if v.as_array().is_some_and(Vec::is_empty) {
-                    self.issues.push(
-                        &p,
-                        "lists no alarm: give alarm names (a trailing * matches a prefix), or leave `triggers` out",
-                    );
+                if !alarm_tags && v.as_array().is_some_and(Vec::is_empty) {
+                    self.issues.push(&p, no_alarm);
                 }
                 let names = self.list_of_strings(v, &p);
                 for (i, name) in names.iter().enumerate() {
@@ -558,6 +573,7 @@ impl Reader {
         };
         Some(Triggers {
             alarms,
+            alarm_tags,
             mode,
             min_gap_minutes,
         })

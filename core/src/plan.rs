@@ -398,12 +398,22 @@ impl fmt::Display for Mode {
 }
 
 /// Which CloudWatch alarms start the plan, in which mode, and how often at most.
+/// At least one alarm, or `alarm_tags: true` (started by tagged alarms only).
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("anyOf" = [
+    {"required": ["alarms"], "properties": {"alarms": {"minItems": 1}}},
+    {"required": ["alarm_tags"], "properties": {"alarm_tags": {"const": true}}},
+]))]
 pub struct Triggers {
     /// Alarm names; a name ending in `*` matches every alarm that starts with the rest.
-    #[schemars(length(min = 1))]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alarms: Vec<String>,
+    /// Whether alarms tagged `drplan:plan=<this plan>` start it (with alarm tag
+    /// propagation on), and a `drplan:mode=drill` tag can make their run a drill. Off by
+    /// default: whoever can tag an alarm could otherwise start the plan.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alarm_tags: bool,
     /// The mode of runs an alarm starts. The plan's approval rules apply to it as to any run.
     #[serde(default = "default_trigger_mode")]
     pub mode: Mode,

@@ -28,8 +28,8 @@ pub async fn on_alarm(trigger: &Trigger, alarm: &AlarmStateChange) -> Result<Val
         );
     }
     let plans = stored_plans(&trigger.store).await?;
-    let routes = match route_alarm(alarm, &plans) {
-        Ok(routes) => routes,
+    let routing = match route_alarm(alarm, &plans) {
+        Ok(routing) => routing,
         Err(error) => {
             tracing::error!(alarm = alarm.alarm_name, %error, "alarm names no usable plan: nothing started");
             metrics::count("UnmappedAlarms", &[]);
@@ -38,6 +38,17 @@ pub async fn on_alarm(trigger: &Trigger, alarm: &AlarmStateChange) -> Result<Val
             );
         }
     };
+    for ignored in routing.all_ignored_tags() {
+        tracing::warn!(
+            alarm = alarm.alarm_name,
+            plan = ignored.plan,
+            tag = ignored.tag,
+            reason = ignored.reason,
+            "alarm tag ignored"
+        );
+        metrics::count("IgnoredAlarmTags", &[]);
+    }
+    let routes = routing.routes;
     if routes.is_empty() {
         tracing::info!(
             alarm = alarm.alarm_name,

@@ -15,8 +15,14 @@
 //!   out or failed outside its own error handling: its drill instances terminated, launch
 //!   templates put back, report written, plan released.
 //!
-//! A bad event is logged with the field and the problem, counted, and answered with
-//! success: it never starts anything, and never makes Lambda retry it.
+//! Only events of the stack's own account (`DRPLAN_ACCOUNT_ID`) and Region (`AWS_REGION`)
+//! act: the rules' patterns filter on both, and the function checks again because it
+//! can be invoked directly. An alarm's `drplan:plan` / `drplan:mode` tags count only for
+//! plans with `triggers.alarm_tags: true`; a tag never turns a drill plan's run into a
+//! recovery.
+//!
+//! A bad or foreign event is logged with the field and the problem, counted, and
+//! answered with success: it never starts anything, and never makes Lambda retry it.
 
 mod alarm;
 mod launch;
@@ -26,7 +32,7 @@ mod stall;
 use drplan_aws::step::LogContext;
 use drplan_aws::store::RunStore;
 use drplan_aws::{FunctionError, bootstrap, metrics};
-use drplan_core::trigger::{StoredPlan, TriggerEvent, read_event};
+use drplan_core::trigger::{StackOrigin, StoredPlan, TriggerEvent, read_event};
 use drplan_core::{Format, parse_plan};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -42,6 +48,8 @@ pub struct Trigger {
     /// The recovery state machine alarms start (`DRPLAN_STATE_MACHINE_ARN`).
     pub state_machine_arn: String,
     pub stall: stall::StallSettings,
+    /// The only account and Region whose events act.
+    pub home: StackOrigin,
 }
 
 /// Any JSON: a bad event must reach the handler to be logged, not fail deserialisation.
@@ -75,6 +83,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         topic_arn: drplan_aws::sns::topic_arn_from_env()?,
         state_machine_arn: required_env("DRPLAN_STATE_MACHINE_ARN")?,
         stall: stall::StallSettings::from_env()?,
+        home: StackOrigin {
+            account: required_env("DRPLAN_ACCOUNT_ID")?,
+            region: required_env("AWS_REGION")?,
+        },
     };
     drplan_aws::step::serve("trigger", |RawEvent(event)| handle_event(&trigger, event)).await
 }
@@ -84,17 +96,16 @@ async fn handle_event(trigger: &Trigger, event: Value) -> Result<Value, Function
     if let Some(escalation) = event.get(stall::ESCALATION_KEY) {
         return stall::escalate(trigger, escalation).await;
     }
-    let parsed = match read_event(&event) {
+    let parsed = match read_event(&event, &trigger.home) {
         Ok(parsed) => parsed,
         Err(error) => {
-            let detail_type = event
-                .get("detail-type")
-                .and_then(|t| t.as_str())
-                .unwrap_or("");
+            let text = |field: &str| event.get(field).and_then(Value::as_str).unwrap_or("");
             tracing::warn!(
                 reason = error.reason(),
                 %error,
-                detail_type,
+                detail_type = text("detail-type"),
+                account = text("account"),
+                region = text("region"),
                 "event rejected: it starts nothing"
             );
             metrics::count("RejectedEvents", &[("Reason", error.reason())]);

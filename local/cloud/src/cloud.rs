@@ -464,6 +464,8 @@ async fn start_cargo_lambda_watch(
                 crate::stack::ESCALATION_STATE_MACHINE
             ),
         )
+        // Only the stack's account's events act (the template sets it from AWS::AccountId).
+        .env("DRPLAN_ACCOUNT_ID", &options.account_id)
         .env("DRPLAN_STALL_RETRY_REPLICATION", "true")
         .env("DRPLAN_STALL_ESCALATE_MINUTES", "0.1")
         // The bucket is addressed by path: virtual-host names would not resolve to loopback.

@@ -183,6 +183,8 @@ pub fn rules_of(
         if !props["EventPattern"].is_object() {
             return Err(format!("{id}: EventPattern must be an object"));
         }
+        let event_pattern = with_pseudo_parameters(&props["EventPattern"], region, account_id)
+            .map_err(|problem| format!("{id}: EventPattern: {problem}"))?;
         let mut targets = Vec::new();
         for target in props["Targets"].as_array().into_iter().flatten() {
             let target_id = target["Id"]
@@ -195,12 +197,50 @@ pub fn rules_of(
         }
         rules.push(RuleSpec {
             name: id.clone(),
-            event_pattern: props["EventPattern"].to_string(),
+            event_pattern: event_pattern.to_string(),
             enabled: props["State"].as_str().unwrap_or("ENABLED") == "ENABLED",
             targets,
         });
     }
     Ok(rules)
+}
+
+/// `value` with each `Ref: AWS::AccountId` / `Ref: AWS::Region` replaced by the stack's,
+/// as CloudFormation does (the rules' patterns match only the stack's own events). Any
+/// other intrinsic is refused: the local rule would silently differ from AWS's.
+fn with_pseudo_parameters(
+    value: &Value,
+    region: &str,
+    account_id: &str,
+) -> std::result::Result<Value, String> {
+    match value {
+        Value::Object(map) if map.len() == 1 && map.contains_key("Ref") => {
+            match map["Ref"].as_str() {
+                Some("AWS::AccountId") => Ok(Value::String(account_id.to_owned())),
+                Some("AWS::Region") => Ok(Value::String(region.to_owned())),
+                _ => Err(format!(
+                    "{value} is not resolved locally (only Ref AWS::AccountId and AWS::Region are)"
+                )),
+            }
+        }
+        Value::Object(map) => {
+            if let Some(intrinsic) = map.keys().find(|key| key.starts_with("Fn::")) {
+                return Err(format!("{intrinsic} is not resolved locally"));
+            }
+            map.iter()
+                .map(|(key, item)| {
+                    with_pseudo_parameters(item, region, account_id).map(|item| (key.clone(), item))
+                })
+                .collect::<std::result::Result<serde_json::Map<_, _>, _>>()
+                .map(Value::Object)
+        }
+        Value::Array(items) => items
+            .iter()
+            .map(|item| with_pseudo_parameters(item, region, account_id))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map(Value::Array),
+        other => Ok(other.clone()),
+    }
 }
 
 /// Creates or updates the template's EventBridge rules and their targets in moto.
@@ -445,6 +485,33 @@ mod tests {
             .expect("the alarm rule");
         let pattern: Value = serde_json::from_str(&alarms.event_pattern).unwrap();
         assert_eq!(pattern["detail-type"][0], "CloudWatch Alarm State Change");
+        // The stack's own account and Region, as CloudFormation resolves them.
+        assert_eq!(pattern["account"], serde_json::json!(["123456789012"]));
+        assert_eq!(pattern["region"], serde_json::json!(["us-east-1"]));
+        let mut event = serde_json::json!({"source": "aws.cloudwatch",
+            "detail-type": "CloudWatch Alarm State Change", "account": "123456789012",
+            "region": "us-east-1", "detail": {}});
+        assert!(crate::event_pattern::matches(&pattern, &event));
+        event["account"] = serde_json::json!("999999999999");
+        assert!(!crate::event_pattern::matches(&pattern, &event));
+        event["account"] = serde_json::json!("123456789012");
+        event["region"] = serde_json::json!("eu-west-1");
+        assert!(!crate::event_pattern::matches(&pattern, &event));
+        for rule in &rules {
+            let pattern: Value = serde_json::from_str(&rule.event_pattern).unwrap();
+            assert_eq!(
+                pattern["account"],
+                serde_json::json!(["123456789012"]),
+                "{}",
+                rule.name
+            );
+        }
+        let other_ref = "Resources:\n  R:\n    Type: AWS::Events::Rule\n    Properties:\n      EventPattern: {source: [{Ref: Bucket}]}\n";
+        assert!(
+            rules_of(other_ref, "us-east-1", "1")
+                .unwrap_err()
+                .contains("not resolved locally")
+        );
         assert_eq!(
             alarms.targets,
             vec![(
