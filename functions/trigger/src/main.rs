@@ -137,8 +137,17 @@ pub async fn stored_plans(store: &RunStore) -> Result<Vec<StoredPlan>, FunctionE
         else {
             continue;
         };
-        let Some(text) = store.get_text(&key).await? else {
-            continue;
+        let text = match store
+            .get_text_capped(&key, drplan_core::parse::MAX_PLAN_BYTES as u64)
+            .await
+        {
+            Ok(Some(text)) => text,
+            Ok(None) => continue,
+            Err(error @ FunctionError::TooLarge { .. }) => {
+                tracing::error!(key, %error, "stored plan skipped: over the 1 MiB plan limit");
+                continue;
+            }
+            Err(error) => return Err(error),
         };
         match parse_plan(&text, Format::Yaml) {
             Ok(plan) if plan.name == name => plans.push(StoredPlan {
