@@ -1,5 +1,6 @@
 //! Approval, DNS cutover, rollback and on-call e-mail end to end on the local cloud:
 //! the real state machine, functions and CLI, with Route 53, SNS and SQS in moto.
+//! The seeded zone example.com is public: its records get public addresses.
 
 mod common;
 
@@ -16,8 +17,15 @@ fn key((name, kind): (&str, &str)) -> (String, String) {
     (name.to_owned(), kind.to_owned())
 }
 
-/// Private IPs of the instances a run launched for a wave, sorted.
-async fn wave_addresses(cloud: &Cloud, execution: &str, wave: &str) -> Vec<String> {
+/// Which IPv4 address of each instance.
+#[derive(Clone, Copy)]
+enum Ip {
+    Private,
+    Public,
+}
+
+/// The IPv4 addresses of the instances a run launched for a wave, sorted.
+async fn wave_addresses(cloud: &Cloud, execution: &str, wave: &str, ip: Ip) -> Vec<String> {
     let described = cloud
         .ec2
         .describe_instances()
@@ -40,7 +48,11 @@ async fn wave_addresses(cloud: &Cloud, execution: &str, wave: &str) -> Vec<Strin
         .reservations()
         .iter()
         .flat_map(|r| r.instances())
-        .filter_map(|i| i.private_ip_address().map(str::to_owned))
+        .filter_map(|i| match ip {
+            Ip::Private => i.private_ip_address(),
+            Ip::Public => i.public_ip_address(),
+        })
+        .map(str::to_owned)
         .collect();
     ips.sort();
     ips
@@ -54,9 +66,10 @@ async fn an_approved_recovery_points_every_record_at_the_recovered_instances_and
     let before = cloud.records("example.com").await;
     assert_eq!(before[&key(SHOP)], ["203.0.113.10"]);
 
-    let (name, arn) = cloud
-        .start(plan_file("examples/shop.yaml"), "recovery")
-        .await;
+    // shop.example.com follows its public zone; api.shop.example.com says otherwise.
+    let mut plan = plan_file("examples/shop.yaml");
+    plan["dns"]["records"][1]["address"] = json!("private-ip");
+    let (name, arn) = cloud.start(plan, "recovery").await;
     let approved = cloud
         .answer_approval(&["approve", &name, "--by", "sre-on-call"])
         .await;
@@ -70,13 +83,19 @@ async fn an_approved_recovery_points_every_record_at_the_recovered_instances_and
         outcome.cause
     );
 
-    // Every record of the plan points at its wave's recovered instances.
+    // Every record of the plan points at its wave's recovered instances: the public
+    // zone's record at their public addresses, the record that asks at private ones.
     let after = cloud.records("example.com").await;
-    let web = wave_addresses(&cloud, &name, "web").await;
-    let app = wave_addresses(&cloud, &name, "app").await;
+    let web = wave_addresses(&cloud, &name, "web", Ip::Public).await;
+    let app = wave_addresses(&cloud, &name, "app", Ip::Private).await;
     assert_eq!(web.len(), 3);
     assert_eq!(after[&key(SHOP)], web);
     assert_eq!(after[&key(API)], app);
+    let web_private = wave_addresses(&cloud, &name, "web", Ip::Private).await;
+    assert!(
+        web.iter().all(|ip| !web_private.contains(ip)),
+        "{web:?} are the web tier's private addresses"
+    );
 
     // The report's DNS section says the same, with the old values kept.
     let report = cloud.report("shop", &name).await;
@@ -122,6 +141,86 @@ async fn an_approved_recovery_points_every_record_at_the_recovered_instances_and
         subjects.iter().any(|s| s.contains("SUCCEEDED")),
         "{subjects:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_outside_its_zone_is_refused_before_anything_launches() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    let before = cloud.records("example.com").await;
+    let zone_id = cloud
+        .seeded
+        .hosted_zones
+        .iter()
+        .find(|z| z.name == "example.com")
+        .expect("the seeded zone")
+        .zone_id
+        .clone();
+    // By ID, the zone's name is known only once Route 53 is asked: discover asks.
+    let mut plan = plan_file("examples/shop.yaml");
+    plan["dns"] = json!({"zone_id": zone_id, "records": [
+        {"name": "shop.example.com", "type": "A", "from_wave": "web"},
+        {"name": "shop.example.org", "type": "A", "from_wave": "web"},
+    ]});
+    let outcome = cloud.run(plan, "recovery").await;
+    assert_eq!(outcome.status, ExecutionStatus::Failed);
+    assert_eq!(outcome.error.as_deref(), Some("drplan.InvalidPlan"));
+    let cause = outcome.cause.unwrap_or_default();
+    assert!(
+        cause.contains(
+            "dns.records[1].name: shop.example.org is not inside the hosted zone example.com"
+        ) && cause.contains(&format!("(zone {zone_id})")),
+        "{cause}"
+    );
+    assert!(
+        !cause.contains("dns.records[0]"),
+        "shop.example.com is in example.com: {cause}"
+    );
+    assert!(
+        cloud.start_recovery_calls().await.is_empty(),
+        "a plan with a record outside its zone launched servers"
+    );
+    assert_eq!(cloud.records("example.com").await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_zone_record_whose_instances_have_no_public_address_is_not_cut_over() {
+    // The shop fleet without public addresses: its instances have private ones only.
+    let fleet = fleet_file("examples/fleet.yaml");
+    assert!(fleet.contains("public_ips: true"));
+    let Some(cloud) = cloud_with(&fleet.replacen("public_ips: true", "public_ips: false", 1)).await
+    else {
+        return;
+    };
+    let before = cloud.records("example.com").await;
+    let plan = json!({
+        "name": "shop-web",
+        "rto_minutes": 30,
+        "selector": {"dr:plan": "shop", "dr:wave": "web"},
+        "waves": [{"name": "web", "selector": {"dr:wave": "web"},
+                   "health": {"checks": ["ec2-status"]}}],
+        "dns": {"zone_name": "example.com", "records": [
+            {"name": "shop.example.com", "type": "A", "from_wave": "web"},
+        ]},
+    });
+    let outcome = cloud.run(plan, "recovery").await;
+    assert_eq!(outcome.status, ExecutionStatus::Failed);
+    assert_eq!(outcome.error.as_deref(), Some("drplan.NotReady"));
+    let cause = outcome.cause.unwrap_or_default();
+    // Every instance of the wave is named, with its source server and hostname.
+    let ids = cloud.server_ids().await;
+    assert!(
+        cause.contains("dns.records[0]: record shop.example.com needs public-ip but instances i-")
+            && cause.contains("have no public IPv4 address")
+            && ["web-01", "web-02", "web-03"]
+                .iter()
+                .all(|web| cause.contains(&format!("(server {}, {web})", ids[*web]))),
+        "{cause}"
+    );
+    // The web tier launched (the zone check passed before), DNS was not touched.
+    assert_eq!(cloud.launched_servers().await.len(), 3);
+    assert_eq!(cloud.records("example.com").await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

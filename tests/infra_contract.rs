@@ -188,6 +188,24 @@ fn one_or_many(value: &Value) -> Vec<&Value> {
     }
 }
 
+/// What a list item of the template may be once its conditions are known: the item
+/// itself, or for `Fn::If: [CONDITION, A, B]` each of A and B (`AWS::NoValue` is no
+/// item). With the condition (`None` outside any `Fn::If`; the innermost one).
+fn conditional_items(value: &Value) -> Vec<(Option<&str>, &Value)> {
+    match value.get("Fn::If").and_then(Value::as_array) {
+        Some(parts) if parts.len() == 3 => parts[1..]
+            .iter()
+            .filter(|branch| branch.get("Ref").and_then(Value::as_str) != Some("AWS::NoValue"))
+            .flat_map(|branch| {
+                conditional_items(branch)
+                    .into_iter()
+                    .map(|(inner, item)| (inner.or(parts[0].as_str()), item))
+            })
+            .collect(),
+        _ => vec![(None, value)],
+    }
+}
+
 /// The logical ID a `Fn::GetAtt: [ID, Arn]` (or `Ref: ID`) points at.
 fn target_of(value: &Value) -> Option<&str> {
     value
@@ -661,6 +679,8 @@ struct Grant {
     action: String,
     via_drs: bool,
     resources: Vec<Value>,
+    /// The template condition the statement is granted under, if any.
+    condition: Option<String>,
 }
 
 fn role_grants(template: &Value, role_id: &str) -> Vec<Grant> {
@@ -674,8 +694,15 @@ fn role_grants(template: &Value, role_id: &str) -> Vec<Grant> {
         "{role_id}: managed policies cannot be checked against the code; use inline policies"
     );
     let mut grants = Vec::new();
-    for policy in one_or_many(&role["Properties"]["Policies"]) {
-        for statement in one_or_many(&policy["PolicyDocument"]["Statement"]) {
+    let items = |value| -> Vec<(Option<&str>, &Value)> {
+        one_or_many(value)
+            .into_iter()
+            .flat_map(conditional_items)
+            .collect()
+    };
+    for (policy_condition, policy) in items(&role["Properties"]["Policies"]) {
+        for (statement_condition, statement) in items(&policy["PolicyDocument"]["Statement"]) {
+            let condition = statement_condition.or(policy_condition).map(str::to_owned);
             assert_eq!(
                 statement["Effect"], "Allow",
                 "{role_id}: only Allow statements are expected"
@@ -702,6 +729,7 @@ fn role_grants(template: &Value, role_id: &str) -> Vec<Grant> {
                         .into_iter()
                         .cloned()
                         .collect(),
+                    condition: condition.clone(),
                 });
             }
         }
@@ -1211,4 +1239,137 @@ fn every_function_step_retries_crashes_but_not_verdicts() {
         assert!(crash["MaxAttempts"].as_u64().unwrap_or(0) >= 2, "{name}");
     }
     assert!(checked >= 20, "{checked} function steps");
+}
+
+/// Every string in `value`, with its path in the template.
+fn strings<'a>(value: &'a Value, path: &str, out: &mut Vec<(String, &'a str)>) {
+    match value {
+        Value::String(text) => out.push((path.to_owned(), text)),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                strings(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                strings(item, &format!("{path}.{key}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_arn_in_the_template_takes_its_partition_from_the_stack() {
+    let template = load_template();
+    let mut all = Vec::new();
+    strings(&template, "", &mut all);
+    // `arn:aws:`, `arn:aws-cn:`...: a partition written out breaks the stack elsewhere.
+    let written_out: Vec<String> = all
+        .iter()
+        .filter(|(_, text)| text.contains("arn:aws"))
+        .map(|(path, text)| format!("{path}: {text}"))
+        .collect();
+    assert!(
+        written_out.is_empty(),
+        "use arn:${{AWS::Partition}}:\n{}",
+        written_out.join("\n")
+    );
+    assert!(
+        all.iter()
+            .any(|(_, text)| text.contains("arn:${AWS::Partition}:route53:::hostedzone/")),
+        "the scan saw no ARN: it is broken"
+    );
+}
+
+/// How many zones HostedZoneIds may list, from its AllowedPattern (`{0,N-1}`).
+fn most_hosted_zones(template: &Value) -> usize {
+    let pattern = template["Parameters"]["HostedZoneIds"]["AllowedPattern"]
+        .as_str()
+        .expect("HostedZoneIds has an AllowedPattern");
+    let more = pattern
+        .rsplit_once("{0,")
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .and_then(|(n, _)| n.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("{pattern}: no {{0,N}} repetition"));
+    more + 1
+}
+
+/// The index of the zone an ARN of the template names, when it is
+/// `arn:${AWS::Partition}:route53:::hostedzone/${Id}` with Id the Nth ID of HostedZoneIds
+/// (written out `copies` times, so that every index exists).
+fn hosted_zone_index(resource: &Value, copies: usize) -> Option<u64> {
+    let sub = resource.get("Fn::Sub")?.as_array()?;
+    if sub.first()?.as_str()? != "arn:${AWS::Partition}:route53:::hostedzone/${Id}" {
+        return None;
+    }
+    let select = sub.get(1)?.get("Id")?.get("Fn::Select")?.as_array()?;
+    let split = select.get(1)?.get("Fn::Split")?.as_array()?;
+    let ids = split.get(1)?.get("Fn::Sub")?.as_str()?;
+    let every_copy = vec!["${HostedZoneIds}"; copies].join(",");
+    (split.first()?.as_str()? == "," && ids == every_copy)
+        .then(|| select.first()?.as_u64())
+        .flatten()
+}
+
+#[test]
+fn route53_reaches_only_the_hosted_zones_the_deployment_names() {
+    let template = load_template();
+    assert_eq!(template["Parameters"]["HostedZoneIds"]["Default"], "");
+    let zones = most_hosted_zones(&template);
+    let mut checked = Vec::new();
+    for (function_id, _) in template_functions(&template) {
+        let function = &resources(&template)[&function_id];
+        let role_id = target_of(&function["Properties"]["Role"]).expect("a role");
+        let grants: Vec<Grant> = role_grants(&template, role_id)
+            .into_iter()
+            .filter(|g| g.action.starts_with("route53:"))
+            .collect();
+        if grants.is_empty() {
+            continue;
+        }
+        checked.push(function_id.clone());
+        // The functions refuse, before any call, a zone that IAM would refuse.
+        assert_eq!(
+            function["Properties"]["Environment"]["Variables"]["DRPLAN_HOSTED_ZONE_IDS"],
+            serde_json::json!({"Ref": "HostedZoneIds"}),
+            "{function_id}: calls Route 53 but is not told HostedZoneIds"
+        );
+        for grant in grants {
+            let what = format!("{role_id}: {}", grant.action);
+            assert_eq!(
+                grant.condition.as_deref(),
+                Some("HasHostedZones"),
+                "{what}: granted even when HostedZoneIds names no zone"
+            );
+            match grant.action.as_str() {
+                // Takes no resource: IAM wants "*".
+                "route53:ListHostedZonesByName" => {
+                    assert_eq!(grant.resources, [serde_json::json!("*")], "{what}");
+                }
+                "route53:GetChange" => assert_eq!(
+                    grant.resources,
+                    [serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:route53:::change/*"})],
+                    "{what}"
+                ),
+                _ => {
+                    let indexes: BTreeSet<u64> = grant
+                        .resources
+                        .iter()
+                        .map(|r| {
+                            hosted_zone_index(r, zones).unwrap_or_else(|| {
+                                panic!("{what}: {r} is not a zone of HostedZoneIds")
+                            })
+                        })
+                        .collect();
+                    assert_eq!(
+                        indexes,
+                        (0..zones as u64).collect::<BTreeSet<_>>(),
+                        "{what}: every zone HostedZoneIds may list, once"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(checked, ["DiscoverFunction", "DnsCutoverFunction"]);
 }

@@ -259,6 +259,52 @@ fn record_names_types_and_ttls_are_checked() {
 }
 
 #[test]
+fn a_record_address_is_private_or_public_ip_and_for_a_records_only() {
+    let text = valid_with(
+        "{ name: shop.example.com, type: A, ttl: 60, from_wave: app }",
+        "{ name: shop.example.com, type: A, from_wave: app, address: elastic-ip }\n    \
+         - { name: v6.example.com, type: AAAA, from_wave: app, address: public-ip }\n    \
+         - { name: www.example.com, type: CNAME, from_wave: app, address: private-ip }\n    \
+         - { name: api.example.com, type: A, from_wave: app, address: private-ip }",
+    );
+    let errors = errors_of(&text);
+    assert_error(
+        &errors,
+        "dns.records[0].address",
+        "unknown address \"elastic-ip\": expected private-ip or public-ip",
+    );
+    assert_error(
+        &errors,
+        "dns.records[1].address",
+        "applies to A records only: AAAA records hold the instances' IPv6 addresses",
+    );
+    assert_error(
+        &errors,
+        "dns.records[2].address",
+        "applies to A records only: CNAME records hold the first instance's private DNS name",
+    );
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+}
+
+#[test]
+fn a_record_outside_the_named_zone_is_refused() {
+    let text = valid_with("zone_id: Z0123456789", "zone_name: Example.com.").replacen(
+        "{ name: shop.example.com, type: A, ttl: 60, from_wave: app }",
+        "{ name: SHOP.example.com., type: A, from_wave: app }\n    \
+         - { name: example.com, type: A, from_wave: app }\n    \
+         - { name: wwwexample.com, type: A, from_wave: app }",
+        1,
+    );
+    let errors = errors_of(&text);
+    assert_error(
+        &errors,
+        "dns.records[2].name",
+        "wwwexample.com is not inside the hosted zone example.com: the zone holds example.com itself and the names that end in .example.com",
+    );
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+}
+
+#[test]
 fn from_wave_must_name_a_wave() {
     let errors = errors_of(&valid_with("from_wave: app", "from_wave: ap"));
     assert_error(

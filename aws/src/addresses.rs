@@ -33,6 +33,10 @@ pub async fn instance_addresses(
                 hostname: hostname.clone(),
                 ec2_instance_id: id.to_owned(),
                 private_ipv4: instance.private_ip_address().map(str::to_owned),
+                public_ipv4: instance
+                    .public_ip_address()
+                    .filter(|ip| !ip.is_empty())
+                    .map(str::to_owned),
                 ipv6: instance.ipv6_address().map(str::to_owned),
                 private_dns_name: instance
                     .private_dns_name()

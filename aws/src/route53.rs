@@ -1,22 +1,95 @@
 //! The Route 53 calls of a DNS cutover and its rollback.
 
 use aws_sdk_route53::Client;
+use aws_sdk_route53::types::HostedZone as SdkZone;
 use aws_sdk_route53::types::{
     Change as SdkChange, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord,
     ResourceRecordSet, RrType,
 };
 use drplan_core::Issue;
-use drplan_core::dns::{Change, RecordSet, canonical_name};
+use drplan_core::dns::{
+    Change, HostedZone, RecordSet, canonical_name, records_outside_zone, zone_list,
+    zone_not_allowed,
+};
 use drplan_core::plan::Dns;
 
 use crate::FunctionError;
 
-/// The hosted zone the plan names, by ID or by name (exactly one public zone).
-pub async fn resolve_zone(route53: &Client, dns: &Dns) -> Result<String, FunctionError> {
+/// The hosted zones this deployment may change, comma-separated: the template sets it
+/// from its HostedZoneIds parameter (and IAM grants the same zones). Unset, nothing
+/// limits the zones (the local cloud, where no IAM applies).
+pub const ALLOWED_ZONES_ENV: &str = "DRPLAN_HOSTED_ZONE_IDS";
+
+/// The zones this deployment may change; `None` when it does not say.
+pub fn allowed_zones() -> Option<Vec<String>> {
+    std::env::var(ALLOWED_ZONES_ENV)
+        .ok()
+        .map(|text| zone_list(&text))
+}
+
+/// The zone a plan's records are cut over in, with every reason they could not be:
+/// a zone this deployment may not change (`allowed`, from [`allowed_zones`]), a zone
+/// that does not exist or is ambiguous, a record outside the zone. Nothing is changed; discover calls it before anything
+/// launches, dns-cutover again before it changes anything.
+pub async fn zone_for_cutover(
+    route53: &Client,
+    dns: &Dns,
+    allowed: Option<&[String]>,
+) -> Result<HostedZone, FunctionError> {
+    let refuse = |id: &str, path: &str| {
+        allowed
+            .and_then(|allowed| zone_not_allowed(allowed, id))
+            .map(|problem| FunctionError::InvalidPlan(vec![Issue::new(path, problem)]))
+    };
+    // Checked before any Route 53 call: IAM would only answer AccessDenied (and grants
+    // no Route 53 call at all to a deployment that may change no zone).
+    let named = match (&dns.zone_id, &dns.zone_name) {
+        (Some(id), _) => Some((id.as_str(), "dns.zone_id")),
+        (None, Some(name)) if allowed.is_some_and(<[String]>::is_empty) => {
+            Some((name.as_str(), "dns.zone_name"))
+        }
+        _ => None,
+    };
+    if let Some((zone, path)) = named
+        && let Some(refused) = refuse(zone, path)
+    {
+        return Err(refused);
+    }
+    let zone = resolve_zone(route53, dns).await?;
+    if dns.zone_id.is_none()
+        && let Some(refused) = refuse(&zone.id, "dns.zone_name")
+    {
+        return Err(refused);
+    }
+    let outside = records_outside_zone(dns, &zone);
+    if !outside.is_empty() {
+        return Err(FunctionError::InvalidPlan(outside));
+    }
+    Ok(zone)
+}
+
+fn hosted_zone(zone: &SdkZone) -> HostedZone {
+    HostedZone {
+        id: zone.id().trim_start_matches("/hostedzone/").to_owned(),
+        name: canonical_name(zone.name()),
+        private: zone.config().is_some_and(|c| c.private_zone()),
+    }
+}
+
+/// The hosted zone the plan names: by ID, or by name (exactly one zone of that name,
+/// public or private).
+pub async fn resolve_zone(route53: &Client, dns: &Dns) -> Result<HostedZone, FunctionError> {
     if let Some(id) = &dns.zone_id {
         let bare = id.trim_start_matches("/hostedzone/").to_owned();
         return match route53.get_hosted_zone().id(&bare).send().await {
-            Ok(_) => Ok(bare),
+            Ok(answer) => answer
+                .hosted_zone()
+                .map(hosted_zone)
+                .ok_or_else(|| FunctionError::Aws {
+                    operation: "Route53 GetHostedZone",
+                    code: "NoHostedZone".into(),
+                    message: format!("the answer for {bare} describes no zone"),
+                }),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_no_such_hosted_zone()) =>
@@ -36,31 +109,50 @@ pub async fn resolve_zone(route53: &Client, dns: &Dns) -> Result<String, Functio
         )]));
     };
     let wanted = canonical_name(name);
-    let zones = route53
-        .list_hosted_zones_by_name()
-        .dns_name(&wanted)
-        .send()
-        .await
-        .map_err(|e| FunctionError::from_sdk("Route53 ListHostedZonesByName", e))?;
-    let matching: Vec<String> = zones
-        .hosted_zones()
-        .iter()
-        .filter(|z| canonical_name(z.name()) == wanted)
-        .filter(|z| !z.config().is_some_and(|c| c.private_zone()))
-        .map(|z| z.id().trim_start_matches("/hostedzone/").to_owned())
-        .collect();
+    // Zones come sorted by name, so those of one name are listed together; a page that
+    // ends on the name may have more of them on the next.
+    let mut matching: Vec<HostedZone> = Vec::new();
+    let mut start = (wanted.clone(), None);
+    loop {
+        let page = route53
+            .list_hosted_zones_by_name()
+            .dns_name(&start.0)
+            .set_hosted_zone_id(start.1.take())
+            .send()
+            .await
+            .map_err(|e| FunctionError::from_sdk("Route53 ListHostedZonesByName", e))?;
+        matching.extend(
+            page.hosted_zones()
+                .iter()
+                .filter(|z| canonical_name(z.name()) == wanted)
+                .map(hosted_zone),
+        );
+        match (
+            page.is_truncated(),
+            page.next_dns_name(),
+            page.next_hosted_zone_id(),
+        ) {
+            (true, Some(next_name), Some(id)) if canonical_name(next_name) == wanted => {
+                start = (next_name.to_owned(), Some(id.to_owned()));
+            }
+            _ => break,
+        }
+    }
     match matching.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(FunctionError::NotReady(vec![Issue::new(
             "dns.zone_name",
-            format!("there is no public hosted zone named {name}"),
+            format!("there is no hosted zone named {name}"),
         )])),
         many => Err(FunctionError::NotReady(vec![Issue::new(
             "dns.zone_name",
             format!(
-                "{} public hosted zones are named {name} ({}); give dns.zone_id",
+                "{} hosted zones are named {name} ({}); give dns.zone_id to say which",
                 many.len(),
-                many.join(", ")
+                many.iter()
+                    .map(|z| format!("{} {}", z.id, if z.private { "private" } else { "public" }))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )])),
     }

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::issue::Issue;
-use crate::plan::{Dns, RecordType};
+use crate::plan::{Dns, DnsRecord, RecordAddress, RecordType};
 
 /// A record set as Route 53 holds it (simple routing).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,8 +28,33 @@ pub struct InstanceAddress {
     pub hostname: Option<String>,
     pub ec2_instance_id: String,
     pub private_ipv4: Option<String>,
+    #[serde(default)]
+    pub public_ipv4: Option<String>,
     pub ipv6: Option<String>,
     pub private_dns_name: Option<String>,
+}
+
+/// A hosted zone as Route 53 describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostedZone {
+    /// Bare, without `/hostedzone/`.
+    pub id: String,
+    /// Canonical (see [`canonical_name`]).
+    pub name: String,
+    /// A private zone answers inside its VPCs only.
+    pub private: bool,
+}
+
+impl HostedZone {
+    /// `example.com. (Z123, public)`, for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({}, {})",
+            self.name,
+            self.id,
+            if self.private { "private" } else { "public" }
+        )
+    }
 }
 
 /// Route 53's form of a name: lower case, with the trailing dot.
@@ -42,12 +67,163 @@ pub fn canonical_name(name: &str) -> String {
     }
 }
 
+/// Whether `name` belongs in `zone`: the zone's own name (its apex) or a name under it,
+/// label by label (`wwwexample.com` is not in `example.com`). Case and trailing dots do
+/// not matter.
+pub fn zone_contains(zone: &str, name: &str) -> bool {
+    let zone = canonical_name(zone);
+    let name = canonical_name(name);
+    name == zone || name.ends_with(&format!(".{zone}"))
+}
+
+/// Why a record named `name` cannot be in `zone`; `None` when it can (or when the name
+/// is empty: its own problem is reported where it is read).
+pub fn outside_zone(name: &str, zone: &str) -> Option<String> {
+    if name.is_empty() || zone_contains(zone, name) {
+        return None;
+    }
+    let zone = canonical_name(zone);
+    let zone = zone.trim_end_matches('.');
+    Some(format!(
+        "{name} is not inside the hosted zone {zone}: the zone holds {zone} itself and the names that end in .{zone}, nothing else"
+    ))
+}
+
+/// Every record of the plan whose name is outside the zone, with its path.
+pub fn records_outside_zone(dns: &Dns, zone: &HostedZone) -> Vec<Issue> {
+    dns.records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, record)| {
+            outside_zone(&record.name, &zone.name).map(|problem| {
+                Issue::new(
+                    format!("dns.records[{i}].name"),
+                    format!("{problem} (zone {})", zone.id),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The hosted zone IDs a deployment may change, from its comma-separated list
+/// (`Z1,Z2`; blanks and `/hostedzone/` prefixes are ignored).
+pub fn zone_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|id| id.trim().trim_start_matches("/hostedzone/"))
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Why this deployment may not change `zone_id`, given the zones it may change;
+/// `None` when it may. With no zone allowed, `zone_id` may be the zone's name.
+pub fn zone_not_allowed(allowed: &[String], zone_id: &str) -> Option<String> {
+    let zone_id = zone_id.trim_start_matches("/hostedzone/");
+    if allowed.iter().any(|a| a == zone_id) {
+        return None;
+    }
+    Some(if allowed.is_empty() {
+        "this deployment may change no hosted zone (its HostedZoneIds parameter is empty): deploy it with the zone's ID in HostedZoneIds, or leave `dns` out of the plan".to_owned()
+    } else {
+        format!(
+            "hosted zone {zone_id} is not one this deployment may change (HostedZoneIds: {}); add it to the stack's HostedZoneIds parameter",
+            allowed.join(",")
+        )
+    })
+}
+
+/// Which IPv4 address of each instance an A record holds: what the record says, or
+/// what its zone calls for. (AAAA records hold IPv6 addresses, CNAMEs a name: the parser
+/// refuses `address` on them.)
+pub fn a_record_address(record: &DnsRecord, private_zone: bool) -> RecordAddress {
+    record
+        .address
+        .unwrap_or(RecordAddress::of_zone(private_zone))
+}
+
+/// Every instance's `address`, or the instances that have none.
+fn ipv4_addresses(
+    instances: &[&InstanceAddress],
+    address: RecordAddress,
+) -> Result<Vec<String>, Vec<String>> {
+    let pick = |a: &InstanceAddress| match address {
+        RecordAddress::PrivateIp => a.private_ipv4.clone(),
+        RecordAddress::PublicIp => a.public_ipv4.clone(),
+    };
+    let without: Vec<String> = instances
+        .iter()
+        .filter(|a| pick(a).is_none())
+        .map(|a| describe_instance(a))
+        .collect();
+    if without.is_empty() {
+        Ok(instances.iter().filter_map(|a| pick(a)).collect())
+    } else {
+        Err(without)
+    }
+}
+
+/// `record www.example.com needs public-ip but instance i-0abc (server s-1, web-01)
+/// has no public IPv4 address`, with what would give it one.
+fn missing_address(record: &DnsRecord, address: RecordAddress, without: &[String]) -> String {
+    let (noun, verb) = if without.len() == 1 {
+        ("instance", "has")
+    } else {
+        ("instances", "have")
+    };
+    let (kind, hint) = match (address, record.address) {
+        (RecordAddress::PrivateIp, _) => ("private", ""),
+        (RecordAddress::PublicIp, None) => (
+            "public",
+            ": the record's zone is public, so it gets public addresses; launch the wave where instances get one (a subnet that maps public IPv4 addresses on launch, or a launch template that asks for one), or give the record `address: private-ip`",
+        ),
+        (RecordAddress::PublicIp, Some(_)) => (
+            "public",
+            ": launch the wave where instances get one (a subnet that maps public IPv4 addresses on launch, or a launch template that asks for one)",
+        ),
+    };
+    format!(
+        "record {} needs {} but {noun} {} {verb} no {kind} IPv4 address{hint}",
+        record.name,
+        address.name(),
+        without.join(", ")
+    )
+}
+
+/// Why a record of this type takes no `address`; `None` for A records.
+pub fn address_does_not_apply(record_type: RecordType) -> Option<String> {
+    let holds = match record_type {
+        RecordType::A => return None,
+        RecordType::AAAA => {
+            "the instances' IPv6 addresses, which are neither private nor public IPv4"
+        }
+        RecordType::CNAME => "the first instance's private DNS name",
+    };
+    Some(format!(
+        "applies to A records only: {} records hold {holds}",
+        record_type.as_str()
+    ))
+}
+
+/// `i-0abc (server s-123, web-01)`, for messages.
+fn describe_instance(a: &InstanceAddress) -> String {
+    match &a.hostname {
+        Some(host) => format!(
+            "{} (server {}, {host})",
+            a.ec2_instance_id, a.source_server_id
+        ),
+        None => format!("{} (server {})", a.ec2_instance_id, a.source_server_id),
+    }
+}
+
 /// The record sets the plan's records should hold, pointing at the healthy instances of
-/// each record's `from_wave`: every IPv4 (A) or IPv6 (AAAA) address, or for a CNAME the
-/// private DNS name of the first instance by hostname. Every record that has no target
-/// is reported, and then nothing is changed.
+/// each record's `from_wave`: for an A record every instance's private or public IPv4
+/// address (see [`a_record_address`]; `private_zone` is the kind of the plan's zone),
+/// for AAAA every IPv6 address, for a CNAME the private DNS name of the first instance
+/// by hostname. An A record whose instances do not all have the address it needs, and
+/// every record without a target, is reported; then nothing is changed.
 pub fn desired_records(
     dns: &Dns,
+    private_zone: bool,
     healthy_by_wave: &BTreeMap<String, Vec<InstanceAddress>>,
 ) -> Result<Vec<RecordSet>, Vec<Issue>> {
     let mut records = Vec::with_capacity(dns.records.len());
@@ -62,10 +238,16 @@ pub fn desired_records(
             (&a.hostname, &a.ec2_instance_id).cmp(&(&b.hostname, &b.ec2_instance_id))
         });
         let mut values: Vec<String> = match record.record_type {
-            RecordType::A => instances
-                .iter()
-                .filter_map(|a| a.private_ipv4.clone())
-                .collect(),
+            RecordType::A => {
+                let address = a_record_address(record, private_zone);
+                match ipv4_addresses(&instances, address) {
+                    Ok(values) => values,
+                    Err(without) => {
+                        issues.push(Issue::new(path, missing_address(record, address, &without)));
+                        continue;
+                    }
+                }
+            }
             RecordType::AAAA => instances.iter().filter_map(|a| a.ipv6.clone()).collect(),
             RecordType::CNAME => instances
                 .iter()
@@ -166,6 +348,7 @@ mod tests {
             hostname: Some(host.into()),
             ec2_instance_id: format!("i-{host}"),
             private_ipv4: Some(ip.into()),
+            public_ipv4: None,
             ipv6: None,
             private_dns_name: Some(format!("ip-{}.ec2.internal", ip.replace('.', "-"))),
         }
@@ -185,6 +368,20 @@ mod tests {
             record_type,
             ttl: 60,
             from_wave: wave.into(),
+            address: None,
+        }
+    }
+
+    fn with_public(mut a: InstanceAddress, ip: &str) -> InstanceAddress {
+        a.public_ipv4 = Some(ip.into());
+        a
+    }
+
+    fn zone(name: &str, private: bool) -> HostedZone {
+        HostedZone {
+            id: "Z1".into(),
+            name: canonical_name(name),
+            private,
         }
     }
 
@@ -202,6 +399,7 @@ mod tests {
                 record("Shop.Example.com", RecordType::A, "web"),
                 record("www.example.com.", RecordType::CNAME, "web"),
             ]),
+            true,
             &healthy,
         )
         .unwrap();
@@ -219,6 +417,7 @@ mod tests {
                 record("v6.example.com", RecordType::AAAA, "web"),
                 record("api.example.com", RecordType::A, "app"),
             ]),
+            true,
             &healthy,
         )
         .unwrap_err();
@@ -229,6 +428,127 @@ mod tests {
                 .contains("no healthy instance with an IPv6 address")
         );
         assert_eq!(issues[1].path, "dns.records[2]");
+    }
+
+    #[test]
+    fn a_record_gets_the_addresses_its_zone_calls_for_unless_it_says_otherwise() {
+        let healthy = BTreeMap::from([(
+            "web".to_owned(),
+            vec![
+                with_public(address("web-02", "10.0.1.12"), "198.51.100.2"),
+                with_public(address("web-01", "10.0.1.11"), "198.51.100.10"),
+            ],
+        )]);
+        let mut private = record("internal.example.com", RecordType::A, "web");
+        private.address = Some(RecordAddress::PrivateIp);
+        let mut public = record("shop.example.com", RecordType::A, "web");
+        public.address = Some(RecordAddress::PublicIp);
+        let plan = dns(vec![
+            record("www.example.com", RecordType::A, "web"),
+            private,
+            public,
+        ]);
+        let values = |private_zone: bool| -> Vec<Vec<String>> {
+            desired_records(&plan, private_zone, &healthy)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.values)
+                .collect()
+        };
+        let public_ips = vec!["198.51.100.2".to_owned(), "198.51.100.10".to_owned()];
+        let private_ips = vec!["10.0.1.11".to_owned(), "10.0.1.12".to_owned()];
+        // A public zone: public addresses, unless the record asks for private ones.
+        assert_eq!(
+            values(false),
+            [public_ips.clone(), private_ips.clone(), public_ips.clone()]
+        );
+        // A private zone: private addresses, unless the record asks for public ones.
+        assert_eq!(values(true), [private_ips.clone(), private_ips, public_ips]);
+        assert_eq!(
+            a_record_address(&record("a.example.com", RecordType::A, "web"), false),
+            RecordAddress::PublicIp
+        );
+    }
+
+    #[test]
+    fn an_instance_without_the_address_its_record_needs_fails_the_cutover_by_name() {
+        let healthy = BTreeMap::from([(
+            "web".to_owned(),
+            vec![
+                with_public(address("web-01", "10.0.1.11"), "198.51.100.10"),
+                address("web-02", "10.0.1.12"),
+            ],
+        )]);
+        let plan = dns(vec![
+            record("api.example.com", RecordType::A, "web"),
+            record("shop.example.com", RecordType::A, "web"),
+        ]);
+        let issues = desired_records(&plan, false, &healthy).unwrap_err();
+        assert_eq!(issues.len(), 2, "{issues:?}");
+        assert_eq!(issues[0].path, "dns.records[0]");
+        assert!(
+            issues[0].message.starts_with(
+                "record api.example.com needs public-ip but instance i-web-02 (server s-web-02, web-02) has no public IPv4 address: the record's zone is public"
+            ),
+            "{}",
+            issues[0].message
+        );
+        assert!(issues[0].message.contains("address: private-ip"));
+        // In a private zone the same instances have what the records need.
+        assert!(desired_records(&plan, true, &healthy).is_ok());
+    }
+
+    #[test]
+    fn a_zone_holds_its_apex_and_the_names_under_it_only() {
+        for (zone, name) in [
+            ("example.com.", "www.example.com"),
+            ("example.com", "example.com"),
+            ("example.com.", "EXAMPLE.COM."),
+            ("Example.Com", "a.b.example.com."),
+        ] {
+            assert!(zone_contains(zone, name), "{name} in {zone}");
+            assert_eq!(outside_zone(name, zone), None);
+        }
+        for (zone, name) in [
+            ("example.com.", "wwwexample.com"),
+            ("example.com", "example.com.evil.org"),
+            ("shop.example.com", "example.com"),
+            ("example.com", "example.org"),
+        ] {
+            assert!(!zone_contains(zone, name), "{name} not in {zone}");
+        }
+        assert_eq!(
+            outside_zone("wwwexample.com", "example.com.").as_deref(),
+            Some(
+                "wwwexample.com is not inside the hosted zone example.com: the zone holds example.com itself and the names that end in .example.com, nothing else"
+            )
+        );
+        let plan = dns(vec![
+            record("www.example.com", RecordType::A, "web"),
+            record("www.example.org", RecordType::A, "web"),
+        ]);
+        let issues = records_outside_zone(&plan, &zone("example.com", false));
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].path, "dns.records[1].name");
+        assert!(issues[0].message.ends_with("(zone Z1)"));
+    }
+
+    #[test]
+    fn only_the_zones_a_deployment_names_may_change() {
+        let allowed = zone_list(" Z1 ,/hostedzone/Z2,,");
+        assert_eq!(allowed, ["Z1", "Z2"]);
+        assert_eq!(zone_not_allowed(&allowed, "/hostedzone/Z2"), None);
+        assert_eq!(
+            zone_not_allowed(&allowed, "Z3").as_deref(),
+            Some(
+                "hosted zone Z3 is not one this deployment may change (HostedZoneIds: Z1,Z2); add it to the stack's HostedZoneIds parameter"
+            )
+        );
+        assert!(
+            zone_not_allowed(&zone_list(""), "Z1")
+                .unwrap()
+                .starts_with("this deployment may change no hosted zone")
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use crate::issue::{DocPath, Issue, Issues, did_you_mean};
 use crate::plan::{
     Approval, DEFAULT_APPROVAL_TIMEOUT_MINUTES, DEFAULT_DRILL_KEEP_MINUTES,
     DEFAULT_HEALTH_TIMEOUT_MINUTES, DEFAULT_RECORD_TTL, DEFAULT_TRIGGER_MIN_GAP_MINUTES, Dns,
-    DnsRecord, Drill, Health, HealthCheck, Hook, Hooks, Mode, Plan, ProbeAddress, RecordType,
-    Selector, Triggers, Wave,
+    DnsRecord, Drill, Health, HealthCheck, Hook, Hooks, Mode, Plan, ProbeAddress, RecordAddress,
+    RecordType, Selector, Triggers, Wave,
 };
 use crate::validate;
 
@@ -37,7 +37,7 @@ pub(crate) const HEALTH_FIELDS: &[&str] = &["checks", "timeout_minutes", "probe_
 pub(crate) const HOOKS_FIELDS: &[&str] = &["pre", "post"];
 pub(crate) const HOOK_FIELDS: &[&str] = &["lambda"];
 pub(crate) const DNS_FIELDS: &[&str] = &["zone_id", "zone_name", "records"];
-pub(crate) const RECORD_FIELDS: &[&str] = &["name", "type", "ttl", "from_wave"];
+pub(crate) const RECORD_FIELDS: &[&str] = &["name", "type", "ttl", "from_wave", "address"];
 pub(crate) const APPROVAL_FIELDS: &[&str] = &["required_for", "timeout_minutes"];
 pub(crate) const DRILL_FIELDS: &[&str] = &[
     "subnet_id",
@@ -344,7 +344,7 @@ impl Reader {
             ),
             _ => {}
         }
-        let records = self
+        let records: Vec<DnsRecord> = self
             .required(map, path, "records")
             .map(|(v, p)| {
                 let items = self.list(v, &p).unwrap_or_default();
@@ -359,6 +359,17 @@ impl Reader {
                     .collect()
             })
             .unwrap_or_default();
+        // With the zone's name known, a record outside it is refused now; with only its
+        // ID, discover checks the same before anything launches.
+        if let Some(zone) = &zone_name {
+            let records_path = path.key("records");
+            for (i, record) in records.iter().enumerate() {
+                if let Some(problem) = crate::dns::outside_zone(&record.name, zone) {
+                    self.issues
+                        .push(&records_path.index(i).key("name"), problem);
+                }
+            }
+        }
         Some(Dns {
             zone_id,
             zone_name,
@@ -400,6 +411,26 @@ impl Reader {
         let from_wave = self
             .required(map, path, "from_wave")
             .and_then(|(v, p)| self.string(v, &p));
+        let address = self.optional(map, path, "address").and_then(|(v, p)| {
+            let text = self.string(v, &p)?;
+            let Some(address) = RecordAddress::from_name(&text) else {
+                self.issues.push(
+                    &p,
+                    format!(
+                        "unknown address {text:?}: expected {}",
+                        RecordAddress::NAMES.join(" or ")
+                    ),
+                );
+                return None;
+            };
+            match record_type.and_then(crate::dns::address_does_not_apply) {
+                Some(problem) => {
+                    self.issues.push(&p, problem);
+                    None
+                }
+                None => Some(address),
+            }
+        });
         // Placeholders keep the record, so `from_wave` is still checked against the
         // waves; the problems above already make the plan invalid.
         Some(DnsRecord {
@@ -407,6 +438,7 @@ impl Reader {
             record_type: record_type.unwrap_or(RecordType::A),
             ttl: ttl.unwrap_or(DEFAULT_RECORD_TTL),
             from_wave: from_wave.unwrap_or_default(),
+            address,
         })
     }
 

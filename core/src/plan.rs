@@ -293,7 +293,8 @@ pub struct Dns {
     #[schemars(regex(pattern = r"^(/hostedzone/)?[A-Z0-9]{1,32}$"))]
     pub zone_id: Option<String>,
     /// The hosted zone's name (`example.com`), resolved when a run starts; it must name
-    /// exactly one public zone. Or give `zone_id`.
+    /// exactly one zone, public or private (when a public and a private zone share the
+    /// name, give `zone_id`). Or give `zone_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone_name: Option<String>,
     #[schemars(length(min = 1))]
@@ -314,6 +315,47 @@ pub struct DnsRecord {
     pub ttl: u32,
     /// The wave whose healthy instances the record points at.
     pub from_wave: String,
+    /// Which IPv4 address of each instance an A record holds. Without it the zone
+    /// decides: a public zone gets public addresses, a private zone private ones.
+    /// A records only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<RecordAddress>,
+}
+
+/// Which of an instance's IPv4 addresses an A record holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordAddress {
+    PrivateIp,
+    PublicIp,
+}
+
+impl RecordAddress {
+    pub const NAMES: &[&str] = &["private-ip", "public-ip"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PrivateIp => "private-ip",
+            Self::PublicIp => "public-ip",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "private-ip" => Some(Self::PrivateIp),
+            "public-ip" => Some(Self::PublicIp),
+            _ => None,
+        }
+    }
+
+    /// The address a record gets where it does not say: the zone's kind.
+    pub fn of_zone(private_zone: bool) -> Self {
+        if private_zone {
+            Self::PrivateIp
+        } else {
+            Self::PublicIp
+        }
+    }
 }
 
 fn default_ttl() -> u32 {

@@ -175,10 +175,21 @@ async fn discover(clients: &Clients, event: DiscoverInput) -> Result<Discovery, 
             &format!("s3://{}/{readiness_key}", clients.store.bucket()),
         )));
     }
-    // A recovery that would cut DNS over needs its zone now, not after every wave
-    // launched; a drill never touches DNS.
-    if let (Mode::Recovery, Some(dns)) = (input.mode, &plan.dns) {
-        drplan_aws::route53::resolve_zone(&clients.route53, dns).await?;
+    // A recovery that would cut DNS over checks its zone and records now (the zone is
+    // one this deployment may change, every record is inside it), not after every wave
+    // launched. A drill never touches DNS, but warns of what would stop the cutover.
+    if let Some(dns) = &plan.dns {
+        let allowed = drplan_aws::route53::allowed_zones();
+        let zone =
+            drplan_aws::route53::zone_for_cutover(&clients.route53, dns, allowed.as_deref()).await;
+        match (input.mode, zone) {
+            (_, Ok(_)) => {}
+            (
+                Mode::Drill,
+                Err(FunctionError::InvalidPlan(issues) | FunctionError::NotReady(issues)),
+            ) => readiness.warnings.extend(issues),
+            (_, Err(e)) => return Err(e),
+        }
     }
     let run = RunContext {
         execution_id: event.execution_id,

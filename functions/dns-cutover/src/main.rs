@@ -1,7 +1,9 @@
 //! dns-cutover: in recovery mode, after every wave is healthy, points the plan's records
-//! at the recovered instances in one Route 53 change batch, keeps what they held before
-//! (for rollback and failback) and follows the change until it is INSYNC. Called again
-//! by the state machine until it answers INSYNC (or SKIPPED for a plan without DNS).
+//! at the recovered instances in one Route 53 change batch (an A record at their public
+//! IPv4 addresses in a public zone, their private ones in a private zone, unless the
+//! record says which), keeps what they held before (for rollback and failback) and
+//! follows the change until it is INSYNC. Called again by the state machine until it
+//! answers INSYNC (or SKIPPED for a plan without DNS).
 
 use std::collections::BTreeMap;
 
@@ -104,9 +106,18 @@ async fn submit(
     let cutover = match clients.store.get_json::<DnsCutover>(&key).await? {
         Some(recorded) => recorded,
         None => {
-            let zone_id = route53::resolve_zone(&clients.route53, &dns).await?;
+            // Discover checked the zone before anything launched; checked again, as
+            // the zone may have changed since.
+            let zone = route53::zone_for_cutover(
+                &clients.route53,
+                &dns,
+                route53::allowed_zones().as_deref(),
+            )
+            .await?;
+            let zone_id = zone.id.clone();
             let healthy = healthy_instances(clients, run, layers, &dns).await?;
-            let wanted = desired_records(&dns, &healthy).map_err(FunctionError::NotReady)?;
+            let wanted =
+                desired_records(&dns, zone.private, &healthy).map_err(FunctionError::NotReady)?;
             let mut changes = Vec::with_capacity(wanted.len());
             for new in wanted {
                 let previous = route53::current_record(
