@@ -287,10 +287,7 @@ async fn probe_sets_open_only_their_ports_on_the_instances_they_select() {
     let launched = launch(&sim, &[db[0].clone(), web[0].clone()]).await;
     let (db_address, web_address) = (launched[0].1, launched[1].1);
     assert_eq!(sim.probe_listener_count(), 0);
-    assert_eq!(
-        get(db_address, 5432).await,
-        Err(std::io::ErrorKind::ConnectionRefused)
-    );
+    eventually(db_address, 5432, Err(std::io::ErrorKind::ConnectionRefused)).await;
 
     // The database wave probes 5432, the web wave 8080: each instance serves its own.
     let declared = put_set(
@@ -331,24 +328,20 @@ async fn probe_sets_open_only_their_ports_on_the_instances_they_select() {
     .await;
     assert_eq!(replaced.status, 200);
     assert_eq!(get(db_address, 8080).await, Ok(200));
-    assert_eq!(
-        get(db_address, 5432).await,
-        Err(std::io::ErrorKind::ConnectionRefused)
-    );
-    assert_eq!(
-        get(web_address, 8080).await,
-        Err(std::io::ErrorKind::ConnectionRefused)
-    );
+    eventually(db_address, 5432, Err(std::io::ErrorKind::ConnectionRefused)).await;
+    eventually(
+        web_address,
+        8080,
+        Err(std::io::ErrorKind::ConnectionRefused),
+    )
+    .await;
 
     // Forgetting it closes everything; a reset keeps sets (they are configuration).
     let forgotten = http(&sim, "DELETE", "/_drplan/probe-ports/plan:p", None).await;
     assert_eq!(forgotten.status, 200);
     assert_eq!(forgotten.body["sets"], json!({}));
     assert_eq!(sim.probe_listener_count(), 0);
-    assert_eq!(
-        get(db_address, 8080).await,
-        Err(std::io::ErrorKind::ConnectionRefused)
-    );
+    eventually(db_address, 8080, Err(std::io::ErrorKind::ConnectionRefused)).await;
     put_set(&sim, "kept", json!({"probes": [{"ports": [8080]}]})).await;
     assert_eq!(http(&sim, "POST", "/_drplan/reset", None).await.status, 200);
     let shown = control_get(&sim, "/_drplan/probe-ports").await;
@@ -413,10 +406,12 @@ async fn listeners_do_not_accumulate_over_many_launches() {
                 .expect("a job ID");
             wait_for_job(&client, &job, Duration::from_secs(30)).await;
             assert_eq!(sim.probe_listener_count(), 0, "round {round}");
-            assert_eq!(
-                get(address, PORTS[0]).await,
-                Err(std::io::ErrorKind::ConnectionRefused)
-            );
+            eventually(
+                address,
+                PORTS[0],
+                Err(std::io::ErrorKind::ConnectionRefused),
+            )
+            .await;
         }
     }
     assert_eq!(launched_so_far, 4 * SERVERS);
