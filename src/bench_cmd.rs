@@ -583,8 +583,6 @@ async fn start_cloud(repo_root: &Path, time_scale: f64) -> anyhow::Result<LocalC
         repo_root: Some(repo_root.to_path_buf()),
         time_scale,
         release_functions: true,
-        // The plans check EC2 status only: no probe sockets for thousands of instances.
-        probe_ports: Some(Vec::new()),
         ..LocalCloudOptions::default()
     })
     .await

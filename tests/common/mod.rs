@@ -73,7 +73,10 @@ pub async fn cloud_with(fleet: &str) -> Option<Cloud> {
     cloud_with_probe_ports(fleet, None).await
 }
 
-/// Like [`cloud_with`], choosing the ports the simulator serves for health probes.
+/// Like [`cloud_with`], with ports the simulator serves on every recovered instance
+/// besides those the plans probe (`LocalCloudOptions::probe_ports`). The plans' own
+/// ports need no listing: the gateway derives them from each plan stored or started, so
+/// `None` and `Some(vec![])` are both [`cloud_with`].
 pub async fn cloud_with_probe_ports(fleet: &str, probe_ports: Option<Vec<u16>>) -> Option<Cloud> {
     if let Err(missing) =
         tools::moto_server(&repo_root()).and_then(|_| tools::cargo_lambda(&repo_root()))
@@ -87,7 +90,7 @@ pub async fn cloud_with_probe_ports(fleet: &str, probe_ports: Option<Vec<u16>>) 
     }
     let cloud = LocalCloud::start(LocalCloudOptions {
         repo_root: Some(repo_root()),
-        probe_ports,
+        probe_ports: probe_ports.unwrap_or_default(),
         ..LocalCloudOptions::default()
     })
     .await
@@ -196,6 +199,16 @@ impl Cloud {
     pub async fn store_plan(&self, name: &str, path: &str) {
         let plan = self.with_seeded_drill_network(plan_file(path));
         self.store_plan_value(name, &plan).await;
+    }
+
+    /// The file descriptors the local cloud holds open now: `this_process` (the gateway
+    /// and the DRS simulator run in the test process, so theirs plus the test's own),
+    /// `limit` (this process's RLIMIT_NOFILE), `moto`, and `probe_listeners` (the
+    /// simulator's listening sockets, part of `this_process`).
+    pub fn open_descriptors(&self) -> drplan_local::OpenDescriptors {
+        self.cloud
+            .open_descriptors()
+            .unwrap_or_else(|e| panic!("reading the local cloud's descriptors: {e}"))
     }
 
     /// Stores `plan` in the bucket as `plans/NAME.yaml` (JSON is YAML: it reads the same).

@@ -59,10 +59,12 @@ pub struct LocalCloudOptions {
     pub log_dir: Option<PathBuf>,
     /// Print one line per gateway request on stderr.
     pub log_requests: bool,
-    /// The ports the simulator serves on each recovered instance's loopback stand-in
-    /// for health probes; `None` keeps the simulator's default set, an empty list none
-    /// (a fleet of thousands whose plan probes nothing needs no sockets).
-    pub probe_ports: Option<Vec<u16>>,
+    /// Ports the simulator serves (plain TCP/HTTP) on every recovered instance's
+    /// loopback stand-ins whatever the plans probe. Empty (the default): only the ports
+    /// that the plans stored or started through the gateway probe, on the instances of
+    /// the waves that probe them (see the gateway's `watch`), so a fleet of thousands
+    /// whose plan probes nothing holds no probe socket.
+    pub probe_ports: Vec<u16>,
     /// Serve release builds of the functions (`cargo lambda watch --release`), what
     /// Lambda runs, instead of debug builds.
     pub release_functions: bool,
@@ -80,7 +82,7 @@ impl Default for LocalCloudOptions {
             time_scale: 0.01,
             log_dir: None,
             log_requests: false,
-            probe_ports: None,
+            probe_ports: Vec::new(),
             release_functions: false,
         }
     }
@@ -179,10 +181,7 @@ impl LocalCloud {
                 // Through the gateway, so DRS events reach the rules' Lambda and Step
                 // Functions targets.
                 events_endpoint: Some(endpoint_url.clone()),
-                probe_ports: options
-                    .probe_ports
-                    .clone()
-                    .unwrap_or_else(|| drplan_drs_sim::SimConfig::default().probe_ports),
+                probe_ports: options.probe_ports.clone(),
                 ..Default::default()
             },
         )
@@ -265,6 +264,26 @@ impl LocalCloud {
         self.lambda.as_ref().map(SupervisedChild::pid)
     }
 
+    /// The file descriptors the local cloud holds open now. The gateway and the DRS
+    /// simulator (with its probe listeners) run in this process, so its count is theirs
+    /// plus whatever else the process has open (a test's own clients, other clouds of
+    /// the same test binary); moto runs in its own. Linux only (reads `/proc`).
+    pub fn open_descriptors(&self) -> Result<OpenDescriptors> {
+        let moto = match &self.moto {
+            Some(moto) => count_descriptors(&format!("/proc/{}/fd", moto.pid()))?,
+            None => 0,
+        };
+        Ok(OpenDescriptors {
+            this_process: count_descriptors("/proc/self/fd")?,
+            limit: descriptor_limit(),
+            moto,
+            probe_listeners: self
+                .simulator
+                .as_ref()
+                .map_or(0, drplan_drs_sim::SimHandle::probe_listener_count),
+        })
+    }
+
     /// `Err` if a child process has died since the start.
     pub fn check_children(&mut self) -> Result<()> {
         for child in [self.moto.as_mut(), self.lambda.as_mut()]
@@ -294,6 +313,51 @@ impl LocalCloud {
             let _ = std::fs::remove_dir_all(&self.log_dir);
         }
     }
+}
+
+/// Open file descriptors of the local cloud, from [`LocalCloud::open_descriptors`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenDescriptors {
+    /// This process's: the gateway's and the simulator's sockets (probe listeners
+    /// included), and anything else the process holds.
+    pub this_process: usize,
+    /// This process's limit (`RLIMIT_NOFILE`, soft): past it, opening a socket fails
+    /// with "Too many open files".
+    pub limit: u64,
+    /// moto_server's.
+    pub moto: usize,
+    /// The simulator's probe listeners (one listening socket each), part of
+    /// `this_process`.
+    pub probe_listeners: usize,
+}
+
+/// Entries of a `/proc/PID/fd` directory, less the one reading it opens when it is
+/// this process's.
+fn count_descriptors(directory: &str) -> Result<usize> {
+    let io_error = |source| LocalCloudError::Io {
+        path: PathBuf::from(directory),
+        source,
+    };
+    let mut count: usize = 0;
+    for entry in std::fs::read_dir(directory).map_err(io_error)? {
+        entry.map_err(io_error)?;
+        count += 1;
+    }
+    Ok(if directory == "/proc/self/fd" {
+        count.saturating_sub(1)
+    } else {
+        count
+    })
+}
+
+fn descriptor_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given and reads nothing else.
+    let status = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    if status == 0 { limit.rlim_cur } else { 0 }
 }
 
 /// Binds 127.0.0.1:`port` (0 for a free port).

@@ -24,6 +24,6 @@ pub mod commands;
 pub mod seed;
 pub mod stack;
 
-pub use cloud::{DEFAULT_GATEWAY_PORT, Functions, LocalCloud, LocalCloudOptions};
+pub use cloud::{DEFAULT_GATEWAY_PORT, Functions, LocalCloud, LocalCloudOptions, OpenDescriptors};
 /// The DRS simulator the local cloud runs (its phase durations, for benchmarks).
 pub use drplan_drs_sim as drs_sim;

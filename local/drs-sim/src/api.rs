@@ -273,9 +273,12 @@ async fn tag_resource(
 ) -> Response {
     let arn = decode_arn(&resource_arn);
     let sim_for_handler = sim.clone();
-    run_recorded(&sim, "TagResource", None, move || {
+    let response = run_recorded(&sim, "TagResource", None, move || {
         drs::tag_resource(&sim_for_handler, &arn, &body)
-    })
+    });
+    // Probe selectors match source server tags.
+    sim.sync_probe_listeners();
+    response
 }
 
 async fn untag_resource(
@@ -290,7 +293,9 @@ async fn untag_resource(
         .map(|(_, value)| value.into_owned())
         .collect();
     let sim_for_handler = sim.clone();
-    run_recorded(&sim, "UntagResource", None, move || {
+    let response = run_recorded(&sim, "UntagResource", None, move || {
         drs::untag_resource(&sim_for_handler, &arn, &tag_keys)
-    })
+    });
+    sim.sync_probe_listeners();
+    response
 }

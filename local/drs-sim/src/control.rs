@@ -1,4 +1,5 @@
-//! The control API under `/_drplan/`: seeding, fault injection, state, call record, reset.
+//! The control API under `/_drplan/`: seeding, fault injection, state, call record, reset
+//! (probe sets in [`crate::probe_ports`], EC2 state reads in [`crate::ec2_states`]).
 //! Documented in `local/drs-sim/README.md`; keep the two in step.
 
 use std::sync::Arc;
@@ -53,9 +54,11 @@ pub fn router() -> Router<Arc<Simulator>> {
         .route("/_drplan/calls", get(show_calls).delete(clear_calls))
         .route("/_drplan/events", get(show_events))
         .route("/_drplan/reset", post(reset))
+        .merge(crate::probe_ports::router())
+        .merge(crate::ec2_states::router())
 }
 
-fn json_response(status: StatusCode, body: Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -65,9 +68,10 @@ fn json_response(status: StatusCode, body: Value) -> Response {
 }
 
 /// A refused control request: its status and why.
-struct ControlError {
-    status: StatusCode,
-    message: String,
+#[derive(Debug)]
+pub(crate) struct ControlError {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
 }
 
 impl IntoResponse for ControlError {
@@ -76,7 +80,7 @@ impl IntoResponse for ControlError {
     }
 }
 
-fn bad_request(message: impl Into<String>) -> ControlError {
+pub(crate) fn bad_request(message: impl Into<String>) -> ControlError {
     ControlError {
         status: StatusCode::BAD_REQUEST,
         message: message.into(),
@@ -179,6 +183,8 @@ async fn create_source_servers(State(sim): State<Arc<Simulator>>, body: Bytes) -
         }
         (created, work)
     });
+    // Seeding again may change a server's tags, which probe selectors match.
+    sim.sync_probe_listeners();
     // Launch templates in EC2, made once the lock is released.
     let mut failures = Vec::new();
     for (item, result) in run_template_work(&sim, work).await {
@@ -685,6 +691,7 @@ async fn show_state(State(sim): State<Arc<Simulator>>) -> Response {
         })
     });
     body["probe_listeners"] = Value::Array(sim.listeners.describe());
+    body["probe_sets"] = sim.with_probe_sets(|sets| sets.to_json());
     json_response(StatusCode::OK, body)
 }
 
@@ -717,7 +724,8 @@ async fn show_events(State(sim): State<Arc<Simulator>>) -> Response {
 }
 
 /// Forgets everything: servers, jobs, instances, faults, calls, events. Job tasks stop.
-/// EC2 instances already in moto stay there (moto has its own reset).
+/// EC2 instances already in moto stay there (moto has its own reset). The probe sets are
+/// configuration and stay.
 async fn reset(State(sim): State<Arc<Simulator>>) -> Response {
     sim.stop_background_tasks();
     sim.with_state(SimState::reset);

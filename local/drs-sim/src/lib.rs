@@ -32,11 +32,13 @@ mod api;
 mod clock;
 mod control;
 mod drs;
+mod ec2_states;
 mod ids;
 mod lifecycle;
 mod listeners;
 mod model;
 mod outbound;
+mod probe_ports;
 mod sim;
 mod templates;
 
@@ -69,21 +71,17 @@ pub struct SimConfig {
     pub quotas: DrsQuotas,
     /// Unscaled phase durations; [`SimConfig::time_scale`] multiplies them.
     pub phases: PhaseDurations,
-    /// Ports each running recovery instance serves on its loopback stand-in (private
-    /// IPv4 `a.b.c.d` → `127.b.c.d`), for health probes: TCP accept, HTTP `200 ok` on
-    /// any path. Empty: no listeners. A public IPv4 gets a stand-in by the same rule.
+    /// Ports every running recovery instance serves on its loopback stand-in (private
+    /// IPv4 `a.b.c.d` → `127.b.c.d`, and its public IPv4's stand-in by the same rule)
+    /// for health probes: TCP accept, HTTP `200 ok` on any path. Empty (the default):
+    /// only the ports of the probe sets declared at run time
+    /// (`PUT /_drplan/probe-ports/{name}`), so an instance that nothing probes holds no
+    /// socket.
     pub probe_ports: Vec<u16>,
-    /// The probe ports that speak HTTPS (TLS with a self-signed certificate made at
-    /// start) instead of plain HTTP.
+    /// Those of [`SimConfig::probe_ports`] that speak HTTPS (TLS with a self-signed
+    /// certificate made at start) instead of plain HTTP.
     pub tls_probe_ports: Vec<u16>,
 }
-
-/// The ports recovered instances serve by default: ssh, http, https, PostgreSQL,
-/// Redis and the usual application ports.
-pub const DEFAULT_PROBE_PORTS: [u16; 7] = [22, 80, 443, 5432, 6379, 8080, 8443];
-
-/// The default probe ports that serve HTTPS.
-pub const DEFAULT_TLS_PROBE_PORTS: [u16; 2] = [443, 8443];
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -95,8 +93,8 @@ impl Default for SimConfig {
             events_endpoint: None,
             quotas: DrsQuotas::default(),
             phases: PhaseDurations::default(),
-            probe_ports: DEFAULT_PROBE_PORTS.to_vec(),
-            tls_probe_ports: DEFAULT_TLS_PROBE_PORTS.to_vec(),
+            probe_ports: Vec::new(),
+            tls_probe_ports: Vec::new(),
         }
     }
 }
@@ -174,6 +172,12 @@ impl SimHandle {
     /// The address the simulator listens on; the DRS endpoint is `http://{addr}`.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many probe listeners (listening sockets, one file descriptor each) are open
+    /// now, over every recovery instance.
+    pub fn probe_listener_count(&self) -> usize {
+        self.sim.listeners.count()
     }
 
     /// Stops accepting requests, stops every job task, and waits (a bounded time) for

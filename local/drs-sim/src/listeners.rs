@@ -1,18 +1,22 @@
 //! Loopback stand-ins for recovered instances, so the health gate has something to probe.
 //!
 //! Each running recovery instance with a private IPv4 `a.b.c.d` gets listeners on
-//! `127.b.c.d` (the same mapping as drplan's `health::loopback_for`), one per port of
-//! [`crate::SimConfig::probe_ports`]: they accept TCP and answer any HTTP request with
-//! `200 ok`, over TLS on [`crate::SimConfig::tls_probe_ports`] (a self-signed
-//! certificate for `recovered.drplan.local`, made once per process). An instance with a
-//! public IPv4 gets the same listeners on that address's stand-in too. Every instance has
-//! its own address, so each can serve the same ports.
+//! `127.b.c.d` (the same mapping as drplan's `health::loopback_for`), one per port that a
+//! health check will probe it on ([`crate::probe_ports`]: the configured ports and the
+//! declared probe sets whose selector matches its source server's tags). They accept
+//! TCP and answer any HTTP request with `200 ok`, over TLS on the ports probed over HTTPS
+//! (a self-signed certificate for `recovered.drplan.local`, made once per process). An
+//! instance with a public IPv4 gets the listeners of the probes that go to its public
+//! address on that address's stand-in. Every instance has its own address, so each can
+//! serve the same ports. An instance that nothing probes holds no socket.
 //!
 //! The `unhealthy_instances` fault acts here (moto's EC2 status checks stay `ok`; moto
 //! has no way to set them): mode `error` keeps the listeners but answers every HTTP
 //! request with `500`; mode `refuse` closes the listeners, so connections are refused.
-//! Listeners close when the instance starts terminating, is replaced, on reset, and when
-//! the simulator shuts down.
+//! Listeners close when the instance stops running (it starts terminating through DRS,
+//! it is replaced by a new launch, or EC2 reports it stopped or terminated, see
+//! [`crate::ec2_states`]), when a port is no longer probed, on reset, and when the
+//! simulator shuts down.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -24,6 +28,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
+
+use crate::model::Tags;
+use crate::probe_ports::{InstancePorts, ProbeSets, Side};
 
 /// The loopback address that stands for a private IPv4 address: `a.b.c.d` → `127.b.c.d`.
 /// Must stay the same rule as drplan-core's `health::loopback_for` (the simulator does
@@ -39,27 +46,70 @@ pub struct Wanted {
     pub address: Ipv4Addr,
     /// The stand-in of its public IPv4, when it has one.
     pub public_address: Option<Ipv4Addr>,
+    /// The ports a health check will probe, on which stand-in, and whether they speak TLS.
+    pub ports: InstancePorts,
     /// Answer HTTP 500 instead of 200 (the `error` mode of `unhealthy_instances`).
     pub erroring: bool,
+}
+
+impl Wanted {
+    fn socket(&self, side: Side, port: u16) -> Option<SocketAddr> {
+        let address = match side {
+            Side::Private => Some(self.address),
+            Side::Public => self.public_address,
+        };
+        address.map(|address| SocketAddr::from((address, port)))
+    }
+}
+
+/// One port of one stand-in address: serving, or why it could not be bound.
+struct Port {
+    tls: bool,
+    served: Result<AbortHandle, String>,
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        // Aborting the accept loop drops its socket: the port closes.
+        if let Ok(task) = &self.served {
+            task.abort();
+        }
+    }
 }
 
 struct Served {
     address: Ipv4Addr,
     public_address: Option<Ipv4Addr>,
     erroring: Arc<AtomicBool>,
-    ports: Vec<u16>,
-    public_ports: Vec<u16>,
-    tls_ports: Vec<u16>,
-    errors: Vec<String>,
-    tasks: Vec<AbortHandle>,
+    ports: BTreeMap<(Side, u16), Port>,
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        // Aborting the accept loops drops their sockets: the ports close.
-        for task in &self.tasks {
-            task.abort();
+impl Served {
+    /// Closes the ports no longer wanted (or wanted with the other protocol) and opens
+    /// the missing ones. A port that failed to bind is not tried again until what is
+    /// wanted of it changes: a wave's launches sync hundreds of times.
+    fn update(&mut self, want: &Wanted) {
+        self.erroring.store(want.erroring, Ordering::Relaxed);
+        self.ports
+            .retain(|key, port| want.ports.get(key) == Some(&port.tls));
+        for (&(side, port), &tls) in &want.ports {
+            if self.ports.contains_key(&(side, port)) {
+                continue;
+            }
+            let Some(socket) = want.socket(side, port) else {
+                continue;
+            };
+            let served = open(socket, tls, &self.erroring);
+            self.ports.insert((side, port), Port { tls, served });
         }
+    }
+
+    /// Listening sockets held open.
+    fn listening(&self) -> usize {
+        self.ports
+            .values()
+            .filter(|port| port.served.is_ok())
+            .count()
     }
 }
 
@@ -77,8 +127,9 @@ impl ProbeListeners {
     }
 
     /// Opens, updates and closes listeners so that exactly the `wanted` instances are
-    /// served. Must run inside the tokio runtime (listeners register with it).
-    pub fn sync(&self, wanted: &BTreeMap<String, Wanted>, ports: &[u16], tls_ports: &[u16]) {
+    /// served, each on exactly its wanted ports. Must run inside the tokio runtime
+    /// (listeners register with it).
+    pub fn sync(&self, wanted: &BTreeMap<String, Wanted>) {
         let mut served = self.lock();
         served.retain(|id, current| {
             wanted.get(id).is_some_and(|want| {
@@ -86,12 +137,26 @@ impl ProbeListeners {
             })
         });
         for (id, want) in wanted {
-            if let Some(current) = served.get(id) {
-                current.erroring.store(want.erroring, Ordering::Relaxed);
-                continue;
-            }
-            served.insert(id.clone(), open(want, ports, tls_ports));
+            served
+                .entry(id.clone())
+                .or_insert_with(|| Served {
+                    address: want.address,
+                    public_address: want.public_address,
+                    erroring: Arc::new(AtomicBool::new(want.erroring)),
+                    ports: BTreeMap::new(),
+                })
+                .update(want);
         }
+    }
+
+    /// Whether any listener (or a record of a failed one) is held.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// How many listening sockets are open, over every instance.
+    pub fn count(&self) -> usize {
+        self.lock().values().map(Served::listening).sum()
     }
 
     pub fn close_all(&self) {
@@ -105,74 +170,63 @@ impl ProbeListeners {
         rows.sort_by(|a, b| a.0.cmp(b.0));
         rows.into_iter()
             .map(|(id, s)| {
+                let listening = |side: Side, tls_only: bool| -> Vec<u16> {
+                    s.ports
+                        .iter()
+                        .filter(|((on, _), port)| {
+                            *on == side && port.served.is_ok() && (port.tls || !tls_only)
+                        })
+                        .map(|((_, number), _)| *number)
+                        .collect()
+                };
+                let errors: Vec<String> = s
+                    .ports
+                    .iter()
+                    .filter_map(|((side, number), port)| {
+                        let address = match side {
+                            Side::Private => Some(s.address),
+                            Side::Public => s.public_address,
+                        }?;
+                        port.served
+                            .as_ref()
+                            .err()
+                            .map(|error| format!("{address}:{number}: {error}"))
+                    })
+                    .collect();
                 json!({
                     "ec2_instance_id": id,
                     "address": s.address.to_string(),
-                    "ports": s.ports,
+                    "ports": listening(Side::Private, false),
                     "public_address": s.public_address.map(|a| a.to_string()),
-                    "public_ports": s.public_ports,
-                    "tls_ports": s.tls_ports,
+                    "public_ports": listening(Side::Public, false),
+                    "tls_ports": listening(Side::Private, true),
+                    "public_tls_ports": listening(Side::Public, true),
                     "erroring": s.erroring.load(Ordering::Relaxed),
-                    "errors": s.errors,
+                    "errors": errors,
                 })
             })
             .collect()
     }
 }
 
-fn open(want: &Wanted, ports: &[u16], tls_ports: &[u16]) -> Served {
-    let erroring = Arc::new(AtomicBool::new(want.erroring));
-    let mut served = Served {
-        address: want.address,
-        public_address: want.public_address,
-        erroring: erroring.clone(),
-        ports: Vec::new(),
-        public_ports: Vec::new(),
-        tls_ports: Vec::new(),
-        errors: Vec::new(),
-        tasks: Vec::new(),
-    };
-    let addresses = std::iter::once((want.address, false))
-        .chain(want.public_address.map(|address| (address, true)));
-    for (address, public) in addresses {
-        for &port in ports {
-            let tls = tls_ports.contains(&port);
-            let listener = bind(SocketAddr::from((address, port)));
-            let task = match (listener, tls) {
-                (Ok(listener), false) => {
-                    let router = Router::new().fallback(answer).with_state(erroring.clone());
-                    tokio::spawn(async move {
-                        if let Err(error) = axum::serve(listener, router).await {
-                            eprintln!("drs-sim: probe listener stopped: {error}");
-                        }
-                    })
-                }
-                (Ok(listener), true) => match tls_acceptor() {
-                    Ok(acceptor) => tokio::spawn(serve_https(listener, acceptor, erroring.clone())),
-                    Err(error) => {
-                        served.errors.push(format!("{address}:{port}: {error}"));
-                        continue;
-                    }
-                },
-                // E.g. a port below 1024 without the privilege, or taken by another
-                // process: the other ports still serve, and the state shows why.
-                (Err(error), _) => {
-                    served.errors.push(format!("{address}:{port}: {error}"));
-                    continue;
-                }
-            };
-            if public {
-                served.public_ports.push(port);
-            } else {
-                served.ports.push(port);
-                if tls {
-                    served.tls_ports.push(port);
-                }
+/// Binds `socket` and serves it: plain HTTP, or HTTPS when `tls`. The error says why a
+/// port could not be served (e.g. below 1024 without the privilege, or taken by another
+/// process): the instance's other ports still serve, and the state shows why.
+fn open(socket: SocketAddr, tls: bool, erroring: &Arc<AtomicBool>) -> Result<AbortHandle, String> {
+    let listener = bind(socket).map_err(|error| error.to_string())?;
+    let erroring = erroring.clone();
+    let task = if tls {
+        let acceptor = tls_acceptor()?;
+        tokio::spawn(serve_https(listener, acceptor, erroring))
+    } else {
+        let router = Router::new().fallback(answer).with_state(erroring);
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                eprintln!("drs-sim: probe listener stopped: {error}");
             }
-            served.tasks.push(task.abort_handle());
-        }
-    }
-    served
+        })
+    };
+    Ok(task.abort_handle())
 }
 
 /// The TLS side of every HTTPS stand-in: one self-signed certificate per process.
@@ -268,25 +322,45 @@ async fn answer(
     }
 }
 
-/// Which instances should be served and how, from the recovery instances
-/// (EC2 instance ID, [private IP, public IP], EC2 state) and the unhealthy marks.
+/// A recovery instance as the listeners see it.
+pub struct InstanceView<'a> {
+    pub ec2_instance_id: &'a str,
+    pub private_ip: Option<&'a str>,
+    pub public_ip: Option<&'a str>,
+    /// EC2InstanceState: only RUNNING instances serve.
+    pub ec2_state: &'a str,
+    /// The tags of its source server, which probe selectors match.
+    pub tags: &'a Tags,
+}
+
+/// Which instances should be served and how, from the recovery instances, the probes
+/// declared and the unhealthy marks. An instance that nothing probes gets no entry.
 pub fn wanted<'a>(
-    instances: impl Iterator<Item = (&'a str, [Option<&'a str>; 2], &'a str)>,
+    instances: impl Iterator<Item = InstanceView<'a>>,
+    probes: &ProbeSets,
     erroring: &BTreeSet<String>,
     refusing: &BTreeSet<String>,
 ) -> BTreeMap<String, Wanted> {
     instances
-        .filter(|(_, _, state)| *state == "RUNNING")
-        .filter(|(id, _, _)| !refusing.contains(*id))
-        .filter_map(|(id, [private, public], _)| {
-            let private: Ipv4Addr = private?.parse().ok()?;
-            let public: Option<Ipv4Addr> = public.and_then(|ip| ip.parse().ok());
+        .filter(|instance| instance.ec2_state == "RUNNING")
+        .filter(|instance| !refusing.contains(instance.ec2_instance_id))
+        .filter_map(|instance| {
+            let private: Ipv4Addr = instance.private_ip?.parse().ok()?;
+            let public: Option<Ipv4Addr> = instance.public_ip.and_then(|ip| ip.parse().ok());
+            let mut ports = probes.ports_for(instance.tags);
+            if public.is_none() {
+                ports.retain(|(side, _), _| *side == Side::Private);
+            }
+            if ports.is_empty() {
+                return None;
+            }
             Some((
-                id.to_owned(),
+                instance.ec2_instance_id.to_owned(),
                 Wanted {
                     address: loopback_for(private),
                     public_address: public.map(loopback_for),
-                    erroring: erroring.contains(id),
+                    ports,
+                    erroring: erroring.contains(instance.ec2_instance_id),
                 },
             ))
         })
@@ -305,26 +379,67 @@ mod tests {
         );
     }
 
+    fn view<'a>(
+        id: &'a str,
+        ips: [Option<&'a str>; 2],
+        state: &'a str,
+        tags: &'a Tags,
+    ) -> InstanceView<'a> {
+        InstanceView {
+            ec2_instance_id: id,
+            private_ip: ips[0],
+            public_ip: ips[1],
+            ec2_state: state,
+            tags,
+        }
+    }
+
     #[test]
-    fn only_running_instances_that_do_not_refuse_are_served() {
+    fn only_running_probed_instances_that_do_not_refuse_are_served() {
         let erroring: BTreeSet<String> = ["i-2".to_owned()].into();
         let refusing: BTreeSet<String> = ["i-3".to_owned()].into();
+        let probed = ProbeSets::from_config(&[8080], &[]);
+        let tags = Tags::new();
         let instances = [
-            ("i-1", [Some("10.0.0.1"), Some("54.214.9.104")], "RUNNING"),
-            ("i-2", [Some("10.0.0.2"), None], "RUNNING"),
-            ("i-3", [Some("10.0.0.3"), None], "RUNNING"),
-            ("i-4", [Some("10.0.0.4"), None], "SHUTTING-DOWN"),
-            ("i-5", [None, None], "RUNNING"),
+            view(
+                "i-1",
+                [Some("10.0.0.1"), Some("54.214.9.104")],
+                "RUNNING",
+                &tags,
+            ),
+            view("i-2", [Some("10.0.0.2"), None], "RUNNING", &tags),
+            view("i-3", [Some("10.0.0.3"), None], "RUNNING", &tags),
+            view("i-4", [Some("10.0.0.4"), None], "SHUTTING-DOWN", &tags),
+            view("i-5", [None, None], "RUNNING", &tags),
+            view("i-6", [Some("10.0.0.6"), None], "TERMINATED", &tags),
         ];
-        let wanted = wanted(instances.into_iter(), &erroring, &refusing);
+        let wanted = wanted(instances.into_iter(), &probed, &erroring, &refusing);
         assert_eq!(wanted.keys().collect::<Vec<_>>(), ["i-1", "i-2"]);
         assert!(!wanted["i-1"].erroring);
         assert!(wanted["i-2"].erroring);
         assert_eq!(wanted["i-2"].address, Ipv4Addr::new(127, 0, 0, 2));
         assert_eq!(wanted["i-2"].public_address, None);
         assert_eq!(
+            wanted["i-2"].ports,
+            InstancePorts::from([((Side::Private, 8080), false)])
+        );
+        assert_eq!(
             wanted["i-1"].public_address,
             Some(Ipv4Addr::new(127, 214, 9, 104))
         );
+        assert_eq!(wanted["i-1"].ports.len(), 2);
+    }
+
+    #[test]
+    fn nothing_probed_means_no_instance_is_served() {
+        let tags = Tags::new();
+        let instances = [view("i-1", [Some("10.0.0.1"), None], "RUNNING", &tags)];
+        let wanted = wanted(
+            instances.into_iter(),
+            &ProbeSets::default(),
+            &BTreeSet::new(),
+            &BTreeSet::new(),
+        );
+        assert!(wanted.is_empty());
     }
 }

@@ -1,5 +1,6 @@
 //! The simulator object shared by the HTTP handlers and the job tasks.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -9,9 +10,10 @@ use tokio::task::JoinSet;
 
 use crate::SimConfig;
 use crate::clock::Timestamp;
-use crate::listeners::{self, ProbeListeners};
-use crate::model::{EmittedEvent, State};
+use crate::listeners::{self, InstanceView, ProbeListeners};
+use crate::model::{EmittedEvent, State, Tags};
 use crate::outbound::{Endpoint, Outbound};
+use crate::probe_ports::ProbeSets;
 
 pub struct Simulator {
     pub config: SimConfig,
@@ -21,6 +23,9 @@ pub struct Simulator {
     pub outbound: Outbound,
     /// Loopback stand-ins of the recovery instances, for health probes.
     pub listeners: ProbeListeners,
+    /// Which ports health checks will probe, on which instances. Configuration, not
+    /// state: a reset keeps it.
+    probe_sets: Mutex<ProbeSets>,
 }
 
 impl Simulator {
@@ -35,7 +40,9 @@ impl Simulator {
             .as_deref()
             .and_then(|url| Endpoint::parse(url).ok());
         let outbound = Outbound::new(&config.region, ec2, events);
+        let probe_sets = ProbeSets::from_config(&config.probe_ports, &config.tls_probe_ports);
         Self {
+            probe_sets: Mutex::new(probe_sets),
             config,
             state: Mutex::new(State::new()),
             tasks: Mutex::new(JoinSet::new()),
@@ -44,35 +51,56 @@ impl Simulator {
         }
     }
 
-    /// Opens and closes probe listeners to match the running recovery instances and
-    /// the unhealthy marks. Call after anything that changes either.
+    pub fn with_probe_sets<R>(&self, action: impl FnOnce(&mut ProbeSets) -> R) -> R {
+        action(
+            &mut self
+                .probe_sets
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
+    /// Opens and closes probe listeners to match the running recovery instances, the
+    /// probes declared and the unhealthy marks. Call after anything that changes any of
+    /// them (a launch, a termination, an EC2 state read, a fault, a probe set, tags).
     pub fn sync_probe_listeners(&self) {
-        if self.config.probe_ports.is_empty() {
+        let probes = self.probe_sets.lock().unwrap_or_else(|p| p.into_inner());
+        // The common case at scale: plans that probe nothing, and nothing open.
+        if probes.is_empty() && self.listeners.is_empty() {
             return;
         }
         let wanted = self.with_state(|state| {
             let erroring = state.unhealthy_instance_ids();
             let refusing = state.refusing_instance_ids();
+            let no_tags = Tags::new();
+            let tags: HashMap<&str, &Tags> = state
+                .servers
+                .iter()
+                .map(|server| (server.id.as_str(), &server.tags))
+                .collect();
             listeners::wanted(
-                state.recovery_instances.iter().map(|instance| {
-                    (
-                        instance.ec2_instance_id.as_str(),
-                        [
-                            instance.private_ip.as_deref(),
-                            instance.public_ip.as_deref(),
-                        ],
-                        instance.ec2_state,
-                    )
-                }),
+                state
+                    .recovery_instances
+                    .iter()
+                    .map(|instance| InstanceView {
+                        ec2_instance_id: &instance.ec2_instance_id,
+                        private_ip: instance.private_ip.as_deref(),
+                        public_ip: instance.public_ip.as_deref(),
+                        ec2_state: instance.ec2_state,
+                        tags: tags
+                            .get(instance.source_server_id.as_str())
+                            .copied()
+                            .unwrap_or(&no_tags),
+                    }),
+                &probes,
                 &erroring,
                 &refusing,
             )
         });
-        self.listeners.sync(
-            &wanted,
-            &self.config.probe_ports,
-            &self.config.tls_probe_ports,
-        );
+        // Still holding the probe sets: syncs run one at a time, so an older view of
+        // the state never overwrites a newer one.
+        self.listeners.sync(&wanted);
+        drop(probes);
     }
 
     fn lock_state(&self) -> MutexGuard<'_, State> {

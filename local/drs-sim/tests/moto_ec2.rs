@@ -1,4 +1,5 @@
-//! Launched servers become real EC2 instances in moto, and termination removes them.
+//! Launched servers become real EC2 instances in moto, and termination removes them; an
+//! instance stopped or terminated in EC2 outside DRS says so once read, and stops serving.
 //!
 //! Needs moto (see `common/moto.rs`): set DRPLAN_MOTO_SERVER, and DRPLAN_REQUIRE_MOTO to
 //! fail instead of skipping without it.
@@ -7,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use aws_sdk_drs::types::{JobLog, JobLogEvent, LaunchStatus};
+use aws_sdk_drs::types::{Ec2InstanceState, JobLog, JobLogEvent, LaunchStatus};
 use common::moto::*;
 use common::*;
 use drplan_drs_sim::SimConfig;
@@ -204,4 +205,157 @@ async fn launches_are_real_instances_in_moto_and_terminate_removes_them() {
         events.iter().all(|event| event["delivered"] == true),
         "{events:?}"
     );
+}
+
+#[tokio::test]
+async fn an_instance_stopped_or_terminated_in_ec2_stops_serving_once_read() {
+    let Some(moto) = start_moto().await else {
+        return;
+    };
+    let sim = start(SimConfig {
+        time_scale: FAST,
+        ec2_endpoint: Some(moto.endpoint.clone()),
+        ..SimConfig::default()
+    })
+    .await;
+    // A subnet of its own, so the stand-ins (127.57.3.x) collide with no other test's.
+    let vpc = first(
+        &ec2(
+            &moto,
+            &[("Action", "CreateVpc"), ("CidrBlock", "10.57.0.0/16")],
+        )
+        .await,
+        "vpcId",
+    );
+    let subnet = first(
+        &ec2(
+            &moto,
+            &[
+                ("Action", "CreateSubnet"),
+                ("VpcId", &vpc),
+                ("CidrBlock", "10.57.3.0/24"),
+            ],
+        )
+        .await,
+        "subnetId",
+    );
+    let servers: Vec<serde_json::Value> = (0..3)
+        .map(|i| {
+            json!({"hostname": format!("ec2gone-{i}"), "tags": {"tier": "web"},
+                   "launch_subnet_id": subnet})
+        })
+        .collect();
+    let created = control_post(&sim, "/_drplan/source-servers", json!(servers)).await;
+    let ids: Vec<String> = created["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .map(|server| server["source_server_id"].as_str().expect("id").to_owned())
+        .collect();
+    let declared = http(
+        &sim,
+        "PUT",
+        "/_drplan/probe-ports/plan:web",
+        Some(json!({"probes": [{"selector": {"tier": "web"}, "ports": [8080]}]})),
+    )
+    .await;
+    assert_eq!(declared.status, 200, "{}", declared.body);
+    let client = drs_client(&sim);
+    let job = client
+        .start_recovery()
+        .set_source_servers(Some(recovery_request(&ids)))
+        .is_drill(true)
+        .send()
+        .await
+        .expect("drill");
+    wait_for_job(
+        &client,
+        job.job().expect("job").job_id(),
+        Duration::from_secs(60),
+    )
+    .await;
+    let instances = client
+        .describe_recovery_instances()
+        .send()
+        .await
+        .expect("instances");
+    let mut ec2_ids: Vec<String> = instances
+        .items()
+        .iter()
+        .filter_map(|instance| instance.ec2_instance_id().map(str::to_owned))
+        .collect();
+    ec2_ids.sort();
+    assert_eq!(ec2_ids.len(), 3);
+    assert_eq!(sim.probe_listener_count(), 3);
+
+    // Terminated and stopped in EC2 itself, not through DRS; the third stays running.
+    ec2(
+        &moto,
+        &[
+            ("Action", "TerminateInstances"),
+            ("InstanceId.1", &ec2_ids[0]),
+        ],
+    )
+    .await;
+    ec2(
+        &moto,
+        &[("Action", "StopInstances"), ("InstanceId.1", &ec2_ids[1])],
+    )
+    .await;
+    assert_eq!(
+        sim.probe_listener_count(),
+        3,
+        "nothing polls moto: the simulator learns when asked"
+    );
+    let refreshed = control_post(
+        &sim,
+        "/_drplan/refresh-instances",
+        json!({"instance_ids": [ec2_ids[0], ec2_ids[1], "i-0000000000000beef"]}),
+    )
+    .await;
+    assert_eq!(
+        refreshed["refreshed"].as_array().map(Vec::len),
+        Some(2),
+        "{refreshed}"
+    );
+    assert_eq!(sim.probe_listener_count(), 1);
+    let state_of = |items: &[aws_sdk_drs::types::RecoveryInstance], id: &str| {
+        items
+            .iter()
+            .find(|instance| instance.ec2_instance_id() == Some(id))
+            .and_then(|instance| instance.ec2_instance_state().cloned())
+    };
+    let instances = client
+        .describe_recovery_instances()
+        .send()
+        .await
+        .expect("instances");
+    // DRS keeps a recovery instance whose EC2 instance went away outside it.
+    assert_eq!(
+        state_of(instances.items(), &ec2_ids[0]),
+        Some(Ec2InstanceState::Terminated)
+    );
+    assert_eq!(
+        state_of(instances.items(), &ec2_ids[1]),
+        Some(Ec2InstanceState::Stopped)
+    );
+    assert_eq!(
+        state_of(instances.items(), &ec2_ids[2]),
+        Some(Ec2InstanceState::Running)
+    );
+
+    // Started again, it serves again; an empty body reads every instance.
+    ec2(
+        &moto,
+        &[("Action", "StartInstances"), ("InstanceId.1", &ec2_ids[1])],
+    )
+    .await;
+    let everything = control_post(&sim, "/_drplan/refresh-instances", json!({})).await;
+    assert_eq!(
+        everything["refreshed"].as_array().map(Vec::len),
+        Some(3),
+        "{everything}"
+    );
+    assert_eq!(sim.probe_listener_count(), 2);
+    sim.shutdown().await;
 }

@@ -1,12 +1,14 @@
 //! One address in front of the local cloud. Requests go where their SigV4 credential
 //! scope and `X-Amz-Target` say: DRS to the simulator, Lambda Invoke to
 //! `cargo lambda watch`, EventBridge PutEvents to the rules' targets (and the journal),
-//! everything else to moto.
+//! everything else to moto. Plans stored or started and EC2 instance state changes are
+//! also told to the simulator ([`watch`]), whose probe stand-ins follow them.
 
 mod events;
 mod faults;
 mod lambda;
 mod requests;
+mod watch;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -270,12 +272,23 @@ async fn handle(State(state): State<Arc<GatewayState>>, request: Request<Body>) 
             lambda::invoke(&state, &function, &parts.headers, body).await
         }
         Route::Moto => {
+            let watched = counted.as_ref().and_then(|(service, operation, _)| {
+                watch::watched(service, operation, &path, &body)
+            });
+            if let Some(watched) = &watched {
+                watch::before(&state, watched).await;
+            }
             let stopped = parts
                 .headers
                 .get("x-amz-target")
                 .is_some_and(|t| t == "AWSStepFunctions.StopExecution")
                 .then(|| body.clone());
             let response = forward(&state, &state.upstreams.moto, &parts, body).await;
+            if let Some(watched) = watched
+                && response.status().is_success()
+            {
+                watch::after(&state, watched).await;
+            }
             if let Some(request) = stopped
                 && response.status().is_success()
             {
