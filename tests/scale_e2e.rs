@@ -8,7 +8,7 @@
 mod common;
 
 use aws_sdk_sfn::types::ExecutionStatus;
-use common::cloud_with_probe_ports;
+use common::cloud_with;
 use serde_json::json;
 
 const SERVERS_PER_WAVE: usize = 200;
@@ -29,8 +29,7 @@ async fn a_4000_server_outage_recovery_in_20_waves_keeps_every_payload_small() {
             "  - count: {SERVERS_PER_WAVE}\n    hostname: \"w{wave}-{{i:04}}\"\n    tags: {{ \"dr:plan\": \"fleet\", \"dr:wave\": \"{wave}\" }}\n    replication: {{ state: STALLED, lag_seconds: 86400 }}\n"
         ));
     }
-    // The plan checks EC2 status only: no probe sockets are needed for 4,000 instances.
-    let Some(cloud) = cloud_with_probe_ports(&fleet, Some(Vec::new())).await else {
+    let Some(cloud) = cloud_with(&fleet).await else {
         return;
     };
     let plan = json!({"name": "fleet", "rto_minutes": 240, "rpo_minutes": 15,
@@ -45,7 +44,25 @@ async fn a_4000_server_outage_recovery_in_20_waves_keeps_every_payload_small() {
     let (name, arn) = cloud
         .start_with(json!({"plan": plan, "mode": "recovery", "timing": timing}))
         .await;
-    let outcome = cloud.wait_up_to(name, &arn, SCALE_EXECUTION_TIMEOUT).await;
+    // The local cloud's open descriptors, sampled through the run: they must not grow
+    // with the instances launched (the simulator once kept seven probe listeners open
+    // for every instance, and a long run ran out of descriptors).
+    let before = cloud.open_descriptors();
+    let mut peak = before;
+    let waiting = cloud.wait_up_to(name, &arn, SCALE_EXECUTION_TIMEOUT);
+    tokio::pin!(waiting);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut waiting => break outcome,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {
+                let now = cloud.open_descriptors();
+                if now.this_process > peak.this_process {
+                    peak = now;
+                }
+            }
+        }
+    };
+    let after = cloud.open_descriptors();
     assert_eq!(
         outcome.status,
         ExecutionStatus::Succeeded,
@@ -103,6 +120,16 @@ async fn a_4000_server_outage_recovery_in_20_waves_keeps_every_payload_small() {
         largest.1
     );
     assert!(events < HISTORY_LIMIT, "{events} history events");
+    println!(
+        "open descriptors of the local cloud: {} before, peak {} (moto {}), {} after 4,000 launches; limit {}",
+        before.this_process, peak.this_process, peak.moto, after.this_process, after.limit
+    );
+    // The plan checks EC2 status only: no probe listener is ever needed.
+    assert_eq!(peak.probe_listeners, 0);
+    assert!(
+        peak.this_process < 1000 && peak.moto < 1000,
+        "descriptors grew with the fleet: {peak:?}"
+    );
     // Every warning (stalled, and lag over the RPO: two a server) is in the report.
     let report = cloud.report("fleet", &outcome.name).await;
     assert_eq!(
