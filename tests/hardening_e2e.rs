@@ -5,7 +5,7 @@
 mod common;
 
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
-use common::{Cloud, cloud_with, fast_timing};
+use common::{cloud_with, fast_timing, largest_payload};
 use drplan_local::gateway::LAMBDA_FAULTS_PATH;
 use hyper::Method;
 use serde_json::{Value, json};
@@ -31,22 +31,6 @@ fn lambda_failures(history: &[HistoryEvent]) -> Vec<String> {
         .collect()
 }
 
-/// The largest state input or output of the execution, in bytes.
-fn largest_payload(history: &[HistoryEvent]) -> usize {
-    history
-        .iter()
-        .flat_map(|event| {
-            [
-                event.state_entered_event_details().and_then(|d| d.input()),
-                event.state_exited_event_details().and_then(|d| d.output()),
-            ]
-        })
-        .flatten()
-        .map(str::len)
-        .max()
-        .unwrap_or(0)
-}
-
 /// The error message in a Lambda error's cause (`{"errorType": ..., "errorMessage": ...}`).
 fn message_of(cause: Option<String>) -> String {
     let cause = cause.unwrap_or_default();
@@ -54,16 +38,6 @@ fn message_of(cause: Option<String>) -> String {
         .ok()
         .and_then(|v| v["errorMessage"].as_str().map(str::to_owned))
         .unwrap_or(cause)
-}
-
-async fn execution_arn(cloud: &Cloud, name: &str) -> String {
-    format!(
-        "{}:{name}",
-        cloud
-            .stack
-            .recovery_state_machine_arn
-            .replacen(":stateMachine:", ":execution:", 1)
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,9 +63,7 @@ async fn a_launch_that_crashes_after_starting_its_jobs_is_retried_without_a_seco
         outcome.error,
         outcome.cause
     );
-    let history = cloud
-        .history(&execution_arn(&cloud, &outcome.name).await)
-        .await;
+    let history = cloud.history(&cloud.execution_arn(&outcome.name)).await;
     assert_eq!(lambda_failures(&history), ["Sandbox.Timedout"]);
     // The retry found the jobs the first attempt started: each server launched once.
     let calls = cloud.start_recovery_calls().await;
@@ -148,9 +120,7 @@ async fn an_outage_sized_fleet_keeps_the_state_small_and_every_problem_in_the_re
         .as_array()
         .map_or(0, Vec::len);
     assert_eq!(warnings, 2 * SERVERS);
-    let history = cloud
-        .history(&execution_arn(&cloud, &recovery.name).await)
-        .await;
+    let history = cloud.history(&cloud.execution_arn(&recovery.name)).await;
     let discovered: Value = history
         .iter()
         .filter_map(|e| e.state_exited_event_details())
@@ -160,8 +130,8 @@ async fn an_outage_sized_fleet_keeps_the_state_small_and_every_problem_in_the_re
         .expect("Discover's output");
     assert_eq!(discovered["warning_count"], 2 * SERVERS);
     assert_eq!(discovered["warnings"].as_array().map(Vec::len), Some(10));
-    let largest = largest_payload(&history);
-    assert!(largest < 16 * 1024, "a state carried {largest} bytes");
+    let (largest, state) = largest_payload(&history);
+    assert!(largest < 16 * 1024, "{state} carried {largest} bytes");
     let started = cloud
         .notifications()
         .await

@@ -8,7 +8,7 @@
 mod common;
 
 use aws_sdk_sfn::types::ExecutionStatus;
-use common::cloud_with;
+use common::{cloud_with, largest_payload};
 use serde_json::json;
 
 const SERVERS_PER_WAVE: usize = 200;
@@ -83,32 +83,9 @@ async fn a_4000_server_outage_recovery_in_20_waves_keeps_every_payload_small() {
     );
 
     // Every payload of the history, and the history's length.
-    let arn = format!(
-        "{}:{}",
-        cloud
-            .stack
-            .recovery_state_machine_arn
-            .replacen(":stateMachine:", ":execution:", 1),
-        outcome.name
-    );
-    let history = cloud.history(&arn).await;
+    let history = cloud.history(&cloud.execution_arn(&outcome.name)).await;
     let events = history.len();
-    let mut largest = (0usize, String::new());
-    for event in &history {
-        let payloads = [
-            event
-                .state_entered_event_details()
-                .and_then(|d| d.input().map(|i| (d.name(), i))),
-            event
-                .state_exited_event_details()
-                .and_then(|d| d.output().map(|o| (d.name(), o))),
-        ];
-        for (state, payload) in payloads.into_iter().flatten() {
-            if payload.len() > largest.0 {
-                largest = (payload.len(), state.to_owned());
-            }
-        }
-    }
+    let largest = largest_payload(&history);
     println!(
         "4,000-server outage recovery in {WAVES} waves: {events} history events (limit {HISTORY_LIMIT}); largest state payload {} bytes in {} (budget {PAYLOAD_BUDGET}, limit {PAYLOAD_LIMIT})",
         largest.0, largest.1

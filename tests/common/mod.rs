@@ -262,6 +262,16 @@ impl Cloud {
         (name, arn)
     }
 
+    /// The ARN of this cloud's recovery execution named `name`.
+    pub fn execution_arn(&self, name: &str) -> String {
+        format!(
+            "{}:{name}",
+            self.stack
+                .recovery_state_machine_arn
+                .replacen(":stateMachine:", ":execution:", 1)
+        )
+    }
+
     /// Every event of the execution's history so far, all pages.
     pub async fn history(&self, arn: &str) -> Vec<aws_sdk_sfn::types::HistoryEvent> {
         let mut events = Vec::new();
@@ -524,4 +534,26 @@ pub fn plan_file(path: &str) -> Value {
 
 pub fn fleet_file(path: &str) -> String {
     std::fs::read_to_string(repo_root().join(path)).expect("fleet file")
+}
+
+/// The largest state input or output of an execution's history: its size in bytes and
+/// the state's name.
+pub fn largest_payload(history: &[aws_sdk_sfn::types::HistoryEvent]) -> (usize, String) {
+    let mut largest = (0usize, String::new());
+    for event in history {
+        let payloads = [
+            event
+                .state_entered_event_details()
+                .and_then(|d| d.input().map(|i| (d.name(), i))),
+            event
+                .state_exited_event_details()
+                .and_then(|d| d.output().map(|o| (d.name(), o))),
+        ];
+        for (state, payload) in payloads.into_iter().flatten() {
+            if payload.len() > largest.0 {
+                largest = (payload.len(), state.to_owned());
+            }
+        }
+    }
+    largest
 }

@@ -130,13 +130,7 @@ async fn health_check(clients: &Clients, step: WaveStep) -> Result<WaveStep, Fun
                     .find(|s| s.source_server_id == outcome.source_server_id)
             })
             .and_then(|before| passed_before(before, instance.as_deref(), &health.checks));
-        if let Some(passed) = carried
-            && ready_to_probe(seen.status.as_ref(), &health.checks)
-        {
-            // Passed on an earlier poll: its probes are not run again.
-            seen.probe_address = previous_address(previous_record.as_ref(), outcome);
-            seen.probes = passed;
-        } else if ready_to_probe(seen.status.as_ref(), &health.checks) {
+        if ready_to_probe(seen.status.as_ref(), &health.checks) {
             match instance
                 .as_ref()
                 .and_then(|id| ips.get(id))
@@ -144,13 +138,22 @@ async fn health_check(clients: &Clients, step: WaveStep) -> Result<WaveStep, Fun
                 .and_then(|found| target_of(found, &probe_settings))
             {
                 Ok(target) => {
-                    seen.probe_address = Some(target.address().to_string());
-                    for check in health
-                        .checks
-                        .iter()
-                        .filter(|c| **c != HealthCheck::Ec2Status)
-                    {
-                        probes.push((index, target, check.clone()));
+                    let address = target.address().to_string();
+                    let same_address = previous_address(previous_record.as_ref(), outcome)
+                        .is_some_and(|before| before == address);
+                    seen.probe_address = Some(address);
+                    match carried {
+                        // Passed on an earlier poll at this very address: not probed again.
+                        Some(passed) if same_address => seen.probes = passed,
+                        _ => {
+                            for check in health
+                                .checks
+                                .iter()
+                                .filter(|c| **c != HealthCheck::Ec2Status)
+                            {
+                                probes.push((index, target, check.clone()));
+                            }
+                        }
                     }
                 }
                 Err(error) => seen.probe_address_error = Some(error),
