@@ -104,7 +104,8 @@ pub struct Health {
     pub probe_address: ProbeAddress,
 }
 
-/// Which of an instance's IPv4 addresses the health gate probes.
+/// Which of an instance's IPv4 addresses: the private one or the public one (what the
+/// health gate probes, and what an A record holds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProbeAddress {
@@ -132,6 +133,15 @@ impl ProbeAddress {
             "private-ip" => Some(Self::PrivateIp),
             "public-ip" => Some(Self::PublicIp),
             _ => None,
+        }
+    }
+
+    /// The address a record gets where it does not say: the zone's kind.
+    pub fn of_zone(private_zone: bool) -> Self {
+        if private_zone {
+            Self::PrivateIp
+        } else {
+            Self::PublicIp
         }
     }
 }
@@ -322,41 +332,9 @@ pub struct DnsRecord {
     pub address: Option<RecordAddress>,
 }
 
-/// Which of an instance's IPv4 addresses an A record holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum RecordAddress {
-    PrivateIp,
-    PublicIp,
-}
-
-impl RecordAddress {
-    pub const NAMES: &[&str] = &["private-ip", "public-ip"];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::PrivateIp => "private-ip",
-            Self::PublicIp => "public-ip",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "private-ip" => Some(Self::PrivateIp),
-            "public-ip" => Some(Self::PublicIp),
-            _ => None,
-        }
-    }
-
-    /// The address a record gets where it does not say: the zone's kind.
-    pub fn of_zone(private_zone: bool) -> Self {
-        if private_zone {
-            Self::PrivateIp
-        } else {
-            Self::PublicIp
-        }
-    }
-}
+/// Which of an instance's IPv4 addresses an A record holds: the same two choices as the
+/// health gate's [`ProbeAddress`].
+pub type RecordAddress = ProbeAddress;
 
 fn default_ttl() -> u32 {
     DEFAULT_RECORD_TTL
