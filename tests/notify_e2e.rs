@@ -255,7 +255,7 @@ async fn publishing_to_a_missing_topic_is_an_aws_error() {
     )
     .await
     .expect_err("SNS refuses an unknown topic");
-    assert_eq!(error.error_type(), "drplan.AwsError", "{error}");
+    assert_eq!(error.error_type(), "drplan.AwsCallFailed", "{error}");
     assert!(
         error.to_string().starts_with("SNS Publish failed"),
         "{error}"

@@ -22,7 +22,7 @@ pub fn bucket_from_env() -> Result<String, FunctionError> {
     std::env::var("DRPLAN_BUCKET")
         .ok()
         .filter(|b| !b.trim().is_empty())
-        .ok_or_else(|| FunctionError::Configuration("DRPLAN_BUCKET is not set".into()))
+        .ok_or_else(|| FunctionError::Misconfigured("DRPLAN_BUCKET is not set".into()))
 }
 
 /// The AWS clients and the run store, built once per sandbox in `main` and shared by

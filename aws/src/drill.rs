@@ -17,16 +17,14 @@ use aws_sdk_ec2::types::{
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use drplan_core::Issue;
 use drplan_core::WaveServer;
-use drplan_core::execution::{RunContext, WaveRef};
+use drplan_core::contract::keys::{self, Record, RunRecords};
+use drplan_core::contract::{RunContext, WaveRef, tags};
 use drplan_core::safety::{
     DrillIsolation, RouteView, TemplateSwap, WaveTemplateSwaps, drill_version_description,
 };
 
 use crate::FunctionError;
 use crate::store::RunStore;
-
-/// The record of a wave's swaps, beside its other records.
-pub const TEMPLATE_SWAPS_RECORD: &str = "templates.json";
 
 /// The drill subnet's VPC and the routes of its route table (its own, or the VPC's
 /// main table). `Err(NotReady)` names the subnet when EC2 does not know it.
@@ -134,7 +132,7 @@ async fn launch_template_of(
         .ec2_launch_template_id()
         .filter(|id| !id.is_empty())
         .map(str::to_owned)
-        .ok_or_else(|| FunctionError::Aws {
+        .ok_or_else(|| FunctionError::AwsCallFailed {
             operation: "DRS GetLaunchConfiguration",
             code: "NoLaunchTemplate".into(),
             message: format!("DRS names no EC2 launch template for {source_server_id}"),
@@ -156,14 +154,15 @@ async fn default_version(ec2: &Client, template_id: &str) -> Result<DefaultVersi
         .send()
         .await
         .map_err(|e| FunctionError::from_sdk("EC2 DescribeLaunchTemplateVersions", e))?;
-    let version = answer
-        .launch_template_versions()
-        .first()
-        .ok_or_else(|| FunctionError::Aws {
-            operation: "EC2 DescribeLaunchTemplateVersions",
-            code: "NoDefaultVersion".into(),
-            message: format!("launch template {template_id} has no default version"),
-        })?;
+    let version =
+        answer
+            .launch_template_versions()
+            .first()
+            .ok_or_else(|| FunctionError::AwsCallFailed {
+                operation: "EC2 DescribeLaunchTemplateVersions",
+                code: "NoDefaultVersion".into(),
+                message: format!("launch template {template_id} has no default version"),
+            })?;
     Ok(DefaultVersion {
         number: version.version_number().unwrap_or_default(),
         description: version.version_description().map(str::to_owned),
@@ -245,9 +244,9 @@ pub async fn swap_in_drill_templates(
         return Ok(0);
     };
     let security_group_ids = isolation.security_group_ids.as_slice();
-    let key = run.wave_key(wave, TEMPLATE_SWAPS_RECORD);
+    let key = run.records().wave(wave).template_swaps();
     let marker = drill_version_description(&run.execution_name);
-    let mut record: WaveTemplateSwaps = match store.get_json(&key).await? {
+    let mut record = match store.read(&key).await? {
         Some(record) => record,
         None => {
             // First, what to restore: written before any template changes.
@@ -274,7 +273,7 @@ pub async fn swap_in_drill_templates(
                 security_group_ids: security_group_ids.to_vec(),
                 swaps,
             };
-            store.put_json(&key, &record).await?;
+            store.write(&key, &record).await?;
             record
         }
     };
@@ -327,7 +326,7 @@ pub async fn swap_in_drill_templates(
                 .map_err(|e| FunctionError::from_sdk("EC2 CreateLaunchTemplateVersion", e))?;
             made.launch_template_version()
                 .and_then(|v| v.version_number())
-                .ok_or_else(|| FunctionError::Aws {
+                .ok_or_else(|| FunctionError::AwsCallFailed {
                     operation: "EC2 CreateLaunchTemplateVersion",
                     code: "NoVersion".into(),
                     message: format!(
@@ -345,7 +344,7 @@ pub async fn swap_in_drill_templates(
         swap.drill_version = Some(drill_version);
         changed += 1;
     }
-    store.put_json(&key, &record).await?;
+    store.write(&key, &record).await?;
     tracing::info!(
         templates = changed,
         subnet_id,
@@ -360,9 +359,9 @@ pub async fn swap_in_drill_templates(
 pub async fn restore_templates(
     ec2: &Client,
     store: &RunStore,
-    key: &str,
+    key: &Record<WaveTemplateSwaps>,
 ) -> Result<usize, FunctionError> {
-    let Some(mut record) = store.get_json::<WaveTemplateSwaps>(key).await? else {
+    let Some(mut record) = store.read(key).await? else {
         return Ok(0);
     };
     let mut restored = 0;
@@ -406,7 +405,7 @@ pub async fn restore_templates(
         swap.restored = true;
         restored += 1;
     }
-    store.put_json(key, &record).await?;
+    store.write(key, &record).await?;
     if restored > 0 {
         tracing::info!(templates = restored, "launch templates restored");
     }
@@ -418,12 +417,12 @@ pub async fn restore_templates(
 pub async fn restore_run_templates(
     ec2: &Client,
     store: &RunStore,
-    run_prefix: &str,
+    run: &RunRecords,
 ) -> Result<usize, FunctionError> {
     let mut restored = 0;
-    for key in store.list_keys(&format!("{run_prefix}waves/")).await? {
-        if key.ends_with(&format!("/{TEMPLATE_SWAPS_RECORD}")) {
-            restored += restore_templates(ec2, store, &key).await?;
+    for key in store.list_keys(&run.waves_prefix()).await? {
+        if let Some(swaps) = keys::is_template_swaps(&key) {
+            restored += restore_templates(ec2, store, &swaps).await?;
         }
     }
     Ok(restored)
@@ -452,10 +451,7 @@ pub async fn terminate_run_drill_instances(
     run: &RunContext,
 ) -> Result<DrillTermination, FunctionError> {
     // A run that failed in discovery launched nothing and stored no resolved plan.
-    let Some(resolved) = store
-        .get_json::<drplan_core::ResolvedPlan>(&run.key("resolved.json"))
-        .await?
-    else {
+    let Some(resolved) = store.read(&run.records().resolved_plan()).await? else {
         return Ok(DrillTermination::default());
     };
     let jobs =
@@ -463,9 +459,7 @@ pub async fn terminate_run_drill_instances(
     let busy = crate::drs::busy_servers(&jobs);
     let our_jobs: std::collections::HashSet<&str> = jobs
         .iter()
-        .filter(|(_, tags)| {
-            tags.get(drplan_core::execution::TAG_EXECUTION) == Some(&run.execution_name)
-        })
+        .filter(|(_, job_tags)| job_tags.get(tags::EXECUTION) == Some(&run.execution_name))
         .map(|(job, _)| job.job_id.as_str())
         .collect();
     let server_ids: Vec<String> = resolved

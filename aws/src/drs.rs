@@ -238,7 +238,7 @@ pub async fn start_recovery(
     response
         .job()
         .map(|job| job.job_id().to_owned())
-        .ok_or_else(|| FunctionError::Aws {
+        .ok_or_else(|| FunctionError::AwsCallFailed {
             operation: "DRS StartRecovery",
             code: "NoJob".into(),
             message: "DRS answered without a job".into(),
@@ -354,7 +354,7 @@ pub async fn terminate_recovery_instances(
     response
         .job()
         .map(|job| job.job_id().to_owned())
-        .ok_or_else(|| FunctionError::Aws {
+        .ok_or_else(|| FunctionError::AwsCallFailed {
             operation: "DRS TerminateRecoveryInstances",
             code: "NoJob".into(),
             message: "DRS answered without a job".into(),

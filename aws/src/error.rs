@@ -5,6 +5,7 @@ use aws_sdk_s3::error::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use drplan_core::Issue;
+use drplan_core::contract::ErrorName;
 use lambda_runtime::Diagnostic;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +39,9 @@ pub enum FunctionError {
     /// An object in the bucket is larger than drplan reads; it was not read.
     #[error("{what} is {size} bytes, over the limit of {limit} bytes; it was not read")]
     TooLarge { what: String, size: u64, limit: u64 },
-    /// An AWS call failed.
+    /// An AWS call was refused or failed in a way a retry does not mend.
     #[error("{operation} failed ({code}): {message}")]
-    Aws {
+    AwsCallFailed {
         operation: &'static str,
         code: String,
         message: String,
@@ -50,7 +51,7 @@ pub enum FunctionError {
     WaveFailed(String),
     /// The function is not deployed right (a missing environment variable...).
     #[error("configuration: {0}")]
-    Configuration(String),
+    Misconfigured(String),
 }
 
 /// Problems an error message lists at most: the message becomes the execution's error
@@ -73,26 +74,31 @@ fn issue_lines(title: &str, issues: &[Issue]) -> String {
 }
 
 impl FunctionError {
-    /// The error name a state machine's Retry and Catch match on.
-    pub fn error_type(&self) -> &'static str {
+    /// The catalog's name for this error: what a state machine's Retry and Catch match.
+    pub fn name(&self) -> ErrorName {
         match self {
-            Self::InvalidInput(_) => "drplan.InvalidInput",
-            Self::InvalidPlan(_) => "drplan.InvalidPlan",
-            Self::NotReady(_) => "drplan.NotReady",
-            Self::PlanBusy(_) => "drplan.PlanBusy",
-            Self::Throttled { .. } => "drplan.Throttled",
-            Self::Transient { .. } => "drplan.Transient",
-            Self::TooLarge { .. } => "drplan.TooLarge",
-            Self::Aws { .. } => "drplan.AwsError",
-            Self::WaveFailed(_) => "drplan.WaveFailed",
-            Self::Configuration(_) => "drplan.Configuration",
+            Self::InvalidInput(_) => ErrorName::InvalidInput,
+            Self::InvalidPlan(_) => ErrorName::InvalidPlan,
+            Self::NotReady(_) => ErrorName::NotReady,
+            Self::PlanBusy(_) => ErrorName::PlanBusy,
+            Self::Throttled { .. } => ErrorName::Throttled,
+            Self::Transient { .. } => ErrorName::Transient,
+            Self::TooLarge { .. } => ErrorName::TooLarge,
+            Self::AwsCallFailed { .. } => ErrorName::AwsCallFailed,
+            Self::WaveFailed(_) => ErrorName::WaveFailed,
+            Self::Misconfigured(_) => ErrorName::Misconfigured,
         }
+    }
+
+    /// The error name Step Functions sees (`errorType`).
+    pub fn error_type(&self) -> &'static str {
+        self.name().as_str()
     }
 
     /// The AWS error code, for errors from an AWS call.
     pub fn aws_code(&self) -> Option<&str> {
         match self {
-            Self::Aws { code, .. } | Self::Transient { code, .. } => Some(code),
+            Self::AwsCallFailed { code, .. } | Self::Transient { code, .. } => Some(code),
             _ => None,
         }
     }
@@ -127,7 +133,7 @@ impl FunctionError {
                 code,
                 message,
             },
-            SdkFailure::Permanent => Self::Aws {
+            SdkFailure::Permanent => Self::AwsCallFailed {
                 operation,
                 code,
                 message,

@@ -1,7 +1,8 @@
 //! One run per plan: the plan's lock in the bucket (`locks/PLAN.json`), taken by
 //! discover with a conditional write and released by the run's report.
 
-use drplan_core::safety::{LockVerdict, RunLock, judge_run_lock, run_lock_key};
+use drplan_core::contract::keys;
+use drplan_core::safety::{LockVerdict, RunLock, judge_run_lock};
 
 use crate::FunctionError;
 use crate::store::RunStore;
@@ -53,9 +54,9 @@ pub async fn take_run_lock(
     plan: &str,
     ours: &RunLock,
 ) -> Result<LockOutcome, FunctionError> {
-    let key = run_lock_key(plan);
+    let lock = keys::run_lock(plan);
     for _ in 0..LOCK_ATTEMPTS {
-        let current = store.get_text_versioned(&key).await?;
+        let current = store.get_text_versioned(lock.key()).await?;
         // A lock drplan cannot read (edited by hand) is replaced, never obeyed.
         let holder: Option<RunLock> = current
             .as_ref()
@@ -78,7 +79,7 @@ pub async fn take_run_lock(
             LockVerdict::Take => LockOutcome::Held,
             LockVerdict::StopDrill(drill) => LockOutcome::TakenFromDrill(drill),
         };
-        if store.put_json_if(&key, ours, etag).await? {
+        if store.write_if(&lock, ours, etag).await? {
             return Ok(outcome);
         }
     }
@@ -95,7 +96,7 @@ pub async fn release_run_lock(
     plan: &str,
     execution_name: &str,
 ) -> Result<bool, FunctionError> {
-    let key = run_lock_key(plan);
+    let key = keys::run_lock(plan).key().to_owned();
     let Some((text, etag)) = store.get_text_versioned(&key).await? else {
         return Ok(false);
     };

@@ -6,17 +6,16 @@
 
 use crate::step::LogContext;
 use crate::store::RunStore;
-use crate::wave::WaveLaunchRecord;
 use crate::{FunctionError, drill, lock, metrics};
 use drplan_core::Mode;
-use drplan_core::dns::DnsCutover;
-use drplan_core::execution::{RunContext, WaveRef, report_key_base, run_key};
+use drplan_core::contract::keys::{self, RunRecords};
+use drplan_core::contract::{RunContext, WaveRef};
 use drplan_core::health::WaveHealthRecord;
-use drplan_core::readiness::READINESS_RECORD;
+use drplan_core::launch::WaveLaunchRecord;
 use drplan_core::report::{
     Report, RtoResult, RunError, ServerReport, WaveReport, describe_health_gate,
 };
-use drplan_core::safety::{CLEARED_RECORD, ClearedBeforeLaunch, DrillIsolation, ISOLATION_RECORD};
+use drplan_core::safety::ClearedBeforeLaunch;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -82,13 +81,13 @@ pub async fn end_run(
 ) -> Result<Written, FunctionError> {
     let isolation = match &input.run {
         Some(run) => {
-            let restored = drill::restore_run_templates(ec2, store, &run.state_prefix()).await?;
+            let restored = drill::restore_run_templates(ec2, store, &run.records()).await?;
             if restored > 0 {
                 tracing::warn!(restored, "launch templates restored at the end of the run");
             }
             match run.mode {
                 Mode::Drill => store
-                    .get_json::<DrillIsolation>(&run.key(ISOLATION_RECORD))
+                    .read(&run.records().isolation())
                     .await?
                     .map(|i| i.describe()),
                 Mode::Recovery => None,
@@ -97,7 +96,7 @@ pub async fn end_run(
         None => None,
     };
     let cleared = match &input.run {
-        Some(run) => store.get_json(&run.key(CLEARED_RECORD)).await?,
+        Some(run) => store.read(&run.records().cleared()).await?,
         None => None,
     };
     let plan = match (&input.run, &input.input) {
@@ -129,10 +128,9 @@ async fn write_report(
     let mut waves = Vec::new();
     if let Some(run) = &input.run {
         for wave in input.layers.iter().flatten() {
-            let launch: Option<WaveLaunchRecord> =
-                store.get_json(&run.wave_key(wave, "launch.json")).await?;
-            let health: Option<WaveHealthRecord> =
-                store.get_json(&run.wave_key(wave, "health.json")).await?;
+            let records = run.records().wave(wave);
+            let launch = store.read(&records.launch()).await?;
+            let health = store.read(&records.health()).await?;
             waves.push(wave_report(wave, launch, health));
         }
     }
@@ -144,13 +142,13 @@ async fn write_report(
     // The stored plan passed validation when the run started; read it the same way.
     let plan = match &input.run {
         Some(run) => store
-            .get_json::<serde_json::Value>(&run.key("plan.json"))
+            .read(&run.records().plan_document())
             .await?
             .and_then(|doc| drplan_core::plan_from_value(&doc).ok()),
         None => None,
     };
-    let dns: Option<DnsCutover> = match &input.run {
-        Some(run) => store.get_json(&run.key("dns.json")).await?,
+    let dns = match &input.run {
+        Some(run) => store.read(&run.records().dns_cutover()).await?,
         None => None,
     };
     // A recovery is over when traffic can reach it (DNS in sync); a drill, when its
@@ -167,11 +165,7 @@ async fn write_report(
         _ => None,
     };
     let readiness = store
-        .get_json(&run_key(
-            &plan_name,
-            &input.execution_name,
-            READINESS_RECORD,
-        ))
+        .read(&RunRecords::of(&plan_name, &input.execution_name).readiness())
         .await?;
     let report = Report {
         execution_id: input.execution_id,
@@ -198,10 +192,10 @@ async fn write_report(
         cleared,
         readiness,
     };
-    let base = report_key_base(&plan_name, &input.execution_name);
-    let json_key = format!("{base}.json");
-    let markdown_key = format!("{base}.md");
-    store.put_json(&json_key, &report).await?;
+    let json_record = keys::report_json(&plan_name, &input.execution_name);
+    let json_key = json_record.key().to_owned();
+    let markdown_key = keys::report_markdown(&plan_name, &input.execution_name);
+    store.write(&json_record, &report).await?;
     store
         .put_text(&markdown_key, report.to_markdown(), "text/markdown")
         .await?;

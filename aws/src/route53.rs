@@ -82,14 +82,16 @@ pub async fn resolve_zone(route53: &Client, dns: &Dns) -> Result<HostedZone, Fun
     if let Some(id) = &dns.zone_id {
         let bare = id.trim_start_matches("/hostedzone/").to_owned();
         return match route53.get_hosted_zone().id(&bare).send().await {
-            Ok(answer) => answer
-                .hosted_zone()
-                .map(hosted_zone)
-                .ok_or_else(|| FunctionError::Aws {
-                    operation: "Route53 GetHostedZone",
-                    code: "NoHostedZone".into(),
-                    message: format!("the answer for {bare} describes no zone"),
-                }),
+            Ok(answer) => {
+                answer
+                    .hosted_zone()
+                    .map(hosted_zone)
+                    .ok_or_else(|| FunctionError::AwsCallFailed {
+                        operation: "Route53 GetHostedZone",
+                        code: "NoHostedZone".into(),
+                        message: format!("the answer for {bare} describes no zone"),
+                    })
+            }
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_no_such_hosted_zone()) =>

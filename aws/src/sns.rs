@@ -13,7 +13,7 @@ pub fn topic_arn_from_env() -> Result<String, FunctionError> {
     std::env::var("DRPLAN_TOPIC_ARN")
         .ok()
         .filter(|arn| !arn.trim().is_empty())
-        .ok_or_else(|| FunctionError::Configuration("DRPLAN_TOPIC_ARN is not set".into()))
+        .ok_or_else(|| FunctionError::Misconfigured("DRPLAN_TOPIC_ARN is not set".into()))
 }
 
 /// What was published.

@@ -78,7 +78,7 @@ pub trait LogContext {
     fn log_context(&self) -> (String, String, String);
 }
 
-impl LogContext for drplan_core::execution::WaveStep {
+impl LogContext for drplan_core::contract::WaveStep {
     fn log_context(&self) -> (String, String, String) {
         (
             self.run.execution_name.clone(),

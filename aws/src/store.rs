@@ -1,10 +1,15 @@
 //! Run state in S3: plans by name, the resolved plan of a run, per-wave launch and
 //! progress records. Keeping these in S3 keeps Step Functions payloads O(waves).
+//!
+//! JSON records are read and written by their [`Record`] (`drplan_core::contract::keys`),
+//! which names the key and the type stored there.
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use drplan_core::contract::Record;
 
 use crate::FunctionError;
 
@@ -119,7 +124,7 @@ impl RunStore {
             .body
             .collect()
             .await
-            .map_err(|e| FunctionError::Aws {
+            .map_err(|e| FunctionError::AwsCallFailed {
                 operation: "S3 GetObject",
                 code: "BodyRead".into(),
                 message: format!("reading s3://{}/{key}: {e}", self.bucket),
@@ -151,10 +156,44 @@ impl RunStore {
         })
     }
 
-    pub async fn get_json<T: DeserializeOwned>(
+    /// The record, or `None` when there is no such object.
+    pub async fn read<T: DeserializeOwned>(
         &self,
-        key: &str,
+        record: &Record<T>,
     ) -> Result<Option<T>, FunctionError> {
+        self.get_json(record.key()).await
+    }
+
+    /// The record; a missing object is an error (the run's earlier steps should have
+    /// written it).
+    pub async fn require<T: DeserializeOwned>(
+        &self,
+        record: &Record<T>,
+    ) -> Result<T, FunctionError> {
+        self.require_json(record.key()).await
+    }
+
+    pub async fn write<T: Serialize>(
+        &self,
+        record: &Record<T>,
+        value: &T,
+    ) -> Result<(), FunctionError> {
+        self.put_json(record.key(), value).await
+    }
+
+    /// Writes the record only if it is still as last read (see [`Self::get_text_versioned`]):
+    /// absent (`expected_etag` `None`) or unchanged. Returns false, having written
+    /// nothing, when another writer got there first.
+    pub async fn write_if<T: Serialize>(
+        &self,
+        record: &Record<T>,
+        value: &T,
+        expected_etag: Option<&str>,
+    ) -> Result<bool, FunctionError> {
+        self.put_json_if(record.key(), value, expected_etag).await
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, FunctionError> {
         match self.get_text(key).await? {
             None => Ok(None),
             Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
@@ -166,9 +205,9 @@ impl RunStore {
         }
     }
 
-    /// Like [`Self::get_json`], but a missing object is an error: the run's earlier
+    /// Like `get_json`, but a missing object is an error: the run's earlier
     /// steps should have written it.
-    pub async fn require_json<T: DeserializeOwned>(&self, key: &str) -> Result<T, FunctionError> {
+    async fn require_json<T: DeserializeOwned>(&self, key: &str) -> Result<T, FunctionError> {
         self.get_json(key).await?.ok_or_else(|| {
             FunctionError::InvalidInput(format!(
                 "s3://{}/{key} is missing; the run's earlier steps did not write it",
@@ -195,7 +234,7 @@ impl RunStore {
         Ok(())
     }
 
-    /// The object's text and its ETag, for a later [`Self::put_json_if`]; `None` when
+    /// The object's text and its ETag, for a later [`Self::write_if`]; `None` when
     /// there is no such key.
     pub async fn get_text_versioned(
         &self,
@@ -211,7 +250,7 @@ impl RunStore {
     /// Writes the object only if it is still as last read: absent (`expected_etag`
     /// `None`, If-None-Match: *) or unchanged (If-Match: the ETag). Returns false, having
     /// written nothing, when another writer got there first.
-    pub async fn put_json_if<T: Serialize>(
+    async fn put_json_if<T: Serialize>(
         &self,
         key: &str,
         value: &T,
@@ -249,7 +288,7 @@ impl RunStore {
         }
     }
 
-    pub async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), FunctionError> {
+    async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), FunctionError> {
         let text = serde_json::to_string(value)
             .map_err(|e| FunctionError::InvalidInput(format!("cannot serialise {key}: {e}")))?;
         self.put_text(key, text, "application/json").await

@@ -2,20 +2,16 @@
 //! by launch-wave (first launch) and wait-wave (polls, and later batches of a wave
 //! larger than the account's active-job quota).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use aws_sdk_drs::Client;
-use drplan_core::execution::{
-    LaunchPoll, LaunchState, RunContext, TAG_EXECUTION, TAG_WAVE, WaveRef, pick_snapshot,
-};
-use drplan_core::launch::{JobLogEntry, JobView, WaveProgress, WaveVerdict, evaluate_wave};
-use drplan_core::launch_wait::{
-    ParkedWave, park_key, pending_by_job, settled_prefix, settled_servers, should_wake,
-};
-use drplan_core::safety::{DrillIsolation, ISOLATION_RECORD};
-use drplan_core::{ResolvedPlan, SnapshotChoice, WaveServer, plan_launch_batches};
+use drplan_core::contract::keys::{parked_job, settled_prefix};
+use drplan_core::contract::tags::{EXECUTION as TAG_EXECUTION, WAVE as TAG_WAVE};
+use drplan_core::contract::{LaunchPoll, LaunchState, RunContext, WaveRef, pick_snapshot};
+use drplan_core::launch::{JobView, WaveLaunchRecord, WaveProgress, WaveVerdict, evaluate_wave};
+use drplan_core::launch_wait::{ParkedWave, pending_by_job, settled_servers, should_wake};
+use drplan_core::{SnapshotChoice, WaveServer, plan_launch_batches};
 use jiff::{SignedDuration, Timestamp};
-use serde::{Deserialize, Serialize};
 
 use crate::store::RunStore;
 use crate::{FunctionError, drill, drs};
@@ -31,7 +27,7 @@ pub async fn wave_servers(
     run: &RunContext,
     wave: &WaveRef,
 ) -> Result<Vec<WaveServer>, FunctionError> {
-    let resolved: ResolvedPlan = store.require_json(&run.key("resolved.json")).await?;
+    let resolved = store.require(&run.records().resolved_plan()).await?;
     resolved
         .waves
         .into_iter()
@@ -138,14 +134,16 @@ pub async fn launch_pending_servers(
                 launched += job.len();
             }
             // Another run took the capacity between our count and our call: wait.
-            Err(FunctionError::Aws { code, .. }) if code == "ServiceQuotaExceededException" => {
+            Err(FunctionError::AwsCallFailed { code, .. })
+                if code == "ServiceQuotaExceededException" =>
+            {
                 tracing::warn!("DRS quota reached; the rest of the wave launches on a later poll");
                 break;
             }
             // A server already in an active job: when the job is this run's own (a
             // retried step whose first StartRecovery went through, its answer lost),
             // the servers are launched; anyone else's job is a real conflict.
-            Err(conflict @ FunctionError::Aws { .. })
+            Err(conflict @ FunctionError::AwsCallFailed { .. })
                 if conflict.aws_code() == Some("ConflictException") =>
             {
                 let ours = jobs_of_wave(drs_client, run, wave).await?;
@@ -208,12 +206,9 @@ pub async fn isolate_drill_wave(
     if run.mode != drplan_core::Mode::Drill {
         return Ok(0);
     }
-    let isolation: DrillIsolation = store.require_json(&run.key(ISOLATION_RECORD)).await?;
+    let isolation = store.require(&run.records().isolation()).await?;
     drill::swap_in_drill_templates(drs_client, ec2, store, run, wave, servers, &isolation).await
 }
-
-/// The servers an in-progress poll left launching, by job.
-const PENDING_RECORD: &str = "pending.json";
 
 /// Records what the wave still waits for (by job), for [`park_wave`].
 pub async fn record_pending(
@@ -223,8 +218,8 @@ pub async fn record_pending(
     progress: &WaveProgress,
 ) -> Result<(), FunctionError> {
     store
-        .put_json(
-            &run.wave_key(wave, PENDING_RECORD),
+        .write(
+            &run.records().wave(wave).pending(),
             &pending_by_job(progress),
         )
         .await
@@ -242,8 +237,8 @@ pub async fn park_wave(
     wave: &WaveRef,
     task_token: &str,
 ) -> Result<usize, FunctionError> {
-    let pending: BTreeMap<String, Vec<String>> = store
-        .get_json(&run.wave_key(wave, PENDING_RECORD))
+    let pending = store
+        .read(&run.records().wave(wave).pending())
         .await?
         .unwrap_or_default();
     let parked_at = Timestamp::now();
@@ -256,7 +251,7 @@ pub async fn park_wave(
             pending: servers.clone(),
             parked_at,
         };
-        store.put_json(&park_key(job_id), &park).await?;
+        store.write(&parked_job(job_id), &park).await?;
         let settled = settled_servers(job_id, &store.list_keys(&settled_prefix(job_id)).await?);
         if should_wake(&park, &settled) {
             settled_already.push(job_id);
@@ -264,7 +259,7 @@ pub async fn park_wave(
     }
     if let Some(job_id) = settled_already.first() {
         for job_id in &settled_already {
-            store.delete(&park_key(job_id)).await?;
+            store.delete(parked_job(job_id).key()).await?;
         }
         let woken = wake_parked_wave(sfn, task_token, job_id).await?;
         tracing::info!(
@@ -303,17 +298,6 @@ pub async fn wake_parked_wave(
             error,
         )),
     }
-}
-
-/// What a wave's launch came to, kept in the bucket for tagging, health checks and
-/// the report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WaveLaunchRecord {
-    pub wave: WaveRef,
-    pub progress: WaveProgress,
-    pub log: Vec<JobLogEntry>,
-    pub job_ids: Vec<String>,
-    pub finished_at: Timestamp,
 }
 
 /// One poll: launches servers still waiting for capacity, reads the jobs, decides.
@@ -378,12 +362,7 @@ pub async fn poll_wave(
     }
     // Every server's launch has settled: DRS no longer reads the launch templates, so a
     // drill's are put back now rather than at the end of the run.
-    drill::restore_templates(
-        ec2,
-        store,
-        &run.wave_key(wave, drill::TEMPLATE_SWAPS_RECORD),
-    )
-    .await?;
+    drill::restore_templates(ec2, store, &run.records().wave(wave).template_swaps()).await?;
     let record = WaveLaunchRecord {
         wave: wave.clone(),
         progress,
@@ -392,7 +371,7 @@ pub async fn poll_wave(
         finished_at: now,
     };
     store
-        .put_json(&run.wave_key(wave, "launch.json"), &record)
+        .write(&run.records().wave(wave).launch(), &record)
         .await?;
     Ok(poll)
 }

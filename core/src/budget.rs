@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::execution::Timing;
+use crate::contract::Timing;
 use crate::issue::Issue;
 use crate::plan::{DEFAULT_HEALTH_TIMEOUT_MINUTES, Plan};
 use crate::resolve::ResolvedPlan;
@@ -20,10 +20,10 @@ pub const HISTORY_LIMIT: u64 = 25_000;
 /// History events of one launch poll in `statemachines/recovery.asl.json`: the parked
 /// wait (WaitForLaunch: entered, scheduled, started, submitted, ended, exited), the
 /// poll (CheckLaunch: entered, scheduled, started, succeeded, exited) and the choice
-/// (LaunchDecided: entered, exited).
+/// (IsLaunchDone: entered, exited).
 pub const LAUNCH_POLL_EVENTS: u64 = 13;
 /// History events of one health poll: WaitForHealth (entered, exited), CheckHealth
-/// (entered, scheduled, started, succeeded, exited), HealthDecided (entered, exited).
+/// (entered, scheduled, started, succeeded, exited), IsWaveHealthy (entered, exited).
 pub const HEALTH_POLL_EVENTS: u64 = 9;
 /// History events of a wave besides its polls: its map iteration, the wave's e-mails,
 /// LaunchWave, TagInstances, the hook choices and the final state, with room for a

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::WaveRef;
 use crate::resolve::WaveServer;
 
 /// A DRS launch job, as much as drplan needs (DescribeJobs item).
@@ -241,6 +242,17 @@ impl WaveProgress {
             .iter()
             .filter(|s| s.state == ServerState::Failed)
     }
+}
+
+/// What a wave's launch came to, kept in the bucket for tagging, health checks and
+/// the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WaveLaunchRecord {
+    pub wave: WaveRef,
+    pub progress: WaveProgress,
+    pub log: Vec<JobLogEntry>,
+    pub job_ids: Vec<String>,
+    pub finished_at: jiff::Timestamp,
 }
 
 #[cfg(test)]

@@ -15,10 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::contract::keys::settled_prefix;
 use crate::launch::WaveProgress;
-
-/// Where parks and settled markers live in the bucket (expired by a lifecycle rule).
-pub const WAITS_PREFIX: &str = "waits/jobs/";
 
 /// A wave parked on a task token, for one of its jobs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,21 +35,6 @@ pub fn is_job_id(job_id: &str) -> bool {
     job_id.strip_prefix("drsjob-").is_some_and(|rest| {
         !rest.is_empty() && rest.len() <= 64 && rest.chars().all(|c| c.is_ascii_alphanumeric())
     })
-}
-
-/// The park record of a job.
-pub fn park_key(job_id: &str) -> String {
-    format!("{WAITS_PREFIX}{job_id}.json")
-}
-
-/// The folder of a job's settled-server markers.
-pub fn settled_prefix(job_id: &str) -> String {
-    format!("{WAITS_PREFIX}{job_id}/settled/")
-}
-
-/// The marker that `source_server_id` of `job_id` settled.
-pub fn settled_key(job_id: &str, source_server_id: &str) -> String {
-    format!("{}{source_server_id}", settled_prefix(job_id))
 }
 
 /// The servers (by job) a poll left still launching: what a park waits for.
@@ -85,6 +68,7 @@ pub fn should_wake(parked: &ParkedWave, settled: &BTreeSet<String>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::keys::settled_key;
 
     #[test]
     fn a_park_wakes_when_all_its_pending_servers_settled() {
@@ -103,7 +87,6 @@ mod tests {
             settled_key("drsjob-2", "s-3"),
         ];
         assert!(should_wake(&parked, &settled_servers("drsjob-1", &keys)));
-        assert_eq!(park_key("drsjob-1"), "waits/jobs/drsjob-1.json");
     }
 
     #[test]

@@ -5,10 +5,10 @@
 //! between the SDKs and these types, so all of this is tested without a network.
 
 pub mod budget;
+pub mod contract;
 pub mod dag;
 pub mod dns;
 pub mod duration;
-pub mod execution;
 pub mod health;
 pub mod issue;
 pub mod launch;
@@ -24,7 +24,7 @@ pub mod safety;
 pub mod trigger;
 mod validate;
 
-pub use execution::{ExecutionInput, PlanSource, SnapshotChoice, Timing};
+pub use contract::{ExecutionInput, PlanSource, SnapshotChoice, Timing};
 pub use issue::{DOCUMENT_PATH, Issue};
 pub use parse::{Format, parse_document, parse_plan, plan_from_value};
 pub use plan::{HealthCheck, Mode, Plan, RecordType, plan_json_schema};

@@ -10,7 +10,7 @@ use std::fmt::{self, Write};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::execution::{LaunchPoll, LaunchState, RunContext, WaveRef};
+use crate::contract::{LaunchPoll, LaunchState, RunContext, WaveRef};
 use crate::issue::Issue;
 use crate::launch::{ServerState, WaveProgress};
 use crate::plan::Mode;
@@ -637,9 +637,9 @@ fn started_section(text: &mut String, facts: &Facts) {
         if total > listed {
             let _ = writeln!(
                 text,
-                "  ... and {} more: every warning is in the run's report ({}.md)",
+                "  ... and {} more: every warning is in the run's report ({})",
                 total - listed,
-                crate::execution::report_key_base(&facts.plan, &facts.request.execution_name)
+                crate::contract::keys::report_markdown(&facts.plan, &facts.request.execution_name)
             );
         }
         let _ = writeln!(text);

@@ -20,12 +20,9 @@ pub struct Readiness {
     pub warnings: Vec<Issue>,
 }
 
-/// Where discover keeps the full [`Readiness`] of a run, in the run's prefix: in a region
-/// outage every server has a warning or two, far more than a state payload can carry.
-pub const READINESS_RECORD: &str = "readiness.json";
-
 /// How many issues of one list a state payload or an error message carries at most; the
-/// rest are counted, and all of them are in [`READINESS_RECORD`] and the report.
+/// rest are counted, and all of them are in the run's readiness record
+/// ([`crate::contract::RunRecords::readiness`]) and the report.
 pub const ISSUES_IN_STATE: usize = 10;
 
 /// The first [`ISSUES_IN_STATE`] of `issues`, for a state payload.

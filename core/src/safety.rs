@@ -9,11 +9,6 @@ use serde::{Deserialize, Serialize};
 use crate::issue::Issue;
 use crate::plan::Mode;
 
-/// Where a plan's run lock lives in the bucket.
-pub fn run_lock_key(plan: &str) -> String {
-    format!("locks/{plan}.json")
-}
-
 /// The run that holds a plan: written by discover with a conditional write, removed by
 /// the report (or the run-ended handler) of the same run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,9 +56,6 @@ pub fn judge_run_lock(
         _ => LockVerdict::Refuse(lock.clone()),
     }
 }
-
-/// The error a recovery stops a drill of its plan with (StopExecution).
-pub const STOPPED_BY_RECOVERY: &str = "drplan.StoppedByRecovery";
 
 /// Why a run is refused because another holds its plan.
 pub fn plan_busy_issue(plan: &str, holder: &RunLock, our_mode: Mode) -> Issue {
@@ -229,9 +221,6 @@ fn target_kind(target: &str) -> &'static str {
 /// What a drill run says when its plan names no drill subnet.
 pub const NOT_ISOLATED: &str = "not set: this drill is NOT isolated; its instances launch with the recovery launch settings, into the recovery network, beside production";
 
-/// Where discover writes a drill's [`DrillIsolation`] in the run's prefix.
-pub const ISOLATION_RECORD: &str = "isolation.json";
-
 /// How a drill was isolated, for the launches and the report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DrillIsolation {
@@ -268,9 +257,6 @@ impl DrillIsolation {
         }
     }
 }
-
-/// What was cleared before a run's first wave (`cleared.json` in the run's prefix).
-pub const CLEARED_RECORD: &str = "cleared.json";
 
 /// What a run cleared before its first wave, for its report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

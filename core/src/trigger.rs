@@ -27,14 +27,8 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 pub const ALARM_STATE_CHANGE: &str = "CloudWatch Alarm State Change";
 pub const REPLICATION_STALLED_CHANGE: &str = "DRS Source Server Data Replication Stalled Change";
 pub const LAUNCH_RESULT: &str = "DRS Source Server Launch Result";
-/// An alarm tag (with tag propagation on) that names the plan the alarm starts.
-pub const PLAN_TAG: &str = "drplan:plan";
-/// An alarm tag that chooses the mode (`drill` or `recovery`).
-pub const MODE_TAG: &str = "drplan:mode";
 /// Marks executions an alarm started: `PLAN-alarm-YYYYMMDDTHHMMSSZ-HASH`.
 const AUTOMATIC_MARK: &str = "-alarm-";
-/// Step Functions' longest execution name.
-const MAX_EXECUTION_NAME: usize = 80;
 
 /// An event drplan acts on.
 #[derive(Debug, Clone, PartialEq)]
@@ -219,7 +213,7 @@ pub fn alarm_execution_name(plan: &str, alarm: &AlarmStateChange) -> String {
 fn execution_plan_part(plan: &str) -> String {
     const SUFFIX_CHARS: usize = AUTOMATIC_MARK.len() + 16 + 1 + 8;
     plan.chars()
-        .take(MAX_EXECUTION_NAME - SUFFIX_CHARS)
+        .take(crate::contract::MAX_EXECUTION_NAME - SUFFIX_CHARS)
         .collect()
 }
 
@@ -330,11 +324,6 @@ pub struct StartClaim {
 /// claimer's StartExecution, short enough that a claimer that died before it does not
 /// block the plan's alarms for long.
 pub const START_CLAIM_HOLD_SECONDS: i64 = 120;
-
-/// Where a plan's start claim lives in the bucket.
-pub fn start_claim_key(plan: &str) -> String {
-    format!("claims/{plan}/alarm-start.json")
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimVerdict {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::execution::SnapshotChoice;
+use crate::contract::SnapshotChoice;
 use crate::launch::ServerOutcome;
 use crate::report::{RtoResult, RunError, ServerReport, WaveReport};
 use crate::{Quotas, Timing};

@@ -4,7 +4,8 @@
 
 use std::fmt;
 
-use super::{AlarmStateChange, MODE_TAG, PLAN_TAG};
+use super::AlarmStateChange;
+use crate::contract::tags::{MODE as MODE_TAG, PLAN as PLAN_TAG};
 use crate::plan::{Mode, Plan, Triggers};
 
 /// A plan stored in the bucket, as far as alarm routing needs it.

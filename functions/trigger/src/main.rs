@@ -68,7 +68,7 @@ fn required_env(name: &str) -> Result<String, FunctionError> {
     std::env::var(name)
         .ok()
         .filter(|value| !value.trim().is_empty())
-        .ok_or_else(|| FunctionError::Configuration(format!("{name} is not set")))
+        .ok_or_else(|| FunctionError::Misconfigured(format!("{name} is not set")))
 }
 
 #[tokio::main]

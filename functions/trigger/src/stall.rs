@@ -31,7 +31,7 @@ impl StallSettings {
                 "true" | "TRUE" | "1" => true,
                 "false" | "FALSE" | "0" | "" => false,
                 other => {
-                    return Err(FunctionError::Configuration(format!(
+                    return Err(FunctionError::Misconfigured(format!(
                         "DRPLAN_STALL_RETRY_REPLICATION is {other:?}: use true or false"
                     )));
                 }
@@ -41,7 +41,7 @@ impl StallSettings {
         let minutes = match std::env::var("DRPLAN_STALL_ESCALATE_MINUTES") {
             Ok(value) if !value.trim().is_empty() => {
                 value.trim().parse::<f64>().ok().filter(|m| m.is_finite() && *m >= 0.0).ok_or_else(|| {
-                    FunctionError::Configuration(format!(
+                    FunctionError::Misconfigured(format!(
                         "DRPLAN_STALL_ESCALATE_MINUTES is {value:?}: use a number of minutes (0: no escalation)"
                     ))
                 })?
@@ -53,7 +53,7 @@ impl StallSettings {
                 .ok()
                 .filter(|arn| !arn.trim().is_empty())
                 .ok_or_else(|| {
-                    FunctionError::Configuration(
+                    FunctionError::Misconfigured(
                         "DRPLAN_STALL_ESCALATE_MINUTES is set but DRPLAN_ESCALATION_STATE_MACHINE_ARN is not".into(),
                     )
                 })?;

@@ -1,6 +1,6 @@
-//! The execution contract: what StartExecution receives, and the small run record
-//! that passes between the state machine's steps (IDs and counts, never server lists,
-//! so a 4,000-server plan fits Step Functions' payload limit).
+//! What starts a run: the execution input StartExecution receives (from the CLI, the
+//! trigger function or a person's own `aws stepfunctions start-execution`), and the rules
+//! on what a run may be called and which hook functions it may call.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -256,6 +256,86 @@ pub fn pick_snapshot(snapshots: &[(String, Timestamp)], before: Timestamp) -> Op
         .map(|(id, _)| id.as_str())
 }
 
+/// Hook functions' names start with this: the state machine's role may invoke drplan's
+/// own functions and these, nothing else (least privilege needs a name to scope to).
+pub const HOOK_FUNCTION_PREFIX: &str = "drplan-hook-";
+
+/// Why the state machine cannot call this hook, if it cannot.
+pub fn hook_problem(arn: &str) -> Option<String> {
+    let name = arn.split(':').nth(6).unwrap_or_default();
+    (!name.starts_with(HOOK_FUNCTION_PREFIX)).then(|| {
+        format!(
+            "{arn}: hook functions must be named {HOOK_FUNCTION_PREFIX}* (the state machine's role may invoke only those); rename the function or put an alias function of that name in front of it"
+        )
+    })
+}
+
+/// Step Functions' limit on an execution name.
+pub const MAX_EXECUTION_NAME: usize = 80;
+
+/// Why `name` cannot name a run, if it cannot: 1 to 80 characters, letters, digits,
+/// `-`, `_` and `.` (Step Functions refuses whitespace, brackets, wildcards and most
+/// punctuation, and its CloudWatch logs want ASCII; drplan puts the name in bucket keys
+/// and tags too).
+pub fn execution_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() || name.chars().count() > MAX_EXECUTION_NAME {
+        return Some(format!(
+            "{name:?} has {} characters; an execution name has 1 to {MAX_EXECUTION_NAME}",
+            name.chars().count()
+        ));
+    }
+    name.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .map(|c| {
+            format!(
+                "{name:?} contains {c:?}; an execution name may use letters, digits, '-', '_' and '.' only"
+            )
+        })
+}
+
+/// The Region and account of a Step Functions execution ARN
+/// (`arn:PARTITION:states:REGION:ACCOUNT:execution:MACHINE:NAME`): the stack's own.
+pub fn stack_of(execution_arn: &str) -> Option<(&str, &str)> {
+    let mut parts = execution_arn.split(':');
+    let (Some("arn"), Some(_), Some("states"), Some(region), Some(account)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    (!region.is_empty() && !account.is_empty()).then_some((region, account))
+}
+
+/// Hooks of `plan` outside the stack's `region` and `account`: the state machine's role
+/// may invoke only its own account's functions there, and a hook elsewhere would be
+/// someone else's code run with the recovery's data.
+pub fn hooks_outside(plan: &crate::plan::Plan, region: &str, account: &str) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    for (i, wave) in plan.waves.iter().flatten().enumerate() {
+        for (phase, hooks) in [("pre", &wave.hooks.pre), ("post", &wave.hooks.post)] {
+            for (k, hook) in hooks.iter().enumerate() {
+                let mut parts = hook.lambda.split(':').skip(3);
+                let (hook_region, hook_account) = (parts.next(), parts.next());
+                if hook_region != Some(region) || hook_account != Some(account) {
+                    issues.push(Issue::new(
+                        format!("waves[{i}].hooks.{phase}[{k}].lambda"),
+                        format!(
+                            "{} is in account {} and Region {}; hooks must be functions of this stack's account {account} in {region}",
+                            hook.lambda,
+                            hook_account.unwrap_or("?"),
+                            hook_region.unwrap_or("?")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    issues
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,280 +438,5 @@ mod tests {
         };
         let delays: Vec<u32> = (0..5).map(|n| timing.poll_delay_seconds(n)).collect();
         assert_eq!(delays, [10, 20, 40, 60, 60]);
-    }
-}
-
-/// The run record every step receives: who this execution is and how it runs. Small
-/// by design; server lists live in the run's S3 prefix.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunContext {
-    /// The Step Functions execution ARN.
-    pub execution_id: String,
-    pub execution_name: String,
-    pub plan: String,
-    pub mode: Mode,
-    pub started_at: Timestamp,
-    pub snapshot: SnapshotChoice,
-    pub timing: Timing,
-    pub quotas: Quotas,
-    /// When the run must be over: its start plus the worst case of its plan and timing
-    /// ([`crate::budget::RunBudget::seconds`]). No wave's launch or health gate waits
-    /// past it. Absent in runs started before it existed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deadline: Option<Timestamp>,
-}
-
-impl RunContext {
-    /// `deadline`, or the run's own deadline when that comes first.
-    pub fn within_run(&self, deadline: Timestamp) -> Timestamp {
-        self.deadline.map_or(deadline, |run| run.min(deadline))
-    }
-
-    /// Where this run keeps its state and report in the bucket.
-    pub fn state_prefix(&self) -> String {
-        run_prefix(&self.plan, &self.execution_name)
-    }
-
-    pub fn key(&self, name: &str) -> String {
-        format!("{}{name}", self.state_prefix())
-    }
-
-    /// The tags drplan puts on everything it starts, so a retried step recognises
-    /// its own work and a person can find what a run launched.
-    pub fn tags(&self) -> Vec<(String, String)> {
-        vec![
-            (TAG_PLAN.into(), self.plan.clone()),
-            (TAG_EXECUTION.into(), self.execution_name.clone()),
-            (TAG_MODE.into(), self.mode.as_str().into()),
-        ]
-    }
-}
-
-pub const TAG_PLAN: &str = "drplan:plan";
-pub const TAG_WAVE: &str = "drplan:wave";
-pub const TAG_EXECUTION: &str = "drplan:execution";
-pub const TAG_MODE: &str = "drplan:mode";
-pub const TAG_SOURCE_SERVER: &str = "drplan:source-server";
-
-/// Where a run keeps its state and report in the bucket.
-pub fn run_prefix(plan: &str, execution_name: &str) -> String {
-    format!("runs/{plan}/{execution_name}/")
-}
-
-/// One of a run's records, before its [`RunContext`] exists.
-pub fn run_key(plan: &str, execution_name: &str, name: &str) -> String {
-    format!("{}{name}", run_prefix(plan, execution_name))
-}
-
-/// Where plans are stored by name in the bucket.
-pub fn plan_key(name: &str) -> String {
-    format!("plans/{name}.yaml")
-}
-
-/// A wave as the state machine carries it: enough to name it and size it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WaveRef {
-    /// Index into the run's resolved plan.
-    pub index: usize,
-    pub name: String,
-    pub servers: usize,
-    /// The wave's hook functions (ARNs), run in order before launch and after the
-    /// health gate.
-    #[serde(default, skip_serializing_if = "WaveHooks::is_empty")]
-    pub hooks: WaveHooks,
-}
-
-/// The Lambda functions a wave calls before it launches and after it is healthy.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WaveHooks {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pre: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub post: Vec<String>,
-}
-
-impl WaveHooks {
-    pub fn is_empty(&self) -> bool {
-        self.pre.is_empty() && self.post.is_empty()
-    }
-}
-
-/// Hook functions' names start with this: the state machine's role may invoke drplan's
-/// own functions and these, nothing else (least privilege needs a name to scope to).
-pub const HOOK_FUNCTION_PREFIX: &str = "drplan-hook-";
-
-/// Why the state machine cannot call this hook, if it cannot.
-pub fn hook_problem(arn: &str) -> Option<String> {
-    let name = arn.split(':').nth(6).unwrap_or_default();
-    (!name.starts_with(HOOK_FUNCTION_PREFIX)).then(|| {
-        format!(
-            "{arn}: hook functions must be named {HOOK_FUNCTION_PREFIX}* (the state machine's role may invoke only those); rename the function or put an alias function of that name in front of it"
-        )
-    })
-}
-
-/// The key of a run's report without its extension (`.json`, `.md`).
-pub fn report_key_base(plan: &str, execution_name: &str) -> String {
-    format!("reports/{plan}/{execution_name}")
-}
-
-/// Step Functions' limit on an execution name.
-pub const MAX_EXECUTION_NAME: usize = 80;
-
-/// Why `name` cannot name a run, if it cannot: 1 to 80 characters, letters, digits,
-/// `-`, `_` and `.` (Step Functions refuses whitespace, brackets, wildcards and most
-/// punctuation, and its CloudWatch logs want ASCII; drplan puts the name in bucket keys
-/// and tags too).
-pub fn execution_name_problem(name: &str) -> Option<String> {
-    if name.is_empty() || name.chars().count() > MAX_EXECUTION_NAME {
-        return Some(format!(
-            "{name:?} has {} characters; an execution name has 1 to {MAX_EXECUTION_NAME}",
-            name.chars().count()
-        ));
-    }
-    name.chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-        .map(|c| {
-            format!(
-                "{name:?} contains {c:?}; an execution name may use letters, digits, '-', '_' and '.' only"
-            )
-        })
-}
-
-/// The Region and account of a Step Functions execution ARN
-/// (`arn:PARTITION:states:REGION:ACCOUNT:execution:MACHINE:NAME`): the stack's own.
-pub fn stack_of(execution_arn: &str) -> Option<(&str, &str)> {
-    let mut parts = execution_arn.split(':');
-    let (Some("arn"), Some(_), Some("states"), Some(region), Some(account)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    (!region.is_empty() && !account.is_empty()).then_some((region, account))
-}
-
-/// Hooks of `plan` outside the stack's `region` and `account`: the state machine's role
-/// may invoke only its own account's functions there, and a hook elsewhere would be
-/// someone else's code run with the recovery's data.
-pub fn hooks_outside(plan: &crate::plan::Plan, region: &str, account: &str) -> Vec<Issue> {
-    let mut issues = Vec::new();
-    for (i, wave) in plan.waves.iter().flatten().enumerate() {
-        for (phase, hooks) in [("pre", &wave.hooks.pre), ("post", &wave.hooks.post)] {
-            for (k, hook) in hooks.iter().enumerate() {
-                let mut parts = hook.lambda.split(':').skip(3);
-                let (hook_region, hook_account) = (parts.next(), parts.next());
-                if hook_region != Some(region) || hook_account != Some(account) {
-                    issues.push(Issue::new(
-                        format!("waves[{i}].hooks.{phase}[{k}].lambda"),
-                        format!(
-                            "{} is in account {} and Region {}; hooks must be functions of this stack's account {account} in {region}",
-                            hook.lambda,
-                            hook_account.unwrap_or("?"),
-                            hook_region.unwrap_or("?")
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-    issues
-}
-
-/// Where discover keeps its [`Discovery`] in the run's prefix, for the handler of runs
-/// that end without their last steps.
-pub const DISCOVERY_RECORD: &str = "discovery.json";
-
-/// What discovery hands to the rest of the state machine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Discovery {
-    pub run: RunContext,
-    /// Waves by layer: each layer's waves run in parallel, layers one after another.
-    pub layers: Vec<Vec<WaveRef>>,
-    pub requires_approval: bool,
-    /// How long a person has to approve, in seconds (the approval task's timeout).
-    pub approval_timeout_seconds: u32,
-    /// How long drill instances are kept before cleanup (0 for recoveries).
-    pub keep_seconds: u32,
-    pub server_count: usize,
-    /// The first readiness warnings (e.g. lag over the RPO), for notifications; at most
-    /// [`crate::readiness::ISSUES_IN_STATE`], however many servers have one (all of them
-    /// are in the run's [`crate::readiness::READINESS_RECORD`] and its report).
-    pub warnings: Vec<Issue>,
-    /// How many readiness warnings there are in all.
-    #[serde(default)]
-    pub warning_count: usize,
-    /// Drill instances to terminate before anything launches (left by an earlier
-    /// drill, or by the drill this recovery stops): the state machine clears them
-    /// between approval and the first wave.
-    #[serde(default)]
-    pub clear_first: bool,
-    /// The running drill of the plan that this recovery stops (after approval).
-    #[serde(default)]
-    pub stop_drill: Option<crate::safety::RunLock>,
-}
-
-/// Where a wave's launch stands between polls.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum LaunchState {
-    InProgress,
-    Succeeded,
-    Failed,
-}
-
-/// The polling state of a wave's launch, returned by launch-wave and wait-wave.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LaunchPoll {
-    pub state: LaunchState,
-    /// Polls so far; drives the backoff.
-    pub attempt: u32,
-    /// Seconds the state machine waits before the next poll.
-    pub wait_seconds: u32,
-    /// When the wave's launch gives up.
-    pub deadline: Timestamp,
-    pub launched: usize,
-    pub failed: usize,
-    pub pending: usize,
-    /// Why the wave failed, for the execution's error cause.
-    pub reason: Option<String>,
-}
-
-/// The polling state of a wave's health gate, returned by health-check. Its `state`
-/// has the launch poll's three values, so the state machine reads both alike.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HealthPoll {
-    pub state: LaunchState,
-    /// Polls so far.
-    pub attempt: u32,
-    /// Seconds the state machine waits before the next poll.
-    pub wait_seconds: u32,
-    /// When the gate gives up: set by the first poll from the wave's health timeout.
-    pub deadline: Timestamp,
-    pub healthy: usize,
-    pub unhealthy: usize,
-    pub pending: usize,
-    /// Why the wave failed, for the execution's error cause.
-    pub reason: Option<String>,
-}
-
-/// The input of wave steps.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WaveStep {
-    pub run: RunContext,
-    pub wave: WaveRef,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub poll: Option<LaunchPoll>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<HealthPoll>,
-}
-
-impl RunContext {
-    /// Where a wave's records live in the bucket.
-    pub fn wave_key(&self, wave: &WaveRef, name: &str) -> String {
-        self.key(&format!("waves/{:03}-{}/{name}", wave.index, wave.name))
     }
 }

@@ -1,0 +1,163 @@
+//! The payloads that pass between the state machine's steps: the run record every step
+//! receives, the waves as the state machine carries them, and what each polling step
+//! returns. IDs and counts, never server lists, so a 4,000-server plan fits Step
+//! Functions' 256 KiB payload limit; server lists live in the run's records
+//! ([`super::keys`]).
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::input::{SnapshotChoice, Timing};
+use super::tags;
+use crate::issue::Issue;
+use crate::plan::Mode;
+use crate::quota::Quotas;
+
+/// The run record every step receives: who this execution is and how it runs. Small
+/// by design; server lists live in the run's S3 prefix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunContext {
+    /// The Step Functions execution ARN.
+    pub execution_id: String,
+    pub execution_name: String,
+    pub plan: String,
+    pub mode: Mode,
+    pub started_at: Timestamp,
+    pub snapshot: SnapshotChoice,
+    pub timing: Timing,
+    pub quotas: Quotas,
+    /// When the run must be over: its start plus the worst case of its plan and timing
+    /// ([`crate::budget::RunBudget::seconds`]). No wave's launch or health gate waits
+    /// past it. Absent in runs started before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Timestamp>,
+}
+
+impl RunContext {
+    /// `deadline`, or the run's own deadline when that comes first.
+    pub fn within_run(&self, deadline: Timestamp) -> Timestamp {
+        self.deadline.map_or(deadline, |run| run.min(deadline))
+    }
+
+    /// The tags drplan puts on everything it starts, so a retried step recognises
+    /// its own work and a person can find what a run launched.
+    pub fn tags(&self) -> Vec<(String, String)> {
+        vec![
+            (tags::PLAN.into(), self.plan.clone()),
+            (tags::EXECUTION.into(), self.execution_name.clone()),
+            (tags::MODE.into(), self.mode.as_str().into()),
+        ]
+    }
+}
+
+/// A wave as the state machine carries it: enough to name it and size it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveRef {
+    /// Index into the run's resolved plan.
+    pub index: usize,
+    pub name: String,
+    pub servers: usize,
+    /// The wave's hook functions (ARNs), run in order before launch and after the
+    /// health gate.
+    #[serde(default, skip_serializing_if = "WaveHooks::is_empty")]
+    pub hooks: WaveHooks,
+}
+
+/// The Lambda functions a wave calls before it launches and after it is healthy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveHooks {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post: Vec<String>,
+}
+
+impl WaveHooks {
+    pub fn is_empty(&self) -> bool {
+        self.pre.is_empty() && self.post.is_empty()
+    }
+}
+
+/// What discovery hands to the rest of the state machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Discovery {
+    pub run: RunContext,
+    /// Waves by layer: each layer's waves run in parallel, layers one after another.
+    pub layers: Vec<Vec<WaveRef>>,
+    pub requires_approval: bool,
+    /// How long a person has to approve, in seconds (the approval task's timeout).
+    pub approval_timeout_seconds: u32,
+    /// How long drill instances are kept before cleanup (0 for recoveries).
+    pub keep_seconds: u32,
+    pub server_count: usize,
+    /// The first readiness warnings (e.g. lag over the RPO), for notifications; at most
+    /// [`crate::readiness::ISSUES_IN_STATE`], however many servers have one (all of them
+    /// are in the run's readiness record ([`super::RunRecords::readiness`]) and its report).
+    pub warnings: Vec<Issue>,
+    /// How many readiness warnings there are in all.
+    #[serde(default)]
+    pub warning_count: usize,
+    /// Drill instances to terminate before anything launches (left by an earlier
+    /// drill, or by the drill this recovery stops): the state machine clears them
+    /// between approval and the first wave.
+    #[serde(default)]
+    pub clear_first: bool,
+    /// The running drill of the plan that this recovery stops (after approval).
+    #[serde(default)]
+    pub stop_drill: Option<crate::safety::RunLock>,
+}
+
+/// Where a wave's launch stands between polls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LaunchState {
+    InProgress,
+    Succeeded,
+    Failed,
+}
+
+/// The polling state of a wave's launch, returned by launch-wave and wait-wave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchPoll {
+    pub state: LaunchState,
+    /// Polls so far; drives the backoff.
+    pub attempt: u32,
+    /// Seconds the state machine waits before the next poll.
+    pub wait_seconds: u32,
+    /// When the wave's launch gives up.
+    pub deadline: Timestamp,
+    pub launched: usize,
+    pub failed: usize,
+    pub pending: usize,
+    /// Why the wave failed, for the execution's error cause.
+    pub reason: Option<String>,
+}
+
+/// The polling state of a wave's health gate, returned by health-check. Its `state`
+/// has the launch poll's three values, so the state machine reads both alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthPoll {
+    pub state: LaunchState,
+    /// Polls so far.
+    pub attempt: u32,
+    /// Seconds the state machine waits before the next poll.
+    pub wait_seconds: u32,
+    /// When the gate gives up: set by the first poll from the wave's health timeout.
+    pub deadline: Timestamp,
+    pub healthy: usize,
+    pub unhealthy: usize,
+    pub pending: usize,
+    /// Why the wave failed, for the execution's error cause.
+    pub reason: Option<String>,
+}
+
+/// The input of wave steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaveStep {
+    pub run: RunContext,
+    pub wave: WaveRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<LaunchPoll>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthPoll>,
+}
