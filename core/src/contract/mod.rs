@@ -3,6 +3,7 @@
 //!
 //! - [`input`]: what StartExecution receives, and the rules on run names and hooks;
 //! - [`step`]: the payloads the state machine passes between its steps;
+//! - [`notice`]: what the notify step receives;
 //! - [`keys`]: the bucket layout, one function per object, typed records;
 //! - [`tags`]: the tag names drplan writes and reads;
 //! - [`errors`]: the catalog of `drplan.*` error names and the standard Retry;
@@ -13,6 +14,7 @@ pub mod asl;
 pub mod errors;
 pub mod input;
 pub mod keys;
+pub mod notice;
 pub mod states;
 pub mod step;
 pub mod tags;

@@ -161,3 +161,28 @@ pub struct WaveStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthPoll>,
 }
+
+/// Step Functions' error object from a Catch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepError {
+    #[serde(rename = "Error", default)]
+    pub error: Option<String>,
+    #[serde(rename = "Cause", default)]
+    pub cause: Option<String>,
+}
+
+/// Where the report function wrote the run's report, and its verdict.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReportLocation {
+    pub status: Option<String>,
+    pub json_key: Option<String>,
+    pub markdown_key: Option<String>,
+    pub rto_met: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CleanupSummary {
+    pub terminated: usize,
+}

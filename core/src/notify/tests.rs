@@ -1,8 +1,15 @@
+use super::text::{duration_text, execution_region};
 use super::*;
-use crate::contract::SnapshotChoice;
+use crate::contract::notice::*;
+use crate::contract::step::*;
+use crate::contract::{LaunchPoll, LaunchState, RunContext, SnapshotChoice, WaveRef};
+use crate::issue::Issue;
 use crate::launch::ServerOutcome;
+use crate::launch::{ServerState, WaveProgress};
+use crate::plan::Mode;
 use crate::report::{RtoResult, RunError, ServerReport, WaveReport};
 use crate::{Quotas, Timing};
+use jiff::Timestamp;
 use serde_json::json;
 
 const ARN: &str = "arn:aws:states:eu-west-1:123456789012:execution:drplan-recovery:shop-drill-1";
