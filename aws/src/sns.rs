@@ -2,7 +2,8 @@
 //! message attributes subscription filter policies match on.
 
 use aws_sdk_sns::types::MessageAttributeValue;
-use drplan_core::notify::{Notification, NotificationRequest, RunRecords, compose};
+use drplan_core::contract::notice::NotificationRequest;
+use drplan_core::notify::{Notification, StoredRecords, compose};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -73,7 +74,7 @@ pub async fn deliver(
     client: &aws_sdk_sns::Client,
     topic_arn: &str,
     request: &NotificationRequest,
-    records: &RunRecords,
+    records: &StoredRecords,
     now: Timestamp,
 ) -> Result<Delivered, FunctionError> {
     let notification =

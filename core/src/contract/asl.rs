@@ -192,4 +192,38 @@ mod tests {
                 .any(|p| p.starts_with("RunLayers/RunWaves/WaitForLaunch: a task-token wait"))
         );
     }
+
+    #[test]
+    fn hooks_receive_the_documented_event() {
+        use crate::contract::step::HookEvent;
+        let [(_, recovery), _] = machines();
+        let event = serde_json::to_value(HookEvent {
+            source: "drplan".into(),
+            phase: "pre".into(),
+            plan: "shop".into(),
+            mode: crate::plan::Mode::Drill,
+            execution_id: "arn".into(),
+            execution_name: "shop-1".into(),
+            wave: "db".into(),
+        })
+        .unwrap();
+        let mut fields: Vec<&str> = event
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort_unstable();
+        let hooks = all_states(&recovery)
+            .into_iter()
+            .filter(|s| s.name.starts_with("Call") && s.name.ends_with("Hook"))
+            .collect::<Vec<_>>();
+        assert_eq!(hooks.len(), 2);
+        for hook in hooks {
+            let payload = hook.state["Parameters"]["Payload"].as_object().unwrap();
+            let mut sent: Vec<&str> = payload.keys().map(|k| k.trim_end_matches(".$")).collect();
+            sent.sort_unstable();
+            assert_eq!(sent, fields, "{}", hook.path);
+        }
+    }
 }

@@ -186,3 +186,19 @@ pub struct ReportLocation {
 pub struct CleanupSummary {
     pub terminated: usize,
 }
+
+/// What the state machine sends a plan's hook function (a Lambda function named
+/// `drplan-hook-*`) before a wave launches (`pre`) and after it is healthy (`post`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookEvent {
+    /// Always `drplan`.
+    pub source: String,
+    /// `pre` or `post`.
+    pub phase: String,
+    pub plan: String,
+    pub mode: Mode,
+    /// The Step Functions execution ARN.
+    pub execution_id: String,
+    pub execution_name: String,
+    pub wave: String,
+}

@@ -72,7 +72,7 @@ impl NotificationRequest {
             }
     }
 
-    fn plan_name(&self, records: &RunRecords) -> String {
+    fn plan_name(&self, records: &StoredRecords) -> String {
         if let Some(run) = &self.run {
             return run.plan.clone();
         }
@@ -92,7 +92,7 @@ impl NotificationRequest {
             .unwrap_or_else(|| "unknown".to_owned())
     }
 
-    fn mode(&self, records: &RunRecords) -> Option<Mode> {
+    fn mode(&self, records: &StoredRecords) -> Option<Mode> {
         self.run
             .as_ref()
             .map(|r| r.mode)
@@ -115,7 +115,7 @@ impl NotificationRequest {
 /// Everything a message needs, gathered once.
 pub(super) struct Facts<'a> {
     pub(super) request: &'a NotificationRequest,
-    pub(super) records: &'a RunRecords,
+    pub(super) records: &'a StoredRecords,
     pub(super) now: Timestamp,
     pub(super) plan: String,
     pub(super) mode: Option<Mode>,
@@ -125,7 +125,7 @@ pub(super) struct Facts<'a> {
 /// Composes the message for `request`, with the records read from the bucket.
 pub fn compose(
     request: &NotificationRequest,
-    records: &RunRecords,
+    records: &StoredRecords,
     now: Timestamp,
 ) -> Result<Notification, NotifyError> {
     let missing = |field| NotifyError::MissingField {
@@ -173,7 +173,7 @@ pub fn compose(
 }
 
 /// The subject's event part and the severity.
-pub(super) fn headline(facts: &Facts) -> (String, Severity) {
+pub(super) fn headline(facts: &Facts<'_>) -> (String, Severity) {
     let request = facts.request;
     let wave_name = request.wave.as_ref().map_or("?", |w| w.name.as_str());
     match request.event {
@@ -292,7 +292,7 @@ pub(super) fn headline(facts: &Facts) -> (String, Severity) {
 }
 
 /// How many servers of the failed wave failed: from the launch record, else the poll.
-pub(super) fn failed_in_wave(facts: &Facts) -> Option<usize> {
+pub(super) fn failed_in_wave(facts: &Facts<'_>) -> Option<usize> {
     facts
         .records
         .wave_launch
@@ -301,7 +301,7 @@ pub(super) fn failed_in_wave(facts: &Facts) -> Option<usize> {
         .or_else(|| facts.request.poll.as_ref().map(|p| p.failed))
 }
 
-pub(super) fn body(facts: &Facts, severity: Severity) -> String {
+pub(super) fn body(facts: &Facts<'_>, severity: Severity) -> String {
     let request = facts.request;
     let mut text = String::new();
     let _ = writeln!(text, "{}\n", opening_line(facts));
@@ -336,7 +336,7 @@ pub(super) fn body(facts: &Facts, severity: Severity) -> String {
     text
 }
 
-pub(super) fn opening_line(facts: &Facts) -> String {
+pub(super) fn opening_line(facts: &Facts<'_>) -> String {
     let request = facts.request;
     let mode = facts.mode.map_or("run", Mode::as_str);
     let plan = &facts.plan;

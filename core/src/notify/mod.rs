@@ -59,7 +59,7 @@ pub struct WaveLaunchOutcome {
 
 /// The run's records the handler read from the bucket for this event.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RunRecords {
+pub struct StoredRecords {
     pub report: Option<Report>,
     pub wave_launch: Option<WaveLaunchOutcome>,
 }

@@ -148,7 +148,7 @@ fn attribute<'a>(notification: &'a Notification, name: &str) -> &'a str {
 fn started_lists_the_waves_in_order_and_the_warnings() {
     let mut req = request(RunEvent::Started, Mode::Drill);
     req.discovery = Some(discovery());
-    let n = compose(&req, &RunRecords::default(), now()).unwrap();
+    let n = compose(&req, &StoredRecords::default(), now()).unwrap();
     check(&n, RunEvent::Started);
     assert_eq!(
         n.subject,
@@ -177,7 +177,7 @@ fn an_outage_sized_warning_list_is_counted_and_points_at_the_report() {
         .collect();
     found.warning_count = 8000;
     req.discovery = Some(found);
-    let n = compose(&req, &RunRecords::default(), now()).unwrap();
+    let n = compose(&req, &StoredRecords::default(), now()).unwrap();
     assert!(n.body.contains("READINESS WARNINGS (8000)"), "{}", n.body);
     assert!(
         n.body.contains(
@@ -200,7 +200,7 @@ fn a_recovery_that_takes_over_from_a_drill_says_so() {
     });
     found.clear_first = true;
     req.discovery = Some(found);
-    let n = compose(&req, &RunRecords::default(), now()).unwrap();
+    let n = compose(&req, &StoredRecords::default(), now()).unwrap();
     assert!(
         n.body
             .contains("DRILL STOPPED: the running drill shop-drill-7 of this plan is stopped"),
@@ -211,7 +211,7 @@ fn a_recovery_that_takes_over_from_a_drill_says_so() {
     let mut leftovers = discovery();
     leftovers.clear_first = true;
     req.discovery = Some(leftovers);
-    let n = compose(&req, &RunRecords::default(), now()).unwrap();
+    let n = compose(&req, &StoredRecords::default(), now()).unwrap();
     assert!(
         n.body
             .contains("left on the plan's servers by an earlier drill"),
@@ -228,7 +228,7 @@ fn approval_carries_the_exact_commands() {
         timeout_minutes: Some(60),
     });
     req.task_token = Some("AQCEAAAAKgAAAA+token/with=chars".into());
-    let n = compose(&req, &RunRecords::default(), now()).unwrap();
+    let n = compose(&req, &StoredRecords::default(), now()).unwrap();
     check(&n, RunEvent::ApprovalNeeded);
     assert_eq!(
         n.subject,
@@ -257,7 +257,7 @@ fn approval_carries_the_exact_commands() {
 #[test]
 fn approval_without_a_token_is_refused() {
     let req = request(RunEvent::ApprovalNeeded, Mode::Recovery);
-    let error = compose(&req, &RunRecords::default(), now()).unwrap_err();
+    let error = compose(&req, &StoredRecords::default(), now()).unwrap_err();
     assert_eq!(
         error.to_string(),
         "a APPROVAL_NEEDED notification needs `task_token` in its input"
@@ -268,7 +268,7 @@ fn approval_without_a_token_is_refused() {
 fn wave_started_and_succeeded() {
     let mut req = request(RunEvent::WaveStarted, Mode::Drill);
     req.wave = Some(wave("app", 2, 8));
-    let n = compose(&req, &RunRecords::default(), now()).unwrap();
+    let n = compose(&req, &StoredRecords::default(), now()).unwrap();
     check(&n, RunEvent::WaveStarted);
     assert_eq!(
         n.subject,
@@ -281,7 +281,7 @@ fn wave_started_and_succeeded() {
 
     req.event = RunEvent::WaveSucceeded;
     req.poll = Some(poll(LaunchState::Succeeded, 8, 0));
-    let n = compose(&req, &RunRecords::default(), now()).unwrap();
+    let n = compose(&req, &StoredRecords::default(), now()).unwrap();
     check(&n, RunEvent::WaveSucceeded);
     assert_eq!(
         n.subject,
@@ -297,7 +297,7 @@ fn a_wave_with_failed_optional_servers_succeeds_with_a_warning() {
     req.wave = Some(wave("app", 2, 8));
     req.poll = Some(poll(LaunchState::Succeeded, 7, 1));
     assert!(req.needs_wave_launch());
-    let records = RunRecords {
+    let records = StoredRecords {
         report: None,
         wave_launch: Some(WaveLaunchOutcome {
             progress: WaveProgress {
@@ -332,7 +332,7 @@ fn wave_failed_names_the_servers_and_their_errors_capped() {
             ),
         });
     assert!(req.needs_wave_launch());
-    let records = RunRecords {
+    let records = StoredRecords {
         report: None,
         wave_launch: Some(WaveLaunchOutcome {
             progress: WaveProgress {
@@ -374,7 +374,7 @@ fn wave_failed_without_a_launch_record_still_says_enough() {
     let mut req = request(RunEvent::WaveFailed, Mode::Drill);
     req.wave = Some(wave("db", 0, 2));
     req.poll = Some(poll(LaunchState::Failed, 0, 2));
-    let n = compose(&req, &RunRecords::default(), now()).unwrap();
+    let n = compose(&req, &StoredRecords::default(), now()).unwrap();
     check(&n, RunEvent::WaveFailed);
     assert_eq!(n.subject, "[drplan] DRILL shop: wave db FAILED (2 servers)");
     assert!(n.body.contains("launch record is not in the bucket"));
@@ -387,7 +387,7 @@ fn a_wave_that_launched_but_failed_later_points_at_the_health_gate() {
     let mut launched = failed_server(1, false);
     launched.state = ServerState::Launched;
     launched.error = None;
-    let records = RunRecords {
+    let records = StoredRecords {
         report: None,
         wave_launch: Some(WaveLaunchOutcome {
             progress: WaveProgress {
@@ -408,7 +408,7 @@ fn a_wave_that_launched_but_failed_later_points_at_the_health_gate() {
 fn wave_events_need_a_wave() {
     let req = request(RunEvent::WaveFailed, Mode::Drill);
     assert_eq!(
-        compose(&req, &RunRecords::default(), now()),
+        compose(&req, &StoredRecords::default(), now()),
         Err(NotifyError::MissingField {
             event: RunEvent::WaveFailed,
             field: "wave"
@@ -428,7 +428,7 @@ fn dns_cut_over_lists_the_records_and_the_rollback() {
             previous_values: vec!["203.0.113.10".into()],
         }],
     });
-    let n = compose(&req, &RunRecords::default(), now()).unwrap();
+    let n = compose(&req, &StoredRecords::default(), now()).unwrap();
     check(&n, RunEvent::DnsCutOver);
     assert_eq!(n.subject, "[drplan] RECOVERY shop: DNS cut over (1 record)");
     assert!(
@@ -509,7 +509,7 @@ fn succeeded_summarises_the_report_with_the_rto_verdict() {
         at("2026-11-28T03:40:00Z"),
         "the last wave recovered",
     );
-    let records = RunRecords {
+    let records = StoredRecords {
         report: Some(report("SUCCEEDED", Some(rto))),
         wave_launch: None,
     };
@@ -545,7 +545,7 @@ fn failed_before_discovery_names_the_plan_from_the_input() {
                     .to_string(),
             ),
         });
-    let n = compose(&req, &RunRecords::default(), now()).unwrap();
+    let n = compose(&req, &StoredRecords::default(), now()).unwrap();
     check(&n, RunEvent::Failed);
     assert_eq!(
         n.subject,
@@ -578,7 +578,7 @@ fn failed_with_a_report_lists_the_failed_servers() {
         error: "drplan.WaveFailed".into(),
         cause: "...".into(),
     });
-    let records = RunRecords {
+    let records = StoredRecords {
         report: Some(failed),
         wave_launch: None,
     };
@@ -608,7 +608,7 @@ fn failed_with_a_report_lists_the_failed_servers() {
 fn drill_cleaned_up() {
     let mut req = request(RunEvent::DrillCleanedUp, Mode::Drill);
     req.cleanup = Some(CleanupSummary { terminated: 15 });
-    let n = compose(&req, &RunRecords::default(), now()).unwrap();
+    let n = compose(&req, &StoredRecords::default(), now()).unwrap();
     check(&n, RunEvent::DrillCleanedUp);
     assert_eq!(
         n.subject,
@@ -668,7 +668,7 @@ fn subjects_stay_one_short_line() {
     let mut req = request(RunEvent::WaveFailed, Mode::Recovery);
     req.run.as_mut().unwrap().plan = "p".repeat(80);
     req.wave = Some(wave(&"w".repeat(60), 0, 2));
-    let n = compose(&req, &RunRecords::default(), now()).unwrap();
+    let n = compose(&req, &StoredRecords::default(), now()).unwrap();
     assert!(n.subject.chars().count() < 100);
 }
 
@@ -682,7 +682,7 @@ fn links_only_for_execution_arns_in_the_aws_partition() {
     assert_eq!(execution_region("not-an-arn"), None);
     let mut req = request(RunEvent::Started, Mode::Drill);
     req.execution_id = "local-execution".into();
-    let n = compose(&req, &RunRecords::default(), now()).unwrap();
+    let n = compose(&req, &StoredRecords::default(), now()).unwrap();
     assert!(!n.body.contains("console.aws.amazon.com"));
 }
 

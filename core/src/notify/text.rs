@@ -8,7 +8,7 @@ use crate::contract::{LaunchState, WaveRef};
 use crate::launch::ServerState;
 use crate::plan::Mode;
 
-pub(super) fn started_section(text: &mut String, facts: &Facts) {
+pub(super) fn started_section(text: &mut String, facts: &Facts<'_>) {
     let Some(discovery) = &facts.request.discovery else {
         return;
     };
@@ -63,7 +63,7 @@ pub(super) fn layers_lines(text: &mut String, layers: &[Vec<WaveRef>]) {
     }
 }
 
-pub(super) fn approval_section(text: &mut String, facts: &Facts) {
+pub(super) fn approval_section(text: &mut String, facts: &Facts<'_>) {
     let request = facts.request;
     let name = &request.execution_name;
     if let Some(discovery) = &request.discovery {
@@ -106,7 +106,7 @@ pub(super) fn approval_section(text: &mut String, facts: &Facts) {
     );
 }
 
-pub(super) fn wave_section(text: &mut String, facts: &Facts) {
+pub(super) fn wave_section(text: &mut String, facts: &Facts<'_>) {
     let request = facts.request;
     let Some(wave) = &request.wave else { return };
     if let Some(poll) = &request.poll {
@@ -182,7 +182,7 @@ pub(super) fn wave_section(text: &mut String, facts: &Facts) {
     }
 }
 
-pub(super) fn dns_section(text: &mut String, facts: &Facts) {
+pub(super) fn dns_section(text: &mut String, facts: &Facts<'_>) {
     let Some(dns) = &facts.request.dns else {
         return;
     };
@@ -213,7 +213,7 @@ pub(super) fn dns_section(text: &mut String, facts: &Facts) {
     let _ = writeln!(text);
 }
 
-pub(super) fn outcome_section(text: &mut String, facts: &Facts) {
+pub(super) fn outcome_section(text: &mut String, facts: &Facts<'_>) {
     let Some(report) = &facts.records.report else {
         if facts.request.report.is_some() {
             let _ = writeln!(
@@ -298,7 +298,7 @@ pub(super) fn outcome_section(text: &mut String, facts: &Facts) {
     }
 }
 
-pub(super) fn run_section(text: &mut String, facts: &Facts) {
+pub(super) fn run_section(text: &mut String, facts: &Facts<'_>) {
     let request = facts.request;
     let _ = writeln!(text, "RUN");
     let _ = writeln!(text, "  Plan:      {}", facts.plan);
@@ -335,7 +335,7 @@ pub(super) fn run_section(text: &mut String, facts: &Facts) {
     );
 }
 
-pub(super) fn next_steps_section(text: &mut String, facts: &Facts, severity: Severity) {
+pub(super) fn next_steps_section(text: &mut String, facts: &Facts<'_>, severity: Severity) {
     let request = facts.request;
     let name = &request.execution_name;
     let mut steps: Vec<String> = Vec::new();
@@ -402,7 +402,7 @@ pub(super) fn next_steps_section(text: &mut String, facts: &Facts, severity: Sev
 }
 
 /// What to check when a wave failed, most common causes first.
-pub(super) fn launch_failure_checks(facts: &Facts) -> Vec<String> {
+pub(super) fn launch_failure_checks(facts: &Facts<'_>) -> Vec<String> {
     let every_server_launched = facts
         .records
         .wave_launch
@@ -442,7 +442,7 @@ pub(super) fn launch_failure_checks(facts: &Facts) -> Vec<String> {
     checks
 }
 
-pub(super) fn links_section(text: &mut String, facts: &Facts) {
+pub(super) fn links_section(text: &mut String, facts: &Facts<'_>) {
     let Some(region) = facts.region else { return };
     let _ = writeln!(text, "CONSOLE");
     let _ = writeln!(

@@ -360,7 +360,7 @@ fn source_server(resources: &[String]) -> Result<(String, String), EventError> {
 fn read_alarm(
     event_id: String,
     resources: &[String],
-    detail: &Fields,
+    detail: &Fields<'_>,
 ) -> Result<AlarmStateChange, EventError> {
     let alarm_name = detail.text("alarmName")?.to_owned();
     let state = detail.object("state")?;

@@ -8,7 +8,7 @@ use drplan_aws::step::LogContext;
 use drplan_aws::store::RunStore;
 use drplan_aws::wave::WaveLaunchRecord;
 use drplan_aws::{FunctionError, bootstrap};
-use drplan_core::notify::{NotificationRequest, RunRecords, WaveLaunchOutcome};
+use drplan_core::notify::{NotificationRequest, StoredRecords, WaveLaunchOutcome};
 use drplan_core::report::Report;
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -76,8 +76,8 @@ async fn notify(
 
 /// The report (final events) and the wave's launch record (failed servers), when the
 /// event needs them. Either may be missing: a message without them still goes out.
-async fn read_records(store: &RunStore, request: &NotificationRequest) -> RunRecords {
-    let mut records = RunRecords::default();
+async fn read_records(store: &RunStore, request: &NotificationRequest) -> StoredRecords {
+    let mut records = StoredRecords::default();
     if let Some(key) = request.report_key() {
         records.report = read_or_warn::<Report>(store, key).await;
     }

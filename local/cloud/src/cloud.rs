@@ -350,6 +350,7 @@ fn count_descriptors(directory: &str) -> Result<usize> {
     })
 }
 
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn descriptor_limit() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

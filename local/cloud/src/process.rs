@@ -24,6 +24,7 @@ pub struct SupervisedChild {
 
 impl SupervisedChild {
     /// Starts `command` in a new process group, its stdout and stderr appended to `log_path`.
+    #[allow(unsafe_code)] // libc calls, each with its SAFETY comment
     pub fn spawn(name: &str, mut command: Command, log_path: &Path) -> Result<Self> {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -149,6 +150,7 @@ impl Drop for SupervisedChild {
     }
 }
 
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn signal_group(pgid: u32, signal: libc::c_int) {
     let Ok(pgid) = libc::pid_t::try_from(pgid) else {
         return;
@@ -160,6 +162,7 @@ fn signal_group(pgid: u32, signal: libc::c_int) {
 }
 
 /// Whether any process of the given process group is still alive (zombies included).
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 pub fn process_group_alive(pgid: u32) -> bool {
     let Ok(pgid) = libc::pid_t::try_from(pgid) else {
         return false;

@@ -19,11 +19,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             field("wave"),
             field("phase")
         );
+        let record = json!({ "payload": payload, "at": jiff::Timestamp::now().to_string() });
         store
-            .put_json(
-                &key,
-                &json!({ "payload": payload, "at": jiff::Timestamp::now().to_string() }),
-            )
+            .put_text(&key, record.to_string(), "application/json")
             .await?;
         Ok::<Value, FunctionError>(json!({ "recorded": key }))
     }))
