@@ -14,7 +14,7 @@ use drplan_core::execution::{RunContext, WaveRef, report_key_base, run_key};
 use drplan_core::health::WaveHealthRecord;
 use drplan_core::readiness::READINESS_RECORD;
 use drplan_core::report::{
-    Report, RtoResult, RunError, ServerReport, WaveReport, describe_health_gate,
+    Report, RunError, WaveLaunchFacts, measure_rto, plan_name_of, wave_report,
 };
 use drplan_core::safety::{CLEARED_RECORD, ClearedBeforeLaunch, DrillIsolation, ISOLATION_RECORD};
 use jiff::Timestamp;
@@ -133,7 +133,12 @@ async fn write_report(
                 store.get_json(&run.wave_key(wave, "launch.json")).await?;
             let health: Option<WaveHealthRecord> =
                 store.get_json(&run.wave_key(wave, "health.json")).await?;
-            waves.push(wave_report(wave, launch, health));
+            let facts = launch.as_ref().map(|l| WaveLaunchFacts {
+                progress: &l.progress,
+                log: &l.log,
+                finished_at: l.finished_at,
+            });
+            waves.push(wave_report(&wave.name, facts, health.as_ref()));
         }
     }
     let status = if input.error.is_some() {
@@ -153,19 +158,13 @@ async fn write_report(
         Some(run) => store.get_json(&run.key("dns.json")).await?,
         None => None,
     };
-    // A recovery is over when traffic can reach it (DNS in sync); a drill, when its
-    // last wave is healthy.
-    let last_healthy_at = waves.iter().filter_map(|w| w.healthy_at).max();
-    let recovered = match dns.as_ref().and_then(|d| d.insync_at) {
-        Some(insync) => Some((insync, "DNS in sync")),
-        None => last_healthy_at.map(|at| (at, "the last wave healthy")),
-    };
-    let rto = match (&plan, recovered, status) {
-        (Some(plan), Some((at, what)), "SUCCEEDED") => {
-            Some(RtoResult::measure(plan.rto_minutes, started_at, at, what))
-        }
-        _ => None,
-    };
+    let rto = measure_rto(
+        plan.as_ref().map(|p| p.rto_minutes),
+        started_at,
+        &waves,
+        dns.as_ref(),
+        status == "SUCCEEDED",
+    );
     let readiness = store
         .get_json(&run_key(
             &plan_name,
@@ -215,75 +214,4 @@ async fn write_report(
         markdown_key,
         rto_met: report.rto.as_ref().map(|r| r.met),
     })
-}
-
-fn plan_name_of(input: &serde_json::Value) -> String {
-    match input.get("plan") {
-        Some(serde_json::Value::String(name)) => name.clone(),
-        Some(inline) => inline
-            .get("name")
-            .and_then(|n| n.as_str())
-            .unwrap_or("unknown")
-            .to_owned(),
-        None => "unknown".to_owned(),
-    }
-}
-
-/// A wave's part of the report: its launch outcome per server, and its health gate.
-fn wave_report(
-    wave: &WaveRef,
-    launch: Option<WaveLaunchRecord>,
-    health: Option<WaveHealthRecord>,
-) -> WaveReport {
-    let Some(launch) = launch else {
-        return WaveReport {
-            name: wave.name.clone(),
-            state: "NOT_FINISHED".into(),
-            finished_at: None,
-            healthy_at: None,
-            launched: 0,
-            failed: 0,
-            health_gate: None,
-            servers: Vec::new(),
-        };
-    };
-    let launch_failed = launch.progress.failed().any(|s| !s.optional)
-        || launch.progress.launched().next().is_none();
-    let state = match (&health, launch_failed) {
-        (_, true) => "FAILED",
-        (Some(h), false) if h.state == "SUCCEEDED" => "SUCCEEDED",
-        (Some(h), false) if h.state == "FAILED" => "UNHEALTHY",
-        _ => "NOT_FINISHED",
-    };
-    let servers = launch
-        .progress
-        .servers
-        .iter()
-        .map(|outcome| {
-            let mut server = ServerReport::from_outcome(outcome, &launch.log);
-            let found = health.as_ref().and_then(|h| {
-                h.servers
-                    .iter()
-                    .find(|s| s.source_server_id == outcome.source_server_id)
-            });
-            server.subnet_id = found.and_then(|f| f.subnet_id.clone());
-            server.health = found.map(|found| {
-                let checks: Vec<String> = found.checks.iter().map(ToString::to_string).collect();
-                format!("{:?}: {}", found.state, checks.join("; "))
-            });
-            server
-        })
-        .collect();
-    WaveReport {
-        name: wave.name.clone(),
-        state: state.into(),
-        finished_at: Some(launch.finished_at),
-        healthy_at: health.as_ref().and_then(|h| h.healthy_at),
-        launched: launch.progress.launched().count(),
-        failed: launch.progress.failed().count(),
-        health_gate: health.as_ref().map(|h| {
-            describe_health_gate(&h.checks, &h.probe_addressing, h.attempt, h.timeout_minutes)
-        }),
-        servers,
-    }
 }
