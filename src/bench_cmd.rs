@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use drplan_core::execution::{RunContext, Timing, WaveRef};
+use drplan_core::contract::{RunContext, Timing, WaveRef};
 use drplan_local::process::SupervisedChild;
 use drplan_local::{LocalCloud, LocalCloudOptions, seed, stack, tools};
 use serde_json::{Value, json};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEventType};
 use clap::{Args, ValueEnum};
-use drplan_core::execution::{Discovery, LaunchState, WaveStep};
+use drplan_core::contract::{Discovery, LaunchState, WaveStep};
 use drplan_core::{Format, Mode};
 use jiff::Timestamp;
 
@@ -193,7 +193,7 @@ pub fn default_execution_name(plan: &serde_json::Value, mode: Mode) -> String {
     let stamp = now.strftime("%Y%m%dT%H%M%SZ");
     let suffix = format!("-{mode}-{stamp}-{:03}", now.subsec_millisecond());
     // Step Functions takes 80 characters at most: a long plan name is cut, never the time.
-    let room = drplan_core::execution::MAX_EXECUTION_NAME.saturating_sub(suffix.len());
+    let room = drplan_core::contract::MAX_EXECUTION_NAME.saturating_sub(suffix.len());
     let plan_part: String = plan_name.chars().take(room).collect();
     format!("{plan_part}{suffix}")
 }
@@ -213,7 +213,7 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<String> {
         .name
         .clone()
         .unwrap_or_else(|| default_execution_name(&input["plan"], mode));
-    if let Some(problem) = drplan_core::execution::execution_name_problem(&name) {
+    if let Some(problem) = drplan_core::contract::execution_name_problem(&name) {
         bail!("--name: {problem}");
     }
     let config = aws_config().await;

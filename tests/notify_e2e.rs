@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use drplan_core::Mode;
-use drplan_core::execution::{LaunchPoll, LaunchState, RunContext, WaveRef};
+use drplan_core::contract::{LaunchPoll, LaunchState, RunContext, WaveRef};
 use drplan_core::launch::{ServerOutcome, ServerState, WaveProgress};
 use drplan_core::notify::{
     NotificationRequest, RunEvent, RunRecords, SUBJECT_MAX_CHARS, StepError, WaveLaunchOutcome,

@@ -386,22 +386,31 @@ async fn a_different_alarm_that_already_claimed_the_plan_wins_and_this_one_is_su
     };
     cloud.store_plan("shop", "examples/shop.yaml").await;
     let store = drplan_aws::store::RunStore::new(cloud.s3.clone(), cloud.stack.bucket.clone());
+    let record = drplan_core::contract::keys::start_claim("shop");
     let key = "claims/shop/alarm-start.json";
-    let claim = |execution: &str, claimed_at: jiff::Timestamp| serde_json::json!({"execution_name": execution, "claimed_at": claimed_at});
+    assert_eq!(record.key(), key);
+    let claim = |execution: &str, claimed_at: jiff::Timestamp| drplan_core::trigger::StartClaim {
+        execution_name: execution.to_owned(),
+        claimed_at,
+    };
 
     // Another alarm's trigger claimed the plan a moment ago and is about to start its
     // run (not listed yet): this alarm starts nothing and says whose run holds the plan.
     let other = "shop-alarm-20261128T025959Z-0badc0de";
     assert!(
         store
-            .put_json_if(key, &claim(other, jiff::Timestamp::now()), None)
+            .write_if(&record, &claim(other, jiff::Timestamp::now()), None)
             .await
             .expect("PutObject")
     );
     // The conditional write is what two racing triggers rely on: the second one loses.
     assert!(
         !store
-            .put_json_if(key, &claim("shop-alarm-late", jiff::Timestamp::now()), None)
+            .write_if(
+                &record,
+                &claim("shop-alarm-late", jiff::Timestamp::now()),
+                None
+            )
             .await
             .expect("PutObject"),
         "a second If-None-Match write must not replace the first claim"
@@ -421,12 +430,11 @@ async fn a_different_alarm_that_already_claimed_the_plan_wins_and_this_one_is_su
         .await
         .expect("GetObject")
         .expect("the claim");
-    assert!(
-        store
-            .put_json_if(key, &"not a claim", Some(&etag))
-            .await
-            .expect("PutObject")
-    );
+    assert_ne!(etag, "");
+    store
+        .put_text(key, "\"not a claim\"".to_owned(), "application/json")
+        .await
+        .expect("PutObject");
     put_event(&cloud, &sample("alarm-state-change-alarm.json"));
     wait_for_log(&cloud, &["alarm started the plan"], 1).await;
     assert!(

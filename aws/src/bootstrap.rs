@@ -19,10 +19,15 @@ pub async fn aws_config() -> SdkConfig {
 
 /// The bucket that holds plans, run state and reports (`DRPLAN_BUCKET`).
 pub fn bucket_from_env() -> Result<String, FunctionError> {
-    std::env::var("DRPLAN_BUCKET")
+    required_env("DRPLAN_BUCKET")
+}
+
+/// A setting the template gives the function: an error naming it when it is unset or blank.
+pub fn required_env(name: &str) -> Result<String, FunctionError> {
+    std::env::var(name)
         .ok()
-        .filter(|b| !b.trim().is_empty())
-        .ok_or_else(|| FunctionError::Misconfigured("DRPLAN_BUCKET is not set".into()))
+        .filter(|value| !value.trim().is_empty())
+        .ok_or_else(|| FunctionError::Misconfigured(format!("{name} is not set")))
 }
 
 /// The AWS clients and the run store, built once per sandbox in `main` and shared by
@@ -35,8 +40,6 @@ pub struct Clients {
     pub sns: aws_sdk_sns::Client,
     pub sfn: aws_sdk_sfn::Client,
     pub store: crate::store::RunStore,
-    /// For the clients of services only one function calls.
-    pub config: SdkConfig,
 }
 
 /// What every function does at cold start: JSON logs, the SDK configuration, the
@@ -51,6 +54,5 @@ pub async fn start() -> Result<Clients, FunctionError> {
         sns: aws_sdk_sns::Client::new(&config),
         sfn: aws_sdk_sfn::Client::new(&config),
         store: crate::store::RunStore::new(aws_sdk_s3::Client::new(&config), bucket_from_env()?),
-        config,
     })
 }

@@ -47,6 +47,21 @@ pub async fn describe_all_source_servers(drs: &Client) -> Result<Vec<SourceServe
     Ok(items.iter().filter_map(source_server_from_sdk).collect())
 }
 
+/// Asks DRS to retry a stalled server's data replication.
+pub async fn retry_data_replication(
+    drs: &Client,
+    source_server_id: &str,
+) -> Result<(), FunctionError> {
+    #[allow(deprecated)] // DRS still documents RetryDataReplication for stalled servers.
+    let answer = drs
+        .retry_data_replication()
+        .source_server_id(source_server_id)
+        .send()
+        .await;
+    answer.map_err(|e| FunctionError::from_sdk("DRS RetryDataReplication", e))?;
+    Ok(())
+}
+
 /// One source server by ID; `None` when DRS does not know it.
 pub async fn describe_source_server(
     drs: &Client,

@@ -1,15 +1,21 @@
-//! drplan's AWS side: SDK clients built once per Lambda sandbox, and the DRS, EC2 and
-//! S3 calls the functions make, translated to and from `drplan-core` types so that
-//! the functions stay thin and the domain stays free of AWS types.
+//! drplan's AWS side: SDK clients built once per Lambda sandbox, the DRS, EC2, Route 53,
+//! S3, SNS and Step Functions calls the functions make, translated to and from
+//! `drplan-core` types, and each function's steps built from them, so that the
+//! functions stay thin and the domain stays free of AWS types.
 
-pub mod addresses;
 pub mod bootstrap;
+pub mod cleanup;
+pub mod cutover;
+pub mod discover;
 pub mod drill;
 pub mod drs;
 pub mod ec2;
 pub mod error;
+pub mod executions;
+pub mod health;
 pub mod lock;
 pub mod metrics;
+pub mod plans;
 pub mod probe;
 pub mod report;
 pub mod route53;

@@ -8,57 +8,16 @@ use crate::step::LogContext;
 use crate::store::RunStore;
 use crate::{FunctionError, drill, lock, metrics};
 use drplan_core::Mode;
-use drplan_core::contract::keys::{self, RunRecords};
-use drplan_core::contract::{RunContext, WaveRef};
+use drplan_core::contract::RunRecords;
+use drplan_core::contract::keys;
+use drplan_core::contract::step::{ReportInput, ReportLocation};
 use drplan_core::health::WaveHealthRecord;
 use drplan_core::launch::WaveLaunchRecord;
 use drplan_core::report::{
-    Report, RtoResult, RunError, ServerReport, WaveReport, describe_health_gate,
+    Report, RunError, WaveLaunchFacts, measure_rto, plan_name_of, wave_report,
 };
-use drplan_core::safety::ClearedBeforeLaunch;
+use drplan_core::safety::{ClearedBeforeLaunch, DrillIsolation};
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
-
-/// What the report step receives (the state machine's Parameters).
-#[derive(Debug, Deserialize)]
-pub struct ReportInput {
-    pub execution_id: String,
-    pub execution_name: String,
-    pub started_at: String,
-    /// Absent when discovery failed.
-    pub run: Option<RunContext>,
-    #[serde(default)]
-    pub layers: Vec<Vec<WaveRef>>,
-    /// The execution input, when discovery failed (to name the plan).
-    pub input: Option<serde_json::Value>,
-    pub error: Option<StepError>,
-    pub cleanup: Option<CleanupSummary>,
-}
-
-/// Step Functions' error object from a Catch.
-#[derive(Debug, Deserialize)]
-pub struct StepError {
-    #[serde(rename = "Error")]
-    pub error: Option<String>,
-    #[serde(rename = "Cause")]
-    pub cause: Option<String>,
-}
-
-/// How many drill instances cleanup terminated.
-#[derive(Debug, Deserialize)]
-pub struct CleanupSummary {
-    #[serde(default)]
-    pub terminated: usize,
-}
-
-/// Where the report went.
-#[derive(Debug, Serialize)]
-pub struct Written {
-    pub status: String,
-    pub json_key: String,
-    pub markdown_key: String,
-    pub rto_met: Option<bool>,
-}
 
 impl LogContext for ReportInput {
     fn log_context(&self) -> (String, String, String) {
@@ -78,7 +37,7 @@ pub async fn end_run(
     ec2: &aws_sdk_ec2::Client,
     store: &RunStore,
     input: ReportInput,
-) -> Result<Written, FunctionError> {
+) -> Result<ReportLocation, FunctionError> {
     let isolation = match &input.run {
         Some(run) => {
             let restored = drill::restore_run_templates(ec2, store, &run.records()).await?;
@@ -87,7 +46,7 @@ pub async fn end_run(
             }
             match run.mode {
                 Mode::Drill => store
-                    .read(&run.records().isolation())
+                    .read::<DrillIsolation>(&run.records().isolation())
                     .await?
                     .map(|i| i.describe()),
                 Mode::Recovery => None,
@@ -115,7 +74,7 @@ async fn write_report(
     input: ReportInput,
     isolation: Option<String>,
     cleared: Option<ClearedBeforeLaunch>,
-) -> Result<Written, FunctionError> {
+) -> Result<ReportLocation, FunctionError> {
     let started_at: Timestamp = input.started_at.parse().map_err(|e| {
         FunctionError::InvalidInput(format!("started_at {:?}: {e}", input.started_at))
     })?;
@@ -128,10 +87,16 @@ async fn write_report(
     let mut waves = Vec::new();
     if let Some(run) = &input.run {
         for wave in input.layers.iter().flatten() {
-            let records = run.records().wave(wave);
-            let launch = store.read(&records.launch()).await?;
-            let health = store.read(&records.health()).await?;
-            waves.push(wave_report(wave, launch, health));
+            let launch: Option<WaveLaunchRecord> =
+                store.read(&run.records().wave(wave).launch()).await?;
+            let health: Option<WaveHealthRecord> =
+                store.read(&run.records().wave(wave).health()).await?;
+            let facts = launch.as_ref().map(|l| WaveLaunchFacts {
+                progress: &l.progress,
+                log: &l.log,
+                finished_at: l.finished_at,
+            });
+            waves.push(wave_report(&wave.name, facts, health.as_ref()));
         }
     }
     let status = if input.error.is_some() {
@@ -142,7 +107,7 @@ async fn write_report(
     // The stored plan passed validation when the run started; read it the same way.
     let plan = match &input.run {
         Some(run) => store
-            .read(&run.records().plan_document())
+            .read::<serde_json::Value>(&run.records().plan_document())
             .await?
             .and_then(|doc| drplan_core::plan_from_value(&doc).ok()),
         None => None,
@@ -151,19 +116,13 @@ async fn write_report(
         Some(run) => store.read(&run.records().dns_cutover()).await?,
         None => None,
     };
-    // A recovery is over when traffic can reach it (DNS in sync); a drill, when its
-    // last wave is healthy.
-    let last_healthy_at = waves.iter().filter_map(|w| w.healthy_at).max();
-    let recovered = match dns.as_ref().and_then(|d| d.insync_at) {
-        Some(insync) => Some((insync, "DNS in sync")),
-        None => last_healthy_at.map(|at| (at, "the last wave healthy")),
-    };
-    let rto = match (&plan, recovered, status) {
-        (Some(plan), Some((at, what)), "SUCCEEDED") => {
-            Some(RtoResult::measure(plan.rto_minutes, started_at, at, what))
-        }
-        _ => None,
-    };
+    let rto = measure_rto(
+        plan.as_ref().map(|p| p.rto_minutes),
+        started_at,
+        &waves,
+        dns.as_ref(),
+        status == "SUCCEEDED",
+    );
     let readiness = store
         .read(&RunRecords::of(&plan_name, &input.execution_name).readiness())
         .await?;
@@ -203,81 +162,10 @@ async fn write_report(
     for point in report.metric_points() {
         metrics::emit(&point);
     }
-    Ok(Written {
-        status: status.to_owned(),
-        json_key,
-        markdown_key,
+    Ok(ReportLocation {
+        status: Some(status.to_owned()),
+        json_key: Some(json_key),
+        markdown_key: Some(markdown_key),
         rto_met: report.rto.as_ref().map(|r| r.met),
     })
-}
-
-fn plan_name_of(input: &serde_json::Value) -> String {
-    match input.get("plan") {
-        Some(serde_json::Value::String(name)) => name.clone(),
-        Some(inline) => inline
-            .get("name")
-            .and_then(|n| n.as_str())
-            .unwrap_or("unknown")
-            .to_owned(),
-        None => "unknown".to_owned(),
-    }
-}
-
-/// A wave's part of the report: its launch outcome per server, and its health gate.
-fn wave_report(
-    wave: &WaveRef,
-    launch: Option<WaveLaunchRecord>,
-    health: Option<WaveHealthRecord>,
-) -> WaveReport {
-    let Some(launch) = launch else {
-        return WaveReport {
-            name: wave.name.clone(),
-            state: "NOT_FINISHED".into(),
-            finished_at: None,
-            healthy_at: None,
-            launched: 0,
-            failed: 0,
-            health_gate: None,
-            servers: Vec::new(),
-        };
-    };
-    let launch_failed = launch.progress.failed().any(|s| !s.optional)
-        || launch.progress.launched().next().is_none();
-    let state = match (&health, launch_failed) {
-        (_, true) => "FAILED",
-        (Some(h), false) if h.state == "SUCCEEDED" => "SUCCEEDED",
-        (Some(h), false) if h.state == "FAILED" => "UNHEALTHY",
-        _ => "NOT_FINISHED",
-    };
-    let servers = launch
-        .progress
-        .servers
-        .iter()
-        .map(|outcome| {
-            let mut server = ServerReport::from_outcome(outcome, &launch.log);
-            let found = health.as_ref().and_then(|h| {
-                h.servers
-                    .iter()
-                    .find(|s| s.source_server_id == outcome.source_server_id)
-            });
-            server.subnet_id = found.and_then(|f| f.subnet_id.clone());
-            server.health = found.map(|found| {
-                let checks: Vec<String> = found.checks.iter().map(ToString::to_string).collect();
-                format!("{:?}: {}", found.state, checks.join("; "))
-            });
-            server
-        })
-        .collect();
-    WaveReport {
-        name: wave.name.clone(),
-        state: state.into(),
-        finished_at: Some(launch.finished_at),
-        healthy_at: health.as_ref().and_then(|h| h.healthy_at),
-        launched: launch.progress.launched().count(),
-        failed: launch.progress.failed().count(),
-        health_gate: health.as_ref().map(|h| {
-            describe_health_gate(&h.checks, &h.probe_addressing, h.attempt, h.timeout_minutes)
-        }),
-        servers,
-    }
 }

@@ -1,20 +1,40 @@
 //! Publishing notifications to the stack's SNS topic (`DRPLAN_TOPIC_ARN`), with the
-//! message attributes subscription filter policies match on.
+//! message attributes subscription filter policies match on: the notify function's run
+//! events, and the trigger function's on-call pages.
 
 use aws_sdk_sns::types::MessageAttributeValue;
+use drplan_core::contract::Record;
+use drplan_core::contract::keys::report_json_at;
 use drplan_core::contract::notice::NotificationRequest;
-use drplan_core::notify::{Notification, StoredRecords, compose};
+use drplan_core::notify::{Notification, StoredRecords, WaveLaunchOutcome, compose};
+use drplan_core::trigger::OnCallMessage;
 use jiff::Timestamp;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::FunctionError;
+use crate::step::LogContext;
+use crate::store::RunStore;
 
 /// The topic notifications go to (`DRPLAN_TOPIC_ARN`).
 pub fn topic_arn_from_env() -> Result<String, FunctionError> {
-    std::env::var("DRPLAN_TOPIC_ARN")
-        .ok()
-        .filter(|arn| !arn.trim().is_empty())
-        .ok_or_else(|| FunctionError::Misconfigured("DRPLAN_TOPIC_ARN is not set".into()))
+    crate::bootstrap::required_env("DRPLAN_TOPIC_ARN")
+}
+
+impl LogContext for NotificationRequest {
+    fn log_context(&self) -> (String, String, String) {
+        (
+            self.execution_name.clone(),
+            self.run
+                .as_ref()
+                .map(|r| r.plan.clone())
+                .unwrap_or_default(),
+            self.wave
+                .as_ref()
+                .map(|w| w.name.clone())
+                .unwrap_or_default(),
+        )
+    }
 }
 
 /// What was published.
@@ -90,4 +110,81 @@ pub async fn deliver(
         message_id,
         subject: notification.subject,
     })
+}
+
+/// The notify function: reads the run's records the event needs, composes its message
+/// and publishes it.
+pub async fn notify_run_event(
+    client: &aws_sdk_sns::Client,
+    topic_arn: &str,
+    store: &RunStore,
+    request: NotificationRequest,
+) -> Result<Delivered, FunctionError> {
+    tracing::info!(event = request.event.as_str(), "notifying");
+    let records = read_records(store, &request).await;
+    deliver(client, topic_arn, &request, &records, Timestamp::now()).await
+}
+
+/// The report (final events) and the wave's launch record (failed servers), when the
+/// event needs them. Either may be missing: a message without them still goes out.
+async fn read_records(store: &RunStore, request: &NotificationRequest) -> StoredRecords {
+    let mut records = StoredRecords::default();
+    if let Some(key) = request.report_key() {
+        match report_json_at(key) {
+            Some(report) => records.report = read_or_warn(store, &report).await,
+            None => tracing::warn!(key, "not a report's key; notifying without the report"),
+        }
+    }
+    if request.needs_wave_launch()
+        && let (Some(run), Some(wave)) = (&request.run, &request.wave)
+    {
+        let key = run.records().wave(wave).launch();
+        records.wave_launch = read_or_warn(store, &key)
+            .await
+            .map(|record| WaveLaunchOutcome {
+                progress: record.progress,
+                job_ids: record.job_ids,
+            });
+    }
+    records
+}
+
+/// A record that cannot be read makes the message poorer, never absent: the person
+/// still has to hear that the run failed.
+async fn read_or_warn<T: DeserializeOwned>(store: &RunStore, record: &Record<T>) -> Option<T> {
+    let key = record.key();
+    match store.read(record).await {
+        Ok(Some(record)) => Some(record),
+        Ok(None) => {
+            tracing::warn!(key, "record not in the bucket; notifying without it");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(key, %error, "record unreadable; notifying without it");
+            None
+        }
+    }
+}
+
+/// Publishes an on-call message (the trigger function's pages); returns SNS's message ID.
+pub async fn page_on_call(
+    client: &aws_sdk_sns::Client,
+    topic_arn: &str,
+    message: &OnCallMessage,
+) -> Result<String, FunctionError> {
+    let id = publish_text(
+        client,
+        topic_arn,
+        &message.subject,
+        &message.body,
+        &message.attributes(),
+    )
+    .await?;
+    tracing::info!(
+        message_id = id,
+        subject = message.subject,
+        event = message.event,
+        "on-call message published"
+    );
+    Ok(id)
 }

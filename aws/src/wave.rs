@@ -1,20 +1,32 @@
 //! Launching a wave's servers within the DRS quotas, and following the launch. Shared
 //! by launch-wave (first launch) and wait-wave (polls, and later batches of a wave
-//! larger than the account's active-job quota).
+//! larger than the account's active-job quota, and parks until DRS's launch-result
+//! events); tag-instances tags what the launch recovered.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use aws_sdk_drs::Client;
 use drplan_core::contract::keys::{parked_job, settled_prefix};
-use drplan_core::contract::tags::{EXECUTION as TAG_EXECUTION, WAVE as TAG_WAVE};
-use drplan_core::contract::{LaunchPoll, LaunchState, RunContext, WaveRef, pick_snapshot};
-use drplan_core::launch::{JobView, WaveLaunchRecord, WaveProgress, WaveVerdict, evaluate_wave};
+use drplan_core::contract::tags::{
+    EXECUTION as TAG_EXECUTION, SOURCE_SERVER as TAG_SOURCE_SERVER, WAVE as TAG_WAVE,
+};
+use drplan_core::contract::{
+    LaunchPoll, LaunchState, RunContext, WaveRef, WaveStep, pick_snapshot,
+};
+pub use drplan_core::launch::WaveLaunchRecord;
+use drplan_core::launch::{
+    JobView, WaveProgress, WaveVerdict, evaluate_wave, recovered_instance_tags,
+};
 use drplan_core::launch_wait::{ParkedWave, pending_by_job, settled_servers, should_wake};
-use drplan_core::{SnapshotChoice, WaveServer, plan_launch_batches};
+use drplan_core::{ResolvedPlan, SnapshotChoice, WaveServer, plan_launch_batches};
 use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
+use crate::bootstrap::Clients;
+use crate::step::LogContext;
 use crate::store::RunStore;
-use crate::{FunctionError, drill, drs};
+use crate::{FunctionError, drill, drs, ec2};
 
 /// Jobs this old or older are assumed finished when counting the account's quota use.
 const ACTIVE_JOB_LOOKBACK: SignedDuration = SignedDuration::from_hours(24);
@@ -27,7 +39,7 @@ pub async fn wave_servers(
     run: &RunContext,
     wave: &WaveRef,
 ) -> Result<Vec<WaveServer>, FunctionError> {
-    let resolved = store.require(&run.records().resolved_plan()).await?;
+    let resolved: ResolvedPlan = store.require(&run.records().resolved_plan()).await?;
     resolved
         .waves
         .into_iter()
@@ -237,7 +249,7 @@ pub async fn park_wave(
     wave: &WaveRef,
     task_token: &str,
 ) -> Result<usize, FunctionError> {
-    let pending = store
+    let pending: BTreeMap<String, Vec<String>> = store
         .read(&run.records().wave(wave).pending())
         .await?
         .unwrap_or_default();
@@ -403,4 +415,144 @@ pub async fn own_instances(
         }
     }
     Ok(instances)
+}
+
+/// What wait-wave receives: a poll (the wave's step), or a park between polls: the
+/// state machine's `waitForTaskToken` task hands over the token the trigger function
+/// will send back when the wave's launch-result events are in.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum WaitWaveInput {
+    Park { park: WaveStep, task_token: String },
+    Poll(WaveStep),
+}
+
+impl LogContext for WaitWaveInput {
+    fn log_context(&self) -> (String, String, String) {
+        match self {
+            Self::Park { park, .. } => park.log_context(),
+            Self::Poll(step) => step.log_context(),
+        }
+    }
+}
+
+/// The wait-wave step: one poll of the wave's launch, or a park until its launch-result
+/// events.
+pub async fn wait_for_wave(
+    clients: &Clients,
+    input: WaitWaveInput,
+) -> Result<Value, FunctionError> {
+    match input {
+        WaitWaveInput::Poll(step) => serde_json::to_value(poll_wave_step(clients, step).await?)
+            .map_err(|e| FunctionError::InvalidInput(e.to_string())),
+        WaitWaveInput::Park { park, task_token } => {
+            let jobs = park_wave(
+                &clients.store,
+                &clients.sfn,
+                &park.run,
+                &park.wave,
+                &task_token,
+            )
+            .await?;
+            tracing::info!(
+                jobs,
+                "wave parked until its launch-result events or the poll delay"
+            );
+            Ok(json!({ "parked_jobs": jobs }))
+        }
+    }
+}
+
+async fn poll_wave_step(clients: &Clients, step: WaveStep) -> Result<WaveStep, FunctionError> {
+    let WaveStep {
+        run, wave, poll, ..
+    } = step;
+    let previous = poll.ok_or_else(|| {
+        FunctionError::InvalidInput(
+            "wait-wave needs the poll state that launch-wave returns".into(),
+        )
+    })?;
+    let poll = poll_wave(
+        &clients.drs,
+        &clients.ec2,
+        &clients.store,
+        &run,
+        &wave,
+        &previous,
+    )
+    .await?;
+    tracing::info!(
+        state = ?poll.state,
+        launched = poll.launched,
+        failed = poll.failed,
+        pending = poll.pending,
+        "wave polled"
+    );
+    Ok(WaveStep {
+        run,
+        wave,
+        poll: Some(poll),
+        health: None,
+    })
+}
+
+/// What tag-instances did.
+#[derive(Debug, Serialize)]
+pub struct Tagged {
+    pub wave: String,
+    pub tagged: usize,
+    /// Tagged by an earlier attempt of this step.
+    pub already_tagged: usize,
+}
+
+/// Tags the EC2 instances the wave recovered with the plan, wave, execution, mode and
+/// source server, and names them after the source hostname.
+pub async fn tag_wave_instances(
+    drs_client: &Client,
+    ec2_client: &aws_sdk_ec2::Client,
+    store: &RunStore,
+    step: WaveStep,
+) -> Result<Tagged, FunctionError> {
+    let WaveStep { run, wave, .. } = step;
+    let record: WaveLaunchRecord = store.require(&run.records().wave(&wave).launch()).await?;
+    let launched: Vec<_> = record.progress.launched().collect();
+    // This run's own instances: the ones its jobs launched, never whatever DRS reports
+    // for the server now (another run may have launched it since).
+    let own = own_instances(drs_client, &launched).await?;
+    let mut instances = Vec::with_capacity(launched.len());
+    for server in &launched {
+        let Some(instance_id) = own.get(&server.source_server_id).cloned() else {
+            return Err(FunctionError::WaveFailed(format!(
+                "wave {:?}: DRS reports {} launched but names no EC2 instance for it",
+                wave.name, server.source_server_id
+            )));
+        };
+        instances.push((
+            instance_id,
+            recovered_instance_tags(&run, &wave.name, server),
+        ));
+    }
+    // A retried step (throttled by EC2 part way through a large wave) picks up where the
+    // last attempt stopped: one CreateTags call carries all of an instance's tags, so an
+    // instance with this execution's tag and a source-server tag has them all. Both,
+    // because DRS may copy tags onto the instances it launches; only this step writes
+    // drplan:source-server.
+    let ids: Vec<String> = instances.iter().map(|(id, _)| id.clone()).collect();
+    let marks = [
+        (TAG_EXECUTION, Some(run.execution_name.as_str())),
+        (TAG_SOURCE_SERVER, None),
+    ];
+    let already = ec2::instances_tagged(ec2_client, &ids, &marks).await?;
+    instances.retain(|(id, _)| !already.contains(id));
+    ec2::tag_instances(ec2_client, &instances).await?;
+    tracing::info!(
+        tagged = instances.len(),
+        already_tagged = already.len(),
+        "instances tagged"
+    );
+    Ok(Tagged {
+        wave: wave.name,
+        tagged: instances.len(),
+        already_tagged: already.len(),
+    })
 }

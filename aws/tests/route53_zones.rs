@@ -2,13 +2,8 @@
 //! private zones (GetHostedZone's Config.PrivateZone), a name both kinds share, records
 //! outside the zone, and the zones a deployment may change.
 //!
-//! Needs a moto server executable in DRPLAN_MOTO_SERVER (e.g. `.venv/bin/moto_server`);
-//! skipped with a printed reason without it, failed instead when DRPLAN_REQUIRE_MOTO is
-//! set. moto is killed by its PID when the guard drops, also on panic.
-
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+//! Needs moto (see `drplan_drs_sim::moto`): set DRPLAN_MOTO_SERVER, and
+//! DRPLAN_REQUIRE_MOTO to fail instead of skipping without it.
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_route53::config::Credentials;
@@ -16,56 +11,7 @@ use aws_sdk_route53::types::{HostedZoneConfig, Vpc, VpcRegion};
 use drplan_aws::FunctionError;
 use drplan_aws::route53::zone_for_cutover;
 use drplan_core::plan::{Dns, DnsRecord, RecordType};
-
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        // Child::kill signals this child's PID only.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_moto() -> Option<Moto> {
-    let Some(executable) = std::env::var_os("DRPLAN_MOTO_SERVER") else {
-        assert!(
-            std::env::var_os("DRPLAN_REQUIRE_MOTO").is_none(),
-            "DRPLAN_REQUIRE_MOTO is set but DRPLAN_MOTO_SERVER is not"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: set DRPLAN_MOTO_SERVER to a moto_server executable to run the Route 53 zone test"
-        );
-        return None;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port");
-    let child = Command::new(&executable)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
-    let moto = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "moto did not listen in 60 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some(moto)
-}
+use drplan_drs_sim::moto::start_moto;
 
 fn record(name: &str) -> DnsRecord {
     DnsRecord {

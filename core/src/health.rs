@@ -3,15 +3,18 @@
 //! coming up, or failed at its wall-clock deadline. Also where probes go: the
 //! instance's address, or its own loopback address when a local run maps it there.
 //!
-//! Pure: the function gathers EC2 statuses and probe results, this module decides.
+//! Pure: the adapters (`drplan_aws::health`) gather EC2 statuses and probe results,
+//! this module decides.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::HealthCheck;
+use crate::contract::{HealthPoll, LaunchState, RunContext};
+use crate::plan::{Health, HealthCheck, Plan};
 
 /// An instance's EC2 state and status checks, in EC2's words
 /// (DescribeInstanceStatus with IncludeAllInstances).
@@ -460,6 +463,19 @@ pub struct ProbeAddressing {
     pub map_to_loopback: bool,
 }
 
+impl ProbeAddressing {
+    /// As the health record names it: `private-ip`, `public-ip`, `loopback` (the private
+    /// IP's stand-in) or `loopback-public-ip`.
+    pub fn name(&self) -> &'static str {
+        match (self.map_to_loopback, self.probe_public_ip) {
+            (true, false) => "loopback",
+            (true, true) => "loopback-public-ip",
+            (false, true) => "public-ip",
+            (false, false) => "private-ip",
+        }
+    }
+}
+
 /// Why an instance has no address to probe.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProbeAddressError {
@@ -493,6 +509,183 @@ pub fn probe_address(
     } else {
         address
     })
+}
+
+/// A wave's health gate from its plan; plans without explicit waves (waves from the
+/// `dr:wave` tag) get the default gate. `None` when the plan has no such wave.
+pub fn gate_of_wave(plan: &Plan, wave: &str) -> Option<Health> {
+    match &plan.waves {
+        None => Some(Health::default()),
+        Some(waves) => waves
+            .iter()
+            .find(|w| w.name == wave)
+            .map(|w| w.health.clone()),
+    }
+}
+
+/// Where a poll stands on the gate's wall clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateClock {
+    pub attempt: u32,
+    /// When the gate gives up.
+    pub deadline: Timestamp,
+    /// When the gate began: its first poll.
+    pub started_at: Timestamp,
+}
+
+impl GateClock {
+    /// The clock of this poll: the first starts the gate's wall clock from the wave's
+    /// timeout (never past the run's deadline); later ones carry it on from the previous
+    /// poll and its record.
+    pub fn of_poll(
+        previous_poll: Option<&HealthPoll>,
+        previous_record: Option<&WaveHealthRecord>,
+        run: &RunContext,
+        timeout_minutes: u32,
+        now: Timestamp,
+    ) -> Self {
+        match previous_poll {
+            Some(p) => Self {
+                attempt: p.attempt + 1,
+                deadline: p.deadline,
+                started_at: previous_record.map_or(now, |r| r.started_at),
+            },
+            None => Self {
+                attempt: 1,
+                deadline: run
+                    .within_run(now + SignedDuration::from_mins(i64::from(timeout_minutes))),
+                started_at: now,
+            },
+        }
+    }
+}
+
+impl WaveHealthRecord {
+    /// A server's results in this record.
+    pub fn server(&self, source_server_id: &str) -> Option<&ServerHealth> {
+        self.servers
+            .iter()
+            .find(|s| s.source_server_id == source_server_id)
+    }
+}
+
+/// What a poll does about a server that is ready to be probed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbePlan {
+    /// It passed on an earlier poll at this very address: its results carry forward.
+    Carry(Vec<(HealthCheck, ProbeOutcome)>),
+    /// These checks are probed now.
+    Probe(Vec<HealthCheck>),
+}
+
+/// Whether a server ready to be probed at `address` is probed again: not when the
+/// previous poll found it healthy on the same instance at the same address (a change of
+/// probe addressing probes it again).
+pub fn plan_probes(
+    previous: Option<&ServerHealth>,
+    instance_id: Option<&str>,
+    address: &str,
+    checks: &[HealthCheck],
+) -> ProbePlan {
+    let carried = previous.and_then(|before| passed_before(before, instance_id, checks));
+    let same_address =
+        previous.is_some_and(|before| before.probe_address.as_deref() == Some(address));
+    match carried {
+        Some(passed) if same_address => ProbePlan::Carry(passed),
+        _ => ProbePlan::Probe(
+            checks
+                .iter()
+                .filter(|c| **c != HealthCheck::Ec2Status)
+                .cloned()
+                .collect(),
+        ),
+    }
+}
+
+/// Every observed server's health, each with the time it turned healthy carried over
+/// from the previous poll's record.
+pub fn evaluate_servers(
+    observations: &[ServerObservation],
+    checks: &[HealthCheck],
+    now: Timestamp,
+    previous: Option<&WaveHealthRecord>,
+) -> Vec<ServerHealth> {
+    let healthy_since: HashMap<&str, Timestamp> = previous
+        .iter()
+        .flat_map(|r| r.servers.iter())
+        .filter_map(|s| Some((s.source_server_id.as_str(), s.healthy_since?)))
+        .collect();
+    observations
+        .iter()
+        .map(|seen| {
+            let since = healthy_since.get(seen.source_server_id.as_str()).copied();
+            evaluate_server(seen, checks, now, since)
+        })
+        .collect()
+}
+
+/// What a poll came to: the record it keeps for the report and the state it hands the
+/// state machine.
+pub fn conclude_poll(
+    wave: &str,
+    gate: &Health,
+    clock: GateClock,
+    addressing: ProbeAddressing,
+    interval_seconds: u32,
+    now: Timestamp,
+    servers: Vec<ServerHealth>,
+) -> (WaveHealthRecord, HealthPoll) {
+    let verdict = wave_verdict(
+        &servers,
+        now,
+        clock.deadline,
+        gate.timeout_minutes,
+        interval_seconds,
+    );
+    let counts = count(&servers);
+    let (state, wait_seconds, reason) = match verdict {
+        HealthVerdict::InProgress { wait_seconds } => (LaunchState::InProgress, wait_seconds, None),
+        HealthVerdict::Succeeded => (LaunchState::Succeeded, 0, None),
+        HealthVerdict::Failed { reason } => (
+            LaunchState::Failed,
+            0,
+            Some(format!("wave {wave:?}: {reason}")),
+        ),
+    };
+    let record = WaveHealthRecord {
+        wave: wave.to_owned(),
+        checks: gate.checks.iter().map(ToString::to_string).collect(),
+        timeout_minutes: gate.timeout_minutes,
+        started_at: clock.started_at,
+        deadline: clock.deadline,
+        checked_at: now,
+        attempt: clock.attempt,
+        state: state_name(&state).into(),
+        reason: reason.clone(),
+        healthy_at: (state == LaunchState::Succeeded).then_some(now),
+        probe_addressing: addressing.name().into(),
+        servers,
+    };
+    let poll = HealthPoll {
+        state,
+        attempt: clock.attempt,
+        wait_seconds,
+        deadline: clock.deadline,
+        healthy: counts.healthy,
+        unhealthy: counts.unhealthy,
+        pending: counts.pending,
+        reason,
+    };
+    (record, poll)
+}
+
+/// The gate's state as the health record writes it.
+fn state_name(state: &LaunchState) -> &'static str {
+    match state {
+        LaunchState::InProgress => "IN_PROGRESS",
+        LaunchState::Succeeded => "SUCCEEDED",
+        LaunchState::Failed => "FAILED",
+    }
 }
 
 #[cfg(test)]

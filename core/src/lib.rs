@@ -5,8 +5,10 @@
 //! between the SDKs and these types, so all of this is tested without a network.
 
 pub mod budget;
+pub mod cleanup;
 pub mod contract;
 pub mod dag;
+pub mod discovery;
 pub mod dns;
 pub mod duration;
 pub mod health;

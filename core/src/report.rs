@@ -7,7 +7,9 @@ use std::fmt::Write;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::launch::{JobLogEntry, ServerOutcome, ServerState};
+use crate::dns::DnsCutover;
+use crate::health::WaveHealthRecord;
+use crate::launch::{JobLogEntry, ServerOutcome, ServerState, WaveProgress};
 use crate::plan::Mode;
 
 /// The whole report.
@@ -220,6 +222,107 @@ impl ServerReport {
     }
 }
 
+/// The plan an execution input names: by name, or an inline plan's name; `unknown`
+/// when it names none.
+pub fn plan_name_of(input: &serde_json::Value) -> String {
+    match input.get("plan") {
+        Some(serde_json::Value::String(name)) => name.clone(),
+        Some(inline) => inline
+            .get("name")
+            .and_then(|n| n.as_str())
+            .unwrap_or("unknown")
+            .to_owned(),
+        None => "unknown".to_owned(),
+    }
+}
+
+/// The recovery time of a run that succeeded, against the plan's objective: a recovery
+/// is over when traffic can reach it (DNS in sync); a drill, when its last wave is
+/// healthy. `None` for a failed run, or when the plan could not be read.
+pub fn measure_rto(
+    rto_minutes: Option<u32>,
+    started_at: Timestamp,
+    waves: &[WaveReport],
+    dns: Option<&DnsCutover>,
+    succeeded: bool,
+) -> Option<RtoResult> {
+    let last_healthy_at = waves.iter().filter_map(|w| w.healthy_at).max();
+    let recovered = match dns.and_then(|d| d.insync_at) {
+        Some(insync) => Some((insync, "DNS in sync")),
+        None => last_healthy_at.map(|at| (at, "the last wave healthy")),
+    };
+    match (rto_minutes, recovered, succeeded) {
+        (Some(target), Some((at, what)), true) => {
+            Some(RtoResult::measure(target, started_at, at, what))
+        }
+        _ => None,
+    }
+}
+
+/// What the report reads of a wave's launch record.
+#[derive(Debug, Clone, Copy)]
+pub struct WaveLaunchFacts<'a> {
+    pub progress: &'a WaveProgress,
+    pub log: &'a [JobLogEntry],
+    pub finished_at: Timestamp,
+}
+
+/// A wave's part of the report: its launch outcome per server, and its health gate.
+/// Without a launch record the wave did not finish launching.
+pub fn wave_report(
+    wave: &str,
+    launch: Option<WaveLaunchFacts<'_>>,
+    health: Option<&WaveHealthRecord>,
+) -> WaveReport {
+    let Some(launch) = launch else {
+        return WaveReport {
+            name: wave.to_owned(),
+            state: "NOT_FINISHED".into(),
+            finished_at: None,
+            healthy_at: None,
+            launched: 0,
+            failed: 0,
+            health_gate: None,
+            servers: Vec::new(),
+        };
+    };
+    let launch_failed = launch.progress.failed().any(|s| !s.optional)
+        || launch.progress.launched().next().is_none();
+    let state = match (health, launch_failed) {
+        (_, true) => "FAILED",
+        (Some(h), false) if h.state == "SUCCEEDED" => "SUCCEEDED",
+        (Some(h), false) if h.state == "FAILED" => "UNHEALTHY",
+        _ => "NOT_FINISHED",
+    };
+    let servers = launch
+        .progress
+        .servers
+        .iter()
+        .map(|outcome| {
+            let mut server = ServerReport::from_outcome(outcome, launch.log);
+            let found = health.and_then(|h| h.server(&outcome.source_server_id));
+            server.subnet_id = found.and_then(|f| f.subnet_id.clone());
+            server.health = found.map(|found| {
+                let checks: Vec<String> = found.checks.iter().map(ToString::to_string).collect();
+                format!("{:?}: {}", found.state, checks.join("; "))
+            });
+            server
+        })
+        .collect();
+    WaveReport {
+        name: wave.to_owned(),
+        state: state.into(),
+        finished_at: Some(launch.finished_at),
+        healthy_at: health.and_then(|h| h.healthy_at),
+        launched: launch.progress.launched().count(),
+        failed: launch.progress.failed().count(),
+        health_gate: health.map(|h| {
+            describe_health_gate(&h.checks, &h.probe_addressing, h.attempt, h.timeout_minutes)
+        }),
+        servers,
+    }
+}
+
 fn minutes_and_seconds(seconds: i64) -> String {
     format!("{}m {:02}s", seconds / 60, seconds % 60)
 }
@@ -371,6 +474,48 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recovery_is_measured_to_dns_in_sync_a_drill_to_its_last_healthy_wave() {
+        let at = |text: &str| -> Timestamp { text.parse().unwrap() };
+        let started = at("2026-11-28T01:00:00Z");
+        let waves: Vec<WaveReport> = ["2026-11-28T01:20:00Z", "2026-11-28T01:25:00Z"]
+            .into_iter()
+            .map(|healthy| WaveReport {
+                healthy_at: Some(at(healthy)),
+                ..wave_report("web", None, None)
+            })
+            .collect();
+        let drill = measure_rto(Some(30), started, &waves, None, true).unwrap();
+        assert_eq!(
+            (
+                drill.measured_seconds,
+                drill.measured_to.as_str(),
+                drill.met
+            ),
+            (25 * 60, "the last wave healthy", true)
+        );
+        let dns = DnsCutover {
+            zone_id: "Z1".into(),
+            changes: Vec::new(),
+            change_id: Some("C1".into()),
+            submitted_at: None,
+            insync_at: Some(at("2026-11-28T01:31:00Z")),
+            path: "control plane".into(),
+        };
+        let recovery = measure_rto(Some(30), started, &waves, Some(&dns), true).unwrap();
+        assert_eq!(
+            (
+                recovery.measured_seconds,
+                recovery.measured_to.as_str(),
+                recovery.met
+            ),
+            (31 * 60, "DNS in sync", false)
+        );
+        // A failed run, or one whose plan could not be read, has no RTO.
+        assert_eq!(measure_rto(Some(30), started, &waves, None, false), None);
+        assert_eq!(measure_rto(None, started, &waves, None, true), None);
+    }
 
     #[test]
     fn a_successful_drill_gives_wave_times_rto_and_a_drill_count() {

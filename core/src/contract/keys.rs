@@ -114,6 +114,12 @@ pub fn report_json(plan: &str, execution_name: &str) -> Record<Report> {
     Record::at(format!("{}.json", report_base(plan, execution_name)))
 }
 
+/// The JSON report at `key`, a key the report step handed on
+/// ([`super::step::ReportLocation`]); `None` for a key that is not a report's.
+pub fn report_json_at(key: &str) -> Option<Record<Report>> {
+    (key.starts_with("reports/") && key.ends_with(".json")).then(|| Record::at(key.to_owned()))
+}
+
 /// A run's report, as Markdown (text).
 pub fn report_markdown(plan: &str, execution_name: &str) -> String {
     format!("{}.md", report_base(plan, execution_name))

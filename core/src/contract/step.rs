@@ -202,3 +202,20 @@ pub struct HookEvent {
     pub execution_name: String,
     pub wave: String,
 }
+
+/// What the report step receives (the state machine's Parameters), and what the
+/// run-ended handler builds for runs that ended without their report step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportInput {
+    pub execution_id: String,
+    pub execution_name: String,
+    pub started_at: String,
+    /// Absent when discovery failed.
+    pub run: Option<RunContext>,
+    #[serde(default)]
+    pub layers: Vec<Vec<WaveRef>>,
+    /// The execution input, when discovery failed (to name the plan).
+    pub input: Option<serde_json::Value>,
+    pub error: Option<StepError>,
+    pub cleanup: Option<CleanupSummary>,
+}

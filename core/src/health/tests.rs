@@ -350,3 +350,90 @@ fn private_addresses_map_to_their_own_loopback_address() {
         Err(ProbeAddressError::NotIpv4 { .. })
     ));
 }
+
+#[test]
+fn a_server_that_passed_at_the_same_address_is_not_probed_again() {
+    let gate = checks(&["ec2-status", "tcp:5432"]);
+    let mut before = health("db", false, ServerHealthState::Healthy);
+    before.ec2_instance_id = Some("i-db".into());
+    before.probe_address = Some("127.31.0.5".into());
+    assert_eq!(
+        plan_probes(Some(&before), Some("i-db"), "127.31.0.5", &gate),
+        ProbePlan::Carry(vec![(
+            gate[1].clone(),
+            passed("refused (connection refused)")
+        )])
+    );
+    // Another address (the wave now probes public IPs), or no earlier result: probed.
+    let probe = ProbePlan::Probe(vec![gate[1].clone()]);
+    assert_eq!(
+        plan_probes(Some(&before), Some("i-db"), "127.44.0.9", &gate),
+        probe
+    );
+    assert_eq!(plan_probes(None, Some("i-db"), "127.31.0.5", &gate), probe);
+}
+
+#[test]
+fn the_record_names_how_probes_were_addressed() {
+    let name = |map_to_loopback, probe_public_ip| {
+        ProbeAddressing {
+            probe_public_ip,
+            map_to_loopback,
+        }
+        .name()
+    };
+    assert_eq!(name(false, false), "private-ip");
+    assert_eq!(name(false, true), "public-ip");
+    assert_eq!(name(true, false), "loopback");
+    assert_eq!(name(true, true), "loopback-public-ip");
+}
+
+#[test]
+fn a_poll_concludes_with_its_record_and_the_state_machines_state() {
+    let gate = Health {
+        checks: checks(&["tcp:5432"]),
+        timeout_minutes: 15,
+        ..Health::default()
+    };
+    let clock = GateClock {
+        attempt: 2,
+        deadline: at("2026-11-28T01:15:00Z"),
+        started_at: at("2026-11-28T00:59:00Z"),
+    };
+    let servers = vec![
+        health("db-001", false, ServerHealthState::Healthy),
+        health("db-002", false, ServerHealthState::Unhealthy),
+    ];
+    let addressing = ProbeAddressing::default();
+    let (record, poll) = conclude_poll("database", &gate, clock, addressing, 5, at(NOW), servers);
+    assert_eq!(poll.state, LaunchState::InProgress);
+    assert_eq!(
+        (
+            poll.attempt,
+            poll.wait_seconds,
+            poll.healthy,
+            poll.unhealthy
+        ),
+        (2, 5, 1, 1)
+    );
+    assert_eq!(record.state, "IN_PROGRESS");
+    assert_eq!(record.checks, ["tcp:5432"]);
+    assert_eq!(record.started_at, clock.started_at);
+    assert_eq!(record.probe_addressing, "private-ip");
+    assert_eq!(record.healthy_at, None);
+
+    let past = GateClock {
+        deadline: at("2026-11-28T00:59:30Z"),
+        ..clock
+    };
+    let servers = vec![health("db-002", false, ServerHealthState::Unhealthy)];
+    let (record, poll) = conclude_poll("database", &gate, past, addressing, 5, at(NOW), servers);
+    assert_eq!(poll.state, LaunchState::Failed);
+    assert_eq!(record.state, "FAILED");
+    assert_eq!(
+        poll.reason.as_deref(),
+        Some(
+            "wave \"database\": db-002 is not healthy: tcp:5432 refused (connection refused) after 15 min"
+        )
+    );
+}

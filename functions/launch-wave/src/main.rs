@@ -4,7 +4,7 @@
 
 use drplan_aws::bootstrap::Clients;
 use drplan_aws::{FunctionError, bootstrap, wave};
-use drplan_core::execution::{LaunchPoll, LaunchState, WaveStep};
+use drplan_core::contract::{LaunchPoll, LaunchState, WaveStep};
 use jiff::{SignedDuration, Timestamp};
 
 #[tokio::main]

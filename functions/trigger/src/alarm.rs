@@ -1,20 +1,16 @@
 //! An alarm went to ALARM (or elsewhere): start the plans it is mapped to, once.
 
-use aws_sdk_sfn::types::ExecutionStatus;
-use drplan_aws::{FunctionError, metrics};
+use drplan_aws::executions::{known_executions, start_execution_once};
+use drplan_aws::{FunctionError, metrics, plans, sns};
 use drplan_core::trigger::{
     AlarmDecision, AlarmRoute, AlarmState, AlarmStateChange, ClaimVerdict, KnownExecution,
-    StartClaim, Suppression, alarm_execution_input, decide_alarm_start, is_automatic_run_of,
-    judge_start_claim, plan_of_input, route_alarm, start_claim_key, suppressed_message,
+    StartClaim, Suppression, alarm_execution_input, decide_alarm_start, judge_start_claim,
+    route_alarm, start_claim_key, suppressed_message,
 };
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::{Trigger, page, stored_plans};
-
-/// ListExecutions' largest page. The most recent executions come first; one page is
-/// enough to see runs within any sensible minimum gap.
-const RECENT_EXECUTIONS: i32 = 1000;
+use crate::Trigger;
 
 pub async fn on_alarm(trigger: &Trigger, alarm: &AlarmStateChange) -> Result<Value, FunctionError> {
     if alarm.state != AlarmState::Alarm {
@@ -27,7 +23,7 @@ pub async fn on_alarm(trigger: &Trigger, alarm: &AlarmStateChange) -> Result<Val
             json!({ "outcome": "ignored", "alarm": alarm.alarm_name, "state": alarm.state.as_str() }),
         );
     }
-    let plans = stored_plans(&trigger.store).await?;
+    let plans = plans::stored_plans(&trigger.store).await?;
     let routing = match route_alarm(alarm, &plans) {
         Ok(routing) => routing,
         Err(error) => {
@@ -65,16 +61,7 @@ pub async fn on_alarm(trigger: &Trigger, alarm: &AlarmStateChange) -> Result<Val
         let outcome = match decide_alarm_start(route, alarm, &executions, now) {
             AlarmDecision::Start { execution_name } => {
                 match claim_start(trigger, route, &execution_name, &executions, now).await? {
-                    ClaimVerdict::Take => {
-                        start(
-                            &trigger.sfn,
-                            &trigger.state_machine_arn,
-                            route,
-                            alarm,
-                            &execution_name,
-                        )
-                        .await?
-                    }
+                    ClaimVerdict::Take => start(trigger, route, alarm, &execution_name).await?,
                     ClaimVerdict::Held {
                         execution_name: holder,
                     } => {
@@ -117,7 +104,7 @@ async fn suppress(
         "alarm suppressed"
     );
     metrics::count("SuppressedAlarms", &[("Plan", &route.plan)]);
-    let message_id = page(trigger, &message).await?;
+    let message_id = sns::page_on_call(&trigger.sns, &trigger.topic_arn, &message).await?;
     Ok(json!({ "plan": route.plan, "outcome": "suppressed", "message_id": message_id }))
 }
 
@@ -144,11 +131,7 @@ async fn claim_start(
         {
             return Ok(held);
         }
-        if trigger
-            .store
-            .put_json_if(&key, &ours, etag.as_deref())
-            .await?
-        {
+        if trigger.store.write_if(&key, &ours, etag.as_deref()).await? {
             return Ok(ClaimVerdict::Take);
         }
         tracing::info!(
@@ -187,40 +170,33 @@ async fn read_claim(
 }
 
 async fn start(
-    sfn: &aws_sdk_sfn::Client,
-    state_machine_arn: &str,
+    trigger: &Trigger,
     route: &AlarmRoute,
     alarm: &AlarmStateChange,
     execution_name: &str,
 ) -> Result<Value, FunctionError> {
     let input = alarm_execution_input(route, alarm).to_string();
-    let started = sfn
-        .start_execution()
-        .state_machine_arn(state_machine_arn)
-        .name(execution_name)
-        .input(input)
-        .send()
-        .await;
-    match started {
-        Ok(answer) => {
+    match start_execution_once(
+        &trigger.sfn,
+        &trigger.state_machine_arn,
+        execution_name,
+        input,
+    )
+    .await?
+    {
+        Some(execution_arn) => {
             tracing::info!(
                 plan = route.plan,
                 mode = route.mode.as_str(),
-                execution = answer.execution_arn(),
+                execution = execution_arn,
                 matched_by = route.matched_by,
                 "alarm started the plan"
             );
             metrics::count("AlarmStarts", &[("Plan", &route.plan)]);
-            Ok(
-                json!({ "plan": route.plan, "outcome": "started", "execution": answer.execution_arn() }),
-            )
+            Ok(json!({ "plan": route.plan, "outcome": "started", "execution": execution_arn }))
         }
         // A concurrent delivery of the same change won the race: one run, as intended.
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.is_execution_already_exists()) =>
-        {
+        None => {
             tracing::info!(
                 plan = route.plan,
                 execution = execution_name,
@@ -228,83 +204,5 @@ async fn start(
             );
             Ok(json!({ "plan": route.plan, "outcome": "duplicate", "execution": execution_name }))
         }
-        Err(error) => Err(FunctionError::from_sdk(
-            "Step Functions StartExecution",
-            error,
-        )),
     }
-}
-
-/// The running executions of the recovery state machine (with their plan, from the
-/// name of alarm-started runs or else from the input), and the recent ones alarms
-/// started for the routed plans.
-async fn known_executions(
-    sfn: &aws_sdk_sfn::Client,
-    state_machine_arn: &str,
-    routes: &[AlarmRoute],
-) -> Result<Vec<KnownExecution>, FunctionError> {
-    let plan_from_name = |name: &str| {
-        routes
-            .iter()
-            .find(|route| is_automatic_run_of(name, &route.plan))
-            .map(|route| route.plan.clone())
-    };
-    let mut known = Vec::new();
-    let running: Vec<_> = sfn
-        .list_executions()
-        .state_machine_arn(state_machine_arn)
-        .status_filter(ExecutionStatus::Running)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| FunctionError::from_sdk("Step Functions ListExecutions", e))?;
-    for execution in &running {
-        let plan = match plan_from_name(execution.name()) {
-            Some(plan) => Some(plan),
-            None => {
-                let described = sfn
-                    .describe_execution()
-                    .execution_arn(execution.execution_arn())
-                    .send()
-                    .await
-                    .map_err(|e| FunctionError::from_sdk("Step Functions DescribeExecution", e))?;
-                described
-                    .input()
-                    .and_then(|text| serde_json::from_str::<Value>(text).ok())
-                    .as_ref()
-                    .and_then(plan_of_input)
-            }
-        };
-        known.push(KnownExecution {
-            name: execution.name().to_owned(),
-            plan,
-            running: true,
-            started: to_timestamp(execution.start_date()),
-        });
-    }
-    let recent = sfn
-        .list_executions()
-        .state_machine_arn(state_machine_arn)
-        .max_results(RECENT_EXECUTIONS)
-        .send()
-        .await
-        .map_err(|e| FunctionError::from_sdk("Step Functions ListExecutions", e))?;
-    for execution in recent.executions() {
-        if execution.status() == &ExecutionStatus::Running {
-            continue;
-        }
-        known.push(KnownExecution {
-            name: execution.name().to_owned(),
-            plan: plan_from_name(execution.name()),
-            running: false,
-            started: to_timestamp(execution.start_date()),
-        });
-    }
-    Ok(known)
-}
-
-fn to_timestamp(date: &aws_sdk_sfn::primitives::DateTime) -> Timestamp {
-    Timestamp::from_second(date.secs()).unwrap_or(Timestamp::UNIX_EPOCH)
 }

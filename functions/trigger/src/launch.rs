@@ -43,7 +43,7 @@ async fn settle_and_wake(trigger: &Trigger, result: &LaunchResult) -> Result<Val
             "text/plain",
         )
         .await?;
-    let Some(parked) = store.get_json::<ParkedWave>(&park_key(job_id)).await? else {
+    let Some(parked) = store.read::<ParkedWave>(&park_key(job_id)).await? else {
         tracing::info!(
             job_id,
             source_server = result.source_server_id,

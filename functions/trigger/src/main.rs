@@ -29,11 +29,11 @@ mod launch;
 mod run_ended;
 mod stall;
 
+use drplan_aws::bootstrap::required_env;
 use drplan_aws::step::LogContext;
 use drplan_aws::store::RunStore;
 use drplan_aws::{FunctionError, bootstrap, metrics};
-use drplan_core::trigger::{StackOrigin, StoredPlan, TriggerEvent, read_event};
-use drplan_core::{Format, parse_plan};
+use drplan_core::trigger::{StackOrigin, TriggerEvent, read_event};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -64,18 +64,11 @@ impl LogContext for RawEvent {
     }
 }
 
-fn required_env(name: &str) -> Result<String, FunctionError> {
-    std::env::var(name)
-        .ok()
-        .filter(|value| !value.trim().is_empty())
-        .ok_or_else(|| FunctionError::Misconfigured(format!("{name} is not set")))
-}
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let clients = bootstrap::start().await?;
     let trigger = Trigger {
-        sfn: aws_sdk_sfn::Client::new(&clients.config),
+        sfn: clients.sfn,
         drs: clients.drs,
         ec2: clients.ec2,
         sns: clients.sns,
@@ -123,71 +116,4 @@ async fn handle_event(trigger: &Trigger, event: Value) -> Result<Value, Function
             run_ended::on_execution_status(trigger, &change).await
         }
     }
-}
-
-/// Every plan stored in the bucket (`plans/NAME.yaml`). A plan that does not read is
-/// logged and left out: one broken plan must not stop alarms for the others.
-pub async fn stored_plans(store: &RunStore) -> Result<Vec<StoredPlan>, FunctionError> {
-    let mut plans = Vec::new();
-    for key in store.list_keys("plans/").await? {
-        let Some(name) = key
-            .strip_prefix("plans/")
-            .and_then(|rest| rest.strip_suffix(".yaml"))
-            .filter(|name| !name.contains('/'))
-        else {
-            continue;
-        };
-        let text = match store
-            .get_text_capped(&key, drplan_core::parse::MAX_PLAN_BYTES as u64)
-            .await
-        {
-            Ok(Some(text)) => text,
-            Ok(None) => continue,
-            Err(error @ FunctionError::TooLarge { .. }) => {
-                tracing::error!(key, %error, "stored plan skipped: over the 1 MiB plan limit");
-                continue;
-            }
-            Err(error) => return Err(error),
-        };
-        match parse_plan(&text, Format::Yaml) {
-            Ok(plan) if plan.name == name => plans.push(StoredPlan {
-                name: name.to_owned(),
-                plan,
-            }),
-            Ok(plan) => tracing::error!(
-                key,
-                plan = plan.name,
-                "stored plan skipped: its name differs from its key"
-            ),
-            Err(issues) => tracing::error!(
-                key,
-                problems = issues.len(),
-                first = issues.first().map(|i| format!("{}: {}", i.path, i.message)),
-                "stored plan skipped: it does not validate"
-            ),
-        }
-    }
-    Ok(plans)
-}
-
-/// Publishes an on-call message; returns SNS's message ID.
-pub async fn page(
-    trigger: &Trigger,
-    message: &drplan_core::trigger::OnCallMessage,
-) -> Result<String, FunctionError> {
-    let id = drplan_aws::sns::publish_text(
-        &trigger.sns,
-        &trigger.topic_arn,
-        &message.subject,
-        &message.body,
-        &message.attributes(),
-    )
-    .await?;
-    tracing::info!(
-        message_id = id,
-        subject = message.subject,
-        event = message.event,
-        "on-call message published"
-    );
-    Ok(id)
 }

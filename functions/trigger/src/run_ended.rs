@@ -9,7 +9,7 @@ use drplan_aws::FunctionError;
 use drplan_aws::report::{CleanupSummary, ReportInput, StepError, end_run};
 use drplan_aws::{drill, lock};
 use drplan_core::Mode;
-use drplan_core::execution::{DISCOVERY_RECORD, Discovery, run_key};
+use drplan_core::contract::{DISCOVERY_RECORD, Discovery, run_key};
 use drplan_core::safety::{RunLock, STOPPED_BY_RECOVERY, run_lock_key};
 use drplan_core::trigger::ExecutionStatusChange;
 use serde_json::{Value, json};
@@ -40,7 +40,7 @@ pub async fn on_execution_status(
     }
     let discovery: Option<Discovery> = trigger
         .store
-        .get_json(&run_key(&plan, &change.name, DISCOVERY_RECORD))
+        .read(&run_key(&plan, &change.name, DISCOVERY_RECORD))
         .await?;
     // A drill's instances never outlive it: terminated through DRS, jobs not followed
     // (nothing waits for them now). A drill a recovery stopped is cleared by that
@@ -133,12 +133,7 @@ async fn taken_over_by_recovery(
     plan: &str,
     execution_name: &str,
 ) -> Result<bool, FunctionError> {
-    let lock: Option<RunLock> = trigger
-        .store
-        .get_json(&run_lock_key(plan))
-        .await
-        .ok()
-        .flatten();
+    let lock: Option<RunLock> = trigger.store.read(&run_lock_key(plan)).await.ok().flatten();
     match lock {
         Some(lock) if lock.execution_name != execution_name && lock.mode == Mode::Recovery => {
             lock::execution_running(&trigger.sfn, &lock.execution_id).await

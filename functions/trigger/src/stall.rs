@@ -1,7 +1,8 @@
 //! A source server's replication stalled or resumed: page on-call staff with what they
 //! need, optionally retry replication once, and escalate if it is still stalled later.
 
-use drplan_aws::{FunctionError, drs, metrics};
+use drplan_aws::executions::start_execution_once;
+use drplan_aws::{FunctionError, drs, metrics, plans, sns};
 use drplan_core::duration::parse_iso8601_duration;
 use drplan_core::trigger::{
     ReplicationChange, RetryOutcome, StallFacts, memberships, replication_message,
@@ -9,7 +10,7 @@ use drplan_core::trigger::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{Trigger, page, stored_plans};
+use crate::Trigger;
 
 /// The key of the escalation state machine's callback input.
 pub const ESCALATION_KEY: &str = "drplan_escalation";
@@ -105,7 +106,7 @@ pub async fn on_replication_change(
     if facts.change.stalled {
         metrics::count("ReplicationStalls", &[]);
     }
-    let message_id = page(trigger, &message).await?;
+    let message_id = sns::page_on_call(&trigger.sns, &trigger.topic_arn, &message).await?;
     Ok(json!({
         "outcome": if facts.change.stalled { "paged" } else { "resumed" },
         "source_server": facts.change.source_server_id,
@@ -138,7 +139,7 @@ pub async fn escalate(trigger: &Trigger, input: &Value) -> Result<Value, Functio
     }
     let message = replication_message(&facts, true);
     metrics::count("ReplicationStallEscalations", &[]);
-    let message_id = page(trigger, &message).await?;
+    let message_id = sns::page_on_call(&trigger.sns, &trigger.topic_arn, &message).await?;
     Ok(
         json!({ "outcome": "escalated", "source_server": facts.change.source_server_id, "message_id": message_id }),
     )
@@ -161,7 +162,7 @@ async fn gather(
             ),
             Err(error) => (None, Some(error.to_string())),
         };
-    let plans = match stored_plans(&trigger.store).await {
+    let plans = match plans::stored_plans(&trigger.store).await {
         Ok(plans) => plans,
         Err(error) => {
             tracing::error!(%error, "plans could not be read; paging without them");
@@ -185,15 +186,12 @@ async fn gather(
     })
 }
 
-async fn retry_replication(drs: &aws_sdk_drs::Client, source_server_id: &str) -> RetryOutcome {
-    #[allow(deprecated)] // DRS still documents RetryDataReplication for stalled servers.
-    let result = drs
-        .retry_data_replication()
-        .source_server_id(source_server_id)
-        .send()
-        .await;
-    match result {
-        Ok(_) => {
+async fn retry_replication(
+    drs_client: &aws_sdk_drs::Client,
+    source_server_id: &str,
+) -> RetryOutcome {
+    match drs::retry_data_replication(drs_client, source_server_id).await {
+        Ok(()) => {
             tracing::info!(
                 source_server = source_server_id,
                 "RetryDataReplication requested"
@@ -201,7 +199,6 @@ async fn retry_replication(drs: &aws_sdk_drs::Client, source_server_id: &str) ->
             RetryOutcome::Requested
         }
         Err(error) => {
-            let error = FunctionError::from_sdk("DRS RetryDataReplication", error);
             tracing::warn!(source_server = source_server_id, %error, "RetryDataReplication failed");
             RetryOutcome::Failed(error.to_string())
         }
@@ -232,25 +229,7 @@ async fn schedule_escalation(
             "time": change.time,
         },
     });
-    match sfn
-        .start_execution()
-        .state_machine_arn(state_machine_arn)
-        .name(&name)
-        .input(input.to_string())
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.is_execution_already_exists()) =>
-        {
-            Ok(())
-        }
-        Err(error) => Err(FunctionError::from_sdk(
-            "Step Functions StartExecution",
-            error,
-        )),
-    }
+    // A repeated delivery finds the escalation started already.
+    start_execution_once(sfn, state_machine_arn, &name, input.to_string()).await?;
+    Ok(())
 }

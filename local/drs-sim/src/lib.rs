@@ -37,6 +37,8 @@ mod ids;
 mod lifecycle;
 mod listeners;
 mod model;
+#[cfg(feature = "test-support")]
+pub mod moto;
 mod outbound;
 mod probe_ports;
 mod sim;

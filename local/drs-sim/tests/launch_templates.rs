@@ -3,7 +3,7 @@
 //! simulator creates that template when a server is seeded and reads its default version at
 //! every launch. Checked through the DRS wire and moto's EC2 API.
 //!
-//! Needs moto (see `common/moto.rs`): set DRPLAN_MOTO_SERVER, and DRPLAN_REQUIRE_MOTO to
+//! Needs moto (see `drplan_drs_sim::moto`): set DRPLAN_MOTO_SERVER, and DRPLAN_REQUIRE_MOTO to
 //! fail instead of skipping without it.
 
 mod common;
@@ -14,6 +14,7 @@ use std::time::Duration;
 use aws_sdk_drs::types::{JobLog, JobLogEvent, LaunchStatus};
 use common::moto::*;
 use common::*;
+use drplan_drs_sim::moto::start_moto;
 use drplan_drs_sim::{SimConfig, SimHandle};
 use serde_json::{Value, json};
 

@@ -1,7 +1,7 @@
 //! Launched servers become real EC2 instances in moto, and termination removes them; an
 //! instance stopped or terminated in EC2 outside DRS says so once read, and stops serving.
 //!
-//! Needs moto (see `common/moto.rs`): set DRPLAN_MOTO_SERVER, and DRPLAN_REQUIRE_MOTO to
+//! Needs moto (see `drplan_drs_sim::moto`): set DRPLAN_MOTO_SERVER, and DRPLAN_REQUIRE_MOTO to
 //! fail instead of skipping without it.
 
 mod common;
@@ -12,6 +12,7 @@ use aws_sdk_drs::types::{Ec2InstanceState, JobLog, JobLogEvent, LaunchStatus};
 use common::moto::*;
 use common::*;
 use drplan_drs_sim::SimConfig;
+use drplan_drs_sim::moto::start_moto;
 use serde_json::json;
 
 #[tokio::test]

@@ -203,7 +203,7 @@ async fn reset_closes_listeners_and_no_ports_means_none() {
 #[tokio::test]
 async fn tls_ports_speak_tls_not_plain_http() {
     // The HTTPS answer itself is checked by drplan's https probe against this simulator
-    // (functions/health-check's moto test); here: the port is listed as TLS and does
+    // (drplan-aws's tests/health_gate.rs); here: the port is listed as TLS and does
     // not answer a plain-HTTP request.
     let sim = start(SimConfig {
         time_scale: FAST,

@@ -1,75 +1,46 @@
-//! The handler end to end on loopback: moto (S3 for the run's records, EC2 for the
-//! instances), the DRS simulator launching real moto instances and serving their
-//! loopback stand-ins, probes with the loopback mapping on.
+//! The health gate (the health-check function's handler) end to end on loopback: moto
+//! (S3 for the run's records, EC2 for the instances), the DRS simulator launching real
+//! moto instances and serving their loopback stand-ins, probes with the loopback
+//! mapping on.
 //!
-//! Needs a moto server executable in DRPLAN_MOTO_SERVER (e.g. `.venv/bin/moto_server`);
-//! skipped with a printed reason without it, failed instead when DRPLAN_REQUIRE_MOTO is
-//! set. moto is killed by its PID when the guard drops, also on panic.
+//! Needs moto (see `drplan_drs_sim::moto`): set DRPLAN_MOTO_SERVER, and
+//! DRPLAN_REQUIRE_MOTO to fail instead of skipping without it.
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use drplan_aws::FunctionError;
+use drplan_aws::health::poll_health_gate;
 use drplan_aws::probe::ProbeSettings;
 use drplan_aws::store::RunStore;
 use drplan_aws::wave::WaveLaunchRecord;
-use drplan_core::execution::{HealthPoll, LaunchState, RunContext, WaveRef, WaveStep};
+use drplan_core::contract::{HealthPoll, LaunchState, RunContext, WaveRef, WaveStep};
 use drplan_core::health::{ProbeAddressing, ServerHealthState, WaveHealthRecord};
 use drplan_core::launch::{ServerOutcome, ServerState, WaveProgress};
 use drplan_core::{Mode, Quotas, SnapshotChoice, Timing};
+use drplan_drs_sim::moto::start_moto;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{Clients, health_check};
-
-struct Moto {
-    child: Child,
-    endpoint: String,
+/// What the function builds at cold start, here against moto and the simulator.
+struct Clients {
+    drs: aws_sdk_drs::Client,
+    ec2: aws_sdk_ec2::Client,
+    store: RunStore,
+    probes: ProbeSettings,
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        // Child::kill signals this child's PID only.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_moto() -> Option<Moto> {
-    let Some(executable) = std::env::var_os("DRPLAN_MOTO_SERVER") else {
-        assert!(
-            std::env::var_os("DRPLAN_REQUIRE_MOTO").is_none(),
-            "DRPLAN_REQUIRE_MOTO is set but DRPLAN_MOTO_SERVER is not"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: set DRPLAN_MOTO_SERVER to a moto_server executable to run the health-check function test"
-        );
-        return None;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port");
-    let child = Command::new(&executable)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
-    let moto = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "moto did not listen in 60 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some(moto)
+async fn health_check(clients: &Clients, step: WaveStep) -> Result<WaveStep, FunctionError> {
+    poll_health_gate(
+        &clients.drs,
+        &clients.ec2,
+        &clients.store,
+        &clients.probes,
+        step,
+    )
+    .await
 }
 
 /// A JSON request to the simulator on loopback; returns the JSON answer.
@@ -245,7 +216,7 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
     });
     clients
         .store
-        .put_json(&run.key("plan.json"), &plan)
+        .write(&run.records().plan_document(), &plan)
         .await
         .unwrap();
     let outcomes = instances
@@ -272,7 +243,7 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
     };
     clients
         .store
-        .put_json(&run.wave_key(&wave, "launch.json"), &launch)
+        .write(&run.records().wave(&wave).launch(), &launch)
         .await
         .unwrap();
     let step = |health: Option<HealthPoll>| WaveStep {
@@ -292,7 +263,7 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
     assert!((14..=15).contains(&minutes_left), "{poll:?}");
     let record: WaveHealthRecord = clients
         .store
-        .require_json(&run.wave_key(&wave, "health.json"))
+        .require(&run.records().wave(&wave).health())
         .await
         .unwrap();
     assert_eq!(record.probe_addressing, "loopback");
@@ -346,7 +317,7 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
     assert_eq!((health.healthy, health.unhealthy), (2, 1));
     let record: WaveHealthRecord = clients
         .store
-        .require_json(&run.wave_key(&wave, "health.json"))
+        .require(&run.records().wave(&wave).health())
         .await
         .unwrap();
     assert_eq!(record.state, "SUCCEEDED");
@@ -360,7 +331,7 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
     public_plan["waves"][0]["health"]["probe_address"] = json!("public-ip");
     clients
         .store
-        .put_json(&run.key("plan.json"), &public_plan)
+        .write(&run.records().plan_document(), &public_plan)
         .await
         .unwrap();
     let private_stand_in = record.servers[0].probe_address.clone();
@@ -381,7 +352,7 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
     assert_eq!(by_public.health.unwrap().state, LaunchState::Succeeded);
     let record: WaveHealthRecord = clients
         .store
-        .require_json(&run.wave_key(&wave, "health.json"))
+        .require(&run.records().wave(&wave).health())
         .await
         .unwrap();
     assert_eq!(record.probe_addressing, "loopback-public-ip");

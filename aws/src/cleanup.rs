@@ -1,0 +1,155 @@
+//! The cleanup function: after a drill, terminates the drill's recovery instances
+//! through DRS (TerminateRecoveryInstances) and follows the terminate jobs until they
+//! end.
+//!
+//! Before a run's first wave (state CLEAR) it clears the way instead: stops the drill a
+//! recovery took the plan from (and restores that drill's launch templates), waits out
+//! active jobs on the plan's servers, and terminates drill instances left on them, so
+//! that nothing launches beside, or into the templates of, another run. The state
+//! between calls is `drplan_core::cleanup`'s.
+
+use std::collections::HashSet;
+
+use drplan_core::ResolvedPlan;
+use drplan_core::cleanup::{Cleanup, CleanupState, CleanupStep};
+use drplan_core::contract::{ErrorName, RunContext, RunRecords};
+use jiff::{SignedDuration, Timestamp};
+
+use crate::bootstrap::Clients;
+use crate::drill::INSTANCES_PER_TERMINATE;
+use crate::step::LogContext;
+use crate::{FunctionError, drill, drs, lock};
+
+impl LogContext for CleanupStep {
+    fn log_context(&self) -> (String, String, String) {
+        (
+            self.run.execution_name.clone(),
+            self.run.plan.clone(),
+            String::new(),
+        )
+    }
+}
+
+/// One call of the cleanup step.
+pub async fn clean_up(clients: &Clients, step: CleanupStep) -> Result<CleanupStep, FunctionError> {
+    let CleanupStep { run, cleanup } = step;
+    let next = match cleanup.state {
+        CleanupState::Start => start_termination(clients, &run).await?,
+        CleanupState::InProgress => follow_termination(clients, &run, cleanup).await?,
+        CleanupState::Clear => clear_before_launch(clients, &run, cleanup).await?,
+        CleanupState::Done => cleanup,
+    };
+    Ok(CleanupStep { run, cleanup: next })
+}
+
+async fn start_termination(clients: &Clients, run: &RunContext) -> Result<Cleanup, FunctionError> {
+    if run.mode != drplan_core::Mode::Drill {
+        return Err(FunctionError::InvalidInput(
+            "cleanup only terminates drill instances".into(),
+        ));
+    }
+    let termination =
+        drill::terminate_run_drill_instances(&clients.drs, &clients.store, run).await?;
+    if termination.jobs.is_empty() {
+        return Ok(Cleanup::done(0));
+    }
+    Ok(Cleanup::terminating(
+        termination.jobs,
+        termination.terminated,
+        &run.timing,
+    ))
+}
+
+async fn follow_termination(
+    clients: &Clients,
+    run: &RunContext,
+    cleanup: Cleanup,
+) -> Result<Cleanup, FunctionError> {
+    let jobs = drs::describe_jobs(&clients.drs, &cleanup.jobs).await?;
+    if cleanup.jobs_finished(&jobs) {
+        tracing::info!(
+            terminated = cleanup.terminated,
+            "drill instances terminated"
+        );
+        return Ok(cleanup.finished());
+    }
+    Ok(cleanup.still_terminating(&run.timing))
+}
+
+/// One step of clearing the plan's servers before the first wave.
+async fn clear_before_launch(
+    clients: &Clients,
+    run: &RunContext,
+    cleanup: Cleanup,
+) -> Result<Cleanup, FunctionError> {
+    if let Some(stopped) = &cleanup.stop_drill {
+        if lock::execution_running(&clients.sfn, &stopped.execution_id).await? {
+            lock::stop_execution(
+                &clients.sfn,
+                &stopped.execution_id,
+                ErrorName::StoppedByRecovery.as_str(),
+                &format!(
+                    "recovery {} of plan {} took the plan over",
+                    run.execution_name, run.plan
+                ),
+            )
+            .await?;
+            tracing::warn!(
+                drill = stopped.execution_name,
+                "stopped the plan's running drill"
+            );
+        }
+        // The drill may have left its launch templates on the drill subnet.
+        drill::restore_run_templates(
+            &clients.ec2,
+            &clients.store,
+            &RunRecords::of(&run.plan, &stopped.execution_name),
+        )
+        .await?;
+    }
+    let attempt = cleanup
+        .next_clearing_attempt()
+        .map_err(FunctionError::WaveFailed)?;
+    let resolved: ResolvedPlan = clients
+        .store
+        .require(&run.records().resolved_plan())
+        .await?;
+    let server_ids: HashSet<String> = resolved
+        .waves
+        .iter()
+        .flat_map(|w| w.servers.iter().map(|s| s.id.clone()))
+        .collect();
+    let busy = drs::busy_source_servers(
+        &clients.drs,
+        Timestamp::now() - SignedDuration::from_hours(24),
+    )
+    .await?;
+    if busy.iter().any(|id| server_ids.contains(id)) {
+        let (jobs, terminated) = (cleanup.jobs.clone(), cleanup.terminated);
+        return Ok(cleanup.clearing(attempt, jobs, terminated, &run.timing));
+    }
+    let ids: Vec<String> = server_ids.into_iter().collect();
+    let leftovers: Vec<String> = drs::recovery_instances_of(&clients.drs, &ids)
+        .await?
+        .into_iter()
+        .filter(|r| r.is_drill)
+        .map(|r| r.recovery_instance_id)
+        .collect();
+    if leftovers.is_empty() {
+        clients
+            .store
+            .write(&run.records().cleared(), &cleanup.cleared())
+            .await?;
+        return Ok(cleanup.finished());
+    }
+    let mut jobs = cleanup.jobs.clone();
+    for chunk in leftovers.chunks(INSTANCES_PER_TERMINATE) {
+        jobs.push(drs::terminate_recovery_instances(&clients.drs, chunk).await?);
+    }
+    tracing::warn!(
+        instances = leftovers.len(),
+        "terminating drill instances left on the plan's servers before the first wave"
+    );
+    let terminated = cleanup.terminated + leftovers.len();
+    Ok(cleanup.clearing(attempt, jobs, terminated, &run.timing))
+}

@@ -1,0 +1,214 @@
+//! A recovery's DNS cutover (the dns-cutover function): after every wave is healthy,
+//! points the plan's records at the recovered instances in one Route 53 change batch
+//! (an A record at their public IPv4 addresses in a public zone, their private ones in a
+//! private zone, unless the record says which), keeps what they held before (for
+//! rollback and failback) and follows the change until it is INSYNC. The records to
+//! write are decided in `drplan_core::dns`.
+
+use std::collections::BTreeMap;
+
+use drplan_core::contract::{RunContext, WaveRef};
+use drplan_core::dns::{
+    DnsCutover, DnsPoll, DnsState, DnsStep, InstanceAddress, RecordChange, desired_records,
+    healthy_servers,
+};
+use drplan_core::health::WaveHealthRecord;
+use drplan_core::plan::Dns;
+use drplan_core::{Issue, Mode};
+use jiff::Timestamp;
+
+use crate::bootstrap::Clients;
+use crate::step::LogContext;
+use crate::wave::WaveLaunchRecord;
+use crate::{FunctionError, ec2, route53, wave};
+
+impl LogContext for DnsStep {
+    fn log_context(&self) -> (String, String, String) {
+        (
+            self.run.execution_name.clone(),
+            self.run.plan.clone(),
+            String::new(),
+        )
+    }
+}
+
+/// One call of the dns-cutover step: submits the change (START), follows it (PENDING),
+/// or answers as it is (INSYNC, SKIPPED).
+pub async fn cut_over_dns(clients: &Clients, step: DnsStep) -> Result<DnsStep, FunctionError> {
+    let DnsStep { run, layers, dns } = step;
+    let next = match dns.state {
+        DnsState::Start => submit(clients, &run, &layers).await?,
+        DnsState::Pending => follow(clients, &run, dns).await?,
+        DnsState::Insync | DnsState::Skipped => dns,
+    };
+    Ok(DnsStep {
+        run,
+        layers,
+        dns: next,
+    })
+}
+
+async fn submit(
+    clients: &Clients,
+    run: &RunContext,
+    layers: &[Vec<WaveRef>],
+) -> Result<DnsPoll, FunctionError> {
+    // Drills never touch production records, whatever the state machine asks.
+    if run.mode != Mode::Recovery {
+        return Err(FunctionError::InvalidInput(
+            "a drill never changes DNS".into(),
+        ));
+    }
+    let plan_document: serde_json::Value = clients
+        .store
+        .require(&run.records().plan_document())
+        .await?;
+    let plan = drplan_core::plan_from_value(&plan_document).map_err(FunctionError::InvalidPlan)?;
+    let Some(dns) = plan.dns else {
+        return Ok(DnsPoll::skipped());
+    };
+    let key = run.records().dns_cutover();
+    // A retried step reuses what the first attempt recorded: re-reading the records
+    // after a change went through would lose the values to roll back to.
+    let cutover = match clients.store.read::<DnsCutover>(&key).await? {
+        Some(recorded) => recorded,
+        None => {
+            let cutover = record_cutover(clients, run, layers, &dns).await?;
+            clients.store.write(&key, &cutover).await?;
+            cutover
+        }
+    };
+    let change_id = match &cutover.change_id {
+        Some(id) => id.clone(),
+        None => {
+            let upserts = cutover.upserts();
+            let comment = format!("drplan {} {} {}", run.plan, run.mode, run.execution_name);
+            let id =
+                route53::change_records(&clients.route53, &cutover.zone_id, &upserts, &comment)
+                    .await?;
+            let submitted = DnsCutover {
+                change_id: Some(id.clone()),
+                submitted_at: Some(Timestamp::now()),
+                ..cutover.clone()
+            };
+            clients.store.write(&key, &submitted).await?;
+            tracing::info!(
+                change_id = id,
+                records = upserts.len(),
+                "DNS change submitted"
+            );
+            id
+        }
+    };
+    Ok(DnsPoll::submitted(change_id, cutover.changes.len()))
+}
+
+/// The cutover to make: the records the plan wants, each with what it holds now.
+async fn record_cutover(
+    clients: &Clients,
+    run: &RunContext,
+    layers: &[Vec<WaveRef>],
+    dns: &Dns,
+) -> Result<DnsCutover, FunctionError> {
+    // Discover checked the zone before anything launched; checked again, as the zone
+    // may have changed since.
+    let zone =
+        route53::zone_for_cutover(&clients.route53, dns, route53::allowed_zones().as_deref())
+            .await?;
+    let zone_id = zone.id.clone();
+    let healthy = healthy_instances(clients, run, layers, dns).await?;
+    let wanted = desired_records(dns, zone.private, &healthy).map_err(FunctionError::NotReady)?;
+    let mut changes = Vec::with_capacity(wanted.len());
+    for new in wanted {
+        let previous =
+            route53::current_record(&clients.route53, &zone_id, &new.name, &new.record_type)
+                .await?;
+        changes.push(RecordChange { new, previous });
+    }
+    Ok(DnsCutover {
+        zone_id,
+        changes,
+        change_id: None,
+        submitted_at: None,
+        insync_at: None,
+        path: "control plane".into(),
+    })
+}
+
+async fn follow(
+    clients: &Clients,
+    run: &RunContext,
+    dns: DnsPoll,
+) -> Result<DnsPoll, FunctionError> {
+    let change_id = dns.change_id.clone().ok_or_else(|| {
+        FunctionError::InvalidInput("a PENDING DNS state needs its change_id".into())
+    })?;
+    if route53::change_in_sync(&clients.route53, &change_id).await? {
+        let key = run.records().dns_cutover();
+        if let Some(cutover) = clients.store.read::<DnsCutover>(&key).await? {
+            let done = DnsCutover {
+                insync_at: Some(Timestamp::now()),
+                ..cutover
+            };
+            clients.store.write(&key, &done).await?;
+        }
+        tracing::info!(change_id, "DNS change in sync");
+        return Ok(dns.in_sync());
+    }
+    Ok(dns.still_pending(&run.timing))
+}
+
+/// The recovered instances of each wave the records point at, with their addresses.
+async fn healthy_instances(
+    clients: &Clients,
+    run: &RunContext,
+    layers: &[Vec<WaveRef>],
+    dns: &Dns,
+) -> Result<BTreeMap<String, Vec<InstanceAddress>>, FunctionError> {
+    let mut by_wave = BTreeMap::new();
+    for record in &dns.records {
+        if by_wave.contains_key(&record.from_wave) {
+            continue;
+        }
+        let Some(wave) = layers.iter().flatten().find(|w| w.name == record.from_wave) else {
+            return Err(FunctionError::InvalidPlan(vec![Issue::new(
+                "dns.records",
+                format!("unknown wave {:?}", record.from_wave),
+            )]));
+        };
+        let launch: WaveLaunchRecord = clients
+            .store
+            .require(&run.records().wave(wave).launch())
+            .await?;
+        // Only instances that passed the wave's health gate receive traffic; without a
+        // health record the gate did not run, and nothing is pointed anywhere.
+        let health: WaveHealthRecord = clients
+            .store
+            .read(&run.records().wave(wave).health())
+            .await?
+            .ok_or_else(|| {
+                FunctionError::NotReady(vec![Issue::new(
+                    "dns.records",
+                    format!(
+                        "wave {:?} has no health record: its health gate did not run",
+                        wave.name
+                    ),
+                )])
+            })?;
+        let launched = healthy_servers(&launch.progress, &health);
+        // This run's own instances only: DNS never points at another run's launch.
+        let own = wave::own_instances(&clients.drs, &launched).await?;
+        let instances: Vec<(String, Option<String>, String)> = launched
+            .iter()
+            .filter_map(|s| {
+                let ec2 = own.get(&s.source_server_id)?.clone();
+                Some((s.source_server_id.clone(), s.hostname.clone(), ec2))
+            })
+            .collect();
+        by_wave.insert(
+            record.from_wave.clone(),
+            ec2::instance_addresses(&clients.ec2, &instances).await?,
+        );
+    }
+    Ok(by_wave)
+}
