@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 
 use drplan_core::ResolvedPlan;
-use drplan_core::cleanup::{Cleanup, CleanupState, CleanupStep};
+use drplan_core::contract::step::{Cleanup, CleanupState, CleanupStep};
 use drplan_core::contract::{ErrorName, RunContext, RunRecords};
 use jiff::{SignedDuration, Timestamp};
 

@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
+use drplan_core::contract::step::{DnsPoll, DnsState, DnsStep};
 use drplan_core::contract::{RunContext, WaveRef};
 use drplan_core::dns::{
-    DnsCutover, DnsPoll, DnsState, DnsStep, InstanceAddress, RecordChange, desired_records,
-    healthy_servers,
+    DnsCutover, InstanceAddress, RecordChange, desired_records, healthy_servers,
 };
 use drplan_core::health::WaveHealthRecord;
 use drplan_core::plan::Dns;

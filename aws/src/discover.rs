@@ -5,6 +5,7 @@
 //! The decisions are `drplan_core`'s (`discovery`, `readiness`, `safety`, `budget`).
 
 use drplan_core::budget::RunBudget;
+use drplan_core::contract::step::DiscoverInput;
 use drplan_core::contract::{Discovery, RunContext, RunRecords};
 use drplan_core::discovery::{
     budget_problems, judge_isolation, keep_seconds, refusals, release_jobs_of, wave_layers,
@@ -15,21 +16,11 @@ use drplan_core::safety::{
 };
 use drplan_core::{ExecutionInput, Issue, Mode, Plan};
 use jiff::{SignedDuration, Timestamp};
-use serde::Deserialize;
 
 use crate::bootstrap::Clients;
 use crate::lock::{self, LockOutcome};
 use crate::step::LogContext;
 use crate::{FunctionError, drill, drs, plans, route53};
-
-/// What the state machine passes: the execution input and the context object.
-#[derive(Deserialize)]
-pub struct DiscoverInput {
-    pub input: serde_json::Value,
-    pub execution_id: String,
-    pub execution_name: String,
-    pub started_at: String,
-}
 
 impl LogContext for DiscoverInput {
     fn log_context(&self) -> (String, String, String) {

@@ -6,10 +6,10 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use drplan_core::contract::Record;
 use drplan_core::contract::keys::report_json_at;
 use drplan_core::contract::notice::NotificationRequest;
+use drplan_core::contract::step::Delivered;
 use drplan_core::notify::{Notification, StoredRecords, WaveLaunchOutcome, compose};
 use drplan_core::trigger::OnCallMessage;
 use jiff::Timestamp;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::FunctionError;
@@ -35,13 +35,6 @@ impl LogContext for NotificationRequest {
                 .unwrap_or_default(),
         )
     }
-}
-
-/// What was published.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Delivered {
-    pub message_id: String,
-    pub subject: String,
 }
 
 /// Publishes one notification; returns SNS's message ID.

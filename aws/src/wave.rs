@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use aws_sdk_drs::Client;
 use drplan_core::contract::keys::{parked_job, settled_prefix};
+use drplan_core::contract::step::{Tagged, WaitWaveInput};
 use drplan_core::contract::tags::{
     EXECUTION as TAG_EXECUTION, SOURCE_SERVER as TAG_SOURCE_SERVER, WAVE as TAG_WAVE,
 };
@@ -20,7 +21,6 @@ use drplan_core::launch::{
 use drplan_core::launch_wait::{ParkedWave, pending_by_job, settled_servers, should_wake};
 use drplan_core::{ResolvedPlan, SnapshotChoice, WaveServer, plan_launch_batches};
 use jiff::{SignedDuration, Timestamp};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::bootstrap::Clients;
@@ -417,16 +417,6 @@ pub async fn own_instances(
     Ok(instances)
 }
 
-/// What wait-wave receives: a poll (the wave's step), or a park between polls: the
-/// state machine's `waitForTaskToken` task hands over the token the trigger function
-/// will send back when the wave's launch-result events are in.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub enum WaitWaveInput {
-    Park { park: WaveStep, task_token: String },
-    Poll(WaveStep),
-}
-
 impl LogContext for WaitWaveInput {
     fn log_context(&self) -> (String, String, String) {
         match self {
@@ -494,15 +484,6 @@ async fn poll_wave_step(clients: &Clients, step: WaveStep) -> Result<WaveStep, F
         poll: Some(poll),
         health: None,
     })
-}
-
-/// What tag-instances did.
-#[derive(Debug, Serialize)]
-pub struct Tagged {
-    pub wave: String,
-    pub tagged: usize,
-    /// Tagged by an earlier attempt of this step.
-    pub already_tagged: usize,
 }
 
 /// Tags the EC2 instances the wave recovered with the plan, wave, execution, mode and

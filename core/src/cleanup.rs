@@ -3,49 +3,14 @@
 //! plan's servers of other jobs and drill instances. Pure; the DRS and Step Functions
 //! calls are in `drplan_aws::cleanup`.
 
-use serde::{Deserialize, Serialize};
-
-use crate::contract::{RunContext, Timing};
+use crate::contract::Timing;
+use crate::contract::step::{Cleanup, CleanupState};
 use crate::launch::JobView;
-use crate::safety::{ClearedBeforeLaunch, RunLock};
+use crate::safety::ClearedBeforeLaunch;
 
 /// Polls of the clearing before it gives up: a drill instance DRS cannot terminate
 /// must not keep the recovery waiting for ever.
 pub const MAX_CLEARING_POLLS: u32 = 120;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum CleanupState {
-    Start,
-    InProgress,
-    Done,
-    /// Clearing the plan's servers before the first wave; answered until DONE.
-    Clear,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Cleanup {
-    pub state: CleanupState,
-    #[serde(default)]
-    pub jobs: Vec<String>,
-    #[serde(default)]
-    pub terminated: usize,
-    #[serde(default)]
-    pub attempt: u32,
-    #[serde(default)]
-    pub wait_seconds: u32,
-    /// While clearing: the drill this recovery stops (always present, null when none:
-    /// the state machine selects it).
-    #[serde(default)]
-    pub stop_drill: Option<RunLock>,
-}
-
-/// The cleanup step's input and output.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CleanupStep {
-    pub run: RunContext,
-    pub cleanup: Cleanup,
-}
 
 impl Cleanup {
     /// Nothing (more) to wait for.

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashSet};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::contract::{RunContext, Timing, WaveRef};
+use crate::contract::Timing;
+use crate::contract::step::{DnsPoll, DnsState};
 use crate::health::{ServerHealthState, WaveHealthRecord};
 use crate::issue::Issue;
 use crate::launch::{ServerOutcome, WaveProgress};
@@ -366,31 +367,6 @@ pub fn healthy_servers<'a>(
         .collect()
 }
 
-/// Where the dns-cutover step stands: START (submit the change), PENDING (follow it),
-/// INSYNC (done), SKIPPED (a plan without DNS).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DnsState {
-    Start,
-    Pending,
-    Insync,
-    Skipped,
-}
-
-/// The dns-cutover step's state between the state machine's calls.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DnsPoll {
-    pub state: DnsState,
-    #[serde(default)]
-    pub change_id: Option<String>,
-    #[serde(default)]
-    pub changed: usize,
-    #[serde(default)]
-    pub attempt: u32,
-    #[serde(default)]
-    pub wait_seconds: u32,
-}
-
 impl DnsPoll {
     /// A plan without DNS: nothing changes.
     pub fn skipped() -> Self {
@@ -432,14 +408,6 @@ impl DnsPoll {
             ..self
         }
     }
-}
-
-/// The dns-cutover step's input and output.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DnsStep {
-    pub run: RunContext,
-    pub layers: Vec<Vec<WaveRef>>,
-    pub dns: DnsPoll,
 }
 
 #[cfg(test)]

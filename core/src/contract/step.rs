@@ -219,3 +219,107 @@ pub struct ReportInput {
     pub error: Option<StepError>,
     pub cleanup: Option<CleanupSummary>,
 }
+
+// ---- the steps' own inputs and outputs ------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CleanupState {
+    Start,
+    InProgress,
+    Done,
+    /// Clearing the plan's servers before the first wave; answered until DONE.
+    Clear,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cleanup {
+    pub state: CleanupState,
+    #[serde(default)]
+    pub jobs: Vec<String>,
+    #[serde(default)]
+    pub terminated: usize,
+    #[serde(default)]
+    pub attempt: u32,
+    #[serde(default)]
+    pub wait_seconds: u32,
+    /// While clearing: the drill this recovery stops (always present, null when none:
+    /// the state machine selects it).
+    #[serde(default)]
+    pub stop_drill: Option<crate::safety::RunLock>,
+}
+
+/// The cleanup step's input and output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CleanupStep {
+    pub run: RunContext,
+    pub cleanup: Cleanup,
+}
+
+/// Where the dns-cutover step stands: START (submit the change), PENDING (follow it),
+/// INSYNC (done), SKIPPED (a plan without DNS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DnsState {
+    Start,
+    Pending,
+    Insync,
+    Skipped,
+}
+
+/// The dns-cutover step's state between the state machine's calls.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DnsPoll {
+    pub state: DnsState,
+    #[serde(default)]
+    pub change_id: Option<String>,
+    #[serde(default)]
+    pub changed: usize,
+    #[serde(default)]
+    pub attempt: u32,
+    #[serde(default)]
+    pub wait_seconds: u32,
+}
+
+/// The dns-cutover step's input and output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DnsStep {
+    pub run: RunContext,
+    pub layers: Vec<Vec<WaveRef>>,
+    pub dns: DnsPoll,
+}
+
+/// What the state machine passes: the execution input and the context object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiscoverInput {
+    pub input: serde_json::Value,
+    pub execution_id: String,
+    pub execution_name: String,
+    pub started_at: String,
+}
+
+/// What wait-wave receives: a poll (the wave's step), or a park between polls: the
+/// state machine's `waitForTaskToken` task hands over the token the trigger function
+/// will send back when the wave's launch-result events are in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WaitWaveInput {
+    Park { park: WaveStep, task_token: String },
+    Poll(WaveStep),
+}
+
+/// What tag-instances did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tagged {
+    pub wave: String,
+    pub tagged: usize,
+    /// Tagged by an earlier attempt of this step.
+    pub already_tagged: usize,
+}
+
+/// What was published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivered {
+    pub message_id: String,
+    pub subject: String,
+}
