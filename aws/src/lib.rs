@@ -8,6 +8,7 @@ pub mod drill;
 pub mod drs;
 pub mod ec2;
 pub mod error;
+pub mod history;
 pub mod lock;
 pub mod metrics;
 pub mod probe;
