@@ -14,6 +14,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{GatewayState, error_response, json_response};
+use crate::error::Result;
+use crate::seed::control_call;
+use crate::upstream::AwsClient;
 
 /// The gateway endpoint of the tally.
 pub const REQUESTS_PATH: &str = "/_drplan/gateway/requests";
@@ -91,6 +94,19 @@ impl RequestTally {
             .collect();
         json!({"total": self.next_seq, "tallies": tallies, "recent": self.recent})
     }
+}
+
+/// The gateway's tally so far (`GET`), as a client of the gateway reads it: `total`,
+/// `tallies` by service, operation and caller, and the `recent` requests in order.
+pub async fn request_tally(gateway: &AwsClient) -> Result<serde_json::Value> {
+    control_call(gateway, Method::GET, REQUESTS_PATH, None).await
+}
+
+/// Starts the gateway's tally again (`DELETE`).
+pub async fn reset_request_tally(gateway: &AwsClient) -> Result<()> {
+    control_call(gateway, Method::DELETE, REQUESTS_PATH, None)
+        .await
+        .map(drop)
 }
 
 /// Counts one request in the gateway's tally.

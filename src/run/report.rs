@@ -1,0 +1,37 @@
+//! `drplan report`: an execution's report, as the report function stored it in the
+//! stack's bucket (Markdown or JSON).
+
+use clap::{Args, ValueEnum};
+
+use super::{Target, aws_config, locate_run, read_object};
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Execution ARN, or name (with the state machine)
+    execution: String,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    format: ReportFormat,
+    /// The stack's bucket [default: $DRPLAN_BUCKET]
+    #[arg(long)]
+    bucket: Option<String>,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Md,
+    Json,
+}
+
+pub async fn report(args: &ReportArgs) -> anyhow::Result<String> {
+    let config = aws_config().await;
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let run = locate_run(&sfn, &args.target, &args.execution, &args.bucket).await?;
+    let extension = match args.format {
+        ReportFormat::Md => "md",
+        ReportFormat::Json => "json",
+    };
+    let key = format!("reports/{}/{}.{extension}", run.plan, run.execution_name);
+    read_object(&aws_sdk_s3::Client::new(&config), &run.bucket, &key).await
+}
