@@ -12,7 +12,7 @@ use clap::Args;
 use drplan_core::Mode;
 use drplan_local::{LocalCloud, LocalCloudOptions, seed, stack, tools};
 
-use crate::run_cmd;
+use crate::run;
 
 /// Timing that turns a drill's minutes into seconds on the local cloud.
 const LOCAL_TIMING: &str = r#"{"poll_initial_seconds": 1, "poll_max_seconds": 3, "poll_backoff_rate": 1.5, "launch_timeout_minutes": 5, "health_interval_seconds": 3, "drill_keep_seconds": 2}"#;
@@ -122,23 +122,23 @@ async fn drill_on(
     );
     let plan = args.plan.to_str().context("the plan path is not UTF-8")?;
     for &mode in modes {
-        let mut input = run_cmd::execution_input(plan, mode, "latest", Some(LOCAL_TIMING))?;
+        let mut input = run::start::execution_input(plan, mode, "latest", Some(LOCAL_TIMING))?;
         use_seeded_drill_network(&mut input, &seeded);
-        let name = run_cmd::default_execution_name(&input["plan"], mode);
+        let name = run::start::default_execution_name(&input["plan"], mode);
         let arn =
-            run_cmd::start_execution(&sfn, &deployed.recovery_state_machine_arn, &name, &input)
+            run::start::start_execution(&sfn, &deployed.recovery_state_machine_arn, &name, &input)
                 .await?;
         println!("\n== {mode}: execution {arn}");
         let approver = (!args.no_auto_approve)
             .then(|| tokio::spawn(approve_when_asked(sfn.clone(), arn.clone())));
-        let view = run_cmd::follow(&sfn, &arn, Duration::from_secs(1)).await;
+        let view = run::status::follow(&sfn, &arn, Duration::from_secs(1)).await;
         if let Some(approver) = approver {
             approver.abort();
         }
         let view = view?;
         let plan_name = input["plan"]["name"].as_str().unwrap_or("plan");
-        let key = format!("reports/{plan_name}/{name}.md");
-        match run_cmd::read_object(&s3, &deployed.bucket, &key).await {
+        let key = drplan_core::contract::keys::report_markdown(plan_name, &name);
+        match run::read_object(&s3, &deployed.bucket, &key).await {
             Ok(report) => println!("\n{report}"),
             Err(e) => eprintln!("drplan local drill: no report: {e:#}"),
         }
@@ -154,7 +154,7 @@ async fn drill_on(
 async fn approve_when_asked(sfn: aws_sdk_sfn::Client, arn: String) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let Ok(token) = run_cmd::pending_approval_token(&sfn, &arn).await else {
+        let Ok(token) = run::decide::pending_approval_token(&sfn, &arn).await else {
             continue;
         };
         let decision = serde_json::json!({"approved": true, "by": "drplan-local (rehearsal)"});

@@ -1,10 +1,10 @@
 //! `drplan`: validate plans, and (as the local cloud and the state machines land) run
 //! drills and recoveries with one command.
 
-mod bench_cmd;
+mod bench;
 mod local_cmd;
 mod local_drill;
-mod run_cmd;
+mod run;
 mod validate_cmd;
 
 use std::process::ExitCode;
@@ -26,52 +26,52 @@ enum Command {
     /// Print the JSON Schema of the plan format (for editors and other tools).
     Schema,
     /// Start a drill or recovery: one StartExecution (against $AWS_ENDPOINT_URL when set).
-    Start(run_cmd::StartArgs),
+    Start(run::start::StartArgs),
     /// Show a running or finished execution, wave by wave.
-    Status(run_cmd::StatusArgs),
+    Status(run::status::StatusArgs),
     /// Print an execution's report (from the stack's bucket).
-    Report(run_cmd::ReportArgs),
+    Report(run::report::ReportArgs),
     /// Approve an execution waiting for approval: its waves launch.
-    Approve(run_cmd::DecisionArgs),
+    Approve(run::decide::DecisionArgs),
     /// Decline an execution waiting for approval: it ends with nothing launched.
-    Decline(run_cmd::DeclineArgs),
+    Decline(run::decide::DeclineArgs),
     /// Put the DNS records a recovery changed back to their previous values.
-    RollbackDns(run_cmd::RollbackArgs),
+    RollbackDns(run::rollback_dns::RollbackArgs),
     /// The local cloud: moto, cargo lambda watch, the DRS simulator and one gateway.
     #[command(subcommand)]
     Local(local_cmd::LocalCommand),
     /// Measure cold start, memory, package size, orchestration overhead and cost drivers
     /// on the local cloud, side by side with a Python baseline; writes BENCHMARKS.md.
-    Bench(bench_cmd::BenchArgs),
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Start(args) => {
-            run_async(async move { run_cmd::start_and_maybe_follow(&args).await })
+            run_async(async move { run::start::start_and_maybe_follow(&args).await })
         }
         Command::Status(args) => run_async(async move {
-            let view = run_cmd::status(&args).await?;
+            let view = run::status::status(&args).await?;
             Ok(view.status != "FAILED" && view.status != "ABORTED" && view.status != "TIMED_OUT")
         }),
         Command::Approve(args) => run_async(async move {
-            println!("{}", run_cmd::decide(&args, None).await?);
+            println!("{}", run::decide::decide(&args, None).await?);
             Ok(true)
         }),
         Command::Decline(args) => run_async(async move {
             println!(
                 "{}",
-                run_cmd::decide(&args.decision, Some(&args.reason)).await?
+                run::decide::decide(&args.decision, Some(&args.reason)).await?
             );
             Ok(true)
         }),
         Command::RollbackDns(args) => run_async(async move {
-            println!("{}", run_cmd::rollback_dns(&args).await?);
+            println!("{}", run::rollback_dns::rollback_dns(&args).await?);
             Ok(true)
         }),
         Command::Report(args) => run_async(async move {
-            let text = run_cmd::report(&args).await?;
+            let text = run::report::report(&args).await?;
             Ok(print_stdout(&text) == ExitCode::SUCCESS)
         }),
         Command::Validate(args) => validate_cmd::run(&args),
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Bench(args) => match bench_cmd::run(&args) {
+        Command::Bench(args) => match bench::run(&args) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("drplan bench: {e:#}");

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_sfn::types::ExecutionStatus;
 use common::{Cloud, cloud_with, fleet_file, plan_file, report_server, report_wave};
+use drplan_aws::history::Approval;
 use serde_json::json;
 
 const SHOP: (&str, &str) = ("shop.example.com.", "A");
@@ -379,15 +380,8 @@ async fn a_hand_sent_decline_without_a_reason_still_launches_nothing() {
     // What `aws stepfunctions send-task-success --task-output '{"approved": false}'` sends.
     let token = loop {
         let history = cloud.history(&arn).await;
-        let token = history.iter().find_map(|e| {
-            let parameters: serde_json::Value =
-                serde_json::from_str(e.task_scheduled_event_details()?.parameters()).ok()?;
-            parameters["Payload"]["task_token"]
-                .as_str()
-                .map(str::to_owned)
-        });
-        if let Some(token) = token {
-            break token;
+        if let Approval::Pending { task_token } = drplan_aws::history::approval(&history) {
+            break task_token;
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     };

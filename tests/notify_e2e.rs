@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use drplan_core::Mode;
+use drplan_core::contract::notice::{NotificationRequest, RunEvent};
+use drplan_core::contract::step::StepError;
 use drplan_core::contract::{LaunchPoll, LaunchState, RunContext, WaveRef};
 use drplan_core::launch::{ServerOutcome, ServerState, WaveProgress};
-use drplan_core::notify::{
-    NotificationRequest, RunEvent, RunRecords, SUBJECT_MAX_CHARS, StepError, WaveLaunchOutcome,
-};
+use drplan_core::notify::{SUBJECT_MAX_CHARS, StoredRecords, WaveLaunchOutcome};
 use drplan_local::seed::{self, Fleet};
 use drplan_local::{Functions, LocalCloud, LocalCloudOptions, stack, tools};
 use serde_json::{Value, json};
@@ -166,7 +166,7 @@ async fn a_wave_failure_reaches_the_subscribed_queue_with_its_attributes() {
         cloud.region()
     );
     let request = wave_failed_request(&execution_arn);
-    let records = RunRecords {
+    let records = StoredRecords {
         report: None,
         wave_launch: Some(WaveLaunchOutcome {
             progress: WaveProgress {
@@ -250,7 +250,7 @@ async fn publishing_to_a_missing_topic_is_an_aws_error() {
         &sns,
         &missing_topic,
         &wave_failed_request(&execution_arn),
-        &RunRecords::default(),
+        &StoredRecords::default(),
         jiff::Timestamp::now(),
     )
     .await

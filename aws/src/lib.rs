@@ -13,6 +13,7 @@ pub mod ec2;
 pub mod error;
 pub mod executions;
 pub mod health;
+pub mod history;
 pub mod lock;
 pub mod metrics;
 pub mod plans;

@@ -274,18 +274,9 @@ impl Cloud {
 
     /// Every event of the execution's history so far, all pages.
     pub async fn history(&self, arn: &str) -> Vec<aws_sdk_sfn::types::HistoryEvent> {
-        let mut events = Vec::new();
-        let mut pages = self
-            .sfn
-            .get_execution_history()
-            .execution_arn(arn)
-            .max_results(1000)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            events.extend(page.expect("GetExecutionHistory").events().iter().cloned());
-        }
-        events
+        drplan_aws::history::history(&self.sfn, arn)
+            .await
+            .expect("GetExecutionHistory")
     }
 
     /// Waits for the execution to end.

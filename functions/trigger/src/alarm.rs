@@ -5,7 +5,7 @@ use drplan_aws::{FunctionError, metrics, plans, sns};
 use drplan_core::trigger::{
     AlarmDecision, AlarmRoute, AlarmState, AlarmStateChange, ClaimVerdict, KnownExecution,
     StartClaim, Suppression, alarm_execution_input, decide_alarm_start, judge_start_claim,
-    route_alarm, start_claim_key, suppressed_message,
+    route_alarm, suppressed_message,
 };
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -118,14 +118,14 @@ async fn claim_start(
     executions: &[KnownExecution],
     now: Timestamp,
 ) -> Result<ClaimVerdict, FunctionError> {
-    let key = start_claim_key(&route.plan);
+    let key = drplan_core::contract::keys::start_claim(&route.plan);
     let ours = StartClaim {
         execution_name: execution_name.to_owned(),
         claimed_at: now,
     };
     // Two rounds: a lost write means another claim appeared; judge that one.
     for _ in 0..2 {
-        let (claim, etag) = read_claim(trigger, &key).await?;
+        let (claim, etag) = read_claim(trigger, key.key()).await?;
         if let held @ ClaimVerdict::Held { .. } =
             judge_start_claim(claim.as_ref(), execution_name, executions, now)
         {
@@ -142,7 +142,7 @@ async fn claim_start(
     }
     // Claims keep changing under us: a storm of alarms for this plan. Starting nothing
     // is the safe side; the winners' runs are under way.
-    let (claim, _) = read_claim(trigger, &key).await?;
+    let (claim, _) = read_claim(trigger, key.key()).await?;
     Ok(ClaimVerdict::Held {
         execution_name: claim.map_or_else(
             || "another alarm's run".to_owned(),

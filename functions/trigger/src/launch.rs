@@ -2,9 +2,8 @@
 //! waits for it, once all the servers its park waits for have settled.
 
 use drplan_aws::{FunctionError, metrics, wave};
-use drplan_core::launch_wait::{
-    ParkedWave, park_key, settled_key, settled_prefix, settled_servers, should_wake,
-};
+use drplan_core::contract::keys::{parked_job, settled_key, settled_prefix};
+use drplan_core::launch_wait::{settled_servers, should_wake};
 use drplan_core::trigger::LaunchResult;
 use serde_json::{Value, json};
 
@@ -43,7 +42,7 @@ async fn settle_and_wake(trigger: &Trigger, result: &LaunchResult) -> Result<Val
             "text/plain",
         )
         .await?;
-    let Some(parked) = store.read::<ParkedWave>(&park_key(job_id)).await? else {
+    let Some(parked) = store.read(&parked_job(job_id)).await? else {
         tracing::info!(
             job_id,
             source_server = result.source_server_id,
@@ -68,7 +67,7 @@ async fn settle_and_wake(trigger: &Trigger, result: &LaunchResult) -> Result<Val
         return Ok(json!({ "outcome": "noted", "job_id": job_id }));
     }
     // Removed first: of concurrent last events, one wakes the wave, the rest find no park.
-    store.delete(&park_key(job_id)).await?;
+    store.delete(parked_job(job_id).key()).await?;
     let woken = wave::wake_parked_wave(&trigger.sfn, &parked.task_token, job_id).await?;
     tracing::info!(
         job_id,

@@ -6,11 +6,13 @@
 //! only has its lock released (if it still holds it).
 
 use drplan_aws::FunctionError;
-use drplan_aws::report::{CleanupSummary, ReportInput, StepError, end_run};
+use drplan_aws::report::end_run;
 use drplan_aws::{drill, lock};
 use drplan_core::Mode;
-use drplan_core::contract::{DISCOVERY_RECORD, Discovery, run_key};
-use drplan_core::safety::{RunLock, STOPPED_BY_RECOVERY, run_lock_key};
+use drplan_core::contract::keys::{self, RunRecords};
+use drplan_core::contract::step::{CleanupSummary, ReportInput, StepError};
+use drplan_core::contract::{Discovery, ErrorName};
+use drplan_core::safety::RunLock;
 use drplan_core::trigger::ExecutionStatusChange;
 use serde_json::{Value, json};
 
@@ -33,19 +35,20 @@ pub async fn on_execution_status(
         );
         return Ok(json!({"outcome": "ignored", "reason": "the input names no plan"}));
     };
-    let report_key = format!("reports/{plan}/{}.json", change.name);
-    if trigger.store.get_text(&report_key).await?.is_some() {
+    let report = keys::report_json(&plan, &change.name);
+    if trigger.store.get_text(report.key()).await?.is_some() {
         let released = lock::release_run_lock(&trigger.store, &plan, &change.name).await?;
         return Ok(json!({"outcome": "reported already", "lock_released": released}));
     }
     let discovery: Option<Discovery> = trigger
         .store
-        .read(&run_key(&plan, &change.name, DISCOVERY_RECORD))
+        .read(&RunRecords::of(&plan, &change.name).discovery())
         .await?;
     // A drill's instances never outlive it: terminated through DRS, jobs not followed
     // (nothing waits for them now). A drill a recovery stopped is cleared by that
     // recovery, which reports it.
-    let stopped_by_recovery = change.error.as_deref() == Some(STOPPED_BY_RECOVERY)
+    let stopped_by_recovery = change.error.as_deref()
+        == Some(ErrorName::StoppedByRecovery.as_str())
         || taken_over_by_recovery(trigger, &plan, &change.name).await?;
     let mut terminated = None;
     let mut note = String::new();
@@ -133,7 +136,12 @@ async fn taken_over_by_recovery(
     plan: &str,
     execution_name: &str,
 ) -> Result<bool, FunctionError> {
-    let lock: Option<RunLock> = trigger.store.read(&run_lock_key(plan)).await.ok().flatten();
+    let lock: Option<RunLock> = trigger
+        .store
+        .read(&keys::run_lock(plan))
+        .await
+        .ok()
+        .flatten();
     match lock {
         Some(lock) if lock.execution_name != execution_name && lock.mode == Mode::Recovery => {
             lock::execution_running(&trigger.sfn, &lock.execution_id).await

@@ -14,6 +14,7 @@ pub mod event_pattern;
 pub mod gateway;
 mod ids;
 pub mod process;
+pub mod runtime_api;
 pub mod tools;
 pub mod upstream;
 mod xml;

@@ -420,7 +420,7 @@ pub async fn put_plan(endpoint_url: &str, region: &str, name: &str, text: String
     );
     s3.put_object()
         .bucket(BUCKET)
-        .key(format!("plans/{name}.yaml"))
+        .key(drplan_core::contract::keys::plan_source(name))
         .body(text.into_bytes().into())
         .send()
         .await

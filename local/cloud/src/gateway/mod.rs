@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 pub use events::{Delivery, JournalEntry};
 pub use faults::LAMBDA_FAULTS_PATH;
-pub use requests::{REQUESTS_PATH, RequestRecord};
+pub use requests::{REQUESTS_PATH, RequestRecord, request_tally, reset_request_tally};
 
 use crate::error::Result;
 use crate::upstream::HttpClient;

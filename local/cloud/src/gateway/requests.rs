@@ -14,6 +14,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{GatewayState, error_response, json_response};
+use crate::error::Result;
+use crate::seed::control_call;
+use crate::upstream::AwsClient;
 
 /// The gateway endpoint of the tally.
 pub const REQUESTS_PATH: &str = "/_drplan/gateway/requests";
@@ -91,6 +94,19 @@ impl RequestTally {
             .collect();
         json!({"total": self.next_seq, "tallies": tallies, "recent": self.recent})
     }
+}
+
+/// The gateway's tally so far (`GET`), as a client of the gateway reads it: `total`,
+/// `tallies` by service, operation and caller, and the `recent` requests in order.
+pub async fn request_tally(gateway: &AwsClient) -> Result<serde_json::Value> {
+    control_call(gateway, Method::GET, REQUESTS_PATH, None).await
+}
+
+/// Starts the gateway's tally again (`DELETE`).
+pub async fn reset_request_tally(gateway: &AwsClient) -> Result<()> {
+    control_call(gateway, Method::DELETE, REQUESTS_PATH, None)
+        .await
+        .map(drop)
 }
 
 /// Counts one request in the gateway's tally.
@@ -223,5 +239,53 @@ pub(super) fn operation(
             "{method} /{}",
             segments.first().copied().unwrap_or_default()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::{Upstreams, serve};
+    use crate::upstream::HttpClient;
+
+    #[tokio::test]
+    async fn a_client_reads_and_resets_the_tally_without_being_counted() {
+        // Upstreams nobody listens on: the request fails, and is counted all the same.
+        let nowhere = "http://127.0.0.1:9".to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let handle = serve(
+            listener,
+            Upstreams {
+                moto: nowhere.clone(),
+                simulator: nowhere,
+                lambda: None,
+                default_region: "us-east-1".into(),
+                account_id: "123456789012".into(),
+            },
+            false,
+        )
+        .await
+        .expect("the gateway");
+        let gateway = AwsClient::new(
+            HttpClient::new(),
+            &format!("http://{}", handle.addr()),
+            "us-east-1",
+        );
+        let _ = gateway
+            .json("sqs", "1.0", "AmazonSQS", "ListQueues", &json!({}))
+            .await;
+        let tally = request_tally(&gateway).await.expect("the tally");
+        assert_eq!(tally["total"], 1, "{tally}");
+        assert_eq!(tally["tallies"][0]["service"], "sqs", "{tally}");
+        assert_eq!(
+            request_tally(&gateway).await.expect("the tally")["total"],
+            1
+        );
+        reset_request_tally(&gateway).await.expect("a reset");
+        let tally = request_tally(&gateway).await.expect("the tally");
+        assert_eq!(tally["total"], 0, "{tally}");
+        handle.shutdown().await;
     }
 }

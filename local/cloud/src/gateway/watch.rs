@@ -161,7 +161,7 @@ async fn stored_plan(state: &GatewayState, name: &str) -> Result<Plan, String> {
         &state.upstreams.moto,
         &state.upstreams.default_region,
     );
-    let key = format!("plans/{name}.yaml");
+    let key = drplan_core::contract::keys::plan_source(name);
     let answer = moto
         .rest(
             "s3",

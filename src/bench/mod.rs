@@ -1,0 +1,253 @@
+//! `drplan bench`: what the orchestration costs, measured side by side on this machine
+//! (issue #8). Builds what it needs, then measures:
+//!
+//! 1. cold start of every function binary under a Lambda Runtime API served here, and
+//!    of a Python 3 + boto3 handler making the same first AWS call, both against the
+//!    local cloud;
+//! 2. peak memory (VmHWM) of the function processes that served a 4,000-server plan;
+//! 3. the arm64 zip of each function (`cargo lambda build`);
+//! 4. orchestration overhead: a plan's wall time against the simulator's ideal, and
+//!    where the largest plan's time went (per state, from the execution history);
+//! 5. cost drivers: state transitions, Lambda invocations and AWS API calls per
+//!    execution, per wave and per server, and the cost of a 100-server drill.
+//!
+//! Prints the results and writes them to `BENCHMARKS.md`. Every process it starts is
+//! stopped by pid (the local cloud's supervisor, or
+//! [`drplan_local::process::SupervisedChild`]), also on error and on Ctrl-C. All
+//! traffic stays on 127.0.0.1.
+//!
+//! One module per section: [`cold`], [`memory`], [`packages`], and [`runs`] for 4 and 5,
+//! with the plans it runs ([`plans`]), the machine it ran on ([`machine`]) and the
+//! Markdown it writes ([`report`]).
+
+mod cold;
+mod machine;
+mod memory;
+mod packages;
+mod plans;
+mod report;
+mod runs;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use drplan_local::tools;
+
+use packages::Packages;
+use plans::{Plans, fleet};
+use report::Report;
+use runs::{CloudContext, start_cloud};
+
+// Targets of issue #8.
+const COLD_START_TARGET_MS: f64 = 20.0;
+const COLD_START_RATIO_TARGET: f64 = 15.0;
+const MEMORY_TARGET_MIB: f64 = 32.0;
+const PACKAGE_TARGET_MIB: f64 = 6.0;
+const OVERHEAD_FRACTION: f64 = 0.05;
+const OVERHEAD_PER_WAVE_SECONDS: f64 = 2.0;
+/// Servers ×10 at the same waves may grow a count by at most this factor to count as
+/// "grows with waves, not with servers".
+const GROWTH_TOLERANCE: f64 = 1.2;
+
+// List prices (us-east-1), free tiers ignored.
+const SFN_STANDARD_PER_TRANSITION: f64 = 0.025 / 1000.0;
+const LAMBDA_ARM64_PER_GB_SECOND: f64 = 0.000_013_333_4;
+const LAMBDA_PER_REQUEST: f64 = 0.20 / 1_000_000.0;
+
+const REGION: &str = "us-east-1";
+const ACCOUNT: &str = "123456789012";
+/// How long one execution may take before the bench gives up on it.
+const EXECUTION_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How long a cold process gets to ask for its first event, and then to answer it.
+const COLD_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Fewer cold starts, and no 4,000-server plan (memory is then read after the
+    /// largest plan run)
+    #[arg(long)]
+    quick: bool,
+    /// Where to write the results (Markdown)
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// Measured cold starts per function and language (default 7, 3 with --quick)
+    #[arg(long)]
+    runs: Option<usize>,
+    /// The DRS simulator's clock for the plan runs (1.0 is realistic; the default turns
+    /// a real minute into two seconds)
+    #[arg(long, default_value_t = 1.0 / 30.0)]
+    time_scale: f64,
+    /// Skip section 3 (the cargo lambda zip builds)
+    #[arg(long)]
+    skip_packages: bool,
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.time_scale > 0.0 && args.time_scale <= 1.0,
+        "--time-scale must be in (0, 1]"
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        tokio::select! {
+            outcome = bench(args) => outcome,
+            signal = crate::local_drill::stop_signal() => {
+                eprintln!("drplan bench: {signal}; stopping");
+                Ok(ExitCode::from(130))
+            }
+        }
+    })
+}
+
+fn say(message: &str) {
+    eprintln!("drplan bench: {message}");
+}
+
+async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let repo_root = tools::find_repo_root(&std::env::current_dir()?)?;
+    let runs = args.runs.unwrap_or(if args.quick { 3 } else { 7 }).max(1);
+    let mut report = Report {
+        command: bench_command_line(),
+        machine: machine::machine(&repo_root),
+        ..Report::default()
+    };
+    let functions = function_names(&repo_root);
+    anyhow::ensure!(!functions.is_empty(), "no function crates under functions/");
+    report.functions = functions.clone();
+
+    // Build: the host release binaries (measured here) and, for section 3, the zips.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let build = ["build", "--release", "--quiet", "--bins"];
+    say(&format!(
+        "building the release binaries: cargo {}",
+        build.join(" ")
+    ));
+    run_tool(&repo_root, Path::new(&cargo), &build, &[])?;
+    report.commands.push(format!("cargo {}", build.join(" ")));
+    if args.skip_packages {
+        report.packages = Packages::Skipped;
+    } else {
+        report.packages = packages::build_packages(&repo_root, &functions, &mut report.commands);
+    }
+
+    // Cloud A: the small plans, the 100-server drill, the cold starts.
+    let phases = drplan_local::drs_sim::PhaseDurations::default();
+    let scale = args.time_scale;
+    let wave_ideal = (phases.job_start + phases.snapshot + phases.conversion + phases.launch)
+        .as_secs_f64()
+        * scale;
+    let cleanup_ideal = (phases.job_start + phases.terminate).as_secs_f64() * scale;
+    report.phases = format!(
+        "job start {} s + snapshot {} s + conversion {} s + launch {} s = {} s a wave at full \
+         scale; ×{scale:.4} = {wave_ideal:.2} s (drill clean-up: job start + terminate = \
+         {cleanup_ideal:.2} s)",
+        phases.job_start.as_secs(),
+        phases.snapshot.as_secs(),
+        phases.conversion.as_secs(),
+        phases.launch.as_secs(),
+        (phases.job_start + phases.snapshot + phases.conversion + phases.launch).as_secs(),
+    );
+    report.time_scale = scale;
+    let plans = Plans {
+        wave_ideal,
+        cleanup_ideal,
+        scale,
+    };
+
+    let small = plans.diamond("bench-s", 10, "s.bench.example.com");
+    let medium = plans.diamond("bench-m", 100, "m.bench.example.com");
+    let drill = plans.drill_chain("bench-d", 4, 25);
+    let fleet_a = fleet(&[&small, &medium, &drill], 100);
+    say("starting local cloud A (moto, cargo lambda watch --release, DRS simulator, gateway)");
+    let cloud = start_cloud(&repo_root, scale).await?;
+    let outcome = async {
+        let ctx = CloudContext::new(&cloud, &repo_root, &fleet_a).await?;
+        for spec in [&small, &medium, &drill] {
+            let result = ctx.run_plan(spec).await?;
+            report.runs.push(result);
+        }
+        let cases = cold::cold_cases(&functions, &report.runs, &ctx);
+        report.cold = cold::cold_starts(&ctx, &repo_root, &cases, runs).await?;
+        report.memory_a = memory::function_memory(&cloud, &functions);
+        anyhow::Ok(())
+    }
+    .await;
+    cloud.shutdown().await;
+    outcome?;
+
+    // Cloud B: 20 waves × 200 servers, alone, so that the functions' peak memory is
+    // theirs for that plan.
+    if !args.quick {
+        let large = plans.chain("bench-l", 20, 200, "l.bench.example.com");
+        let fleet_b = fleet(&[&large], 101);
+        say("starting local cloud B for the 4,000-server plan");
+        let cloud = start_cloud(&repo_root, scale).await?;
+        let outcome = async {
+            let ctx = CloudContext::new(&cloud, &repo_root, &fleet_b).await?;
+            let result = ctx.run_plan(&large).await?;
+            report.runs.push(result);
+            report.memory_b = Some(memory::function_memory(&cloud, &functions));
+            anyhow::Ok(())
+        }
+        .await;
+        cloud.shutdown().await;
+        outcome?;
+    }
+
+    report.memory_sizes = memory::template_memory_sizes(&repo_root);
+    report.quick = args.quick;
+    report.elapsed = started.elapsed();
+    let text = report.render();
+    crate::print_stdout(&text);
+    std::fs::write(&args.out, &text).with_context(|| format!("writing {}", args.out.display()))?;
+    say(&format!("wrote {}", args.out.display()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The command line as typed, for the report.
+fn bench_command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("cargo run --release -q -- {}", args.join(" "))
+}
+
+fn function_names(repo_root: &Path) -> Vec<String> {
+    tools::function_crates(repo_root)
+        .iter()
+        .filter(|dir| dir.join("src/main.rs").is_file())
+        .filter_map(|dir| dir.file_name()?.to_str().map(str::to_owned))
+        .collect()
+}
+
+/// Runs a build tool to the end, its output on our stderr.
+fn run_tool(
+    repo_root: &Path,
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> anyhow::Result<()> {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .current_dir(repo_root)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", program.display()))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let first = stderr
+        .lines()
+        .map(str::trim)
+        .find(|line| line.contains("rror"))
+        .or_else(|| stderr.lines().map(str::trim).find(|line| !line.is_empty()))
+        .unwrap_or("no output");
+    bail!("{} {} failed: {first}", program.display(), args.join(" "))
+}

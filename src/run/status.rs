@@ -1,0 +1,283 @@
+//! `drplan status`: a running or finished execution wave by wave, from its description
+//! and its history; `--wait` follows it until it ends.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_sdk_sfn::types::ExecutionStatus;
+use clap::Args;
+use drplan_aws::history::{self, Progress};
+use drplan_core::contract::LaunchState;
+use jiff::Timestamp;
+
+use super::{Target, aws_config, execution_arn};
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Execution ARN, or name (with the state machine)
+    execution: String,
+    /// Keep following until the execution ends
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// What a person sees of an execution.
+#[derive(Debug, Default, PartialEq)]
+pub struct ExecutionView {
+    pub status: String,
+    pub started: Option<Timestamp>,
+    pub stopped: Option<Timestamp>,
+    pub error: Option<(String, String)>,
+    /// Its waves so far, from its history.
+    pub progress: Progress,
+}
+
+pub async fn view_execution(
+    client: &aws_sdk_sfn::Client,
+    arn: &str,
+) -> anyhow::Result<ExecutionView> {
+    let described = client
+        .describe_execution()
+        .execution_arn(arn)
+        .send()
+        .await
+        .context("DescribeExecution")?;
+    let events = history::history(client, arn).await?;
+    Ok(ExecutionView {
+        status: described.status().as_str().to_owned(),
+        started: to_timestamp(described.start_date()),
+        stopped: described.stop_date().and_then(to_timestamp),
+        error: described.error().map(|e| {
+            (
+                e.to_owned(),
+                described.cause().unwrap_or_default().to_owned(),
+            )
+        }),
+        progress: history::progress(&events),
+    })
+}
+
+fn to_timestamp(date: &aws_sdk_sfn::primitives::DateTime) -> Option<Timestamp> {
+    Timestamp::from_second(date.secs()).ok()
+}
+
+const BAR_WIDTH: usize = 20;
+
+/// The execution as lines of text: one per wave, with a progress bar.
+pub fn render(view: &ExecutionView) -> Vec<String> {
+    let mut lines = Vec::new();
+    let elapsed = match (
+        view.started,
+        view.stopped.or_else(|| Some(Timestamp::now())),
+    ) {
+        (Some(start), Some(end)) => {
+            let secs = end.duration_since(start).as_secs().max(0);
+            format!("{}m{:02}s", secs / 60, secs % 60)
+        }
+        _ => String::new(),
+    };
+    lines.push(format!("{}  {elapsed}", view.status));
+    let progress = &view.progress;
+    let Some(discovery) = &progress.discovery else {
+        lines.push(match &progress.current_state {
+            Some(state) => format!("  {state}..."),
+            None => "  discovering the plan's servers...".to_owned(),
+        });
+        return lines;
+    };
+    lines.push(format!(
+        "  plan {} ({}), {} servers in {} waves",
+        discovery.run.plan,
+        discovery.run.mode,
+        discovery.server_count,
+        discovery.layers.iter().map(Vec::len).sum::<usize>()
+    ));
+    let width = discovery
+        .layers
+        .iter()
+        .flatten()
+        .map(|w| w.name.len())
+        .max()
+        .unwrap_or(4);
+    for (stage, layer) in discovery.layers.iter().enumerate() {
+        for wave in layer {
+            let step = progress.waves.get(&wave.index);
+            let (launched, failed) = step
+                .and_then(|s| s.poll.as_ref())
+                .map_or((0, 0), |p| (p.launched, p.failed));
+            let done = (launched + failed).min(wave.servers);
+            let filled = (done * BAR_WIDTH).checked_div(wave.servers).unwrap_or(0);
+            let bar = format!("{}{}", "#".repeat(filled), ".".repeat(BAR_WIDTH - filled));
+            let state = match step.and_then(|s| s.poll.as_ref()) {
+                None if step.is_some() => "launching".to_owned(),
+                None => "waiting".to_owned(),
+                Some(p) => match p.state {
+                    LaunchState::InProgress => "launching".to_owned(),
+                    LaunchState::Succeeded if progress.tagged.contains(&wave.name) => {
+                        "recovered".to_owned()
+                    }
+                    LaunchState::Succeeded => "launched".to_owned(),
+                    LaunchState::Failed => format!("FAILED: {}", p.reason.as_deref().unwrap_or("")),
+                },
+            };
+            let failed_note = if failed > 0 {
+                format!(", {failed} failed")
+            } else {
+                String::new()
+            };
+            lines.push(format!(
+                "  stage {} {:width$}  [{bar}] {launched}/{} launched{failed_note}  {state}",
+                stage + 1,
+                wave.name,
+                wave.servers
+            ));
+        }
+    }
+    if let Some((error, cause)) = &view.error {
+        lines.push(format!("  error {error}: {cause}"));
+    }
+    lines
+}
+
+/// Follows an execution until it ends, redrawing in place on a terminal and printing
+/// only changes otherwise. Returns the final view.
+pub async fn follow(
+    client: &aws_sdk_sfn::Client,
+    arn: &str,
+    interval: Duration,
+) -> anyhow::Result<ExecutionView> {
+    let terminal = std::io::stdout().is_terminal();
+    let mut previous: Vec<String> = Vec::new();
+    loop {
+        let view = view_execution(client, arn).await?;
+        let mut lines = render(&view);
+        // The elapsed time changes every poll; compare the rest.
+        let changed = lines.get(1..) != previous.get(1..);
+        if terminal && !previous.is_empty() {
+            print!("\x1b[{}A\x1b[J", previous.len());
+        }
+        if terminal || changed {
+            println!("{}", lines.join("\n"));
+        }
+        if view.status != ExecutionStatus::Running.as_str() {
+            return Ok(view);
+        }
+        previous = std::mem::take(&mut lines);
+        tokio::time::sleep(interval).await;
+    }
+}
+
+pub async fn status(args: &StatusArgs) -> anyhow::Result<ExecutionView> {
+    let config = aws_config().await;
+    let client = aws_sdk_sfn::Client::new(&config);
+    let arn = execution_arn(&client, &args.target, &args.execution).await?;
+    if args.wait {
+        return follow(&client, &arn, Duration::from_secs(2)).await;
+    }
+    let view = view_execution(&client, &arn).await?;
+    println!("{}", render(&view).join("\n"));
+    Ok(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use drplan_core::contract::{Discovery, LaunchPoll, RunContext, WaveRef, WaveStep};
+    use serde_json::json;
+
+    use super::*;
+
+    fn run() -> RunContext {
+        serde_json::from_value(json!({
+            "execution_id": "arn:aws:states:us-east-1:1:execution:drplan-recovery:shop-1",
+            "execution_name": "shop-1", "plan": "shop", "mode": "recovery",
+            "started_at": "2026-11-28T03:00:00Z", "snapshot": "latest",
+            "timing": drplan_core::Timing::default(), "quotas": drplan_core::Quotas::default()
+        }))
+        .expect("a run context")
+    }
+
+    fn wave(index: usize, name: &str, servers: usize) -> WaveRef {
+        WaveRef {
+            index,
+            name: name.into(),
+            servers,
+            hooks: Default::default(),
+        }
+    }
+
+    fn step(wave: WaveRef, state: LaunchState, launched: usize, failed: usize) -> WaveStep {
+        WaveStep {
+            run: run(),
+            poll: Some(LaunchPoll {
+                state,
+                attempt: 3,
+                wait_seconds: 2,
+                deadline: "2026-11-28T04:00:00Z".parse().expect("a time"),
+                launched,
+                failed,
+                pending: wave.servers - launched - failed,
+                reason: (failed > 0).then(|| "db-2 did not launch".to_owned()),
+            }),
+            health: None,
+            wave,
+        }
+    }
+
+    fn view(progress: Progress) -> ExecutionView {
+        ExecutionView {
+            status: "RUNNING".into(),
+            started: Some("2026-11-28T03:00:00Z".parse().expect("a time")),
+            stopped: Some("2026-11-28T03:02:05Z".parse().expect("a time")),
+            error: None,
+            progress,
+        }
+    }
+
+    #[test]
+    fn before_discovery_the_view_names_the_state_it_is_in() {
+        let mut progress = Progress::default();
+        assert_eq!(
+            render(&view(progress.clone())),
+            ["RUNNING  2m05s", "  discovering the plan's servers..."]
+        );
+        progress.current_state = Some("Discover".into());
+        assert_eq!(render(&view(progress))[1], "  Discover...");
+    }
+
+    #[test]
+    fn each_wave_has_a_bar_and_its_state() {
+        let (db, web, app) = (wave(0, "db", 4), wave(1, "web", 10), wave(2, "app", 2));
+        let discovery: Discovery = serde_json::from_value(json!({
+            "run": run(), "layers": [[db], [web, app]], "requires_approval": false,
+            "approval_timeout_seconds": 3600, "keep_seconds": 0, "server_count": 16,
+            "warnings": []
+        }))
+        .expect("a discovery");
+        let progress = Progress {
+            current_state: Some("CheckLaunch".into()),
+            discovery: Some(discovery),
+            waves: [
+                (0, step(wave(0, "db", 4), LaunchState::Succeeded, 4, 0)),
+                (1, step(wave(1, "web", 10), LaunchState::Failed, 4, 1)),
+            ]
+            .into(),
+            tagged: vec!["db".into()],
+        };
+        let mut view = view(progress);
+        view.error = Some(("drplan.WaveFailed".into(), "web failed".into()));
+        assert_eq!(
+            render(&view),
+            [
+                "RUNNING  2m05s",
+                "  plan shop (recovery), 16 servers in 3 waves",
+                "  stage 1 db   [####################] 4/4 launched  recovered",
+                "  stage 2 web  [##########..........] 4/10 launched, 1 failed  FAILED: db-2 did not launch",
+                "  stage 2 app  [....................] 0/2 launched  waiting",
+                "  error drplan.WaveFailed: web failed",
+            ]
+        );
+    }
+}
