@@ -5,10 +5,8 @@
 //! below Step Functions' 256 KiB payload limit and inside its 25,000-event history.
 //! Prints the largest payload and the event count.
 
-mod common;
-
+use crate::common::{cloud_with, largest_payload};
 use aws_sdk_sfn::types::ExecutionStatus;
-use common::{cloud_with, largest_payload};
 use serde_json::json;
 
 const SERVERS_PER_WAVE: usize = 200;

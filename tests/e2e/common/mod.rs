@@ -1,6 +1,5 @@
 //! The harness of the end-to-end tests: a local cloud per test with drplan deployed
 //! and a fleet seeded, driven through the AWS SDK as a user's tooling would.
-#![allow(dead_code)] // each test binary uses part of it
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -2,10 +2,8 @@
 //! crashes after doing its work, a fleet in a region outage (every server stalled, far
 //! behind its RPO), and input that could not fit a run's limits.
 
-mod common;
-
+use crate::common::{cloud_with, fast_timing, largest_payload};
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
-use common::{cloud_with, fast_timing, largest_payload};
 use drplan_local::gateway::LAMBDA_FAULTS_PATH;
 use hyper::Method;
 use serde_json::{Value, json};

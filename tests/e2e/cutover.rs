@@ -2,12 +2,10 @@
 //! the real state machine, functions and CLI, with Route 53, SNS and SQS in moto.
 //! The seeded zone example.com is public: its records get public addresses.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::{Cloud, cloud_with, fleet_file, plan_file, report_server, report_wave};
 use aws_sdk_sfn::types::ExecutionStatus;
-use common::{Cloud, cloud_with, fleet_file, plan_file, report_server, report_wave};
 use drplan_aws::history::Approval;
 use serde_json::json;
 

@@ -5,13 +5,11 @@
 //! nothing replaces a live recovery. Checked from outside, through EC2, DRS and Step
 //! Functions as the SDK sees them.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::common::{Cloud, EXECUTION_TIMEOUT, cloud_with, fast_timing, instance_state};
 use aws_sdk_sfn::types::ExecutionStatus;
-use common::{Cloud, EXECUTION_TIMEOUT, cloud_with, fast_timing, instance_state};
 use serde_json::{Value, json};
 
 /// Four servers of the plan `safe` in two waves, and one of another plan.

@@ -8,12 +8,10 @@
 //! fail. Skipped with a printed reason when the local cloud is not installed
 //! (`scripts/install-local-cloud`), unless DRPLAN_REQUIRE_LOCAL_CLOUD is set.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Cloud, EXECUTION_TIMEOUT, cloud_with, fleet_file, repo_root};
+use crate::common::{Cloud, EXECUTION_TIMEOUT, cloud_with, fleet_file, repo_root};
 use serde_json::Value;
 
 /// Every execution of the recovery state machine: (name, status).
@@ -271,7 +269,7 @@ async fn only_this_accounts_events_and_the_tags_a_plan_accepts_start_runs() {
     };
     // The shop plan without `alarm_tags: true`: its own list of alarms still starts it,
     // an alarm tagged drplan:plan=shop does not.
-    let mut shop = cloud.with_seeded_drill_network(common::plan_file("examples/shop.yaml"));
+    let mut shop = cloud.with_seeded_drill_network(crate::common::plan_file("examples/shop.yaml"));
     shop["triggers"]
         .as_object_mut()
         .expect("shop has triggers")
@@ -530,7 +528,7 @@ async fn launch_result_events_wake_a_waiting_wave_long_before_its_poll_delay() {
     // Polls ten minutes apart: only DRS's launch-result events, through EventBridge and
     // the trigger function, can end the wave's wait sooner.
     let input = serde_json::json!({
-        "plan": common::plan_file("examples/small.yaml"),
+        "plan": crate::common::plan_file("examples/small.yaml"),
         "mode": "recovery",
         "timing": {"poll_initial_seconds": 600, "poll_max_seconds": 600,
                    "launch_timeout_minutes": 30, "health_interval_seconds": 1},

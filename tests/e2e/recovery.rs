@@ -6,13 +6,11 @@
 //! started) when it ends, pass or fail. Skipped with a printed reason when the local
 //! cloud's tools are not installed, unless DRPLAN_REQUIRE_LOCAL_CLOUD is set.
 
-mod common;
-
 use std::collections::HashSet;
 
+use crate::common::{cloud_with, fleet_file, plan_file, report_server, report_wave};
 use aws_sdk_ec2::types::{Filter, Tag};
 use aws_sdk_sfn::types::ExecutionStatus;
-use common::{cloud_with, fleet_file, plan_file, report_server, report_wave};
 use hyper::Method;
 use serde_json::json;
 
