@@ -426,6 +426,56 @@ impl LogContext for WaitWaveInput {
     }
 }
 
+/// The launch-wave step: StartRecovery for the wave's servers not yet in one of its
+/// jobs (a retried invocation finds its own jobs by their tags and launches nothing
+/// twice), a drill's launch templates on the drill subnet first, and the first poll.
+pub async fn launch_wave(clients: &Clients, step: WaveStep) -> Result<WaveStep, FunctionError> {
+    let WaveStep { run, wave, .. } = step;
+    let servers = wave_servers(&clients.store, &run, &wave).await?;
+    let jobs = jobs_of_wave(&clients.drs, &run, &wave).await?;
+    // A drill launches from drill versions of the servers' launch templates (the drill
+    // subnet); the wave's last poll puts the previous versions back.
+    isolate_drill_wave(
+        &clients.drs,
+        &clients.ec2,
+        &clients.store,
+        &run,
+        &wave,
+        &servers,
+    )
+    .await?;
+    let launched = launch_pending_servers(&clients.drs, &run, &wave, &servers, &jobs).await?;
+    // What the wave waits for, so that its first wait can be cut short by DRS's
+    // launch-result events.
+    let jobs = jobs_of_wave(&clients.drs, &run, &wave).await?;
+    let progress = evaluate_wave(&servers, &jobs, &[]);
+    record_pending(&clients.store, &run, &wave, &progress).await?;
+    tracing::info!(
+        launched,
+        already_in_jobs = servers.len() - launched,
+        "wave launched"
+    );
+    let deadline = run.within_run(
+        Timestamp::now() + SignedDuration::from_mins(i64::from(run.timing.launch_timeout_minutes)),
+    );
+    let poll = LaunchPoll {
+        state: LaunchState::InProgress,
+        attempt: 0,
+        wait_seconds: run.timing.poll_delay_seconds(0),
+        deadline,
+        launched: 0,
+        failed: 0,
+        pending: servers.len(),
+        reason: None,
+    };
+    Ok(WaveStep {
+        run,
+        wave,
+        poll: Some(poll),
+        health: None,
+    })
+}
+
 /// The wait-wave step: one poll of the wave's launch, or a park until its launch-result
 /// events.
 pub async fn wait_for_wave(
