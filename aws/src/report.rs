@@ -13,9 +13,7 @@ use drplan_core::contract::keys;
 use drplan_core::contract::step::{ReportInput, ReportLocation};
 use drplan_core::health::WaveHealthRecord;
 use drplan_core::launch::WaveLaunchRecord;
-use drplan_core::report::{
-    Report, RunError, WaveLaunchFacts, measure_rto, plan_name_of, wave_report,
-};
+use drplan_core::report::{Report, RunError, WaveLaunchFacts, measure_rto, wave_report};
 use drplan_core::safety::{ClearedBeforeLaunch, DrillIsolation};
 use jiff::Timestamp;
 
@@ -58,11 +56,7 @@ pub async fn end_run(
         Some(run) => store.read(&run.records().cleared()).await?,
         None => None,
     };
-    let plan = match (&input.run, &input.input) {
-        (Some(run), _) => run.plan.clone(),
-        (None, Some(execution_input)) => plan_name_of(execution_input),
-        (None, None) => "unknown".to_owned(),
-    };
+    let plan = input.plan_name();
     let execution_name = input.execution_name.clone();
     let written = write_report(store, input, isolation, cleared).await?;
     lock::release_run_lock(store, &plan, &execution_name).await?;
@@ -79,11 +73,7 @@ async fn write_report(
         FunctionError::InvalidInput(format!("started_at {:?}: {e}", input.started_at))
     })?;
     let finished_at = Timestamp::now();
-    let plan_name = match (&input.run, &input.input) {
-        (Some(run), _) => run.plan.clone(),
-        (None, Some(execution_input)) => plan_name_of(execution_input),
-        (None, None) => "unknown".to_owned(),
-    };
+    let plan_name = input.plan_name();
     let mut waves = Vec::new();
     if let Some(run) = &input.run {
         for wave in input.layers.iter().flatten() {
@@ -126,11 +116,12 @@ async fn write_report(
     let readiness = store
         .read(&RunRecords::of(&plan_name, &input.execution_name).readiness())
         .await?;
+    let mode = input.mode();
     let report = Report {
         execution_id: input.execution_id,
         execution_name: input.execution_name.clone(),
         plan: plan_name.clone(),
-        mode: input.run.as_ref().map(|r| r.mode),
+        mode,
         status: status.to_owned(),
         started_at,
         finished_at,

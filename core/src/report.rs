@@ -236,6 +236,36 @@ pub fn plan_name_of(input: &serde_json::Value) -> String {
     }
 }
 
+/// The mode an execution input names (`"mode": "drill"`), when it names one drplan
+/// knows: a run refused before discovery still has a mode in its report.
+pub fn mode_of(input: &serde_json::Value) -> Option<Mode> {
+    Mode::ALL
+        .into_iter()
+        .find(|(name, _)| input.get("mode").and_then(|m| m.as_str()) == Some(*name))
+        .map(|(_, mode)| mode)
+}
+
+impl crate::contract::step::ReportInput {
+    /// The run's plan: from its context, else from its execution input (a run refused
+    /// before discovery has no context).
+    pub fn plan_name(&self) -> String {
+        match (&self.run, &self.input) {
+            (Some(run), _) => run.plan.clone(),
+            (None, Some(input)) => plan_name_of(input),
+            (None, None) => "unknown".to_owned(),
+        }
+    }
+
+    /// The run's mode, likewise: the report of a run refused in discover still names it.
+    pub fn mode(&self) -> Option<Mode> {
+        match (&self.run, &self.input) {
+            (Some(run), _) => Some(run.mode),
+            (None, Some(input)) => mode_of(input),
+            (None, None) => None,
+        }
+    }
+}
+
 /// The recovery time of a run that succeeded, against the plan's objective: a recovery
 /// is over when traffic can reach it (DNS in sync); a drill, when its last wave is
 /// healthy. `None` for a failed run, or when the plan could not be read.
@@ -474,6 +504,32 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_refused_before_discovery_takes_its_plan_and_mode_from_its_input() {
+        let refused = |input: serde_json::Value| crate::contract::step::ReportInput {
+            execution_id: "arn:aws:states:us-east-1:1:execution:drplan-recovery:x".into(),
+            execution_name: "x".into(),
+            started_at: "2026-11-28T03:00:00Z".into(),
+            run: None,
+            layers: Vec::new(),
+            input: Some(input),
+            error: None,
+            cleanup: None,
+        };
+        let named = refused(serde_json::json!({"plan": "shop", "mode": "recovery"}));
+        assert_eq!(
+            (named.plan_name(), named.mode()),
+            ("shop".to_owned(), Some(Mode::Recovery))
+        );
+        let inline = refused(serde_json::json!({"plan": {"name": "erp"}, "mode": "drill"}));
+        assert_eq!(
+            (inline.plan_name(), inline.mode()),
+            ("erp".to_owned(), Some(Mode::Drill))
+        );
+        let odd = refused(serde_json::json!({"plan": 7, "mode": "sideways"}));
+        assert_eq!((odd.plan_name(), odd.mode()), ("unknown".to_owned(), None));
+    }
 
     #[test]
     fn a_recovery_is_measured_to_dns_in_sync_a_drill_to_its_last_healthy_wave() {

@@ -1,13 +1,15 @@
 //! The commands that drive the recovery state machine, one module each: `drplan start`
 //! ([`start`]), `status` ([`status`]), `report` ([`report`]), `approve` / `decline`
 //! ([`decide`]) and `rollback-dns` ([`rollback_dns`]). Here: what they share, finding
-//! the state machine, an execution and its records.
+//! the state machine, an execution and its records (in the bucket [`bucket`] finds).
 
+pub mod bucket;
 pub mod decide;
 pub mod report;
 pub mod rollback_dns;
 pub mod start;
 pub mod status;
+pub mod why;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -79,11 +81,12 @@ struct RunLocation {
 }
 
 async fn locate_run(
-    sfn: &aws_sdk_sfn::Client,
+    config: &aws_config::SdkConfig,
     target: &Target,
     execution: &str,
     bucket: &Option<String>,
 ) -> anyhow::Result<RunLocation> {
+    let sfn = &aws_sdk_sfn::Client::new(config);
     let arn = execution_arn(sfn, target, execution).await?;
     let described = sfn
         .describe_execution()
@@ -97,10 +100,8 @@ async fn locate_run(
         serde_json::Value::String(name) => name.clone(),
         other => other["name"].as_str().unwrap_or("unknown").to_owned(),
     };
-    let bucket = bucket
-        .clone()
-        .or_else(|| std::env::var("DRPLAN_BUCKET").ok())
-        .context("no bucket: pass --bucket or set DRPLAN_BUCKET")?;
+    let bucket =
+        bucket::find_bucket(config, bucket.as_deref(), described.state_machine_arn()).await?;
     Ok(RunLocation {
         plan,
         execution_name: described.name().unwrap_or_default().to_owned(),

@@ -13,7 +13,7 @@ pub struct ReportArgs {
     execution: String,
     #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
     format: ReportFormat,
-    /// The stack's bucket [default: $DRPLAN_BUCKET]
+    /// The stack's bucket [default: $DRPLAN_BUCKET, else the deployed stack's output PlansBucketName, else the local cloud's]
     #[arg(long)]
     bucket: Option<String>,
     #[command(flatten)]
@@ -28,8 +28,7 @@ enum ReportFormat {
 
 pub async fn report(args: &ReportArgs) -> anyhow::Result<String> {
     let config = aws_config().await;
-    let sfn = aws_sdk_sfn::Client::new(&config);
-    let run = locate_run(&sfn, &args.target, &args.execution, &args.bucket).await?;
+    let run = locate_run(&config, &args.target, &args.execution, &args.bucket).await?;
     let key = match args.format {
         ReportFormat::Md => keys::report_markdown(&run.plan, &run.execution_name),
         ReportFormat::Json => keys::report_json(&run.plan, &run.execution_name)

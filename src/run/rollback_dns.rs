@@ -12,7 +12,7 @@ use super::{Target, aws_config, locate_run, read_object};
 pub struct RollbackArgs {
     /// Execution ARN, or name (with the state machine)
     execution: String,
-    /// The stack's bucket [default: $DRPLAN_BUCKET]
+    /// The stack's bucket [default: $DRPLAN_BUCKET, else the deployed stack's output PlansBucketName, else the local cloud's]
     #[arg(long)]
     bucket: Option<String>,
     #[command(flatten)]
@@ -22,8 +22,7 @@ pub struct RollbackArgs {
 /// Changes the records back in one batch, and waits until the change is in sync.
 pub async fn rollback_dns(args: &RollbackArgs) -> anyhow::Result<String> {
     let config = aws_config().await;
-    let sfn = aws_sdk_sfn::Client::new(&config);
-    let run = locate_run(&sfn, &args.target, &args.execution, &args.bucket).await?;
+    let run = locate_run(&config, &args.target, &args.execution, &args.bucket).await?;
     let key = drplan_core::contract::RunRecords::of(&run.plan, &run.execution_name)
         .dns_cutover()
         .key()

@@ -7,10 +7,12 @@ use std::time::Duration;
 use anyhow::Context;
 use aws_sdk_sfn::types::ExecutionStatus;
 use clap::Args;
-use drplan_aws::history::{self, Progress};
+use drplan_aws::history::{self, FailedState, Progress};
 use drplan_core::contract::LaunchState;
+use drplan_core::contract::step::StepError;
 use jiff::Timestamp;
 
+use super::why::{RunNames, next_steps, short_cause};
 use super::{Target, aws_config, execution_arn};
 
 #[derive(Args)]
@@ -33,6 +35,27 @@ pub struct ExecutionView {
     pub error: Option<(String, String)>,
     /// Its waves so far, from its history.
     pub progress: Progress,
+    /// The execution, its plan and mode (from its input: known before discovery).
+    pub run: RunNames,
+    /// Where a run that did not succeed stopped.
+    pub failed_state: Option<FailedState>,
+}
+
+/// The statuses of a run that ended without succeeding.
+const ENDED_BADLY: [&str; 3] = ["FAILED", "TIMED_OUT", "ABORTED"];
+
+/// The run's names, from its execution input.
+fn run_names(execution: &str, input: &serde_json::Value) -> RunNames {
+    let plan = match &input["plan"] {
+        serde_json::Value::String(name) => Some(name.clone()),
+        inline => inline["name"].as_str().map(str::to_owned),
+    };
+    RunNames {
+        execution: execution.to_owned(),
+        plan,
+        plan_stored: input["plan"].is_string(),
+        mode: drplan_core::report::mode_of(input),
+    }
 }
 
 pub async fn view_execution(
@@ -46,8 +69,17 @@ pub async fn view_execution(
         .await
         .context("DescribeExecution")?;
     let events = history::history(client, arn).await?;
+    let status = described.status().as_str().to_owned();
+    let input: serde_json::Value =
+        serde_json::from_str(described.input().unwrap_or("{}")).unwrap_or_default();
+    let failed_state = ENDED_BADLY
+        .contains(&status.as_str())
+        .then(|| history::failed_state(&events, described.error()))
+        .flatten();
     Ok(ExecutionView {
-        status: described.status().as_str().to_owned(),
+        run: run_names(described.name().unwrap_or(arn), &input),
+        failed_state,
+        status,
         started: to_timestamp(described.start_date()),
         stopped: described.stop_date().and_then(to_timestamp),
         error: described.error().map(|e| {
@@ -81,11 +113,21 @@ pub fn render(view: &ExecutionView) -> Vec<String> {
     };
     lines.push(format!("{}  {elapsed}", view.status));
     let progress = &view.progress;
+    let ended_badly = ENDED_BADLY.contains(&view.status.as_str());
     let Some(discovery) = &progress.discovery else {
-        lines.push(match &progress.current_state {
-            Some(state) => format!("  {state}..."),
-            None => "  discovering the plan's servers...".to_owned(),
-        });
+        if !ended_badly {
+            lines.push(match &progress.current_state {
+                Some(state) => format!("  {state}..."),
+                None => "  discovering the plan's servers...".to_owned(),
+            });
+            return lines;
+        }
+        lines.push(format!(
+            "  plan {} ({}), ended before its waves were known",
+            view.run.plan.as_deref().unwrap_or("unknown"),
+            view.run.mode.map_or("unknown mode", |m| m.as_str())
+        ));
+        lines.extend(why(view));
         return lines;
     };
     lines.push(format!(
@@ -136,9 +178,48 @@ pub fn render(view: &ExecutionView) -> Vec<String> {
             ));
         }
     }
-    if let Some((error, cause)) = &view.error {
+    if ended_badly {
+        lines.extend(why(view));
+    } else if let Some((error, cause)) = &view.error {
         lines.push(format!("  error {error}: {cause}"));
     }
+    lines
+}
+
+/// Why a run ended badly: the state that stopped it, its error with the cause as a
+/// person reads it (a Lambda error's message, not its JSON envelope), what to run next.
+fn why(view: &ExecutionView) -> Vec<String> {
+    let mut lines = Vec::new();
+    let verb = match view.status.as_str() {
+        "TIMED_OUT" => "timed out",
+        "ABORTED" => "stopped",
+        _ => "failed",
+    };
+    if let Some(state) = &view.failed_state {
+        let wave = state
+            .wave
+            .as_ref()
+            .map(|w| format!(" (wave {w})"))
+            .unwrap_or_default();
+        lines.push(format!("  {verb} in {}{wave}", state.name));
+    }
+    let (error, cause) = view.error.clone().unwrap_or_default();
+    let (error, message) = StepError {
+        error: Some(error),
+        cause: Some(cause),
+    }
+    .describe();
+    let mut cause_lines = short_cause(&message, &view.run).into_iter();
+    match cause_lines.next() {
+        Some(first) => lines.push(format!("  error {error}: {first}")),
+        None => lines.push(format!("  error {error}")),
+    }
+    lines.extend(cause_lines.map(|line| format!("    {line}")));
+    lines.extend(
+        next_steps(&view.status, &error, &message, &view.run)
+            .into_iter()
+            .map(|line| format!("  {line}")),
+    );
     lines
 }
 
@@ -233,6 +314,7 @@ mod tests {
             stopped: Some("2026-11-28T03:02:05Z".parse().expect("a time")),
             error: None,
             progress,
+            ..ExecutionView::default()
         }
     }
 
@@ -245,6 +327,45 @@ mod tests {
         );
         progress.current_state = Some("Discover".into());
         assert_eq!(render(&view(progress))[1], "  Discover...");
+    }
+
+    #[test]
+    fn a_run_refused_in_discover_says_where_why_and_what_next() {
+        let mut view = view(Progress {
+            current_state: Some("ReportDiscoveryFailure".into()),
+            ..Progress::default()
+        });
+        view.status = "FAILED".into();
+        view.stopped = Some("2026-11-28T03:00:04Z".parse().expect("a time"));
+        view.run = RunNames {
+            execution: "shop-recovery-1".into(),
+            plan: Some("shop".into()),
+            plan_stored: true,
+            mode: Some(drplan_core::Mode::Recovery),
+        };
+        view.failed_state = Some(FailedState {
+            name: "Discover".into(),
+            wave: None,
+        });
+        view.error = Some((
+            "drplan.InvalidPlan".into(),
+            json!({"errorType": "drplan.InvalidPlan",
+                   "errorMessage": "the plan has 2 problems:\nwaves[0]: a\nwaves[1]: b"})
+            .to_string(),
+        ));
+        assert_eq!(
+            render(&view),
+            [
+                "FAILED  0m04s",
+                "  plan shop (recovery), ended before its waves were known",
+                "  failed in Discover",
+                "  error drplan.InvalidPlan: the plan has 2 problems:",
+                "    waves[0]: a",
+                "    waves[1]: b",
+                "  next: fix the plan's problems above (`drplan validate PLAN_FILE` checks a plan file), then: drplan start shop --mode recovery",
+                "  report: drplan report shop-recovery-1",
+            ]
+        );
     }
 
     #[test]

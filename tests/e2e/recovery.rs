@@ -233,6 +233,20 @@ async fn a_critical_launch_failure_fails_its_wave_and_nothing_later_launches() {
         "later waves launched: {launched:?}"
     );
 
+    // `drplan status` names the wave's verdict and points at the report.
+    let status = cloud.drplan_as_new_user(&["status", &outcome.name]);
+    let shown = String::from_utf8_lossy(&status.stdout);
+    for expected in [
+        "failed in WaveFailed (wave database)",
+        "error drplan.WaveFailed: ",
+        &format!(
+            "next: see which servers failed and why: drplan report {}",
+            outcome.name
+        ),
+    ] {
+        assert!(shown.contains(expected), "{expected:?} in:\n{shown}");
+    }
+
     let report = cloud.report("shop", &outcome.name).await;
     assert_eq!(report["status"], "FAILED");
     assert!(
@@ -371,6 +385,33 @@ async fn an_invalid_plan_ends_the_execution_before_any_launch() {
     assert!(
         cause.contains("waves[0].health.checks[0]") && cause.contains("dns.records[0].from_wave"),
         "{cause}"
+    );
+    // As a new user sees it, told nothing of the stack: where it failed, why, what next;
+    // the report found without a bucket, and titled with the run's mode.
+    let status = cloud.drplan_as_new_user(&["status", &outcome.name]);
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(!status.status.success(), "{shown}");
+    for expected in [
+        "failed in Discover",
+        "error drplan.InvalidPlan: ",
+        "waves[0].health.checks[0]",
+        "next: fix the plan's problems above",
+        "drplan start PLAN_FILE --mode recovery",
+        &format!("report: drplan report {}", outcome.name),
+    ] {
+        assert!(shown.contains(expected), "{expected:?} in:\n{shown}");
+    }
+    assert!(!shown.contains("errorMessage"), "{shown}");
+    let report = cloud.drplan_as_new_user(&["report", &outcome.name]);
+    let markdown = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    assert!(
+        markdown.starts_with("# DR recovery report: plan `shop`"),
+        "{markdown}"
     );
 
     // Hooks are not run by this version: refused, never silently skipped.

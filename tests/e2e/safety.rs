@@ -339,6 +339,17 @@ async fn one_run_per_plan_a_recovery_takes_over_a_drill_and_nothing_replaces_it(
         stderr.contains("drplan.PlanBusy") && stderr.contains(&drill),
         "{stderr}"
     );
+    // Its status points at the run that holds the plan.
+    let refused_arn = String::from_utf8_lossy(&second.stdout).trim().to_owned();
+    let shown = cloud.drplan_as_new_user(&["status", &refused_arn]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("failed in Discover")
+            && shown.contains(&format!(
+                "next: see the run that holds the plan: drplan status {drill};"
+            )),
+        "{shown}"
+    );
     assert_eq!(cloud.start_recovery_calls().await.len(), calls);
     assert_eq!(status(&cloud, &drill_arn).await, ExecutionStatus::Running);
 

@@ -313,13 +313,7 @@ impl Cloud {
 
     /// Runs the `drplan` CLI against this local cloud, as a user would.
     pub fn drplan(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_drplan"))
-            .args(args)
-            .env("AWS_ENDPOINT_URL", self.cloud.endpoint_url())
-            .env("AWS_REGION", self.cloud.region())
-            .env("AWS_DEFAULT_REGION", self.cloud.region())
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
+        self.drplan_command(args)
             .env("DRPLAN_BUCKET", &self.stack.bucket)
             .env(
                 "DRPLAN_STATE_MACHINE_ARN",
@@ -327,6 +321,28 @@ impl Cloud {
             )
             .output()
             .expect("the drplan binary runs")
+    }
+
+    /// Runs the drplan CLI as a new user would: told where the cloud is, and nothing
+    /// about drplan's stack (no DRPLAN_BUCKET, no DRPLAN_STATE_MACHINE_ARN).
+    pub fn drplan_as_new_user(&self, args: &[&str]) -> std::process::Output {
+        self.drplan_command(args)
+            .env_remove("DRPLAN_BUCKET")
+            .env_remove("DRPLAN_STATE_MACHINE_ARN")
+            .output()
+            .expect("the drplan binary runs")
+    }
+
+    fn drplan_command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_drplan"));
+        command
+            .args(args)
+            .env("AWS_ENDPOINT_URL", self.cloud.endpoint_url())
+            .env("AWS_REGION", self.cloud.region())
+            .env("AWS_DEFAULT_REGION", self.cloud.region())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test");
+        command
     }
 
     /// Runs `drplan approve|decline ...` until the execution asks for approval.
