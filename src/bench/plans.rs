@@ -252,7 +252,9 @@ pub(super) fn fleet(plans: &[&PlanSpec], octet: u32) -> seed::Fleet {
             vpc_cidr: format!("10.{octet}.0.0/16"),
             recovery_subnet_cidr: format!("10.{octet}.16.0/20"),
             drill_subnet_cidr: format!("10.{octet}.32.0/20"),
-            public_ips: false,
+            // The zone is public, so its records point at public addresses: recovered
+            // instances get one (discover refuses the cutover otherwise).
+            public_ips: true,
         },
         hosted_zones: vec![seed::HostedZone {
             name: "bench.example.com".into(),
@@ -304,6 +306,7 @@ mod tests {
         assert_eq!(servers, 140);
         assert_eq!(fleet.hosted_zones[0].records.len(), 1);
         assert_eq!(fleet.network.vpc_cidr, "10.100.0.0/16");
+        assert!(fleet.network.public_ips, "the bench's zone is public");
         let plan = small.plan();
         assert_eq!(plan["dns"]["records"][0]["from_wave"], "w4");
         assert_eq!(
