@@ -153,11 +153,18 @@ pub fn render(view: &ExecutionView) -> Vec<String> {
             let done = (launched + failed).min(wave.servers);
             let filled = (done * BAR_WIDTH).checked_div(wave.servers).unwrap_or(0);
             let bar = format!("{}{}", "#".repeat(filled), ".".repeat(BAR_WIDTH - filled));
+            // A run that has ended launches nothing more: its unfinished waves say so
+            // instead of "launching" / "waiting".
+            let (in_flight, not_started) = if view.status == "RUNNING" {
+                ("launching", "waiting")
+            } else {
+                ("stopped while launching", "not started")
+            };
             let state = match step.and_then(|s| s.poll.as_ref()) {
-                None if step.is_some() => "launching".to_owned(),
-                None => "waiting".to_owned(),
+                None if step.is_some() => in_flight.to_owned(),
+                None => not_started.to_owned(),
                 Some(p) => match p.state {
-                    LaunchState::InProgress => "launching".to_owned(),
+                    LaunchState::InProgress => in_flight.to_owned(),
                     LaunchState::Succeeded if progress.tagged.contains(&wave.name) => {
                         "recovered".to_owned()
                     }
@@ -400,5 +407,36 @@ mod tests {
                 "  error drplan.WaveFailed: web failed",
             ]
         );
+    }
+
+    #[test]
+    fn a_run_that_ended_shows_its_unfinished_waves_as_stopped_not_launching() {
+        let (db, web) = (wave(0, "db", 2), wave(1, "web", 2));
+        let discovery: Discovery = serde_json::from_value(json!({
+            "run": run(), "layers": [[db, web]], "requires_approval": false,
+            "approval_timeout_seconds": 3600, "keep_seconds": 0, "server_count": 4,
+            "warnings": []
+        }))
+        .expect("a discovery");
+        let progress = Progress {
+            current_state: None,
+            discovery: Some(discovery),
+            waves: [(0, step(wave(0, "db", 2), LaunchState::InProgress, 0, 0))].into(),
+            tagged: vec![],
+        };
+        let mut view = view(progress);
+        let running = render(&view);
+        assert!(
+            running[2].ends_with("0/2 launched  launching"),
+            "{running:?}"
+        );
+        assert!(running[3].ends_with("0/2 launched  waiting"), "{running:?}");
+        view.status = "FAILED".into();
+        let ended = render(&view);
+        assert!(
+            ended[2].ends_with("0/2 launched  stopped while launching"),
+            "{ended:?}"
+        );
+        assert!(ended[3].ends_with("0/2 launched  not started"), "{ended:?}");
     }
 }
