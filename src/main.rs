@@ -27,6 +27,9 @@ enum Command {
     Schema,
     /// Start a drill or recovery: one StartExecution (against $AWS_ENDPOINT_URL when set).
     Start(run::start::StartArgs),
+    /// Continue a failed, timed out or stopped run: its succeeded waves are adopted, only
+    /// what did not launch launches; --skip-wave leaves waves out, with a reason.
+    Resume(run::resume::ResumeArgs),
     /// Show a running or finished execution, wave by wave.
     Status(run::status::StatusArgs),
     /// Print an execution's report (from the stack's bucket).
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Start(args) => {
             run_async(async move { run::start::start_and_maybe_follow(&args).await })
         }
+        Command::Resume(args) => run_async(async move { run::resume::resume(&args).await }),
         Command::Status(args) => run_async(async move {
             let view = run::status::status(&args).await?;
             Ok(view.status != "FAILED" && view.status != "ABORTED" && view.status != "TIMED_OUT")

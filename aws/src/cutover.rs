@@ -64,9 +64,28 @@ async fn submit(
         .require(&run.records().plan_document())
         .await?;
     let plan = drplan_core::plan_from_value(&plan_document).map_err(FunctionError::InvalidPlan)?;
-    let Some(dns) = plan.dns else {
+    let Some(mut dns) = plan.dns else {
         return Ok(DnsPoll::skipped());
     };
+    // Records that follow a wave this run does not run (skipped, or outside its
+    // only_waves) keep what they hold: nothing of that wave was recovered by this run.
+    let in_run: std::collections::BTreeSet<&str> =
+        layers.iter().flatten().map(|w| w.name.as_str()).collect();
+    let (kept, unchanged): (Vec<_>, Vec<_>) = dns
+        .records
+        .into_iter()
+        .partition(|r| in_run.contains(r.from_wave.as_str()));
+    if !unchanged.is_empty() {
+        let names: Vec<&str> = unchanged.iter().map(|r| r.name.as_str()).collect();
+        tracing::warn!(
+            records = names.join(", "),
+            "records of waves not in this run are left as they are"
+        );
+    }
+    if kept.is_empty() {
+        return Ok(DnsPoll::skipped());
+    }
+    dns.records = kept;
     let key = run.records().dns_cutover();
     // A retried step reuses what the first attempt recorded: re-reading the records
     // after a change went through would lose the values to roll back to.

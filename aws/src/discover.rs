@@ -6,11 +6,19 @@
 
 use drplan_core::budget::RunBudget;
 use drplan_core::contract::step::DiscoverInput;
-use drplan_core::contract::{Discovery, RunContext, RunRecords};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use drplan_core::contract::{Discovery, Resumption, RunContext, RunRecords, SkippedWave};
 use drplan_core::discovery::{
     budget_problems, judge_isolation, keep_seconds, refusals, release_jobs_of, wave_layers,
 };
+use drplan_core::launch::JobView;
 use drplan_core::readiness::{Readiness, check_readiness, sample, with_pointer};
+use drplan_core::resume::{
+    CarriedServer, EarlierRun, ResumeRecord, arrange_layers, left_out_waves, plan_resume,
+    skipped_waves, without_waves,
+};
+use drplan_core::safety::RecoveryInstanceView;
 use drplan_core::safety::{
     DrillIsolation, NOT_ISOLATED, RunLock, judge_live_instances, plan_busy_issue, routes_beyond_vpc,
 };
@@ -19,6 +27,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::bootstrap::Clients;
 use crate::lock::{self, LockOutcome};
+use crate::resume::{self, EarlierFacts};
 use crate::step::LogContext;
 use crate::{FunctionError, drill, drs, plans, route53};
 
@@ -56,6 +65,20 @@ pub async fn discover_run(
             event.started_at
         ))
     })?;
+    let earlier = match &input.resume {
+        Some(execution) => Some(
+            resume::earlier_run(
+                &clients.sfn,
+                &clients.store,
+                &event.execution_id,
+                execution,
+                &plan.name,
+                input.mode,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let keep = keep_seconds(&plan, input.mode, &input.timing);
     // The worst case of this plan with this timing must fit in one execution's history
     // and in the state machine's time limit; its wall time is the run's deadline.
@@ -70,7 +93,8 @@ pub async fn discover_run(
         "run budget"
     );
     // One run per plan, whatever started it: taken before the checks below, so that two
-    // runs started at once cannot both pass them. The report releases it.
+    // runs started at once cannot both pass them. The report releases it (a resumed run
+    // takes it over from the ended run it continues, which no longer holds it).
     let ours = RunLock {
         execution_id: event.execution_id.clone(),
         execution_name: event.execution_name.clone(),
@@ -93,22 +117,56 @@ pub async fn discover_run(
                 )));
             }
         };
-    let server_ids: Vec<String> = resolved
+    // Every server of the plan, also of waves this run leaves out: they tell which
+    // waves are recovered and live already.
+    let plan_server_ids: Vec<String> = resolved
         .waves
         .iter()
         .flat_map(|w| w.servers.iter().map(|s| s.id.clone()))
         .collect();
-    let since = Timestamp::now() - SignedDuration::from_hours(24);
+    let existing = drs::recovery_instances_of(&clients.drs, &plan_server_ids).await?;
+    // A resumed run looks at the jobs of every run of its chain.
+    let since = earlier.as_ref().map_or_else(
+        || Timestamp::now() - SignedDuration::from_hours(24),
+        |e| {
+            (Timestamp::now() - SignedDuration::from_hours(24))
+                .min(e.first_started_at() - SignedDuration::from_mins(5))
+        },
+    );
     let jobs = drs::jobs_since(&clients.drs, since).await?;
+    let choice = choose_waves(&input, &resolved, earlier.as_ref(), &jobs, &existing)?;
+    let resolved = without_waves(resolved, &choice.not_run());
+    let server_ids: BTreeSet<&str> = resolved
+        .waves
+        .iter()
+        .flat_map(|w| w.servers.iter().map(|s| s.id.as_str()))
+        .collect();
     let mut busy = drs::busy_servers(&jobs);
     if let Some(drill) = &stop_drill {
         // The stopped drill's own jobs are waited out before the first wave.
         release_jobs_of(&mut busy, &jobs, &drill.execution_name);
     }
     let mut readiness = check_readiness(&resolved, &fleet, &busy, input.mode, plan.rpo_minutes);
-    // DRS keeps one recovery instance per server: a launch replaces what runs now.
-    let existing = drs::recovery_instances_of(&clients.drs, &server_ids).await?;
-    let live = judge_live_instances(input.mode, input.replace_live_recovery, &existing);
+    // DRS keeps one recovery instance per server: a launch replaces what runs now. The
+    // instances a resumed run carries over are its own, and those of waves this run
+    // leaves out are not in its way.
+    let carried: BTreeSet<&str> = choice
+        .carried
+        .values()
+        .flatten()
+        .map(|c| c.recovery_instance_id.as_str())
+        .collect();
+    let in_the_way: Vec<_> = existing
+        .iter()
+        .filter(|r| {
+            r.source_server_id
+                .as_deref()
+                .is_some_and(|id| server_ids.contains(id))
+                && !carried.contains(r.recovery_instance_id.as_str())
+        })
+        .cloned()
+        .collect();
+    let live = judge_live_instances(input.mode, input.replace_live_recovery, &in_the_way);
     readiness.blocking.extend(live.blocking);
     if input.mode == Mode::Drill {
         let isolation = check_drill_isolation(&clients.ec2, &plan, &mut readiness).await?;
@@ -155,6 +213,10 @@ pub async fn discover_run(
         timing: input.timing,
         quotas: input.quotas,
         deadline: Some(started_at + SignedDuration::from_secs(budget.seconds as i64)),
+        resumed: earlier.as_ref().map(|e| Resumption {
+            execution_name: e.execution_name.clone(),
+            first_started_at: e.first_started_at(),
+        }),
     };
     let document = serde_json::to_value(&plan)
         .map_err(|e| FunctionError::InvalidInput(format!("cannot serialise the plan: {e}")))?;
@@ -166,7 +228,25 @@ pub async fn discover_run(
         .store
         .write(&run.records().resolved_plan(), &resolved)
         .await?;
-    let layers = wave_layers(&plan, &resolved);
+    if let Some(earlier) = &earlier {
+        let record = ResumeRecord {
+            resumes: earlier.execution_name.clone(),
+            chain: earlier.chain(),
+            first_started_at: earlier.first_started_at(),
+            previous_ended_at: earlier.ended_at,
+            adopted_waves: choice.adopted.iter().cloned().collect(),
+            carried: choice.carried.clone(),
+        };
+        clients
+            .store
+            .write(&run.records().resume(), &record)
+            .await?;
+    }
+    let layers = arrange_layers(
+        wave_layers(&plan, &resolved),
+        &choice.adopted,
+        &choice.not_run(),
+    );
     tracing::info!(
         servers = resolved.server_count(),
         waves = resolved.waves.len(),
@@ -187,6 +267,8 @@ pub async fn discover_run(
         warning_count: readiness.warnings.len(),
         clear_first: stop_drill.is_some() || !live.terminate_first.is_empty(),
         stop_drill,
+        skipped: choice.skipped,
+        left_out: choice.left_out,
     };
     // For the handler of runs stopped or timed out before their report.
     clients
@@ -194,6 +276,72 @@ pub async fn discover_run(
         .write(&discovery.run.records().discovery(), &discovery)
         .await?;
     Ok(discovery)
+}
+
+/// Which waves of the plan this run runs, adopts or leaves out, and which servers it
+/// does not launch again.
+#[derive(Debug, Default)]
+struct WaveChoice {
+    adopted: BTreeSet<String>,
+    carried: BTreeMap<String, Vec<CarriedServer>>,
+    skipped: Vec<SkippedWave>,
+    left_out: Vec<String>,
+}
+
+impl WaveChoice {
+    fn not_run(&self) -> BTreeSet<String> {
+        self.skipped
+            .iter()
+            .map(|s| s.wave.clone())
+            .chain(self.left_out.iter().cloned())
+            .collect()
+    }
+}
+
+/// A resumed run adopts what the run it continues got through, keeps the waves that
+/// run left out and the skips a person made in it, and adds the new skips; a new run
+/// with `only_waves` leaves the other waves out.
+fn choose_waves(
+    input: &ExecutionInput,
+    resolved: &drplan_core::ResolvedPlan,
+    earlier: Option<&EarlierFacts>,
+    jobs: &[(JobView, HashMap<String, String>)],
+    existing: &[RecoveryInstanceView],
+) -> Result<WaveChoice, FunctionError> {
+    let mut choice = WaveChoice::default();
+    let mut skips = input.skip_waves.clone();
+    if let Some(earlier) = earlier {
+        let chain_before = earlier.chain_before();
+        let run = EarlierRun {
+            execution_name: &earlier.execution_name,
+            chain_before: &chain_before,
+            resolved: earlier.resolved.as_ref(),
+            succeeded_waves: &earlier.succeeded_waves,
+        };
+        let adoption = plan_resume(resolved, &run, jobs, existing, input.mode)
+            .map_err(FunctionError::NotReady)?;
+        choice.adopted = adoption.adopted;
+        choice.carried = adoption.carried;
+        if let Some(discovery) = &earlier.discovery {
+            choice.left_out = discovery.left_out.clone();
+            for skip in discovery.skipped.iter().filter(|s| s.needs.is_none()) {
+                if !skips.iter().any(|s| s.wave == skip.wave) {
+                    skips.push(drplan_core::contract::WaveSkip {
+                        wave: skip.wave.clone(),
+                        reason: skip.reason.clone(),
+                        by: skip.by.clone(),
+                    });
+                }
+            }
+        }
+    }
+    choice.skipped =
+        skipped_waves(resolved, &skips, &choice.adopted).map_err(FunctionError::InvalidPlan)?;
+    if !input.only_waves.is_empty() {
+        choice.left_out = left_out_waves(resolved, &input.only_waves, existing, input.mode)
+            .map_err(FunctionError::InvalidPlan)?;
+    }
+    Ok(choice)
 }
 
 /// A drill's isolation: its subnet exists and routes nowhere beyond its VPC (unless the

@@ -139,5 +139,19 @@ pub fn progress(history: &[HistoryEvent]) -> Progress {
     progress
 }
 
+/// The waves that succeeded (entered the wave's success state: launched, healthy, post
+/// hooks done), by name.
+pub fn succeeded_waves(history: &[HistoryEvent]) -> std::collections::BTreeSet<String> {
+    history
+        .iter()
+        .filter_map(|event| event.state_entered_event_details())
+        .filter(|entered| entered.name() == states::WAVE_SUCCEEDED)
+        .filter_map(|entered| {
+            let input: serde_json::Value = serde_json::from_str(entered.input()?).ok()?;
+            input["wave"]["name"].as_str().map(str::to_owned)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

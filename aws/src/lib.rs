@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod plans;
 pub mod probe;
 pub mod report;
+pub mod resume;
 pub mod route53;
 pub mod sns;
 pub mod step;

@@ -8,12 +8,14 @@ use crate::step::LogContext;
 use crate::store::RunStore;
 use crate::{FunctionError, drill, lock, metrics};
 use drplan_core::Mode;
+use drplan_core::contract::Discovery;
 use drplan_core::contract::RunRecords;
 use drplan_core::contract::keys;
 use drplan_core::contract::step::{ReportInput, ReportLocation};
 use drplan_core::health::WaveHealthRecord;
-use drplan_core::launch::WaveLaunchRecord;
+use drplan_core::launch::{ServerOutcome, WaveLaunchRecord};
 use drplan_core::report::{Report, RunError, WaveLaunchFacts, measure_rto, wave_report};
+use drplan_core::resume::ResumeSummary;
 use drplan_core::safety::{ClearedBeforeLaunch, DrillIsolation};
 use jiff::Timestamp;
 
@@ -75,6 +77,7 @@ async fn write_report(
     let finished_at = Timestamp::now();
     let plan_name = input.plan_name();
     let mut waves = Vec::new();
+    let mut launches = Vec::new();
     if let Some(run) = &input.run {
         for wave in input.layers.iter().flatten() {
             let launch: Option<WaveLaunchRecord> =
@@ -87,6 +90,7 @@ async fn write_report(
                 finished_at: l.finished_at,
             });
             waves.push(wave_report(&wave.name, facts, health.as_ref()));
+            launches.extend(launch);
         }
     }
     let status = if input.error.is_some() {
@@ -106,13 +110,33 @@ async fn write_report(
         Some(run) => store.read(&run.records().dns_cutover()).await?,
         None => None,
     };
-    let rto = measure_rto(
+    // A resumed run's report covers the whole recovery: its RTO counts from the first
+    // run's start.
+    let resume = match &input.run {
+        Some(run) if run.resumed.is_some() => store.read(&run.records().resume()).await?,
+        _ => None,
+    };
+    let mut rto = measure_rto(
         plan.as_ref().map(|p| p.rto_minutes),
-        started_at,
+        resume.as_ref().map_or(started_at, |r| r.first_started_at),
         &waves,
         dns.as_ref(),
         status == "SUCCEEDED",
     );
+    if let (Some(rto), Some(record)) = (rto.as_mut(), &resume) {
+        rto.measured_from = record.chain.first().cloned();
+    }
+    let outcomes: Vec<&ServerOutcome> = launches
+        .iter()
+        .flat_map(|l| l.progress.servers.iter())
+        .collect();
+    let resumed = resume
+        .as_ref()
+        .map(|record| ResumeSummary::of(record, started_at, &outcomes));
+    let discovery = match &input.run {
+        Some(run) => store.read(&run.records().discovery()).await?,
+        None => None,
+    };
     let readiness = store
         .read(&RunRecords::of(&plan_name, &input.execution_name).readiness())
         .await?;
@@ -141,6 +165,12 @@ async fn write_report(
         isolation,
         cleared,
         readiness,
+        resumed,
+        skipped: discovery
+            .as_ref()
+            .map(|d: &Discovery| d.skipped.clone())
+            .unwrap_or_default(),
+        left_out: discovery.map(|d| d.left_out).unwrap_or_default(),
     };
     let json_record = keys::report_json(&plan_name, &input.execution_name);
     let json_key = json_record.key().to_owned();

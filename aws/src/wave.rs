@@ -19,6 +19,7 @@ use drplan_core::launch::{
     JobView, WaveProgress, WaveVerdict, evaluate_wave, recovered_instance_tags,
 };
 use drplan_core::launch_wait::{ParkedWave, pending_by_job, settled_servers, should_wake};
+use drplan_core::resume::{CarriedServer, with_carried};
 use drplan_core::{ResolvedPlan, SnapshotChoice, WaveServer, plan_launch_batches};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
@@ -52,6 +53,46 @@ pub async fn wave_servers(
                 wave.name, wave.index
             ))
         })
+}
+
+/// What a resumed run does not launch again in this wave (empty for other runs): the
+/// servers carried over from earlier runs of its chain, and for an adopted wave the run
+/// it was adopted from (nothing of it launches).
+pub struct Carried {
+    pub servers: Vec<CarriedServer>,
+    pub adopted_from: Option<String>,
+}
+
+impl Carried {
+    /// The wave's servers this run launches itself.
+    pub fn to_launch(&self, wave: &WaveRef, servers: &[WaveServer]) -> Vec<WaveServer> {
+        if wave.adopted {
+            return Vec::new();
+        }
+        servers
+            .iter()
+            .filter(|s| !self.servers.iter().any(|c| c.source_server_id == s.id))
+            .cloned()
+            .collect()
+    }
+}
+
+pub async fn carried_servers(
+    store: &RunStore,
+    run: &RunContext,
+    wave: &WaveRef,
+) -> Result<Carried, FunctionError> {
+    let Some(resumed) = &run.resumed else {
+        return Ok(Carried {
+            servers: Vec::new(),
+            adopted_from: None,
+        });
+    };
+    let record = store.require(&run.records().resume()).await?;
+    Ok(Carried {
+        servers: record.carried_in(&wave.name).to_vec(),
+        adopted_from: wave.adopted.then(|| resumed.execution_name.clone()),
+    })
 }
 
 /// This run's jobs for this wave, recognised by the tags launch-wave puts on them, so
@@ -321,7 +362,9 @@ pub async fn poll_wave(
     wave: &WaveRef,
     previous: &LaunchPoll,
 ) -> Result<LaunchPoll, FunctionError> {
-    let servers = wave_servers(store, run, wave).await?;
+    let all_servers = wave_servers(store, run, wave).await?;
+    let carried = carried_servers(store, run, wave).await?;
+    let servers = carried.to_launch(wave, &all_servers);
     let mut jobs = jobs_of_wave(drs_client, run, wave).await?;
     let now = Timestamp::now();
     let timed_out = now >= previous.deadline;
@@ -344,6 +387,14 @@ pub async fn poll_wave(
     }
     if timed_out {
         progress.time_out(run.timing.launch_timeout_minutes);
+    }
+    if run.resumed.is_some() {
+        progress.servers = with_carried(
+            &all_servers,
+            progress.servers,
+            &carried.servers,
+            carried.adopted_from.as_deref(),
+        );
     }
     let verdict = progress.verdict();
     let attempt = previous.attempt + 1;
@@ -431,7 +482,42 @@ impl LogContext for WaitWaveInput {
 /// twice), a drill's launch templates on the drill subnet first, and the first poll.
 pub async fn launch_wave(clients: &Clients, step: WaveStep) -> Result<WaveStep, FunctionError> {
     let WaveStep { run, wave, .. } = step;
-    let servers = wave_servers(&clients.store, &run, &wave).await?;
+    let all_servers = wave_servers(&clients.store, &run, &wave).await?;
+    let servers = carried_servers(&clients.store, &run, &wave)
+        .await?
+        .to_launch(&wave, &all_servers);
+    if servers.is_empty() && !all_servers.is_empty() {
+        // A resumed run's wave with nothing to launch: its launch is settled now.
+        tracing::info!(
+            carried = all_servers.len(),
+            "nothing of the wave launches again"
+        );
+        let first = LaunchPoll {
+            state: LaunchState::InProgress,
+            attempt: 0,
+            wait_seconds: 0,
+            deadline: run.within_run(Timestamp::now() + SignedDuration::from_mins(1)),
+            launched: 0,
+            failed: 0,
+            pending: 0,
+            reason: None,
+        };
+        let poll = poll_wave(
+            &clients.drs,
+            &clients.ec2,
+            &clients.store,
+            &run,
+            &wave,
+            &first,
+        )
+        .await?;
+        return Ok(WaveStep {
+            run,
+            wave,
+            poll: Some(poll),
+            health: None,
+        });
+    }
     let jobs = jobs_of_wave(&clients.drs, &run, &wave).await?;
     // A drill launches from drill versions of the servers' launch templates (the drill
     // subnet); the wave's last poll puts the previous versions back.

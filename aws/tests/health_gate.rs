@@ -199,12 +199,14 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
         },
         quotas: Quotas::default(),
         deadline: None,
+        resumed: None,
     };
     let wave = WaveRef {
         index: 0,
         name: "database".into(),
         servers: 3,
         hooks: Default::default(),
+        adopted: false,
     };
     let plan = json!({
         "name": "shop", "rto_minutes": 30, "selector": {"dr:plan": "shop"},
@@ -232,6 +234,7 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
             // One server without it: the handler asks DRS.
             ec2_instance_id: (n != 0).then(|| instance.clone()),
             error: None,
+            carried_from: None,
         })
         .collect();
     let launch = WaveLaunchRecord {

@@ -147,6 +147,7 @@ pub fn wave_layers(plan: &Plan, resolved: &ResolvedPlan) -> Vec<Vec<WaveRef>> {
                         name,
                         servers: resolved.waves[index].servers.len(),
                         hooks,
+                        adopted: false,
                     }
                 })
                 .collect()

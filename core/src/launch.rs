@@ -78,6 +78,9 @@ pub struct ServerOutcome {
     pub ec2_instance_id: Option<String>,
     /// Why it failed, in DRS's words where the job log has them.
     pub error: Option<String>,
+    /// The earlier run whose launch this resumed run carries over (not launched again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried_from: Option<String>,
 }
 
 /// The wave's servers, each with its outcome so far.
@@ -143,6 +146,7 @@ pub fn evaluate_wave(
                 recovery_instance_id: None,
                 ec2_instance_id: instance.get(id).map(|s| (*s).to_owned()),
                 error: None,
+                carried_from: None,
             };
             let Some((job, entry)) = in_job.get(id) else {
                 if all_jobs_completed {

@@ -22,6 +22,7 @@ pub mod quota;
 pub mod readiness;
 pub mod report;
 pub mod resolve;
+pub mod resume;
 pub mod safety;
 pub mod trigger;
 mod validate;

@@ -43,6 +43,17 @@ pub struct Report {
     /// a run that went ahead), however many: the state carried only a sample.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness: Option<crate::readiness::Readiness>,
+    /// A resumed run: what it continued and took over. Its RTO counts from the first
+    /// run's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<crate::resume::ResumeSummary>,
+    /// Waves that did not run: skipped by a person (with the reason and who), or
+    /// needing a skipped one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<crate::contract::SkippedWave>,
+    /// Waves of the plan outside the run's `only_waves`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 /// A data point for CloudWatch: name, dimensions, value, unit.
@@ -118,6 +129,10 @@ pub struct RtoResult {
     /// From the execution's start to this moment.
     pub measured_to: String,
     pub met: bool,
+    /// Where the measure starts when not at this execution's start: the first run of a
+    /// resumed recovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_from: Option<String>,
 }
 
 impl RtoResult {
@@ -133,6 +148,7 @@ impl RtoResult {
             measured_seconds,
             measured_to: measured_to.to_owned(),
             met: measured_seconds <= i64::from(target_minutes) * 60,
+            measured_from: None,
         }
     }
 }
@@ -198,6 +214,9 @@ pub struct ServerReport {
     pub health: Option<String>,
     /// Launch phases from the DRS job log: (event, time).
     pub phases: Vec<(String, String)>,
+    /// The earlier run whose launch a resumed run kept (not launched again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried_from: Option<String>,
 }
 
 impl ServerReport {
@@ -218,6 +237,7 @@ impl ServerReport {
                 })
                 .map(|e| (e.event.clone(), e.time.clone()))
                 .collect(),
+            carried_from: outcome.carried_from.clone(),
         }
     }
 }
@@ -372,12 +392,27 @@ impl Report {
         let _ = writeln!(md, "| Finished | {} |", self.finished_at);
         if let Some(rto) = &self.rto {
             let verdict = if rto.met { "PASS" } else { "MISS" };
+            let from = rto
+                .measured_from
+                .as_ref()
+                .map_or("start".to_owned(), |run| format!("start of `{run}`"));
             let _ = writeln!(
                 md,
-                "| RTO | **{verdict}**: {} measured (start to {}) against a target of {} min |",
+                "| RTO | **{verdict}**: {} measured ({from} to {}) against a target of {} min |",
                 minutes_and_seconds(rto.measured_seconds),
                 rto.measured_to,
                 rto.target_minutes
+            );
+        }
+        if let Some(resumed) = &self.resumed {
+            let _ = writeln!(
+                md,
+                "| Resumes | `{}` (first started {}; {} between the runs) |",
+                resumed.resumes,
+                resumed.first_started_at,
+                resumed
+                    .gap_seconds
+                    .map_or("-".to_owned(), minutes_and_seconds)
             );
         }
         if let Some(isolation) = &self.isolation {
@@ -455,6 +490,47 @@ impl Report {
                 }
             }
         }
+        if let Some(resumed) = &self.resumed {
+            let _ = writeln!(
+                md,
+                "\n## Resumed run\n\nContinues `{}` (runs of this recovery: {}). Adopted, not launched again: {} ({} servers kept on their instances, each checked again by its health gate). Launched by this run: {}.",
+                resumed.resumes,
+                resumed
+                    .chain
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if resumed.adopted_waves.is_empty() {
+                    "no wave".to_owned()
+                } else {
+                    resumed.adopted_waves.join(", ")
+                },
+                resumed.carried_servers,
+                if resumed.launched_by_this_run.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    resumed.launched_by_this_run.join(", ")
+                }
+            );
+        }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(md, "\n## Skipped waves\n");
+            for skipped in &self.skipped {
+                let by = skipped
+                    .by
+                    .as_ref()
+                    .map_or(String::new(), |by| format!(" (decided by {by})"));
+                let _ = writeln!(md, "- **{}**: {}{by}", skipped.wave, skipped.reason);
+            }
+        }
+        if !self.left_out.is_empty() {
+            let _ = writeln!(
+                md,
+                "\nNot part of this run (only some waves were asked for): {}.",
+                self.left_out.join(", ")
+            );
+        }
         let _ = writeln!(md, "\n## Waves\n");
         if self.waves.is_empty() {
             let _ = writeln!(md, "No wave was launched.");
@@ -476,11 +552,14 @@ impl Report {
                 "| Server | Source server | State | Instance | Subnet | Launch phases | Health | Error |\n|---|---|---|---|---|---|---|---|"
             );
             for s in &wave.servers {
-                let phases: Vec<String> = s
+                let mut phases: Vec<String> = s
                     .phases
                     .iter()
                     .map(|(event, time)| format!("{event} {time}"))
                     .collect();
+                if let Some(run) = &s.carried_from {
+                    phases.insert(0, format!("kept: launched by `{run}`"));
+                }
                 let _ = writeln!(
                     md,
                     "| {}{} | `{}` | {:?} | {} | {} | {} | {} | {} |",
@@ -606,6 +685,9 @@ mod tests {
             isolation: None,
             cleared: None,
             readiness: None,
+            resumed: None,
+            skipped: Vec::new(),
+            left_out: Vec::new(),
         };
         let points = report.metric_points();
         let value = |name: &str| points.iter().find(|p| p.name == name).map(|p| p.value);

@@ -6,6 +6,7 @@
 pub mod bucket;
 pub mod decide;
 pub mod report;
+pub mod resume;
 pub mod rollback_dns;
 pub mod start;
 pub mod status;

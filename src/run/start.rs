@@ -34,6 +34,10 @@ pub struct StartArgs {
     /// A recovery that replaces the live instances of an earlier recovery (refused otherwise)
     #[arg(long)]
     replace_live_recovery: bool,
+    /// Recover only these waves (comma-separated); the waves they depend on must be among
+    /// them or already recovered and live
+    #[arg(long, value_name = "WAVES", value_delimiter = ',')]
+    only_waves: Vec<String>,
     #[command(flatten)]
     target: Target,
 }
@@ -136,6 +140,37 @@ pub async fn start(args: &StartArgs) -> anyhow::Result<String> {
         }
         input["replace_live_recovery"] = serde_json::Value::Bool(true);
     }
+    if !args.only_waves.is_empty() {
+        if let Some(plan) = input["plan"].as_object() {
+            // A plan file: its wave names are known here.
+            let names: Vec<&str> = plan
+                .get("waves")
+                .and_then(|w| w.as_array())
+                .map(|waves| waves.iter().filter_map(|w| w["name"].as_str()).collect())
+                .unwrap_or_default();
+            if let Some(unknown) = args
+                .only_waves
+                .iter()
+                .find(|w| !names.contains(&w.as_str()))
+            {
+                bail!(
+                    "--only-waves: the plan has no wave {unknown:?} (its waves: {})",
+                    names.join(", ")
+                );
+            }
+        }
+        input["only_waves"] = serde_json::json!(args.only_waves);
+        drplan_core::ExecutionInput::from_value(&input).map_err(|issues| {
+            anyhow::anyhow!(
+                "--only-waves: {}",
+                issues
+                    .iter()
+                    .map(|i| i.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })?;
+    }
     let name = args
         .name
         .clone()
@@ -171,10 +206,20 @@ pub async fn start_and_maybe_follow(args: &StartArgs) -> anyhow::Result<bool> {
     let arn = start(args).await?;
     println!("{arn}");
     let client = aws_sdk_sfn::Client::new(&aws_config().await);
-    if !args.wait {
+    accept_or_follow(&client, &arn, args.wait).await
+}
+
+/// After StartExecution: without `wait`, waits for discover's verdict (a refused run is
+/// a failure, with its reason); with it, follows the run to its end.
+pub async fn accept_or_follow(
+    client: &aws_sdk_sfn::Client,
+    arn: &str,
+    wait: bool,
+) -> anyhow::Result<bool> {
+    if !wait {
         // The run is accepted once discover has passed it (the plan's lock taken, nothing
         // live in the way); a refused run exits non-zero, saying why.
-        let view = wait_for_acceptance(&client, &arn).await?;
+        let view = wait_for_acceptance(client, arn).await?;
         if view.progress.discovery.is_none() && view.status != ExecutionStatus::Running.as_str() {
             let (error, cause) = view.error.unwrap_or_default();
             eprintln!(
@@ -185,7 +230,7 @@ pub async fn start_and_maybe_follow(args: &StartArgs) -> anyhow::Result<bool> {
         }
         return Ok(true);
     }
-    let view = follow(&client, &arn, Duration::from_secs(2)).await?;
+    let view = follow(client, arn, Duration::from_secs(2)).await?;
     Ok(view.status == ExecutionStatus::Succeeded.as_str())
 }
 

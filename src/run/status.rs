@@ -137,6 +137,28 @@ pub fn render(view: &ExecutionView) -> Vec<String> {
         discovery.server_count,
         discovery.layers.iter().map(Vec::len).sum::<usize>()
     ));
+    if let Some(resumed) = &discovery.run.resumed {
+        lines.push(format!(
+            "  resumes {} (the recovery first started {})",
+            resumed.execution_name, resumed.first_started_at
+        ));
+    }
+    for skipped in &discovery.skipped {
+        let by = skipped
+            .by
+            .as_ref()
+            .map_or(String::new(), |by| format!(" (by {by})"));
+        lines.push(format!(
+            "  skipped {}: {}{by}",
+            skipped.wave, skipped.reason
+        ));
+    }
+    if !discovery.left_out.is_empty() {
+        lines.push(format!(
+            "  not in this run: {}",
+            discovery.left_out.join(", ")
+        ));
+    }
     let width = discovery
         .layers
         .iter()
@@ -177,8 +199,13 @@ pub fn render(view: &ExecutionView) -> Vec<String> {
             } else {
                 String::new()
             };
+            let kept = if wave.adopted {
+                " (kept from the run resumed)"
+            } else {
+                ""
+            };
             lines.push(format!(
-                "  stage {} {:width$}  [{bar}] {launched}/{} launched{failed_note}  {state}",
+                "  stage {} {:width$}  [{bar}] {launched}/{} launched{failed_note}  {state}{kept}",
                 stage + 1,
                 wave.name,
                 wave.servers
@@ -293,6 +320,7 @@ mod tests {
             name: name.into(),
             servers,
             hooks: Default::default(),
+            adopted: false,
         }
     }
 

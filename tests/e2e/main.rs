@@ -18,5 +18,6 @@ mod cutover;
 mod hardening;
 mod notify;
 mod recovery;
+mod resume;
 mod safety;
 mod trigger;

@@ -60,6 +60,7 @@ fn wave_failed_request(execution_arn: &str) -> NotificationRequest {
         timing: Default::default(),
         quotas: Default::default(),
         deadline: None,
+        resumed: None,
     };
     NotificationRequest {
         event: RunEvent::WaveFailed,
@@ -73,6 +74,7 @@ fn wave_failed_request(execution_arn: &str) -> NotificationRequest {
             name: "app".to_owned(),
             servers: 4,
             hooks: Default::default(),
+            adopted: false,
         }),
         poll: Some(LaunchPoll {
             state: LaunchState::Failed,
@@ -110,6 +112,7 @@ fn failed_server(hostname: &str, id: &str, error: &str) -> ServerOutcome {
         recovery_instance_id: None,
         ec2_instance_id: None,
         error: Some(error.to_owned()),
+        carried_from: None,
     }
 }
 

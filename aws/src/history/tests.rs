@@ -161,6 +161,7 @@ fn run() -> RunContext {
         timing: Timing::default(),
         quotas: Quotas::default(),
         deadline: None,
+        resumed: None,
     }
 }
 
@@ -170,6 +171,7 @@ fn wave(index: usize, name: &str) -> WaveRef {
         name: name.into(),
         servers: 4,
         hooks: Default::default(),
+        adopted: false,
     }
 }
 
@@ -348,4 +350,28 @@ fn the_first_input_of_each_function_is_kept() {
     let inputs = first_lambda_inputs(&history);
     assert_eq!(inputs.len(), 1, "{inputs:?}");
     assert_eq!(inputs["launch-wave"], json!({"n": 1}));
+}
+
+#[test]
+fn succeeded_waves_are_those_that_entered_the_success_state() {
+    let succeeded = |id: i64, wave: &str| {
+        let details = StateEnteredEventDetails::builder()
+            .name(states::WAVE_SUCCEEDED)
+            .input(json!({"run": {}, "wave": {"index": 0, "name": wave, "servers": 1}}).to_string())
+            .build()
+            .expect("a state name");
+        event(id, id - 1, "SucceedStateEntered", 1.0)
+            .state_entered_event_details(details)
+            .build()
+            .expect("an event")
+    };
+    let history = vec![
+        entered(1, 0, "TaskStateEntered", 0.5, states::LAUNCH_WAVE),
+        succeeded(2, "db"),
+        entered(3, 2, "TaskStateEntered", 1.5, "NotifyWaveFailed"),
+        succeeded(4, "cache"),
+    ];
+    let waves: Vec<String> = succeeded_waves(&history).into_iter().collect();
+    assert_eq!(waves, ["cache", "db"]);
+    assert!(succeeded_waves(&[]).is_empty());
 }

@@ -26,6 +26,29 @@ pub struct ExecutionInput {
     /// of an earlier one (`drplan start --replace-live-recovery`); refused otherwise.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub replace_live_recovery: bool,
+    /// The run this one continues (`drplan resume`): an ended (FAILED, TIMED_OUT or
+    /// ABORTED) execution of the same plan and mode, by name or ARN. Its succeeded waves
+    /// are adopted, not launched again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+    /// Waves a person leaves out of a resumed run, each with the reason and who decided.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skip_waves: Vec<WaveSkip>,
+    /// Only these waves of the plan run (`drplan start --only-waves`); the waves they
+    /// depend on must be among them or already recovered and live.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub only_waves: Vec<String>,
+}
+
+/// A wave a person leaves out of a resumed run (`drplan resume --skip-wave`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaveSkip {
+    pub wave: String,
+    pub reason: String,
+    /// Who decided (the CLI sends `--by`, else $USER).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// A plan by name (the S3 object `plans/NAME.yaml` in the stack's bucket) or inline.
@@ -99,6 +122,9 @@ const INPUT_FIELDS: &[&str] = &[
     "quotas",
     "trigger",
     "replace_live_recovery",
+    "resume",
+    "skip_waves",
+    "only_waves",
 ];
 
 impl ExecutionInput {
@@ -210,6 +236,29 @@ impl ExecutionInput {
                 "applies to recoveries only: a drill never replaces a live recovery",
             ));
         }
+        let resume = match map.get("resume") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(execution))
+                if execution_name_problem(execution).is_none() || execution.starts_with("arn:") =>
+            {
+                Some(execution.clone())
+            }
+            Some(_) => {
+                issues.push(Issue::new(
+                    "resume",
+                    "must name the ended execution to continue, by name or ARN",
+                ));
+                None
+            }
+        };
+        let skip_waves = read_skips(map.get("skip_waves"), resume.is_some(), &mut issues);
+        let only_waves = read_wave_names(map.get("only_waves"), &mut issues);
+        if resume.is_some() && !only_waves.is_empty() {
+            issues.push(Issue::new(
+                "only_waves",
+                "does not apply to a resumed run: it runs the waves of the run it continues (leave some out with skip_waves)",
+            ));
+        }
         match (plan, mode, snapshot, timing, quotas) {
             (Some(plan), Some(mode), Some(snapshot), Some(timing), Some(quotas))
                 if issues.is_empty() =>
@@ -222,11 +271,87 @@ impl ExecutionInput {
                     quotas,
                     trigger,
                     replace_live_recovery,
+                    resume,
+                    skip_waves,
+                    only_waves,
                 })
             }
             _ => Err(issues),
         }
     }
+}
+
+/// `skip_waves`: each a wave and a reason, only in a resumed run, no wave twice.
+fn read_skips(value: Option<&Value>, resumed: bool, issues: &mut Vec<Issue>) -> Vec<WaveSkip> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Vec::new();
+    };
+    let skips = match Vec::<WaveSkip>::deserialize(value) {
+        Ok(skips) => skips,
+        Err(e) => {
+            issues.push(Issue::new(
+                "skip_waves",
+                format!("must be a list of {{\"wave\": NAME, \"reason\": TEXT, \"by\": WHO}}: {e}"),
+            ));
+            return Vec::new();
+        }
+    };
+    if !resumed && !skips.is_empty() {
+        issues.push(Issue::new(
+            "skip_waves",
+            "applies to a resumed run (resume); to leave waves out of a new run, name the ones to run in only_waves",
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, skip) in skips.iter().enumerate() {
+        if skip.wave.trim().is_empty() {
+            issues.push(Issue::new(
+                format!("skip_waves[{i}].wave"),
+                "must name a wave",
+            ));
+        } else if !seen.insert(skip.wave.as_str()) {
+            issues.push(Issue::new(
+                format!("skip_waves[{i}].wave"),
+                format!("wave {:?} is skipped twice", skip.wave),
+            ));
+        }
+        if skip.reason.trim().is_empty() {
+            issues.push(Issue::new(
+                format!("skip_waves[{i}].reason"),
+                "must say why the wave is left out (it goes into the report)",
+            ));
+        }
+    }
+    skips
+}
+
+/// `only_waves`: a non-empty list of wave names, each once.
+fn read_wave_names(value: Option<&Value>, issues: &mut Vec<Issue>) -> Vec<String> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Vec::new();
+    };
+    let names = match Vec::<String>::deserialize(value) {
+        Ok(names) if !names.is_empty() => names,
+        _ => {
+            issues.push(Issue::new(
+                "only_waves",
+                "must be a non-empty list of wave names, e.g. [\"database\", \"app\"]",
+            ));
+            return Vec::new();
+        }
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, name) in names.iter().enumerate() {
+        if name.trim().is_empty() {
+            issues.push(Issue::new(format!("only_waves[{i}]"), "must name a wave"));
+        } else if !seen.insert(name.as_str()) {
+            issues.push(Issue::new(
+                format!("only_waves[{i}]"),
+                format!("wave {name:?} is named twice"),
+            ));
+        }
+    }
+    names
 }
 
 fn read_optional<T: Default + for<'de> Deserialize<'de>>(
@@ -340,6 +465,49 @@ pub fn hooks_outside(plan: &crate::plan::Plan, region: &str, account: &str) -> V
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn problems(input: serde_json::Value) -> Vec<(String, String)> {
+        ExecutionInput::from_value(&input)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| (i.path, i.message))
+            .collect()
+    }
+
+    #[test]
+    fn a_resumed_run_may_skip_waves_with_a_reason_and_a_new_one_may_pick_waves() {
+        let resumed = ExecutionInput::from_value(&json!({
+            "plan": "shop", "mode": "recovery", "resume": "shop-recovery-1",
+            "skip_waves": [{"wave": "web", "reason": "vendor", "by": "ana"}]
+        }))
+        .unwrap();
+        assert_eq!(resumed.resume.as_deref(), Some("shop-recovery-1"));
+        assert_eq!(resumed.skip_waves[0].by.as_deref(), Some("ana"));
+        let part = ExecutionInput::from_value(
+            &json!({"plan": "shop", "mode": "drill", "only_waves": ["db", "app"]}),
+        )
+        .unwrap();
+        assert_eq!(part.only_waves, ["db", "app"]);
+
+        let found = problems(json!({"plan": "shop", "mode": "drill",
+            "skip_waves": [{"wave": "web", "reason": "x"}]}));
+        assert!(found[0].0 == "skip_waves" && found[0].1.contains("applies to a resumed run"));
+        let found = problems(json!({"plan": "shop", "mode": "drill", "resume": "r-1",
+            "skip_waves": [{"wave": "web", "reason": " "}, {"wave": "web", "reason": "y"}]}));
+        let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["skip_waves[0].reason", "skip_waves[1].wave"]);
+        let found = problems(json!({"plan": "shop", "mode": "drill", "resume": "r-1",
+            "skip_waves": [{"wave": "web"}]}));
+        assert!(found[0].1.contains("missing field `reason`"), "{found:?}");
+        let found = problems(json!({"plan": "shop", "mode": "drill", "resume": "r 1",
+            "only_waves": []}));
+        let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["resume", "only_waves"]);
+        let found = problems(json!({"plan": "shop", "mode": "drill", "resume": "r-1",
+            "only_waves": ["db"]}));
+        assert!(found[0].1.contains("does not apply to a resumed run"));
+    }
 
     #[test]
     fn execution_names_are_checked_like_step_functions_does() {

@@ -16,6 +16,7 @@
 //! runs/PLAN/EXEC/isolation.json          a drill's isolation              DrillIsolation
 //! runs/PLAN/EXEC/cleared.json            drill instances cleared first    ClearedBeforeLaunch
 //! runs/PLAN/EXEC/dns.json                the cutover, for rollback        DnsCutover
+//! runs/PLAN/EXEC/resume.json             what a resumed run takes over    ResumeRecord
 //! runs/PLAN/EXEC/waves/NNN-WAVE/launch.json     the wave's launch        WaveLaunchRecord
 //! runs/PLAN/EXEC/waves/NNN-WAVE/health.json     its health gate          WaveHealthRecord
 //! runs/PLAN/EXEC/waves/NNN-WAVE/pending.json    servers still launching  PendingByJob
@@ -36,6 +37,7 @@ use crate::launch_wait::ParkedWave;
 use crate::readiness::Readiness;
 use crate::report::Report;
 use crate::resolve::ResolvedPlan;
+use crate::resume::ResumeRecord;
 use crate::safety::{ClearedBeforeLaunch, DrillIsolation, RunLock, WaveTemplateSwaps};
 use crate::trigger::StartClaim;
 
@@ -186,6 +188,11 @@ impl RunRecords {
         self.record("dns.json")
     }
 
+    /// What a resumed run carries over from the runs before it.
+    pub fn resume(&self) -> Record<ResumeRecord> {
+        self.record("resume.json")
+    }
+
     /// Every wave's records are under this prefix.
     pub fn waves_prefix(&self) -> String {
         format!("{}waves/", self.prefix)
@@ -253,6 +260,7 @@ mod tests {
             name: "app".into(),
             servers: 3,
             hooks: Default::default(),
+            adopted: false,
         };
         assert_eq!(run.prefix(), "runs/shop/shop-drill-1/");
         assert_eq!(

@@ -22,9 +22,10 @@ pub mod tags;
 pub use errors::ErrorName;
 pub use input::{
     ExecutionInput, HOOK_FUNCTION_PREFIX, MAX_EXECUTION_NAME, PlanSource, SnapshotChoice, Timing,
-    execution_name_problem, hook_problem, hooks_outside, pick_snapshot, stack_of,
+    WaveSkip, execution_name_problem, hook_problem, hooks_outside, pick_snapshot, stack_of,
 };
 pub use keys::{Record, RunRecords, WaveRecords};
 pub use step::{
-    Discovery, HealthPoll, LaunchPoll, LaunchState, RunContext, WaveHooks, WaveRef, WaveStep,
+    Discovery, HealthPoll, LaunchPoll, LaunchState, Resumption, RunContext, SkippedWave, WaveHooks,
+    WaveRef, WaveStep,
 };

@@ -17,11 +17,14 @@ pub const CHECK_LAUNCH: &str = "CheckLaunch";
 pub const TAG_INSTANCES: &str = "TagInstances";
 /// Its output is a [`super::WaveStep`] with the wave's latest health poll.
 pub const CHECK_HEALTH: &str = "CheckHealth";
+/// Entered by a wave whose health gate and post hooks passed (its input names the wave):
+/// a resumed run adopts the waves that got here.
+pub const WAVE_SUCCEEDED: &str = "WaveSucceeded";
 /// A drill's instances are kept this long before cleanup.
 pub const KEEP_DRILL_INSTANCES: &str = "KeepDrillInstances";
 
 /// Every state name above.
-pub const READ_BY_DRPLAN: [&str; 8] = [
+pub const READ_BY_DRPLAN: [&str; 9] = [
     DISCOVER,
     WAIT_FOR_APPROVAL,
     LAUNCH_WAVE,
@@ -29,5 +32,6 @@ pub const READ_BY_DRPLAN: [&str; 8] = [
     CHECK_LAUNCH,
     TAG_INSTANCES,
     CHECK_HEALTH,
+    WAVE_SUCCEEDED,
     KEEP_DRILL_INSTANCES,
 ];

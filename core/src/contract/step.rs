@@ -31,6 +31,19 @@ pub struct RunContext {
     /// past it. Absent in runs started before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Timestamp>,
+    /// The run this one continues (`drplan resume`), when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<Resumption>,
+}
+
+/// What a resumed run continues: the ended run, and when the recovery first started
+/// (the RTO is measured from there, over every run of the chain).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resumption {
+    /// The execution name of the run continued.
+    pub execution_name: String,
+    /// When the first run of the chain started.
+    pub first_started_at: Timestamp,
 }
 
 impl RunContext {
@@ -61,6 +74,24 @@ pub struct WaveRef {
     /// health gate.
     #[serde(default, skip_serializing_if = "WaveHooks::is_empty")]
     pub hooks: WaveHooks,
+    /// A wave that succeeded in the run this one resumes: nothing of it launches again
+    /// and its hooks do not run again; its instances pass its health gate again before
+    /// any other wave starts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
+}
+
+/// A wave that does not run: a person skipped it, or it needs one that was skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedWave {
+    pub wave: String,
+    pub reason: String,
+    /// Who decided; absent for a wave left out because it needs a skipped one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// The skipped wave this one needs, when it was not skipped itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs: Option<String>,
 }
 
 /// The Lambda functions a wave calls before it launches and after it is healthy.
@@ -105,6 +136,12 @@ pub struct Discovery {
     /// The running drill of the plan that this recovery stops (after approval).
     #[serde(default)]
     pub stop_drill: Option<crate::safety::RunLock>,
+    /// Waves of the plan that do not run: skipped by a person, or needing a skipped one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedWave>,
+    /// Waves of the plan outside `only_waves` (not part of this run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 /// Where a wave's launch stands between polls.

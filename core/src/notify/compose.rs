@@ -197,10 +197,12 @@ pub(super) fn headline(facts: &Facts<'_>) -> (String, Severity) {
         }
         RunEvent::WaveStarted => {
             let servers = request.wave.as_ref().map_or(0, |w| w.servers);
-            (
-                format!("wave {wave_name} started ({servers} servers)"),
-                Severity::Info,
-            )
+            let what = if request.wave.as_ref().is_some_and(|w| w.adopted) {
+                format!("wave {wave_name} adopted ({servers} servers kept, health checked again)")
+            } else {
+                format!("wave {wave_name} started ({servers} servers)")
+            };
+            (what, Severity::Info)
         }
         RunEvent::WaveSucceeded => {
             let servers = request.wave.as_ref().map_or(0, |w| w.servers);
@@ -345,6 +347,9 @@ pub(super) fn opening_line(facts: &Facts<'_>) -> String {
         RunEvent::Started => format!("A DR {mode} of plan {plan} has started."),
         RunEvent::ApprovalNeeded => format!(
             "A DR {mode} of plan {plan} is WAITING FOR YOUR APPROVAL. Nothing has been launched yet."
+        ),
+        RunEvent::WaveStarted if request.wave.as_ref().is_some_and(|w| w.adopted) => format!(
+            "Wave {wave} of the {mode} of plan {plan} succeeded in the run this one resumes: its instances are kept (nothing launches) and pass its health gate again before any other wave starts."
         ),
         RunEvent::WaveStarted => format!("Wave {wave} of the {mode} of plan {plan} is launching."),
         RunEvent::WaveSucceeded => {

@@ -33,6 +33,7 @@ fn run(mode: Mode) -> RunContext {
         timing: Timing::default(),
         quotas: Quotas::default(),
         deadline: None,
+        resumed: None,
     }
 }
 
@@ -42,6 +43,7 @@ fn wave(name: &str, index: usize, servers: usize) -> WaveRef {
         name: name.into(),
         servers,
         hooks: Default::default(),
+        adopted: false,
     }
 }
 
@@ -105,6 +107,7 @@ fn failed_server(n: usize, optional: bool) -> ServerOutcome {
         error: Some(format!(
             "LAUNCH_FAILED: InsufficientInstanceCapacity for app-{n:03}"
         )),
+        carried_from: None,
     }
 }
 
@@ -482,6 +485,7 @@ fn report(status: &str, rto: Option<RtoResult>) -> Report {
                     error: Some("LAUNCH_FAILED: subnet\nis full".into()),
                     health: None,
                     phases: Vec::new(),
+                    carried_from: None,
                 }],
             },
         ],
@@ -490,6 +494,9 @@ fn report(status: &str, rto: Option<RtoResult>) -> Report {
         isolation: None,
         cleared: None,
         readiness: None,
+        resumed: None,
+        skipped: Vec::new(),
+        left_out: Vec::new(),
     }
 }
 
