@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use drplan_core::contract::{Discovery, Resumption, RunContext, RunRecords, SkippedWave};
 use drplan_core::discovery::{
-    budget_problems, judge_isolation, keep_seconds, refusals, release_jobs_of, wave_layers,
+    budget_problems, judge_isolation, keep_seconds, refusals, release_jobs_of,
+    subnet_capacity_problem, wave_layers,
 };
 use drplan_core::launch::JobView;
 use drplan_core::readiness::{Readiness, check_readiness, sample, with_pointer};
@@ -29,7 +30,7 @@ use crate::bootstrap::Clients;
 use crate::lock::{self, LockOutcome};
 use crate::resume::{self, EarlierFacts};
 use crate::step::LogContext;
-use crate::{FunctionError, drill, drs, plans, route53};
+use crate::{FunctionError, drill, drs, ec2, plans, route53};
 
 impl LogContext for DiscoverInput {
     fn log_context(&self) -> (String, String, String) {
@@ -169,7 +170,22 @@ pub async fn discover_run(
     let live = judge_live_instances(input.mode, input.replace_live_recovery, &in_the_way);
     readiness.blocking.extend(live.blocking);
     if input.mode == Mode::Drill {
+        let carried_count = carried.len();
         let isolation = check_drill_isolation(&clients.ec2, &plan, &mut readiness).await?;
+        // Every instance of a drill launches into its drill subnet: one address each.
+        if let Some(subnet_id) = &isolation.subnet_id
+            && let Some(free) = ec2::subnet_free_addresses(&clients.ec2, subnet_id).await?
+        {
+            let launching = server_ids.len().saturating_sub(carried_count) as u64;
+            let freed = live.terminate_first.len() as u64;
+            readiness.blocking.extend(subnet_capacity_problem(
+                "drill.subnet_id",
+                subnet_id,
+                free,
+                freed,
+                launching,
+            ));
+        }
         clients
             .store
             .write(

@@ -265,3 +265,27 @@ pub async fn instance_addresses(
     }
     Ok(found)
 }
+
+/// How many addresses a subnet has free (`AvailableIpAddressCount`); `None` when EC2
+/// does not say (or does not know the subnet: the isolation check names that).
+pub async fn subnet_free_addresses(
+    ec2: &Client,
+    subnet_id: &str,
+) -> Result<Option<u64>, FunctionError> {
+    match ec2.describe_subnets().subnet_ids(subnet_id).send().await {
+        Ok(described) => Ok(described
+            .subnets()
+            .first()
+            .and_then(|s| s.available_ip_address_count())
+            .and_then(|n| u64::try_from(n).ok())),
+        Err(e)
+            if matches!(
+                e.code(),
+                Some("InvalidSubnetID.NotFound" | "InvalidSubnetID.Malformed")
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(FunctionError::from_sdk("EC2 DescribeSubnets", e)),
+    }
+}

@@ -121,6 +121,33 @@ pub fn judge_isolation(
     (isolation, blocking)
 }
 
+/// Why a subnet cannot take the instances a run launches into it: each needs an address,
+/// and a launch past the last one fails half way through a wave (DRS reports
+/// `InsufficientFreeAddressesInSubnet` per server). `freed` counts addresses the run frees
+/// first (earlier drill instances it terminates before launching).
+pub fn subnet_capacity_problem(
+    field: &str,
+    subnet_id: &str,
+    free: u64,
+    freed: u64,
+    launching: u64,
+) -> Option<Issue> {
+    (free + freed < launching).then(|| {
+        let freed_note = if freed > 0 {
+            format!(" (and {freed} more once the earlier drill's instances are terminated)")
+        } else {
+            String::new()
+        };
+        Issue::new(
+            field,
+            format!(
+                "subnet {subnet_id} has {free} free addresses{freed_note}, but this run launches {launching} instances into it: {} would fail to launch; free addresses or use a larger subnet",
+                launching - free - freed
+            ),
+        )
+    })
+}
+
 /// The resolved plan's waves by layer, as the later steps receive them, with each
 /// wave's hooks.
 pub fn wave_layers(plan: &Plan, resolved: &ResolvedPlan) -> Vec<Vec<WaveRef>> {
@@ -209,6 +236,18 @@ mod tests {
         let mut busy = HashSet::from(["s-1".to_owned(), "s-2".to_owned()]);
         release_jobs_of(&mut busy, &jobs, "drill-1");
         assert_eq!(busy, HashSet::from(["s-2".to_owned()]));
+    }
+
+    #[test]
+    fn a_subnet_without_an_address_for_every_instance_blocks_the_run() {
+        let problem = subnet_capacity_problem("drill.subnet_id", "subnet-1", 251, 0, 259).unwrap();
+        assert_eq!(problem.path, "drill.subnet_id");
+        assert_eq!(
+            problem.message,
+            "subnet subnet-1 has 251 free addresses, but this run launches 259 instances into it: 8 would fail to launch; free addresses or use a larger subnet"
+        );
+        assert!(subnet_capacity_problem("drill.subnet_id", "subnet-1", 251, 8, 259).is_none());
+        assert!(subnet_capacity_problem("drill.subnet_id", "subnet-1", 259, 0, 259).is_none());
     }
 
     #[test]

@@ -202,3 +202,62 @@ async fn oversized_plans_and_timing_that_cannot_fit_are_refused_before_anything_
     );
     assert!(cloud.start_recovery_calls().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_subnet_without_an_address_for_every_instance_is_refused_before_any_launch() {
+    let Some(cloud) = cloud_with(&crate::common::fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    // An isolated /28 (11 addresses) for a 15-server drill, in the seeded VPC (10.N.0.0/16).
+    let vpc_cidr = cloud
+        .ec2
+        .describe_vpcs()
+        .vpc_ids(&cloud.seeded.vpc_id)
+        .send()
+        .await
+        .expect("DescribeVpcs")
+        .vpcs()
+        .first()
+        .and_then(|v| v.cidr_block())
+        .expect("the VPC's CIDR")
+        .to_owned();
+    let first_two: Vec<&str> = vpc_cidr.split('.').take(2).collect();
+    let subnet = cloud
+        .ec2
+        .create_subnet()
+        .vpc_id(&cloud.seeded.vpc_id)
+        .cidr_block(format!("{}.48.0/28", first_two.join(".")))
+        .send()
+        .await
+        .expect("CreateSubnet")
+        .subnet()
+        .and_then(|s| s.subnet_id())
+        .expect("a subnet")
+        .to_owned();
+    cloud
+        .ec2
+        .associate_route_table()
+        .route_table_id(&cloud.seeded.drill_route_table_id)
+        .subnet_id(&subnet)
+        .send()
+        .await
+        .expect("AssociateRouteTable");
+    let mut plan = crate::common::plan_file("examples/shop.yaml");
+    plan["drill"] = json!({"subnet_id": subnet,
+        "security_group_ids": [cloud.seeded.drill_security_group_id]});
+    let (name, arn) = cloud.start(plan, "drill").await;
+    let outcome = cloud.wait(name, &arn).await;
+    assert_eq!(outcome.status, ExecutionStatus::Failed);
+    assert_eq!(outcome.error.as_deref(), Some("drplan.NotReady"));
+    let cause = outcome.cause.unwrap_or_default();
+    assert!(
+        cause.contains(&format!(
+            "subnet {subnet} has 11 free addresses, but this run launches 15 instances into it: 4 would fail to launch"
+        )),
+        "{cause}"
+    );
+    assert!(
+        cloud.start_recovery_calls().await.is_empty(),
+        "nothing launched"
+    );
+}

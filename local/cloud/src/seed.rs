@@ -289,7 +289,9 @@ pub struct SeededZone {
 pub async fn seed(endpoint_url: &str, fleet: &Fleet) -> Result<SeedReport> {
     let servers = fleet.servers().map_err(LocalCloudError::InvalidInput)?;
     let aws = AwsClient::new(HttpClient::new(), endpoint_url, &fleet.region);
-    let network = seed_network(&aws, &fleet.network).await?;
+    let sized =
+        network::sized_for(&fleet.network, servers.len()).map_err(LocalCloudError::InvalidInput)?;
+    let network = seed_network(&aws, &sized).await?;
     let (created, updated) = seed_source_servers(&aws, &servers, &network).await?;
     let mut zones = Vec::new();
     for zone in &fleet.hosted_zones {

@@ -245,7 +245,10 @@ impl Outbound {
         }
         let reply = {
             let _one_at_a_time = self.run_instances.lock().await;
-            self.ec2_call(params).await?
+            match self.ec2_call(params).await {
+                Ok(reply) => reply,
+                Err(error) => return Err(self.as_ec2_reports(error, request.subnet_id).await),
+            }
         };
         let instance_id =
             xml_text(&reply, "instanceId").ok_or_else(|| OutboundError::Unexpected {
@@ -259,6 +262,52 @@ impl Outbound {
             public_ip: xml_text(&reply, "ipAddress"),
             subnet_id: xml_text(&reply, "subnetId"),
         })
+    }
+
+    /// moto answers a RunInstances it cannot serve (a subnet out of addresses) with an
+    /// HTML page and HTTP 500; EC2 answers with an error code, which DRS puts in its job
+    /// log. The page becomes EC2's `InsufficientFreeAddressesInSubnet` when the subnet
+    /// has no free address left, and a one-line `InternalError` otherwise.
+    async fn as_ec2_reports(&self, error: OutboundError, subnet_id: Option<&str>) -> OutboundError {
+        let OutboundError::Service {
+            service,
+            status,
+            message,
+        } = &error
+        else {
+            return error;
+        };
+        let lower = message.to_ascii_lowercase();
+        let is_page = lower.contains("<html") || lower.contains("<!doctype");
+        if *status < 500 || !is_page {
+            return error;
+        }
+        let full = match subnet_id {
+            Some(subnet) => self.free_addresses(subnet).await == Some(0),
+            None => false,
+        };
+        let message = match (full, subnet_id) {
+            (true, Some(subnet)) => format!(
+                "InsufficientFreeAddressesInSubnet: There are not enough free addresses in subnet '{subnet}' to satisfy the requested number of instances."
+            ),
+            _ => format!("InternalError: EC2 answered HTTP {status} without an error document"),
+        };
+        OutboundError::Service {
+            service,
+            status: if full { 400 } else { *status },
+            message,
+        }
+    }
+
+    /// The subnet's `AvailableIpAddressCount`, when EC2 tells it.
+    async fn free_addresses(&self, subnet_id: &str) -> Option<u64> {
+        let params = vec![
+            ("Action".to_owned(), "DescribeSubnets".to_owned()),
+            ("Version".to_owned(), "2016-11-15".to_owned()),
+            ("SubnetId.1".to_owned(), subnet_id.to_owned()),
+        ];
+        let reply = self.ec2_call(params).await.ok()?;
+        xml_text(&reply, "availableIpAddressCount")?.parse().ok()
     }
 
     pub async fn terminate_instances(&self, instance_ids: &[String]) -> Result<(), OutboundError> {

@@ -360,3 +360,90 @@ async fn an_instance_stopped_or_terminated_in_ec2_stops_serving_once_read() {
     assert_eq!(sim.probe_listener_count(), 2);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_subnet_out_of_addresses_fails_the_launch_with_ec2s_error_not_motos_page() {
+    let Some(moto) = start_moto().await else {
+        return;
+    };
+    let vpc = first(
+        &ec2(
+            &moto,
+            &[("Action", "CreateVpc"), ("CidrBlock", "10.21.0.0/16")],
+        )
+        .await,
+        "vpcId",
+    );
+    // A /28 holds 11 instances (16 addresses less the 5 AWS reserves).
+    let subnet = first(
+        &ec2(
+            &moto,
+            &[
+                ("Action", "CreateSubnet"),
+                ("VpcId", &vpc),
+                ("CidrBlock", "10.21.1.0/28"),
+            ],
+        )
+        .await,
+        "subnetId",
+    );
+    let sim = start(SimConfig {
+        time_scale: FAST,
+        ec2_endpoint: Some(moto.endpoint.clone()),
+        ..SimConfig::default()
+    })
+    .await;
+    let servers: Vec<serde_json::Value> = (0..12)
+        .map(|i| json!({"hostname": format!("app-{i:02}"), "launch_subnet_id": subnet}))
+        .collect();
+    let created = control_post(&sim, "/_drplan/source-servers", json!(servers)).await;
+    let ids: Vec<String> = created["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .map(|server| server["source_server_id"].as_str().expect("id").to_owned())
+        .collect();
+    let client = drs_client(&sim);
+    let job = client
+        .start_recovery()
+        .set_source_servers(Some(recovery_request(&ids)))
+        .send()
+        .await
+        .expect("recovery");
+    let job = wait_for_job(
+        &client,
+        job.job().expect("job").job_id(),
+        Duration::from_secs(120),
+    )
+    .await;
+    let statuses: Vec<LaunchStatus> = job
+        .participating_servers()
+        .iter()
+        .filter_map(|p| p.launch_status().cloned())
+        .collect();
+    let launched = statuses
+        .iter()
+        .filter(|s| **s == LaunchStatus::Launched)
+        .count();
+    assert_eq!(launched, 11, "{statuses:?}");
+    let log = client
+        .describe_job_log_items()
+        .job_id(job.job_id())
+        .send()
+        .await
+        .expect("log");
+    let raw_error = log
+        .items()
+        .iter()
+        .find(|item| item.event() == Some(&JobLogEvent::LaunchFailed))
+        .and_then(JobLog::event_data)
+        .and_then(|data| data.raw_error())
+        .expect("rawError");
+    assert!(
+        raw_error.contains(&format!(
+            "InsufficientFreeAddressesInSubnet: There are not enough free addresses in subnet '{subnet}'"
+        )),
+        "{raw_error}"
+    );
+    assert!(!raw_error.contains('<'), "no HTML: {raw_error}");
+}

@@ -21,6 +21,66 @@ const EC2_VERSION: &str = "2016-11-15";
 /// Marks what seeding created, so that the next seeding finds it.
 const SEED_TAG: &str = "drplan:local";
 
+/// Addresses AWS keeps in every subnet (the first four and the last).
+const RESERVED_PER_SUBNET: u64 = 5;
+
+/// How many instances a subnet of this CIDR holds: its addresses less the five AWS
+/// reserves.
+pub fn subnet_capacity(cidr: &str) -> Option<u64> {
+    let (_, prefix) = cidr.split_once('/')?;
+    let prefix: u32 = prefix.parse().ok().filter(|p| (16..=28).contains(p))?;
+    Some((1u64 << (32 - prefix)) - RESERVED_PER_SUBNET)
+}
+
+/// The network a fleet of `servers` is seeded into. Both subnets must hold the whole
+/// fleet (a drill launches it all into the drill subnet, a recovery into the recovery
+/// subnet): the default subnets are sized for it, and subnets the fleet names that are
+/// too small are refused with the arithmetic, rather than met later as a launch that
+/// fails half way through a wave.
+pub fn sized_for(network: &Network, servers: usize) -> std::result::Result<Network, String> {
+    let servers = servers as u64;
+    let defaults = Network::default();
+    let mut sized = network.clone();
+    if network.vpc_cidr == defaults.vpc_cidr
+        && network.recovery_subnet_cidr == defaults.recovery_subnet_cidr
+        && network.drill_subnet_cidr == defaults.drill_subnet_cidr
+    {
+        // Two equal subnets inside 10.0.0.0/16, the smallest that hold the fleet.
+        let (prefix, recovery, drill) = [(24u32, 1u32, 2u32), (22, 4, 8), (20, 16, 32), (18, 64, 128)]
+            .into_iter()
+            .find(|(prefix, _, _)| (1u64 << (32 - prefix)) - RESERVED_PER_SUBNET >= servers)
+            .ok_or_else(|| {
+                format!(
+                    "a fleet of {servers} source servers does not fit the default network (two /18 subnets of 16,379 instances each in 10.0.0.0/16): give network.vpc_cidr, recovery_subnet_cidr and drill_subnet_cidr"
+                )
+            })?;
+        sized.recovery_subnet_cidr = format!("10.0.{recovery}.0/{prefix}");
+        sized.drill_subnet_cidr = format!("10.0.{drill}.0/{prefix}");
+        return Ok(sized);
+    }
+    for (field, cidr) in [
+        ("recovery_subnet_cidr", &network.recovery_subnet_cidr),
+        ("drill_subnet_cidr", &network.drill_subnet_cidr),
+    ] {
+        let capacity = subnet_capacity(cidr).ok_or_else(|| {
+            format!("network.{field}: {cidr:?} is not an IPv4 CIDR with a prefix from /16 to /28")
+        })?;
+        if capacity < servers {
+            let needed = (16..=28u32)
+                .rev()
+                .find(|p| (1u64 << (32 - p)) - RESERVED_PER_SUBNET >= servers)
+                .map_or("larger than a /16".to_owned(), |p| {
+                    format!("a /{p} or larger")
+                });
+            return Err(format!(
+                "network.{field}: {cidr} holds {capacity} instances ({} addresses less the {RESERVED_PER_SUBNET} AWS reserves), but the fleet has {servers} source servers and a run launches them all into it: give it {needed}, or leave the network's CIDRs out to have them sized for the fleet",
+                capacity + RESERVED_PER_SUBNET
+            ));
+        }
+    }
+    Ok(sized)
+}
+
 pub(super) async fn seed_network(aws: &AwsClient, network: &Network) -> Result<SeededNetwork> {
     let found = aws
         .query(
@@ -257,4 +317,53 @@ async fn tag_resource(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_subnets_grow_with_the_fleet() {
+        let default = Network::default();
+        let small = sized_for(&default, 251).unwrap();
+        assert_eq!(small.recovery_subnet_cidr, "10.0.1.0/24");
+        assert_eq!(small.drill_subnet_cidr, "10.0.2.0/24");
+        let shop = sized_for(&default, 259).unwrap();
+        assert_eq!(shop.recovery_subnet_cidr, "10.0.4.0/22");
+        assert_eq!(shop.drill_subnet_cidr, "10.0.8.0/22");
+        let big = sized_for(&default, 4_000).unwrap();
+        assert_eq!(big.recovery_subnet_cidr, "10.0.16.0/20");
+        assert!(sized_for(&default, 20_000).is_err());
+    }
+
+    #[test]
+    fn a_subnet_the_fleet_names_that_cannot_hold_it_is_refused_with_the_arithmetic() {
+        let named = Network {
+            vpc_cidr: "10.9.0.0/16".into(),
+            recovery_subnet_cidr: "10.9.1.0/24".into(),
+            drill_subnet_cidr: "10.9.16.0/20".into(),
+            ..Network::default()
+        };
+        let error = sized_for(&named, 259).unwrap_err();
+        assert!(
+            error.starts_with(
+                "network.recovery_subnet_cidr: 10.9.1.0/24 holds 251 instances (256 addresses less the 5 AWS reserves), but the fleet has 259 source servers"
+            ) && error.contains("give it a /23 or larger"),
+            "{error}"
+        );
+        assert_eq!(
+            sized_for(&named, 251).unwrap().recovery_subnet_cidr,
+            "10.9.1.0/24"
+        );
+        let odd = Network {
+            drill_subnet_cidr: "10.9.2.0".into(),
+            ..named
+        };
+        assert!(
+            sized_for(&odd, 1)
+                .unwrap_err()
+                .contains("network.drill_subnet_cidr")
+        );
+    }
 }
