@@ -221,10 +221,10 @@ pub async fn accept_or_follow(
         // live in the way); a refused run exits non-zero, saying why.
         let view = wait_for_acceptance(client, arn).await?;
         if view.progress.discovery.is_none() && view.status != ExecutionStatus::Running.as_str() {
-            let (error, cause) = view.error.unwrap_or_default();
+            // Where and why, and what to run next, as `drplan status` says it.
             eprintln!(
-                "drplan start: the run was refused ({}): {error}\n{cause}",
-                view.status
+                "drplan: the run was refused\n{}",
+                super::status::render(&view).join("\n")
             );
             return Ok(false);
         }

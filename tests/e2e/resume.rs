@@ -244,6 +244,25 @@ async fn only_waves_recovers_part_of_a_plan_and_a_skipped_wave_is_reported_with_
         said.contains("wave \"app\" depends on \"database\", which is neither in only_waves nor recovered and live"),
         "{said}"
     );
+    // Without --wait, `drplan start` waits for discover's verdict and says where and why.
+    let refused = cloud.drplan(&[
+        "start",
+        "shop",
+        "--mode",
+        "recovery",
+        "--timing",
+        &timing,
+        "--only-waves",
+        "app",
+    ]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("the run was refused")
+            && said.contains("failed in Discover")
+            && said.contains("only_waves: wave \"app\" depends on \"database\""),
+        "{said}"
+    );
     assert!(
         cloud.start_recovery_calls().await.is_empty(),
         "nothing launched"
