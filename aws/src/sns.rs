@@ -5,7 +5,7 @@
 use aws_sdk_sns::types::MessageAttributeValue;
 use drplan_core::contract::Record;
 use drplan_core::contract::keys::report_json_at;
-use drplan_core::contract::notice::NotificationRequest;
+use drplan_core::contract::notice::{NotificationRequest, RunEvent};
 use drplan_core::contract::step::Delivered;
 use drplan_core::notify::{Notification, StoredRecords, WaveLaunchOutcome, compose};
 use drplan_core::trigger::OnCallMessage;
@@ -114,8 +114,52 @@ pub async fn notify_run_event(
     request: NotificationRequest,
 ) -> Result<Delivered, FunctionError> {
     tracing::info!(event = request.event.as_str(), "notifying");
+    if request.event == RunEvent::Paused {
+        return notify_paused(client, topic_arn, store, &request).await;
+    }
     let records = read_records(store, &request).await;
     deliver(client, topic_arn, &request, &records, Timestamp::now()).await
+}
+
+/// A run that holds at a pause: the request it holds for is consumed (so that one
+/// request holds once, and a later `drplan pause` holds again at a later stage), then
+/// on-call hears of it. The hold matters more than the mail: a request that cannot be
+/// deleted or a message that cannot be published is logged, and the run holds all the
+/// same (`drplan status` shows it, `drplan continue` releases it).
+async fn notify_paused(
+    client: &aws_sdk_sns::Client,
+    topic_arn: &str,
+    store: &RunStore,
+    request: &NotificationRequest,
+) -> Result<Delivered, FunctionError> {
+    match &request.run {
+        Some(run) => {
+            let key = run.records().pause_request();
+            if let Err(error) = store.delete(key.key()).await {
+                tracing::error!(key = key.key(), %error, "pause request not consumed; a later stage may hold for it again");
+            }
+        }
+        None => tracing::error!("a PAUSED request without its run; no pause request consumed"),
+    }
+    match deliver(
+        client,
+        topic_arn,
+        request,
+        &StoredRecords::default(),
+        Timestamp::now(),
+    )
+    .await
+    {
+        Err(invalid @ FunctionError::InvalidInput(_)) => Err(invalid),
+        Err(error) => {
+            tracing::error!(%error, "the PAUSED message was not published; the run holds all the same");
+            Ok(Delivered {
+                message_id: String::new(),
+                subject: String::new(),
+            })
+        }
+        delivered => delivered,
+    }
 }
 
 /// The report (final events) and the wave's launch record (failed servers), when the

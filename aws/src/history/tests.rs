@@ -6,6 +6,7 @@ use aws_sdk_sfn::types::{
 use aws_smithy_types::DateTime;
 use drplan_core::contract::{LaunchPoll, LaunchState, RunContext, SnapshotChoice, Timing, WaveRef};
 use drplan_core::{Mode, Quotas};
+use jiff::Timestamp;
 use serde_json::json;
 
 use super::*;
@@ -348,4 +349,83 @@ fn the_first_input_of_each_function_is_kept() {
     let inputs = first_lambda_inputs(&history);
     assert_eq!(inputs.len(), 1, "{inputs:?}");
     assert_eq!(inputs["launch-wave"], json!({"n": 1}));
+}
+
+fn pause_task(id: i64, token: &str, request: Option<&str>) -> HistoryEvent {
+    task_scheduled(
+        id,
+        id - 1,
+        f64::from(id as i32),
+        "invoke.waitForTaskToken",
+        json!({"FunctionName": "arn:aws:lambda:us-east-1:1:function:drplan-notify",
+               "Payload": {"event": "PAUSED", "task_token": token,
+                           "pause": {"layer": 2, "waves": [], "request": request}}}),
+    )
+}
+
+#[test]
+fn a_pause_without_an_answer_holds_with_its_token_stage_and_request() {
+    let asked =
+        r#"{"by": "alice", "reason": "checking the database", "at": "2026-11-28T03:10:00Z"}"#;
+    let history = vec![
+        plain(1, 0, "ExecutionStarted", 1.0),
+        plain(2, 1, "TaskSucceeded", 2.0),
+        entered(3, 2, "TaskStateEntered", 3.0, states::WAIT_WHILE_PAUSED),
+        pause_task(4, "token-p", Some(asked)),
+        plain(5, 4, "TaskStarted", 5.0),
+        plain(6, 5, "TaskSubmitted", 6.0),
+    ];
+    let Pause::Holding {
+        task_token,
+        since,
+        layer,
+        request,
+    } = pause(&history)
+    else {
+        panic!("the run holds");
+    };
+    assert_eq!(task_token, "token-p");
+    assert_eq!(since, Timestamp::from_second(4).ok());
+    assert_eq!(layer, 2);
+    let request = request.expect("drplan's request");
+    assert_eq!(request.by, "alice");
+    assert_eq!(request.reason.as_deref(), Some("checking the database"));
+    // The approval view does not take a pause for an approval.
+    assert_eq!(approval(&history), Approval::NotAsked);
+}
+
+#[test]
+fn a_continued_pause_does_not_hold_and_an_unreadable_request_still_holds() {
+    let continued = vec![
+        pause_task(4, "token-p", None),
+        plain(5, 4, "TaskStarted", 5.0),
+        plain(6, 5, "TaskSucceeded", 6.0),
+    ];
+    assert_eq!(pause(&continued), Pause::NotHolding);
+    let odd = vec![pause_task(4, "token-p", Some("stop please"))];
+    assert!(matches!(pause(&odd), Pause::Holding { request: None, .. }));
+    // Held, continued, held again at a later stage.
+    let again = vec![
+        pause_task(4, "token-1", None),
+        plain(5, 4, "TaskSucceeded", 5.0),
+        pause_task(9, "token-2", None),
+    ];
+    assert!(matches!(
+        pause(&again),
+        Pause::Holding { ref task_token, .. } if task_token == "token-2"
+    ));
+    assert_eq!(pause(&[]), Pause::NotHolding);
+    // An approval wait is no pause.
+    assert_eq!(pause(&[approval_task(4, "token-a")]), Pause::NotHolding);
+}
+
+#[test]
+fn every_stage_has_started_once_the_stages_map_exits() {
+    let running = vec![entered(3, 2, "MapStateEntered", 3.0, states::RUN_LAYERS)];
+    assert!(!every_stage_started(&running));
+    let done = vec![
+        entered(3, 2, "MapStateEntered", 3.0, states::RUN_LAYERS),
+        exited(9, 8, "MapStateExited", 9.0, states::RUN_LAYERS),
+    ];
+    assert!(every_stage_started(&done));
 }

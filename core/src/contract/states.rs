@@ -17,11 +17,17 @@ pub const CHECK_LAUNCH: &str = "CheckLaunch";
 pub const TAG_INSTANCES: &str = "TagInstances";
 /// Its output is a [`super::WaveStep`] with the wave's latest health poll.
 pub const CHECK_HEALTH: &str = "CheckHealth";
+/// The map over the stages (layers) of waves: once it has exited, every wave has run
+/// and a pause has nothing left to hold.
+pub const RUN_LAYERS: &str = "RunLayers";
+/// The pause task (`lambda:invoke.waitForTaskToken`) before a stage: its token is what
+/// `drplan continue` answers.
+pub const WAIT_WHILE_PAUSED: &str = "WaitWhilePaused";
 /// A drill's instances are kept this long before cleanup.
 pub const KEEP_DRILL_INSTANCES: &str = "KeepDrillInstances";
 
 /// Every state name above.
-pub const READ_BY_DRPLAN: [&str; 8] = [
+pub const READ_BY_DRPLAN: [&str; 10] = [
     DISCOVER,
     WAIT_FOR_APPROVAL,
     LAUNCH_WAVE,
@@ -30,4 +36,6 @@ pub const READ_BY_DRPLAN: [&str; 8] = [
     TAG_INSTANCES,
     CHECK_HEALTH,
     KEEP_DRILL_INSTANCES,
+    RUN_LAYERS,
+    WAIT_WHILE_PAUSED,
 ];
