@@ -33,8 +33,8 @@ pub const WAVE_EVENTS: u64 = 60;
 pub const HOOK_EVENTS: u64 = 12;
 /// History events of one stage (layer of waves) besides its waves: its map iteration,
 /// the pause check (CheckPauseRequest: entered, scheduled, started, succeeded, exited)
-/// and its choice, and a pause should someone hold the run there (ReadPauseRequest,
-/// then WaitWhilePaused: entered, scheduled, started, submitted, succeeded, exited).
+/// and its choice, and a pause should someone hold the run there (WaitWhilePaused:
+/// entered, scheduled, started, submitted, succeeded, exited), with room for retries.
 pub const STAGE_EVENTS: u64 = 20;
 /// History events of a run besides its waves: discover, the e-mails, approval, clearing
 /// a drill, the DNS cutover and its waits, cleanup and its waits, the report.

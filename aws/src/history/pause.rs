@@ -1,6 +1,7 @@
 //! Whether a run holds at a pause (`drplan pause` / `drplan continue`), from its
 //! history: the WaitWhilePaused task's parameters carry the PAUSED payload (its task
-//! token, the stage, the request as read), and it holds while no task event after it
+//! token, the stage), the notify function's answer (TaskSubmitted's output, Lambda's
+//! `Payload`) the request it consumed, and it holds while no task event after it
 //! has succeeded, failed or timed out. While a run holds nothing else of it runs (the
 //! stages run one at a time and the pause comes before a stage's waves), so the first
 //! such event after it is its answer.
@@ -30,6 +31,7 @@ pub enum Pause {
 /// The run's pause, from its history.
 pub fn pause(history: &[HistoryEvent]) -> Pause {
     let mut holding: Option<(i64, Pause)> = None;
+    let mut asked: Option<PauseRequest> = None;
     for event in history {
         if let Some(details) = event.task_scheduled_event_details() {
             let parameters: serde_json::Value =
@@ -40,16 +42,22 @@ pub fn pause(history: &[HistoryEvent]) -> Pause {
             {
                 let wait: PauseWait =
                     serde_json::from_value(payload["pause"].clone()).unwrap_or_default();
+                asked = None;
                 holding = Some((
                     event.id(),
                     Pause::Holding {
                         task_token: token.to_owned(),
                         since: Timestamp::from_second(event.timestamp().secs()).ok(),
                         layer: wait.layer,
-                        request: wait.request(),
+                        request: None,
                     },
                 ));
             }
+        }
+        if holding.is_some()
+            && let Some(details) = event.task_submitted_event_details()
+        {
+            asked = consumed_request(details.output());
         }
         let answered = matches!(
             event.r#type(),
@@ -61,7 +69,35 @@ pub fn pause(history: &[HistoryEvent]) -> Pause {
             holding = None;
         }
     }
-    holding.map_or(Pause::NotHolding, |(_, pause)| pause)
+    match holding {
+        Some((
+            _,
+            Pause::Holding {
+                task_token,
+                since,
+                layer,
+                ..
+            },
+        )) => Pause::Holding {
+            task_token,
+            since,
+            layer,
+            request: asked,
+        },
+        _ => Pause::NotHolding,
+    }
+}
+
+/// The request the notify function consumed, from its answer as Lambda's invoke gives
+/// it (`{"Payload": {..., "pause_request": {...}}, ...}`; a `Payload` that is JSON
+/// text is read too).
+fn consumed_request(output: Option<&str>) -> Option<PauseRequest> {
+    let output: serde_json::Value = serde_json::from_str(output?).ok()?;
+    let payload = match &output["Payload"] {
+        serde_json::Value::String(text) => serde_json::from_str(text).ok()?,
+        other => other.clone(),
+    };
+    serde_json::from_value(payload.get("pause_request")?.clone()).ok()
 }
 
 /// Whether every stage has started (the map over them has exited): a pause asked for

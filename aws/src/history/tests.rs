@@ -1,7 +1,7 @@
 use aws_sdk_sfn::types::builders::HistoryEventBuilder;
 use aws_sdk_sfn::types::{
     LambdaFunctionScheduledEventDetails, StateEnteredEventDetails, StateExitedEventDetails,
-    TaskScheduledEventDetails,
+    TaskScheduledEventDetails, TaskSubmittedEventDetails,
 };
 use aws_smithy_types::DateTime;
 use drplan_core::contract::{LaunchPoll, LaunchState, RunContext, SnapshotChoice, Timing, WaveRef};
@@ -351,7 +351,7 @@ fn the_first_input_of_each_function_is_kept() {
     assert_eq!(inputs["launch-wave"], json!({"n": 1}));
 }
 
-fn pause_task(id: i64, token: &str, request: Option<&str>) -> HistoryEvent {
+fn pause_task(id: i64, token: &str) -> HistoryEvent {
     task_scheduled(
         id,
         id - 1,
@@ -359,21 +359,41 @@ fn pause_task(id: i64, token: &str, request: Option<&str>) -> HistoryEvent {
         "invoke.waitForTaskToken",
         json!({"FunctionName": "arn:aws:lambda:us-east-1:1:function:drplan-notify",
                "Payload": {"event": "PAUSED", "task_token": token,
-                           "pause": {"layer": 2, "waves": [], "request": request}}}),
+                           "pause": {"layer": 2, "waves": []}}}),
     )
+}
+
+/// The notify function's answer as Lambda's invoke gives it.
+fn submitted(id: i64, payload: serde_json::Value) -> HistoryEvent {
+    let details = TaskSubmittedEventDetails::builder()
+        .resource_type("lambda")
+        .resource("invoke.waitForTaskToken")
+        .output(
+            json!({"ExecutedVersion": "$LATEST", "Payload": payload, "StatusCode": 200})
+                .to_string(),
+        )
+        .build()
+        .expect("a submitted task");
+    event(id, id - 1, "TaskSubmitted", f64::from(id as i32))
+        .task_submitted_event_details(details)
+        .build()
+        .expect("an event")
 }
 
 #[test]
 fn a_pause_without_an_answer_holds_with_its_token_stage_and_request() {
     let asked =
-        r#"{"by": "alice", "reason": "checking the database", "at": "2026-11-28T03:10:00Z"}"#;
+        json!({"by": "alice", "reason": "checking the database", "at": "2026-11-28T03:10:00Z"});
     let history = vec![
         plain(1, 0, "ExecutionStarted", 1.0),
         plain(2, 1, "TaskSucceeded", 2.0),
         entered(3, 2, "TaskStateEntered", 3.0, states::WAIT_WHILE_PAUSED),
-        pause_task(4, "token-p", Some(asked)),
+        pause_task(4, "token-p"),
         plain(5, 4, "TaskStarted", 5.0),
-        plain(6, 5, "TaskSubmitted", 6.0),
+        submitted(
+            6,
+            json!({"message_id": "m", "subject": "s", "pause_request": asked}),
+        ),
     ];
     let Pause::Holding {
         task_token,
@@ -392,27 +412,49 @@ fn a_pause_without_an_answer_holds_with_its_token_stage_and_request() {
     assert_eq!(request.reason.as_deref(), Some("checking the database"));
     // The approval view does not take a pause for an approval.
     assert_eq!(approval(&history), Approval::NotAsked);
+    // A Payload given as JSON text reads the same.
+    let text = vec![
+        pause_task(4, "token-p"),
+        submitted(5, json!(json!({"pause_request": asked}).to_string())),
+    ];
+    assert!(matches!(
+        pause(&text),
+        Pause::Holding {
+            request: Some(_),
+            ..
+        }
+    ));
 }
 
 #[test]
-fn a_continued_pause_does_not_hold_and_an_unreadable_request_still_holds() {
+fn a_continued_pause_does_not_hold_and_an_unknown_requester_still_holds() {
     let continued = vec![
-        pause_task(4, "token-p", None),
+        pause_task(4, "token-p"),
         plain(5, 4, "TaskStarted", 5.0),
         plain(6, 5, "TaskSucceeded", 6.0),
     ];
     assert_eq!(pause(&continued), Pause::NotHolding);
-    let odd = vec![pause_task(4, "token-p", Some("stop please"))];
-    assert!(matches!(pause(&odd), Pause::Holding { request: None, .. }));
-    // Held, continued, held again at a later stage.
+    let unknown = vec![
+        pause_task(4, "token-p"),
+        submitted(5, json!({"message_id": ""})),
+    ];
+    assert!(matches!(
+        pause(&unknown),
+        Pause::Holding { request: None, .. }
+    ));
+    // Held, continued, held again at a later stage: the earlier answer is not this one's.
     let again = vec![
-        pause_task(4, "token-1", None),
-        plain(5, 4, "TaskSucceeded", 5.0),
-        pause_task(9, "token-2", None),
+        pause_task(4, "token-1"),
+        submitted(
+            5,
+            json!({"pause_request": {"by": "carol", "at": "2026-11-28T03:00:00Z"}}),
+        ),
+        plain(6, 5, "TaskSucceeded", 6.0),
+        pause_task(9, "token-2"),
     ];
     assert!(matches!(
         pause(&again),
-        Pause::Holding { ref task_token, .. } if task_token == "token-2"
+        Pause::Holding { ref task_token, request: None, .. } if task_token == "token-2"
     ));
     assert_eq!(pause(&[]), Pause::NotHolding);
     // An approval wait is no pause.

@@ -205,7 +205,6 @@ mod tests {
             layer["CheckPauseRequest"]["Parameters"]["Prefix.$"],
             expected
         );
-        assert_eq!(layer["ReadPauseRequest"]["Parameters"]["Key.$"], expected);
         assert_eq!(
             recovery["States"]["RunLayers"]["ItemProcessor"]["StartAt"], "CheckPauseRequest",
             "the pause check comes before a stage's waves"

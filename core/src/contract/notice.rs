@@ -136,7 +136,9 @@ pub struct ApprovalWait {
 /// A person's request that the run hold before its next stage of waves
 /// ([`super::RunRecords::pause_request`]), written by `drplan pause` (or by hand with
 /// `aws s3api put-object`). The state machine checks for it before each stage and
-/// holds there; the PAUSED notification consumes it, so one request holds once.
+/// holds there; the PAUSED notification consumes it, so one request holds once, and
+/// answers with it ([`super::step::Delivered::pause_request`]), so that the
+/// execution's history says who paused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PauseRequest {
     /// Who asked.
@@ -165,7 +167,8 @@ pub struct PauseWait {
     pub layer: usize,
     /// Its waves.
     pub waves: Vec<WaveRef>,
-    /// The pause request's text, as read from the bucket ([`PauseRequest::parse`]).
+    /// The pause request's text, as the notify function read it from the bucket
+    /// ([`PauseRequest::parse`]); the state machine sends none.
     pub request: Option<String>,
 }
 
