@@ -38,6 +38,10 @@ enum Command {
     Approve(run::decide::DecisionArgs),
     /// Decline an execution waiting for approval: it ends with nothing launched.
     Decline(run::decide::DeclineArgs),
+    /// Hold a running execution before its next stage of waves (its time limit keeps counting).
+    Pause(run::pause::PauseArgs),
+    /// Release a paused execution (or withdraw a pause it has not reached yet).
+    Continue(run::pause::ContinueArgs),
     /// Put the DNS records a recovery changed back to their previous values.
     RollbackDns(run::rollback_dns::RollbackArgs),
     /// The local cloud: moto, cargo lambda watch, the DRS simulator and one gateway.
@@ -68,6 +72,14 @@ fn main() -> ExitCode {
                 "{}",
                 run::decide::decide(&args.decision, Some(&args.reason)).await?
             );
+            Ok(true)
+        }),
+        Command::Pause(args) => run_async(async move {
+            println!("{}", run::pause::pause(&args).await?);
+            Ok(true)
+        }),
+        Command::Continue(args) => run_async(async move {
+            println!("{}", run::pause::continue_run(&args).await?);
             Ok(true)
         }),
         Command::RollbackDns(args) => run_async(async move {

@@ -1,6 +1,7 @@
 //! The contract between `infra/template.yaml` and the code: each function's role grants
 //! exactly the AWS operations that function's code makes, no more and no fewer; the
-//! state machine's role may invoke drplan's functions and nothing else; every function
+//! state machine's role may invoke drplan's functions and make its definition's own
+//! `aws-sdk:` calls on the stack's bucket, and nothing else; every function
 //! crate is deployed and every `${...}` of every state machine is substituted.
 //!
 //! How the operations are found, mechanically, from the source (no hand-kept list):
@@ -1010,6 +1011,31 @@ fn definition_calls_hooks(props: &Value) -> bool {
         .is_ok_and(|definition| definition.contains("\"FunctionName.$\": \"$.function\""))
 }
 
+/// The IAM actions of the `arn:aws:states:::aws-sdk:SERVICE:apiAction` tasks of a
+/// state machine's definition (`s3:listObjectsV2` is `s3:ListBucket`).
+fn definition_sdk_actions(props: &Value) -> BTreeSet<String> {
+    let uri = props["DefinitionUri"].as_str().unwrap_or_default();
+    let definition = std::fs::read_to_string(repo_root().join("infra").join(uri))
+        .unwrap_or_else(|e| panic!("{uri}: {e}"));
+    let mut actions = BTreeSet::new();
+    let mut rest = definition.as_str();
+    const SDK: &str = "arn:aws:states:::aws-sdk:";
+    while let Some(start) = rest.find(SDK) {
+        rest = &rest[start + SDK.len()..];
+        let end = rest.find('"').expect("the resource ends");
+        let (service, api) = rest[..end].split_once(':').expect("SERVICE:apiAction");
+        let mut pascal = api.to_owned();
+        pascal[..1].make_ascii_uppercase();
+        let operation = format!("{service}:{pascal}");
+        let action = IAM_NAME
+            .iter()
+            .find(|(op, _)| *op == operation)
+            .map_or(operation.clone(), |(_, action)| (*action).to_owned());
+        actions.insert(action);
+    }
+    actions
+}
+
 #[test]
 fn the_state_machine_role_invokes_only_drplan_functions() {
     let template = load_template();
@@ -1023,22 +1049,38 @@ fn the_state_machine_role_invokes_only_drplan_functions() {
         let props = &machine["Properties"];
         let role_id = target_of(&props["Role"])
             .unwrap_or_else(|| panic!("{id}: Role must be Fn::GetAtt [ROLE, Arn]"));
-        let substituted: BTreeSet<String> = props["DefinitionSubstitutions"]
+        let mut substituted = BTreeSet::new();
+        let mut buckets = BTreeSet::new();
+        for value in props["DefinitionSubstitutions"]
             .as_object()
-            .map(|m| {
-                m.values()
-                    .filter_map(target_of)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        for target in &substituted {
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            let Some(target) = target_of(value) else {
+                continue;
+            };
+            // The stack's bucket, by name: for the definition's own S3 calls.
+            if value.get("Ref").is_some()
+                && resources(&template)
+                    .get(target)
+                    .is_some_and(|r| r["Type"] == "AWS::S3::Bucket")
+            {
+                buckets.insert(target.to_owned());
+                continue;
+            }
             assert!(
                 functions.contains_key(target),
                 "{id}: substitutes {target}, which is no drplan function"
             );
+            substituted.insert(target.to_owned());
         }
+        let sdk_actions = definition_sdk_actions(props);
+        assert!(
+            sdk_actions.is_empty() || !buckets.is_empty(),
+            "{id}: calls {sdk_actions:?} on no bucket of the stack"
+        );
         let mut invokable = BTreeSet::new();
+        let mut granted_sdk = BTreeSet::new();
         for grant in role_grants(&template, role_id) {
             assert!(
                 !grant.action.contains('*'),
@@ -1066,10 +1108,21 @@ fn the_state_machine_role_invokes_only_drplan_functions() {
                         });
                     invokable.insert(target.to_owned());
                 }
+            } else if sdk_actions.contains(&grant.action) {
+                // Only on the substituted bucket (or its objects).
+                for resource in &grant.resources {
+                    let text = resource.to_string();
+                    assert!(
+                        buckets.iter().any(|b| text.contains(b.as_str())),
+                        "{role_id}: grants {} on {resource}, not on the stack's bucket",
+                        grant.action
+                    );
+                }
+                granted_sdk.insert(grant.action.clone());
             } else {
                 assert!(
                     STATE_MACHINE_LOG_DELIVERY.contains(&grant.action.as_str()),
-                    "{role_id}: grants {}, which a state machine that only invokes functions does not need",
+                    "{role_id}: grants {}, which {id} neither calls nor needs for its log",
                     grant.action
                 );
             }
@@ -1077,6 +1130,10 @@ fn the_state_machine_role_invokes_only_drplan_functions() {
         assert_eq!(
             invokable, substituted,
             "{role_id} must invoke exactly the functions {id} uses"
+        );
+        assert_eq!(
+            granted_sdk, sdk_actions,
+            "{role_id} must grant exactly the AWS SDK calls {id} makes"
         );
     }
 }

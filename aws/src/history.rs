@@ -1,11 +1,12 @@
 //! An execution's Step Functions history, read whole, and what drplan reads from it:
-//! the pending approval's task token, the run's progress wave by wave, the state a
+//! the pending approval's task token, whether the run holds at a pause, the run's progress wave by wave, the state a
 //! failed run stopped in, and (for the bench) where its time went.
 //!
 //! [`history`] is the one reader (every page of GetExecutionHistory); the views are pure
 //! functions of its events, so they are tested without a network.
 
 mod failure;
+mod pause;
 mod timing;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use drplan_core::contract::{Discovery, WaveStep};
 use crate::FunctionError;
 
 pub use failure::{FailedState, failed_state};
+pub use pause::{Pause, every_stage_started, pause};
 pub use timing::{StateTime, first_lambda_inputs, state_times, transitions};
 
 /// The states whose output is a wave's launch poll ([`WaveStep::poll`]).

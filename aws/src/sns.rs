@@ -5,7 +5,7 @@
 use aws_sdk_sns::types::MessageAttributeValue;
 use drplan_core::contract::Record;
 use drplan_core::contract::keys::report_json_at;
-use drplan_core::contract::notice::NotificationRequest;
+use drplan_core::contract::notice::{NotificationRequest, RunEvent};
 use drplan_core::contract::step::Delivered;
 use drplan_core::notify::{Notification, StoredRecords, WaveLaunchOutcome, compose};
 use drplan_core::trigger::OnCallMessage;
@@ -102,6 +102,7 @@ pub async fn deliver(
     Ok(Delivered {
         message_id,
         subject: notification.subject,
+        pause_request: None,
     })
 }
 
@@ -114,8 +115,74 @@ pub async fn notify_run_event(
     request: NotificationRequest,
 ) -> Result<Delivered, FunctionError> {
     tracing::info!(event = request.event.as_str(), "notifying");
+    if request.event == RunEvent::Paused {
+        return notify_paused(client, topic_arn, store, &request).await;
+    }
     let records = read_records(store, &request).await;
     deliver(client, topic_arn, &request, &records, Timestamp::now()).await
+}
+
+/// A pause request is a line of JSON; a larger object is not read (who asked is unknown).
+const MAX_PAUSE_REQUEST_BYTES: u64 = 16 * 1024;
+
+/// A run that holds at a pause: the request it holds for is read and consumed (so that
+/// one request holds once, and a later `drplan pause` holds again at a later stage),
+/// then on-call hears who paused and why. The answer carries the request, so that the
+/// execution's history says who paused. The hold matters more than the mail: a request
+/// that cannot be read or deleted, or a message that cannot be published, is logged,
+/// and the run holds all the same (`drplan status` shows it, `drplan continue`
+/// releases it).
+async fn notify_paused(
+    client: &aws_sdk_sns::Client,
+    topic_arn: &str,
+    store: &RunStore,
+    request: &NotificationRequest,
+) -> Result<Delivered, FunctionError> {
+    let mut request = request.clone();
+    match &request.run {
+        Some(run) => {
+            let record = run.records().pause_request();
+            let key = record.key();
+            match store.get_text_capped(key, MAX_PAUSE_REQUEST_BYTES).await {
+                Ok(Some(text)) => {
+                    request.pause.get_or_insert_with(Default::default).request = Some(text)
+                }
+                Ok(None) => tracing::warn!(key, "no pause request to read; holding all the same"),
+                Err(error) => {
+                    tracing::error!(key, %error, "pause request unreadable; holding all the same")
+                }
+            }
+            if let Err(error) = store.delete(key).await {
+                tracing::error!(key, %error, "pause request not consumed; a later stage may hold for it again");
+            }
+        }
+        None => tracing::error!("a PAUSED request without its run; no pause request consumed"),
+    }
+    let pause_request = request.pause.as_ref().and_then(|p| p.request());
+    let delivered = match deliver(
+        client,
+        topic_arn,
+        &request,
+        &StoredRecords::default(),
+        Timestamp::now(),
+    )
+    .await
+    {
+        Err(invalid @ FunctionError::InvalidInput(_)) => return Err(invalid),
+        Err(error) => {
+            tracing::error!(%error, "the PAUSED message was not published; the run holds all the same");
+            Delivered {
+                message_id: String::new(),
+                subject: String::new(),
+                pause_request: None,
+            }
+        }
+        Ok(delivered) => delivered,
+    };
+    Ok(Delivered {
+        pause_request,
+        ..delivered
+    })
 }
 
 /// The report (final events) and the wave's launch record (failed servers), when the

@@ -31,6 +31,11 @@ pub const HEALTH_POLL_EVENTS: u64 = 9;
 pub const WAVE_EVENTS: u64 = 60;
 /// History events of one hook call (map iteration, the invoke task, its retries).
 pub const HOOK_EVENTS: u64 = 12;
+/// History events of one stage (layer of waves) besides its waves: its map iteration,
+/// the pause check (CheckPauseRequest: entered, scheduled, started, succeeded, exited)
+/// and its choice, and a pause should someone hold the run there (WaitWhilePaused:
+/// entered, scheduled, started, submitted, succeeded, exited), with room for retries.
+pub const STAGE_EVENTS: u64 = 20;
 /// History events of a run besides its waves: discover, the e-mails, approval, clearing
 /// a drill, the DNS cutover and its waits, cleanup and its waits, the report.
 pub const RUN_EVENTS: u64 = 600;
@@ -44,6 +49,8 @@ const RUN_OVERHEAD_SECONDS: u64 = 60 * 60;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunBudget {
     pub waves: usize,
+    /// Stages (layers of the wave DAG): each is checked for a pause before it starts.
+    pub stages: usize,
     /// Launch polls of one wave until its launch timeout.
     pub launch_polls_per_wave: u64,
     /// Health polls of each wave until its health timeout (by wave, in plan order).
@@ -85,7 +92,8 @@ impl RunBudget {
             + resolved.waves.len() as u64
                 * (WAVE_EVENTS + launch_polls_per_wave * LAUNCH_POLL_EVENTS)
             + health_polls.iter().sum::<u64>() * HEALTH_POLL_EVENTS
-            + hooks * HOOK_EVENTS;
+            + hooks * HOOK_EVENTS
+            + resolved.layers.len() as u64 * STAGE_EVENTS;
         let wave_seconds = |index: usize| -> u64 {
             let wave = &resolved.waves[index];
             u64::from(timing.launch_timeout_minutes) * 60
@@ -105,6 +113,7 @@ impl RunBudget {
             .map_or(0, |a| u64::from(a.timeout_minutes) * 60);
         Self {
             waves: resolved.waves.len(),
+            stages: resolved.layers.len(),
             launch_polls_per_wave,
             health_polls,
             hooks,
@@ -133,15 +142,16 @@ impl RunBudget {
 
 impl fmt::Display for RunBudget {
     /// The arithmetic, e.g. `600 + 20 waves × (60 + 40 launch polls × 13) + 1220 health
-    /// polls × 9 + 0 hooks × 12 = 23580`.
+    /// polls × 9 + 0 hooks × 12 + 20 stages × 20 = 23980`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{RUN_EVENTS} + {} waves × ({WAVE_EVENTS} + {} launch polls × {LAUNCH_POLL_EVENTS}) + {} health polls × {HEALTH_POLL_EVENTS} + {} hooks × {HOOK_EVENTS} = {}",
+            "{RUN_EVENTS} + {} waves × ({WAVE_EVENTS} + {} launch polls × {LAUNCH_POLL_EVENTS}) + {} health polls × {HEALTH_POLL_EVENTS} + {} hooks × {HOOK_EVENTS} + {} stages × {STAGE_EVENTS} = {}",
             self.waves,
             self.launch_polls_per_wave,
             self.health_polls.iter().sum::<u64>(),
             self.hooks,
+            self.stages,
             self.events
         )
     }
@@ -286,7 +296,7 @@ mod tests {
         assert_eq!(issue.path, "timing");
         assert!(
             issue.message.contains(
-                "600 + 20 waves × (60 + 5401 launch polls × 13) + 18020 health polls × 9 + 0 hooks × 12 = 1568240"
+                "600 + 20 waves × (60 + 5401 launch polls × 13) + 18020 health polls × 9 + 0 hooks × 12 + 20 stages × 20 = 1568640"
             ),
             "{}",
             issue.message

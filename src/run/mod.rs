@@ -1,10 +1,12 @@
 //! The commands that drive the recovery state machine, one module each: `drplan start`
 //! ([`start`]), `status` ([`status`]), `report` ([`report`]), `approve` / `decline`
-//! ([`decide`]) and `rollback-dns` ([`rollback_dns`]). Here: what they share, finding
-//! the state machine, an execution and its records (in the bucket [`bucket`] finds).
+//! ([`decide`]), `pause` / `continue` ([`pause`]) and `rollback-dns` ([`rollback_dns`]).
+//! Here: what they share, finding the state machine, an execution and its records (in
+//! the bucket [`bucket`] finds).
 
 pub mod bucket;
 pub mod decide;
+pub mod pause;
 pub mod report;
 pub mod resume;
 pub mod rollback_dns;

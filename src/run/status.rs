@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use aws_sdk_sfn::types::ExecutionStatus;
 use clap::Args;
-use drplan_aws::history::{self, FailedState, Progress};
+use drplan_aws::history::{self, FailedState, Pause, Progress};
 use drplan_core::contract::LaunchState;
+use drplan_core::contract::notice::PauseRequest;
 use drplan_core::contract::step::StepError;
 use jiff::Timestamp;
 
@@ -22,6 +23,9 @@ pub struct StatusArgs {
     /// Keep following until the execution ends
     #[arg(long)]
     wait: bool,
+    /// The stack's bucket, to show a pause requested and not reached yet [default: $DRPLAN_BUCKET, else the deployed stack's output PlansBucketName, else the local cloud's]
+    #[arg(long)]
+    bucket: Option<String>,
     #[command(flatten)]
     target: Target,
 }
@@ -39,6 +43,12 @@ pub struct ExecutionView {
     pub run: RunNames,
     /// Where a run that did not succeed stopped.
     pub failed_state: Option<FailedState>,
+    /// Whether a running execution holds at a pause.
+    pub pause: Pause,
+    /// A pause requested and not reached yet (`Some(None)`: one not in drplan's JSON).
+    pub pause_requested: Option<Option<PauseRequest>>,
+    /// The state machine that runs it.
+    pub state_machine_arn: String,
 }
 
 /// The statuses of a run that ended without succeeding.
@@ -76,7 +86,13 @@ pub async fn view_execution(
         .contains(&status.as_str())
         .then(|| history::failed_state(&events, described.error()))
         .flatten();
+    let pause = if status == "RUNNING" {
+        history::pause(&events)
+    } else {
+        Pause::NotHolding
+    };
     Ok(ExecutionView {
+        pause,
         run: run_names(described.name().unwrap_or(arn), &input),
         failed_state,
         status,
@@ -88,8 +104,82 @@ pub async fn view_execution(
                 described.cause().unwrap_or_default().to_owned(),
             )
         }),
+        pause_requested: None,
+        state_machine_arn: described.state_machine_arn().to_owned(),
         progress: history::progress(&events),
     })
+}
+
+/// Adds a pause requested and not reached yet to a running execution's view.
+async fn with_requested_pause(
+    config: &aws_config::SdkConfig,
+    bucket: Option<&str>,
+    mut view: ExecutionView,
+) -> ExecutionView {
+    if view.status != "RUNNING" || view.pause != Pause::NotHolding {
+        return view;
+    }
+    let Some(records) = view.progress.discovery.as_ref().map(|d| d.run.records()) else {
+        return view;
+    };
+    view.pause_requested =
+        super::pause::requested_pause(config, bucket, &view.state_machine_arn, &records).await;
+    view
+}
+
+/// The lines of a running execution's pause: holding since when, by whom, and the
+/// deadline that keeps counting; or a pause requested and not reached yet.
+fn pause_lines(view: &ExecutionView, now: Timestamp) -> Vec<String> {
+    let deadline = view
+        .progress
+        .discovery
+        .as_ref()
+        .and_then(|d| d.run.deadline);
+    let who = |request: &Option<PauseRequest>| match request {
+        Some(r) => format!(
+            " by {}{}",
+            r.by,
+            r.reason
+                .as_deref()
+                .map(|why| format!(" ({why})"))
+                .unwrap_or_default()
+        ),
+        None => String::new(),
+    };
+    match &view.pause {
+        Pause::Holding {
+            since,
+            layer,
+            request,
+            ..
+        } => vec![
+            format!(
+                "  PAUSED before stage {}{}{}: nothing more launches until `drplan continue {}`",
+                layer + 1,
+                since
+                    .map(|s| format!(
+                        " since {} ({}m)",
+                        s.strftime("%H:%M:%S UTC"),
+                        now.duration_since(s).as_secs().max(0) / 60
+                    ))
+                    .unwrap_or_default(),
+                who(request),
+                view.run.execution
+            ),
+            format!("  {}", super::pause::deadline_note(deadline, now)),
+        ],
+        Pause::NotHolding => match &view.pause_requested {
+            Some(request) => vec![format!(
+                "  pause requested{}{}: the run holds before its next stage starts",
+                who(request),
+                request
+                    .as_ref()
+                    .map(|r| format!(" at {}", r.at.strftime("%H:%M:%S UTC")))
+                    .unwrap_or_default()
+            )],
+            None => Vec::new(),
+        },
+    }
 }
 
 fn to_timestamp(date: &aws_sdk_sfn::primitives::DateTime) -> Option<Timestamp> {
@@ -120,6 +210,7 @@ pub fn render(view: &ExecutionView) -> Vec<String> {
                 Some(state) => format!("  {state}..."),
                 None => "  discovering the plan's servers...".to_owned(),
             });
+            lines.extend(pause_lines(view, Timestamp::now()));
             return lines;
         }
         lines.push(format!(
@@ -212,6 +303,9 @@ pub fn render(view: &ExecutionView) -> Vec<String> {
             ));
         }
     }
+    if view.status == "RUNNING" {
+        lines.extend(pause_lines(view, Timestamp::now()));
+    }
     if ended_badly {
         lines.extend(why(view));
     } else if let Some((error, cause)) = &view.error {
@@ -264,10 +358,24 @@ pub async fn follow(
     arn: &str,
     interval: Duration,
 ) -> anyhow::Result<ExecutionView> {
+    follow_with(client, None, arn, interval).await
+}
+
+/// [`follow`], showing a pause requested and not reached yet when `bucket_lookup` (the
+/// configuration and the `--bucket` given) is there.
+async fn follow_with(
+    client: &aws_sdk_sfn::Client,
+    bucket_lookup: Option<(&aws_config::SdkConfig, Option<&str>)>,
+    arn: &str,
+    interval: Duration,
+) -> anyhow::Result<ExecutionView> {
     let terminal = std::io::stdout().is_terminal();
     let mut previous: Vec<String> = Vec::new();
     loop {
-        let view = view_execution(client, arn).await?;
+        let mut view = view_execution(client, arn).await?;
+        if let Some((config, bucket)) = bucket_lookup {
+            view = with_requested_pause(config, bucket, view).await;
+        }
         let mut lines = render(&view);
         // The elapsed time changes every poll; compare the rest.
         let changed = lines.get(1..) != previous.get(1..);
@@ -289,10 +397,17 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<ExecutionView> {
     let config = aws_config().await;
     let client = aws_sdk_sfn::Client::new(&config);
     let arn = execution_arn(&client, &args.target, &args.execution).await?;
+    let bucket = args.bucket.as_deref();
     if args.wait {
-        return follow(&client, &arn, Duration::from_secs(2)).await;
+        return follow_with(
+            &client,
+            Some((&config, bucket)),
+            &arn,
+            Duration::from_secs(2),
+        )
+        .await;
     }
-    let view = view_execution(&client, &arn).await?;
+    let view = with_requested_pause(&config, bucket, view_execution(&client, &arn).await?).await;
     println!("{}", render(&view).join("\n"));
     Ok(view)
 }
@@ -466,5 +581,48 @@ mod tests {
             "{ended:?}"
         );
         assert!(ended[3].ends_with("0/2 launched  not started"), "{ended:?}");
+    }
+
+    #[test]
+    fn a_paused_run_says_since_when_by_whom_and_that_its_deadline_counts() {
+        let mut with_deadline = run();
+        with_deadline.deadline = "2026-11-28T05:00:00Z".parse().ok();
+        let discovery: Discovery = serde_json::from_value(json!({
+            "run": with_deadline,
+            "layers": [[wave(0, "db", 2)], [wave(1, "web", 2)]], "requires_approval": false,
+            "approval_timeout_seconds": 3600, "keep_seconds": 0, "server_count": 4,
+            "warnings": []
+        }))
+        .expect("a discovery");
+        let mut view = view(Progress {
+            discovery: Some(discovery),
+            ..Progress::default()
+        });
+        view.run.execution = "shop-1".into();
+        view.pause = Pause::Holding {
+            task_token: "t".into(),
+            since: "2026-11-28T03:00:00Z".parse().ok(),
+            layer: 1,
+            request: Some(PauseRequest {
+                by: "alice".into(),
+                reason: Some("db checks".into()),
+                at: "2026-11-28T02:59:00Z".parse().expect("a time"),
+            }),
+        };
+        let now = "2026-11-28T03:10:00Z".parse().expect("a time");
+        assert_eq!(
+            pause_lines(&view, now),
+            [
+                "  PAUSED before stage 2 since 03:00:00 UTC (10m) by alice (db checks): nothing more launches until `drplan continue shop-1`",
+                "  the run's time limit keeps counting while it holds: it ends at 2026-11-28 05:00:00 UTC (in 110m)",
+            ]
+        );
+        view.pause = Pause::NotHolding;
+        assert!(pause_lines(&view, now).is_empty());
+        view.pause_requested = Some(None);
+        assert_eq!(
+            pause_lines(&view, now),
+            ["  pause requested: the run holds before its next stage starts"]
+        );
     }
 }

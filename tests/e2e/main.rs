@@ -17,6 +17,7 @@ mod at_scale;
 mod cutover;
 mod hardening;
 mod notify;
+mod operators;
 mod recovery;
 mod resume;
 mod safety;

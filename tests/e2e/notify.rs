@@ -99,6 +99,7 @@ fn wave_failed_request(execution_arn: &str) -> NotificationRequest {
         approval: None,
         task_token: None,
         dns: None,
+        pause: None,
     }
 }
 

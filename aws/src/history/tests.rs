@@ -1,11 +1,12 @@
 use aws_sdk_sfn::types::builders::HistoryEventBuilder;
 use aws_sdk_sfn::types::{
     LambdaFunctionScheduledEventDetails, StateEnteredEventDetails, StateExitedEventDetails,
-    TaskScheduledEventDetails,
+    TaskScheduledEventDetails, TaskSubmittedEventDetails,
 };
 use aws_smithy_types::DateTime;
 use drplan_core::contract::{LaunchPoll, LaunchState, RunContext, SnapshotChoice, Timing, WaveRef};
 use drplan_core::{Mode, Quotas};
+use jiff::Timestamp;
 use serde_json::json;
 
 use super::*;
@@ -374,4 +375,125 @@ fn succeeded_waves_are_those_that_entered_the_success_state() {
     let waves: Vec<String> = succeeded_waves(&history).into_iter().collect();
     assert_eq!(waves, ["cache", "db"]);
     assert!(succeeded_waves(&[]).is_empty());
+}
+
+fn pause_task(id: i64, token: &str) -> HistoryEvent {
+    task_scheduled(
+        id,
+        id - 1,
+        f64::from(id as i32),
+        "invoke.waitForTaskToken",
+        json!({"FunctionName": "arn:aws:lambda:us-east-1:1:function:drplan-notify",
+               "Payload": {"event": "PAUSED", "task_token": token,
+                           "pause": {"layer": 2, "waves": []}}}),
+    )
+}
+
+/// The notify function's answer as Lambda's invoke gives it.
+fn submitted(id: i64, payload: serde_json::Value) -> HistoryEvent {
+    let details = TaskSubmittedEventDetails::builder()
+        .resource_type("lambda")
+        .resource("invoke.waitForTaskToken")
+        .output(
+            json!({"ExecutedVersion": "$LATEST", "Payload": payload, "StatusCode": 200})
+                .to_string(),
+        )
+        .build()
+        .expect("a submitted task");
+    event(id, id - 1, "TaskSubmitted", f64::from(id as i32))
+        .task_submitted_event_details(details)
+        .build()
+        .expect("an event")
+}
+
+#[test]
+fn a_pause_without_an_answer_holds_with_its_token_stage_and_request() {
+    let asked =
+        json!({"by": "alice", "reason": "checking the database", "at": "2026-11-28T03:10:00Z"});
+    let history = vec![
+        plain(1, 0, "ExecutionStarted", 1.0),
+        plain(2, 1, "TaskSucceeded", 2.0),
+        entered(3, 2, "TaskStateEntered", 3.0, states::WAIT_WHILE_PAUSED),
+        pause_task(4, "token-p"),
+        plain(5, 4, "TaskStarted", 5.0),
+        submitted(
+            6,
+            json!({"message_id": "m", "subject": "s", "pause_request": asked}),
+        ),
+    ];
+    let Pause::Holding {
+        task_token,
+        since,
+        layer,
+        request,
+    } = pause(&history)
+    else {
+        panic!("the run holds");
+    };
+    assert_eq!(task_token, "token-p");
+    assert_eq!(since, Timestamp::from_second(4).ok());
+    assert_eq!(layer, 2);
+    let request = request.expect("drplan's request");
+    assert_eq!(request.by, "alice");
+    assert_eq!(request.reason.as_deref(), Some("checking the database"));
+    // The approval view does not take a pause for an approval.
+    assert_eq!(approval(&history), Approval::NotAsked);
+    // A Payload given as JSON text reads the same.
+    let text = vec![
+        pause_task(4, "token-p"),
+        submitted(5, json!(json!({"pause_request": asked}).to_string())),
+    ];
+    assert!(matches!(
+        pause(&text),
+        Pause::Holding {
+            request: Some(_),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_continued_pause_does_not_hold_and_an_unknown_requester_still_holds() {
+    let continued = vec![
+        pause_task(4, "token-p"),
+        plain(5, 4, "TaskStarted", 5.0),
+        plain(6, 5, "TaskSucceeded", 6.0),
+    ];
+    assert_eq!(pause(&continued), Pause::NotHolding);
+    let unknown = vec![
+        pause_task(4, "token-p"),
+        submitted(5, json!({"message_id": ""})),
+    ];
+    assert!(matches!(
+        pause(&unknown),
+        Pause::Holding { request: None, .. }
+    ));
+    // Held, continued, held again at a later stage: the earlier answer is not this one's.
+    let again = vec![
+        pause_task(4, "token-1"),
+        submitted(
+            5,
+            json!({"pause_request": {"by": "carol", "at": "2026-11-28T03:00:00Z"}}),
+        ),
+        plain(6, 5, "TaskSucceeded", 6.0),
+        pause_task(9, "token-2"),
+    ];
+    assert!(matches!(
+        pause(&again),
+        Pause::Holding { ref task_token, request: None, .. } if task_token == "token-2"
+    ));
+    assert_eq!(pause(&[]), Pause::NotHolding);
+    // An approval wait is no pause.
+    assert_eq!(pause(&[approval_task(4, "token-a")]), Pause::NotHolding);
+}
+
+#[test]
+fn every_stage_has_started_once_the_stages_map_exits() {
+    let running = vec![entered(3, 2, "MapStateEntered", 3.0, states::RUN_LAYERS)];
+    assert!(!every_stage_started(&running));
+    let done = vec![
+        entered(3, 2, "MapStateEntered", 3.0, states::RUN_LAYERS),
+        exited(9, 8, "MapStateExited", 9.0, states::RUN_LAYERS),
+    ];
+    assert!(every_stage_started(&done));
 }

@@ -194,6 +194,29 @@ mod tests {
     }
 
     #[test]
+    fn the_pause_check_reads_the_key_drplan_pause_writes() {
+        use crate::contract::keys::PAUSE_REQUEST_KEY_FORMAT;
+        let [(_, recovery), _] = machines();
+        let expected = format!(
+            "States.Format('{PAUSE_REQUEST_KEY_FORMAT}', $.run.plan, $.run.execution_name)"
+        );
+        let layer = &recovery["States"]["RunLayers"]["ItemProcessor"]["States"];
+        assert_eq!(
+            layer["CheckPauseRequest"]["Parameters"]["Prefix.$"],
+            expected
+        );
+        assert_eq!(
+            recovery["States"]["RunLayers"]["ItemProcessor"]["StartAt"], "CheckPauseRequest",
+            "the pause check comes before a stage's waves"
+        );
+        let payload = &layer["WaitWhilePaused"]["Parameters"]["Payload"];
+        assert_eq!(
+            payload["event"],
+            crate::contract::notice::RunEvent::Paused.as_str()
+        );
+    }
+
+    #[test]
     fn hooks_receive_the_documented_event() {
         use crate::contract::step::HookEvent;
         let [(_, recovery), _] = machines();

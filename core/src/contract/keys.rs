@@ -17,6 +17,7 @@
 //! runs/PLAN/EXEC/cleared.json            drill instances cleared first    ClearedBeforeLaunch
 //! runs/PLAN/EXEC/dns.json                the cutover, for rollback        DnsCutover
 //! runs/PLAN/EXEC/resume.json             what a resumed run takes over    ResumeRecord
+//! runs/PLAN/EXEC/pause.json              a pause asked for, not reached   PauseRequest
 //! runs/PLAN/EXEC/waves/NNN-WAVE/launch.json     the wave's launch        WaveLaunchRecord
 //! runs/PLAN/EXEC/waves/NNN-WAVE/health.json     its health gate          WaveHealthRecord
 //! runs/PLAN/EXEC/waves/NNN-WAVE/pending.json    servers still launching  PendingByJob
@@ -29,6 +30,7 @@ use std::marker::PhantomData;
 
 use serde_json::Value;
 
+use super::notice::PauseRequest;
 use super::step::{Discovery, RunContext, WaveRef};
 use crate::dns::DnsCutover;
 use crate::health::WaveHealthRecord;
@@ -193,6 +195,13 @@ impl RunRecords {
         self.record("resume.json")
     }
 
+    /// A pause asked for (`drplan pause`): the state machine holds before its next
+    /// stage while it is there; the PAUSED notification deletes it. Its key is also
+    /// built in the state machine ([`PAUSE_REQUEST_KEY_FORMAT`]).
+    pub fn pause_request(&self) -> Record<PauseRequest> {
+        self.record(PAUSE_REQUEST)
+    }
+
     /// Every wave's records are under this prefix.
     pub fn waves_prefix(&self) -> String {
         format!("{}waves/", self.prefix)
@@ -204,6 +213,13 @@ impl RunRecords {
         }
     }
 }
+
+const PAUSE_REQUEST: &str = "pause.json";
+
+/// How the state machine builds [`RunRecords::pause_request`]'s key from the run's plan
+/// and execution name (`States.Format` in `statemachines/recovery.asl.json`; a test
+/// holds the two together).
+pub const PAUSE_REQUEST_KEY_FORMAT: &str = "runs/{}/{}/pause.json";
 
 /// The records of one wave of a run, under `runs/PLAN/EXEC/waves/NNN-WAVE/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,6 +293,16 @@ mod tests {
             Some(swaps.key().to_owned())
         );
         assert!(is_template_swaps(run.wave(&wave).health().key()).is_none());
+        assert_eq!(
+            run.pause_request().key(),
+            "runs/shop/shop-drill-1/pause.json"
+        );
+        assert_eq!(
+            PAUSE_REQUEST_KEY_FORMAT
+                .replacen("{}", "shop", 1)
+                .replacen("{}", "shop-drill-1", 1),
+            run.pause_request().key()
+        );
         assert_eq!(plan_source("shop"), "plans/shop.yaml");
         assert_eq!(plan_name_of("plans/shop.yaml"), Some("shop"));
         assert_eq!(plan_name_of("plans/a/b.yaml"), None);

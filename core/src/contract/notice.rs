@@ -23,6 +23,8 @@ pub enum RunEvent {
     Succeeded,
     Failed,
     DrillCleanedUp,
+    /// The run holds before a stage of waves until `drplan continue`.
+    Paused,
 }
 
 impl RunEvent {
@@ -37,6 +39,7 @@ impl RunEvent {
             Self::Succeeded => "SUCCEEDED",
             Self::Failed => "FAILED",
             Self::DrillCleanedUp => "DRILL_CLEANED_UP",
+            Self::Paused => "PAUSED",
         }
     }
 
@@ -85,6 +88,9 @@ pub struct NotificationRequest {
     pub task_token: Option<String>,
     #[serde(default)]
     pub dns: Option<DnsCutoverSummary>,
+    /// Where a PAUSED run holds and who asked.
+    #[serde(default)]
+    pub pause: Option<PauseWait>,
 }
 
 /// What discovery found (a subset of its output; the rest is ignored).
@@ -125,4 +131,49 @@ pub struct DnsRecordChange {
 #[serde(default)]
 pub struct ApprovalWait {
     pub timeout_minutes: Option<u32>,
+}
+
+/// A person's request that the run hold before its next stage of waves
+/// ([`super::RunRecords::pause_request`]), written by `drplan pause` (or by hand with
+/// `aws s3api put-object`). The state machine checks for it before each stage and
+/// holds there; the PAUSED notification consumes it, so one request holds once, and
+/// answers with it ([`super::step::Delivered::pause_request`]), so that the
+/// execution's history says who paused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseRequest {
+    /// Who asked.
+    pub by: String,
+    /// Why, if they said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When they asked.
+    pub at: jiff::Timestamp,
+}
+
+impl PauseRequest {
+    /// The request as the state machine read it from the bucket (the object's text);
+    /// `None` for text that is no request (a hand-written object of another shape): the
+    /// run holds all the same, only who asked is unknown.
+    pub fn parse(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+}
+
+/// Where a paused run holds, as the state machine hands it to the notify step.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PauseWait {
+    /// The stage (layer of the wave DAG, from 0) that has not started.
+    pub layer: usize,
+    /// Its waves.
+    pub waves: Vec<WaveRef>,
+    /// The pause request's text, as the notify function read it from the bucket
+    /// ([`PauseRequest::parse`]); the state machine sends none.
+    pub request: Option<String>,
+}
+
+impl PauseWait {
+    pub fn request(&self) -> Option<PauseRequest> {
+        self.request.as_deref().and_then(PauseRequest::parse)
+    }
 }

@@ -20,11 +20,17 @@ pub const CHECK_HEALTH: &str = "CheckHealth";
 /// Entered by a wave whose health gate and post hooks passed (its input names the wave):
 /// a resumed run adopts the waves that got here.
 pub const WAVE_SUCCEEDED: &str = "WaveSucceeded";
+/// The map over the stages (layers) of waves: once it has exited, every wave has run
+/// and a pause has nothing left to hold.
+pub const RUN_LAYERS: &str = "RunLayers";
+/// The pause task (`lambda:invoke.waitForTaskToken`) before a stage: its token is what
+/// `drplan continue` answers.
+pub const WAIT_WHILE_PAUSED: &str = "WaitWhilePaused";
 /// A drill's instances are kept this long before cleanup.
 pub const KEEP_DRILL_INSTANCES: &str = "KeepDrillInstances";
 
 /// Every state name above.
-pub const READ_BY_DRPLAN: [&str; 9] = [
+pub const READ_BY_DRPLAN: [&str; 11] = [
     DISCOVER,
     WAIT_FOR_APPROVAL,
     LAUNCH_WAVE,
@@ -34,4 +40,6 @@ pub const READ_BY_DRPLAN: [&str; 9] = [
     CHECK_HEALTH,
     WAVE_SUCCEEDED,
     KEEP_DRILL_INSTANCES,
+    RUN_LAYERS,
+    WAIT_WHILE_PAUSED,
 ];

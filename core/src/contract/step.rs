@@ -359,4 +359,8 @@ pub struct Tagged {
 pub struct Delivered {
     pub message_id: String,
     pub subject: String,
+    /// For PAUSED: the request it consumed (absent when there was none or it was not
+    /// drplan's JSON). The hold's TaskSubmitted event carries it, for `drplan status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_request: Option<super::notice::PauseRequest>,
 }

@@ -135,7 +135,7 @@ pub fn compose(
     if request.event.is_wave_event() && request.wave.is_none() {
         return Err(missing("wave"));
     }
-    if request.event == RunEvent::ApprovalNeeded
+    if matches!(request.event, RunEvent::ApprovalNeeded | RunEvent::Paused)
         && request
             .task_token
             .as_deref()
@@ -283,6 +283,19 @@ pub(super) fn headline(facts: &Facts<'_>) -> (String, Severity) {
                 Severity::Critical,
             )
         }
+        RunEvent::Paused => {
+            let stage = request.pause.as_ref().map_or(0, |p| p.layer) + 1;
+            let by = request
+                .pause
+                .as_ref()
+                .and_then(|p| p.request())
+                .map(|r| format!(" by {}", r.by))
+                .unwrap_or_default();
+            (
+                format!("PAUSED before stage {stage}{by}"),
+                Severity::Warning,
+            )
+        }
         RunEvent::DrillCleanedUp => {
             let terminated = request.cleanup.as_ref().map_or(0, |c| c.terminated);
             (
@@ -314,6 +327,7 @@ pub(super) fn body(facts: &Facts<'_>, severity: Severity) -> String {
             wave_section(&mut text, facts)
         }
         RunEvent::DnsCutOver => dns_section(&mut text, facts),
+        RunEvent::Paused => pause_section(&mut text, facts),
         RunEvent::Succeeded | RunEvent::Failed => outcome_section(&mut text, facts),
         RunEvent::DrillCleanedUp => {
             let terminated = request.cleanup.as_ref().map_or(0, |c| c.terminated);
@@ -369,6 +383,9 @@ pub(super) fn opening_line(facts: &Facts<'_>) -> String {
         RunEvent::Succeeded => format!("The DR {mode} of plan {plan} SUCCEEDED."),
         RunEvent::Failed => format!("The DR {mode} of plan {plan} FAILED."),
         RunEvent::DrillCleanedUp => format!("The drill of plan {plan} has been cleaned up."),
+        RunEvent::Paused => format!(
+            "The DR {mode} of plan {plan} is PAUSED: nothing more launches until someone continues it."
+        ),
     }
 }
 

@@ -1,6 +1,6 @@
 //! On-call notifications: one message per run event (started, approval needed, wave
-//! started / succeeded / failed, DNS cut over, succeeded, failed, drill cleaned up),
-//! composed for a person woken at 3 a.m. and filtered by SNS message attributes.
+//! started / succeeded / failed, DNS cut over, succeeded, failed, drill cleaned up,
+//! paused), composed for a person woken at 3 a.m. and filtered by SNS message attributes.
 //!
 //! Everything here is pure: the notify function reads the run's records from the
 //! bucket, hands them in, and publishes what comes out.

@@ -63,6 +63,7 @@ fn request(event: RunEvent, mode: Mode) -> NotificationRequest {
         approval: None,
         task_token: None,
         dns: None,
+        pause: None,
     }
 }
 
@@ -624,6 +625,69 @@ fn drill_cleaned_up() {
     assert_eq!(attribute(&n, "severity"), "info");
 }
 
+fn paused(request_text: Option<&str>) -> NotificationRequest {
+    let mut req = request(RunEvent::Paused, Mode::Recovery);
+    req.run.as_mut().unwrap().deadline = Some(at("2026-11-28T05:00:00Z"));
+    req.task_token = Some("AQCE+pause/token".into());
+    req.pause = Some(PauseWait {
+        layer: 1,
+        waves: vec![wave("cache", 1, 2), wave("app", 2, 8)],
+        request: request_text.map(str::to_owned),
+    });
+    req
+}
+
+#[test]
+fn paused_says_who_why_how_to_continue_and_that_the_time_limit_counts() {
+    let asked = PauseRequest {
+        by: "alice".into(),
+        reason: Some("database team checks replication\nfirst".into()),
+        at: at("2026-11-28T03:10:00Z"),
+    };
+    let text = serde_json::to_string(&asked).unwrap();
+    let req = paused(Some(&text));
+    let n = compose(&req, &StoredRecords::default(), now()).unwrap();
+    check(&n, RunEvent::Paused);
+    assert_eq!(
+        n.subject,
+        "[drplan] RECOVERY shop: PAUSED before stage 2 by alice"
+    );
+    assert_eq!(attribute(&n, "severity"), "warning");
+    for expected in [
+        "is PAUSED: nothing more launches until someone continues it",
+        "holds before stage 2: cache (2 servers), app (8 servers)",
+        "Paused by:  alice",
+        "Asked at:   2026-11-28 03:10:00 UTC",
+        "Reason:     database team checks replication first",
+        "TIME LIMIT KEEPS COUNTING",
+        "it ends at 2026-11-28 05:00:00 UTC (in 1h 47m 30s)",
+        "drplan continue shop-drill-1\n",
+        "aws stepfunctions send-task-success --task-token 'AQCE+pause/token' --task-output '{\"continued\": true}'",
+        "drplan status shop-drill-1",
+    ] {
+        assert!(n.body.contains(expected), "{expected}: {}", n.body);
+    }
+}
+
+#[test]
+fn a_pause_whose_request_is_not_drplans_still_holds_and_says_who_is_unknown() {
+    let n = compose(
+        &paused(Some("stop please")),
+        &StoredRecords::default(),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(n.subject, "[drplan] RECOVERY shop: PAUSED before stage 2");
+    assert!(n.body.contains("Who paused it is unknown"), "{}", n.body);
+    let mut late = paused(None);
+    late.run.as_mut().unwrap().deadline = Some(at("2026-11-28T03:00:00Z"));
+    let n = compose(&late, &StoredRecords::default(), now()).unwrap();
+    assert!(n.body.contains("(already passed)"), "{}", n.body);
+    let mut no_token = paused(None);
+    no_token.task_token = None;
+    assert!(compose(&no_token, &StoredRecords::default(), now()).is_err());
+}
+
 #[test]
 fn the_contract_parses_and_unknown_events_are_named() {
     let input = json!({
@@ -652,6 +716,7 @@ fn the_contract_parses_and_unknown_events_are_named() {
         "SUCCEEDED",
         "FAILED",
         "DRILL_CLEANED_UP",
+        "PAUSED",
     ];
     for name in all {
         let event: RunEvent = serde_json::from_value(json!(name)).unwrap();

@@ -106,6 +106,79 @@ pub(super) fn approval_section(text: &mut String, facts: &Facts<'_>) {
     );
 }
 
+/// Where the run holds, who paused it and why, how to continue, and that its time
+/// limit keeps counting (waves continued after the deadline get no time to launch).
+pub(super) fn pause_section(text: &mut String, facts: &Facts<'_>) {
+    let request = facts.request;
+    let name = &request.execution_name;
+    if let Some(pause) = &request.pause {
+        let waves: Vec<String> = pause
+            .waves
+            .iter()
+            .map(|w| format!("{} ({} servers)", w.name, w.servers))
+            .collect();
+        let _ = writeln!(
+            text,
+            "It holds before stage {}: {}. Earlier stages have finished; this one has not started.\n",
+            pause.layer + 1,
+            if waves.is_empty() {
+                "its waves".to_owned()
+            } else {
+                waves.join(", ")
+            }
+        );
+        match pause.request() {
+            Some(asked) => {
+                let _ = writeln!(
+                    text,
+                    "Paused by:  {}\nAsked at:   {}",
+                    asked.by,
+                    asked.at.strftime("%Y-%m-%d %H:%M:%S UTC")
+                );
+                if let Some(reason) = asked.reason.as_deref().filter(|r| !r.trim().is_empty()) {
+                    let _ = writeln!(text, "Reason:     {}", one_line(reason));
+                }
+                let _ = writeln!(text);
+            }
+            None => {
+                let _ = writeln!(
+                    text,
+                    "Who paused it is unknown: the pause request was not drplan's JSON.\n"
+                );
+            }
+        }
+    }
+    match request.run.as_ref().and_then(|r| r.deadline) {
+        Some(deadline) => {
+            let left = deadline.duration_since(facts.now).as_secs();
+            let _ = writeln!(
+                text,
+                "THE RUN'S TIME LIMIT KEEPS COUNTING while it is paused: it ends at {} ({}). \
+                 Waves that start after it get no time to launch.\n",
+                deadline.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                if left > 0 {
+                    format!("in {}", duration_text(left))
+                } else {
+                    "already passed".to_owned()
+                }
+            );
+        }
+        None => {
+            let _ = writeln!(
+                text,
+                "THE RUN'S TIME LIMIT KEEPS COUNTING while it is paused.\n"
+            );
+        }
+    }
+    let token = request.task_token.as_deref().unwrap_or("");
+    let _ = writeln!(text, "TO CONTINUE\n  drplan continue {name}\n");
+    let _ = writeln!(
+        text,
+        "WITHOUT drplan (AWS CLI)\n  aws stepfunctions send-task-success --task-token {} --task-output '{{\"continued\": true}}'\n",
+        shell_quote(token)
+    );
+}
+
 pub(super) fn wave_section(text: &mut String, facts: &Facts<'_>) {
     let request = facts.request;
     let Some(wave) = &request.wave else { return };
@@ -392,6 +465,10 @@ pub(super) fn next_steps_section(text: &mut String, facts: &Facts<'_>, severity:
         }
         RunEvent::DrillCleanedUp => {
             steps.push(format!("Read the drill's report: drplan report {name}"));
+        }
+        RunEvent::Paused => {
+            steps.push(format!("See where the run stands: drplan status {name}"));
+            steps.push("Continue it with the command above when it is safe to go on.".to_owned());
         }
     }
     let _ = writeln!(text, "WHAT TO DO NEXT");

@@ -1,6 +1,6 @@
 //! notify: publishes one SNS message per run event (started, approval needed, wave
-//! started / succeeded / failed, DNS cut over, succeeded, failed, drill cleaned up) to
-//! the topic in `DRPLAN_TOPIC_ARN`. The message is composed in
+//! started / succeeded / failed, DNS cut over, succeeded, failed, drill cleaned up,
+//! paused) to the topic in `DRPLAN_TOPIC_ARN`. The message is composed in
 //! `drplan_core::notify`; `drplan_aws::sns` reads the run's records it needs from the
 //! bucket and publishes it.
 

@@ -116,11 +116,15 @@ pub fn state_machines_of(
                     default
                 } else if let Some(arn) = function_arn(resources, value, region, account_id) {
                     arn
+                } else if is_bucket_ref(resources, value) {
+                    // The stack's one bucket, which the local cloud names BUCKET.
+                    BUCKET.to_owned()
                 } else {
                     return Err(format!(
                         "{id}: DefinitionSubstitutions.{key} must be a string, a Ref to a \
-                         parameter with a Default, or Fn::GetAtt [FUNCTION, Arn] of an \
-                         AWS::Serverless::Function with Metadata.BuildProperties.Binary"
+                         parameter with a Default or to the AWS::S3::Bucket, or \
+                         Fn::GetAtt [FUNCTION, Arn] of an AWS::Serverless::Function with \
+                         Metadata.BuildProperties.Binary"
                     ));
                 };
                 substitutions.push((format!("${{{key}}}"), resolved));
@@ -134,6 +138,14 @@ pub fn state_machines_of(
         });
     }
     Ok(machines)
+}
+
+/// `Ref: BUCKET` of an `AWS::S3::Bucket` resource (a bucket's Ref is its name).
+fn is_bucket_ref(resources: &serde_json::Map<String, Value>, value: &Value) -> bool {
+    value["Ref"]
+        .as_str()
+        .and_then(|target| resources.get(target))
+        .is_some_and(|resource| resource["Type"] == "AWS::S3::Bucket")
 }
 
 /// `Fn::GetAtt: [FUNCTION, Arn]` of an `AWS::Serverless::Function`: the ARN of its binary
@@ -472,6 +484,14 @@ mod tests {
         let definition = std::fs::read_to_string(&recovery.definition_file).unwrap();
         let deployed = substitute(&definition, &recovery.substitutions).unwrap();
         assert!(deployed.contains(":function:discover\""), "{deployed}");
+        // The pause check reads the stack's bucket, which is this one locally.
+        assert!(
+            recovery
+                .substitutions
+                .contains(&("${PlansBucketName}".to_owned(), BUCKET.to_owned())),
+            "{:?}",
+            recovery.substitutions
+        );
     }
 
     #[test]
