@@ -75,10 +75,10 @@ async fn submit(
         .records
         .into_iter()
         .partition(|r| in_run.contains(r.from_wave.as_str()));
+    let unchanged: Vec<String> = unchanged.into_iter().map(|r| r.name).collect();
     if !unchanged.is_empty() {
-        let names: Vec<&str> = unchanged.iter().map(|r| r.name.as_str()).collect();
         tracing::warn!(
-            records = names.join(", "),
+            records = unchanged.join(", "),
             "records of waves not in this run are left as they are"
         );
     }
@@ -92,7 +92,8 @@ async fn submit(
     let cutover = match clients.store.read::<DnsCutover>(&key).await? {
         Some(recorded) => recorded,
         None => {
-            let cutover = record_cutover(clients, run, layers, &dns).await?;
+            let mut cutover = record_cutover(clients, run, layers, &dns).await?;
+            cutover.unchanged = unchanged;
             clients.store.write(&key, &cutover).await?;
             cutover
         }
@@ -151,6 +152,7 @@ async fn record_cutover(
         submitted_at: None,
         insync_at: None,
         path: "control plane".into(),
+        unchanged: Vec::new(),
     })
 }
 

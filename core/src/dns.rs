@@ -317,6 +317,10 @@ pub struct DnsCutover {
     /// "control plane" (ChangeResourceRecordSets) for now; the data-plane path (failover
     /// records whose health checks drplan flips) is future work.
     pub path: String,
+    /// Records of the plan left as they are: their wave did not run in this run
+    /// (skipped, or outside its `only_waves`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchanged: Vec<String>,
 }
 
 /// A Route 53 change.

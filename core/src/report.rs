@@ -463,6 +463,13 @@ impl Report {
                     change.new.values.join(", ")
                 );
             }
+            if !dns.unchanged.is_empty() {
+                let _ = writeln!(
+                    md,
+                    "\nLeft as they were (their wave did not run in this run): {}.",
+                    dns.unchanged.join(", ")
+                );
+            }
             let _ = writeln!(
                 md,
                 "\nRoll back with `drplan rollback-dns {}`.",
@@ -637,6 +644,7 @@ mod tests {
             submitted_at: None,
             insync_at: Some(at("2026-11-28T01:31:00Z")),
             path: "control plane".into(),
+            unchanged: Vec::new(),
         };
         let recovery = measure_rto(Some(30), started, &waves, Some(&dns), true).unwrap();
         assert_eq!(

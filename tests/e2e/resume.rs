@@ -350,9 +350,13 @@ async fn only_waves_recovers_part_of_a_plan_and_a_skipped_wave_is_reported_with_
         before[&key(API)],
         "api follows the app wave"
     );
+    assert_eq!(report["dns"]["unchanged"], json!(["shop.example.com"]));
     let markdown = text(&cloud.drplan(&["report", &resumed_run]));
     assert!(
-        markdown.contains("- **web**: the vendor restores the web tier by hand (decided by ana)"),
+        markdown.contains("- **web**: the vendor restores the web tier by hand (decided by ana)")
+            && markdown.contains(
+                "Left as they were (their wave did not run in this run): shop.example.com."
+            ),
         "{markdown}"
     );
 

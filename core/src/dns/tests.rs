@@ -234,6 +234,7 @@ fn rollback_restores_old_values_and_deletes_new_records() {
         submitted_at: None,
         insync_at: None,
         path: "control plane".into(),
+        unchanged: Vec::new(),
     };
     assert_eq!(
         cutover.rollback_changes(),
