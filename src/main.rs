@@ -32,6 +32,8 @@ enum Command {
     Resume(run::resume::ResumeArgs),
     /// Show a running or finished execution, wave by wave.
     Status(run::status::StatusArgs),
+    /// Every run of a plan (mode, outcome, RTO) and when it last succeeded, from its reports.
+    History(run::history::HistoryArgs),
     /// Print an execution's report (from the stack's bucket).
     Report(run::report::ReportArgs),
     /// Approve an execution waiting for approval: its waves launch.
@@ -85,6 +87,10 @@ fn main() -> ExitCode {
         Command::RollbackDns(args) => run_async(async move {
             println!("{}", run::rollback_dns::rollback_dns(&args).await?);
             Ok(true)
+        }),
+        Command::History(args) => run_async(async move {
+            let text = run::history::history(&args).await?;
+            Ok(print_stdout(&text) == ExitCode::SUCCESS)
         }),
         Command::Report(args) => run_async(async move {
             let text = run::report::report(&args).await?;

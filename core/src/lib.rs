@@ -4,6 +4,7 @@
 //! Nothing here talks to AWS or uses AWS SDK types: functions and the CLI translate
 //! between the SDKs and these types, so all of this is tested without a network.
 
+pub mod audit;
 pub mod budget;
 pub mod cleanup;
 pub mod contract;

@@ -6,6 +6,7 @@
 
 pub mod bucket;
 pub mod decide;
+pub mod history;
 pub mod pause;
 pub mod report;
 pub mod resume;

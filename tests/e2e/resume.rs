@@ -210,6 +210,28 @@ async fn a_failed_recovery_resumed_keeps_its_healthy_waves_and_launches_only_wha
         markdown.contains(&format!("kept: launched by `{first}`")),
         "{markdown}"
     );
+
+    // The plan's audit trail: both runs, and the recovery that proves the plan.
+    let history = cloud.drplan(&["history", "shop"]);
+    assert!(history.status.success(), "{}", text(&history));
+    let said = text(&history);
+    assert!(
+        said.contains(&format!(
+            "last successful recovery: 0 min ago ({second}), RTO "
+        )) && said.contains("last successful drill: none on record")
+            && said.contains("SUCCEEDED RTO ")
+            && said.contains(&format!("{second}  (resumes {first})"))
+            && said.contains(&format!("FAILED    RTO -  {first}")),
+        "{said}"
+    );
+    let json: Value = serde_json::from_slice(
+        &cloud
+            .drplan(&["history", "shop", "--format", "json"])
+            .stdout,
+    )
+    .expect("history as JSON");
+    assert_eq!(json["runs"].as_array().map(Vec::len), Some(2));
+    assert_eq!(json["runs"][0]["execution_name"], second.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

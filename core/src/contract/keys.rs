@@ -113,6 +113,11 @@ pub fn settled_key(job_id: &str, source_server_id: &str) -> String {
     format!("{}{source_server_id}", settled_prefix(job_id))
 }
 
+/// Every report of a plan is under this prefix.
+pub fn reports_prefix(plan: &str) -> String {
+    format!("reports/{plan}/")
+}
+
 /// A run's report, as JSON.
 pub fn report_json(plan: &str, execution_name: &str) -> Record<Report> {
     Record::at(format!("{}.json", report_base(plan, execution_name)))
@@ -130,7 +135,7 @@ pub fn report_markdown(plan: &str, execution_name: &str) -> String {
 }
 
 fn report_base(plan: &str, execution_name: &str) -> String {
-    format!("reports/{plan}/{execution_name}")
+    format!("{}{execution_name}", reports_prefix(plan))
 }
 
 /// The servers of a wave still launching, by DRS job.
