@@ -8,15 +8,12 @@ use std::collections::BTreeSet;
 use drplan_core::contract::{Discovery, RunRecords};
 use drplan_core::report::{mode_of, plan_name_of};
 use drplan_core::resolve::ResolvedPlan;
-use drplan_core::resume::ResumeRecord;
+use drplan_core::resume::{RESUMABLE_STATUSES, ResumeRecord};
 use drplan_core::{Issue, Mode};
 use jiff::Timestamp;
 
 use crate::store::RunStore;
 use crate::{FunctionError, history};
-
-/// Execution statuses a run can be resumed from.
-const RESUMABLE: [&str; 3] = ["FAILED", "TIMED_OUT", "ABORTED"];
 
 /// The ended run, as discover needs it.
 #[derive(Debug, Clone)]
@@ -106,7 +103,7 @@ pub async fn earlier_run(
         .name()
         .map_or_else(|| execution.to_owned(), str::to_owned);
     let status = described.status().as_str();
-    if !RESUMABLE.contains(&status) {
+    if !RESUMABLE_STATUSES.contains(&status) {
         let why = match status {
             "RUNNING" => "it is still running",
             "SUCCEEDED" => "it succeeded: there is nothing to continue",

@@ -16,6 +16,10 @@ use crate::plan::Mode;
 use crate::resolve::{ResolvedPlan, WaveServer};
 use crate::safety::RecoveryInstanceView;
 
+/// Step Functions statuses of a run that can be resumed (`drplan resume` checks before
+/// it starts; discover checks again).
+pub const RESUMABLE_STATUSES: [&str; 3] = ["FAILED", "TIMED_OUT", "ABORTED"];
+
 /// A server a resumed run does not launch again: an earlier run of the chain launched
 /// it, and its recovery instance is still that launch's and still live.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -100,10 +100,7 @@ async fn locate_run(
         .context("DescribeExecution")?;
     let input: serde_json::Value =
         serde_json::from_str(described.input().unwrap_or("{}")).unwrap_or_default();
-    let plan = match &input["plan"] {
-        serde_json::Value::String(name) => name.clone(),
-        other => other["name"].as_str().unwrap_or("unknown").to_owned(),
-    };
+    let plan = drplan_core::report::plan_name_of(&input);
     let bucket =
         bucket::find_bucket(config, bucket.as_deref(), described.state_machine_arn()).await?;
     Ok(RunLocation {

@@ -32,9 +32,6 @@ pub struct ResumeArgs {
     target: Target,
 }
 
-/// Statuses of a run that can be continued.
-const RESUMABLE: [&str; 3] = ["FAILED", "TIMED_OUT", "ABORTED"];
-
 /// The input of the resumed run: the ended run's input (the same plan, mode, timing and
 /// quotas), naming the run it continues and the waves skipped.
 pub fn resume_input(
@@ -90,7 +87,7 @@ pub async fn resume(args: &ResumeArgs) -> anyhow::Result<bool> {
         .await
         .with_context(|| format!("DescribeExecution {earlier}"))?;
     let status = described.status().as_str();
-    if !RESUMABLE.contains(&status) {
+    if !drplan_core::resume::RESUMABLE_STATUSES.contains(&status) {
         bail!(
             "{} is {status}: only a failed, timed out or stopped run can be resumed",
             described.name().unwrap_or(&args.execution)
