@@ -12,6 +12,7 @@ pub mod dag;
 pub mod discovery;
 pub mod dns;
 pub mod duration;
+pub mod evaluation;
 pub mod health;
 pub mod issue;
 pub mod launch;

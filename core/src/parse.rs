@@ -44,6 +44,7 @@ pub(crate) const DRILL_FIELDS: &[&str] = &[
     "security_group_ids",
     "allow_routes",
     "keep_minutes",
+    "every_days",
 ];
 pub(crate) const TRIGGERS_FIELDS: &[&str] = &["alarms", "alarm_tags", "mode", "min_gap_minutes"];
 /// CloudWatch's longest alarm name.
@@ -528,11 +529,15 @@ impl Reader {
             }
             None => false,
         };
+        let every_days = self
+            .optional(map, path, "every_days")
+            .and_then(|(v, p)| self.whole_number(v, &p, 1, 3_650, "days"));
         Some(Drill {
             subnet_id,
             security_group_ids,
             allow_routes,
             keep_minutes,
+            every_days,
         })
     }
 

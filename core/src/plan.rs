@@ -484,6 +484,11 @@ pub struct Drill {
     /// Minutes drill instances are kept before they are terminated (0: at once).
     #[serde(default = "default_keep")]
     pub keep_minutes: u32,
+    /// How often the plan must be drilled: readiness warns when the last successful
+    /// drill is older than this many days (or there is none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub every_days: Option<u32>,
 }
 
 fn default_keep() -> u32 {
@@ -497,6 +502,7 @@ impl Default for Drill {
             security_group_ids: Vec::new(),
             allow_routes: false,
             keep_minutes: DEFAULT_DRILL_KEEP_MINUTES,
+            every_days: None,
         }
     }
 }
