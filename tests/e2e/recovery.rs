@@ -547,7 +547,7 @@ async fn hooks_run_around_their_waves_and_a_failing_hook_stops_the_plan() {
 }
 
 /// The HTML report's timeline bars: (wave, phase, outcome, start, end), read from their
-/// `data-*` attributes (drplan writes the attributes in this order).
+/// `data-*` attributes.
 fn timeline_bars(html: &str) -> Vec<(String, String, String, jiff::Timestamp, jiff::Timestamp)> {
     let attribute = |tag: &str, name: &str| -> String {
         let start = tag
