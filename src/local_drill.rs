@@ -142,6 +142,18 @@ async fn drill_on(
             Ok(report) => println!("\n{report}"),
             Err(e) => eprintln!("drplan local drill: no report: {e:#}"),
         }
+        // The local cloud goes when the rehearsal ends: its HTML page is kept as a file.
+        let html_key = drplan_core::contract::keys::report_html(plan_name, &name);
+        match run::read_object(&s3, &deployed.bucket, &html_key).await {
+            Ok(page) => {
+                let path = std::env::temp_dir().join(format!("drplan-{name}.html"));
+                match std::fs::write(&path, page) {
+                    Ok(()) => println!("HTML report (with its timeline): {}", path.display()),
+                    Err(e) => eprintln!("drplan local drill: {}: {e}", path.display()),
+                }
+            }
+            Err(e) => eprintln!("drplan local drill: no HTML report: {e:#}"),
+        }
         if view.status != "SUCCEEDED" {
             return Ok(ExitCode::FAILURE);
         }

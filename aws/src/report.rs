@@ -1,5 +1,5 @@
 //! The end of every run, succeeded or failed: the run's report in
-//! `reports/PLAN/EXECUTION.{json,md}` from its records, launch templates a drill left on
+//! `reports/PLAN/EXECUTION.{json,md,html}` from its records, launch templates a drill left on
 //! its drill subnet put back, and the plan's lock released. Called by the report
 //! function (the state machine's last step) and by the trigger function for runs that
 //! ended without it (stopped, timed out).
@@ -89,7 +89,12 @@ async fn write_report(
                 log: &l.log,
                 finished_at: l.finished_at,
             });
-            waves.push(wave_report(&wave.name, facts, health.as_ref()));
+            let mut report = wave_report(&wave.name, facts, health.as_ref());
+            // An adopted wave's hooks ran in the run it resumes, not in this one.
+            if !wave.adopted {
+                report.timing.hooks = wave.hooks.clone();
+            }
+            waves.push(report);
             launches.extend(launch);
         }
     }
@@ -178,6 +183,13 @@ async fn write_report(
     store.write(&json_record, &report).await?;
     store
         .put_text(&markdown_key, report.to_markdown(), "text/markdown")
+        .await?;
+    store
+        .put_text(
+            &keys::report_html(&plan_name, &input.execution_name),
+            report.to_html(),
+            "text/html; charset=utf-8",
+        )
         .await?;
     tracing::info!(status, json_key, "report written");
     for point in report.metric_points() {

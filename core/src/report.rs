@@ -1,6 +1,10 @@
 //! The run report: what an auditor reads as evidence of a DR test. Built from the
 //! run's records (per-wave launch outcomes and job logs), rendered as JSON and
-//! Markdown.
+//! Markdown (with a Mermaid timeline), and as an HTML page with an SVG timeline.
+
+pub mod html;
+pub mod svg;
+pub mod timeline;
 
 use std::fmt::Write;
 
@@ -168,6 +172,9 @@ pub struct WaveReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_gate: Option<String>,
     pub servers: Vec<ServerReport>,
+    /// When its launch and health gate began and ended, and its hooks: the timeline.
+    #[serde(default, skip_serializing_if = "timeline::WaveTiming::is_empty")]
+    pub timing: timeline::WaveTiming,
 }
 
 /// How a wave's health gate ran, for the report: "ec2-status, https:443/ at each
@@ -334,6 +341,7 @@ pub fn wave_report(
             failed: 0,
             health_gate: None,
             servers: Vec::new(),
+            timing: timeline::WaveTiming::default(),
         };
     };
     let launch_failed = launch.progress.failed().any(|s| !s.optional)
@@ -370,6 +378,7 @@ pub fn wave_report(
             describe_health_gate(&h.checks, &h.probe_addressing, h.attempt, h.timeout_minutes)
         }),
         servers,
+        timing: timeline::WaveTiming::of(launch.log, health),
     }
 }
 
@@ -538,6 +547,7 @@ impl Report {
                 self.left_out.join(", ")
             );
         }
+        md.push_str(&timeline::mermaid_section(self));
         let _ = writeln!(md, "\n## Waves\n");
         if self.waves.is_empty() {
             let _ = writeln!(md, "No wave was launched.");
@@ -687,6 +697,7 @@ mod tests {
                 failed: 0,
                 health_gate: None,
                 servers: Vec::new(),
+                timing: Default::default(),
             }],
             drill_instances_terminated: None,
             dns: None,

@@ -1,5 +1,5 @@
 //! `drplan report`: an execution's report, as the report function stored it in the
-//! stack's bucket (Markdown or JSON).
+//! stack's bucket (Markdown, JSON, or the HTML page with its timeline).
 
 use clap::{Args, ValueEnum};
 
@@ -24,6 +24,8 @@ pub struct ReportArgs {
 enum ReportFormat {
     Md,
     Json,
+    /// A self-contained page (inline CSS and SVG timeline): save it and open it in a browser
+    Html,
 }
 
 pub async fn report(args: &ReportArgs) -> anyhow::Result<String> {
@@ -34,6 +36,7 @@ pub async fn report(args: &ReportArgs) -> anyhow::Result<String> {
         ReportFormat::Json => keys::report_json(&run.plan, &run.execution_name)
             .key()
             .to_owned(),
+        ReportFormat::Html => keys::report_html(&run.plan, &run.execution_name),
     };
     read_object(&aws_sdk_s3::Client::new(&config), &run.bucket, &key).await
 }

@@ -73,6 +73,48 @@ async fn a_four_wave_dag_drill_recovers_in_dag_order_tags_and_cleans_up() {
         );
     }
 
+    // The HTML report: a page with the run's timeline, one launch and one health-gate
+    // bar per wave, in DAG order (app launched after database and cache were healthy).
+    let page = cloud.drplan(&["report", &outcome.name, "--format", "html"]);
+    assert!(
+        page.status.success(),
+        "{}",
+        String::from_utf8_lossy(&page.stderr)
+    );
+    let html = String::from_utf8_lossy(&page.stdout);
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(!html.contains("<script"), "{html}");
+    let bars = timeline_bars(&html);
+    let bar = |wave: &str, phase: &str| {
+        bars.iter()
+            .find(|(w, p, ..)| w == wave && p == phase)
+            .unwrap_or_else(|| panic!("no {phase} bar for {wave} in {bars:?}"))
+            .clone()
+    };
+    for wave in ["database", "cache", "app", "web"] {
+        let (_, _, outcome, launch_start, launch_end) = bar(wave, "launch");
+        assert_eq!(outcome, "passed");
+        let (_, _, outcome, gate_start, gate_end) = bar(wave, "health gate");
+        assert_eq!(outcome, "passed");
+        assert!(
+            launch_start <= launch_end && launch_end <= gate_start && gate_start <= gate_end,
+            "{wave}: {bars:?}"
+        );
+    }
+    let app_launch = bar("app", "launch").3;
+    assert!(
+        app_launch >= bar("database", "health gate").4
+            && app_launch >= bar("cache", "health gate").4,
+        "{bars:?}"
+    );
+    let markdown = cloud.drplan(&["report", &outcome.name]);
+    let markdown = String::from_utf8_lossy(&markdown.stdout);
+    assert!(
+        markdown.contains("## Timeline\n\n```mermaid\ngantt\n")
+            && markdown.contains("    section web\n"),
+        "{markdown}"
+    );
+
     // database and cache (one layer) ran at the same time; app started after both ended.
     let jobs = cloud.job_times_by_wave().await;
     let (db_start, db_end) = &jobs["database"];
@@ -502,4 +544,32 @@ async fn hooks_run_around_their_waves_and_a_failing_hook_stops_the_plan() {
             "{host} launched after the app wave's hook failed"
         );
     }
+}
+
+/// The HTML report's timeline bars: (wave, phase, outcome, start, end), read from their
+/// `data-*` attributes.
+fn timeline_bars(html: &str) -> Vec<(String, String, String, jiff::Timestamp, jiff::Timestamp)> {
+    let attribute = |tag: &str, name: &str| -> String {
+        let start = tag
+            .find(&format!(" {name}=\""))
+            .unwrap_or_else(|| panic!("{name} in {tag}"))
+            + name.len()
+            + 3;
+        let end = start + tag[start..].find('"').expect("closing quote");
+        tag[start..end].to_owned()
+    };
+    html.split("<g class=\"bar\"")
+        .skip(1)
+        .map(|rest| {
+            let tag = &rest[..rest.find('>').expect("end of the bar's tag")];
+            let time = |name: &str| attribute(tag, name).parse().expect("a timestamp");
+            (
+                attribute(tag, "data-wave"),
+                attribute(tag, "data-phase"),
+                attribute(tag, "data-outcome"),
+                time("data-start"),
+                time("data-end"),
+            )
+        })
+        .collect()
 }

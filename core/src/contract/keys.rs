@@ -22,7 +22,7 @@
 //! runs/PLAN/EXEC/waves/NNN-WAVE/health.json     its health gate          WaveHealthRecord
 //! runs/PLAN/EXEC/waves/NNN-WAVE/pending.json    servers still launching  PendingByJob
 //! runs/PLAN/EXEC/waves/NNN-WAVE/templates.json  drill template swaps     WaveTemplateSwaps
-//! reports/PLAN/EXEC.json, .md            the run's report                 Report
+//! reports/PLAN/EXEC.json, .md, .html     the run's report                 Report
 //! ```
 
 use std::collections::BTreeMap;
@@ -132,6 +132,11 @@ pub fn report_json_at(key: &str) -> Option<Record<Report>> {
 /// A run's report, as Markdown (text).
 pub fn report_markdown(plan: &str, execution_name: &str) -> String {
     format!("{}.md", report_base(plan, execution_name))
+}
+
+/// A run's report, as a self-contained HTML page (text) with its timeline as SVG.
+pub fn report_html(plan: &str, execution_name: &str) -> String {
+    format!("{}.html", report_base(plan, execution_name))
 }
 
 fn report_base(plan: &str, execution_name: &str) -> String {
@@ -322,5 +327,6 @@ mod tests {
         );
         assert_eq!(report_json("shop", "e1").key(), "reports/shop/e1.json");
         assert_eq!(report_markdown("shop", "e1"), "reports/shop/e1.md");
+        assert_eq!(report_html("shop", "e1"), "reports/shop/e1.html");
     }
 }

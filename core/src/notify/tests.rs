@@ -463,6 +463,7 @@ fn report(status: &str, rto: Option<RtoResult>) -> Report {
                 failed: 0,
                 health_gate: None,
                 servers: Vec::new(),
+                timing: Default::default(),
             },
             WaveReport {
                 name: "app".into(),
@@ -488,6 +489,7 @@ fn report(status: &str, rto: Option<RtoResult>) -> Report {
                     phases: Vec::new(),
                     carried_from: None,
                 }],
+                timing: Default::default(),
             },
         ],
         drill_instances_terminated: None,
