@@ -89,7 +89,9 @@ async fn write_report(
                 log: &l.log,
                 finished_at: l.finished_at,
             });
-            waves.push(wave_report(&wave.name, facts, health.as_ref()));
+            let mut report = wave_report(&wave.name, facts, health.as_ref());
+            report.targets = store.read(&run.records().wave(wave).targets()).await?;
+            waves.push(report);
             launches.extend(launch);
         }
     }
