@@ -124,6 +124,11 @@ async fn drill_on(
     for &mode in modes {
         let mut input = run::start::execution_input(plan, mode, "latest", Some(LOCAL_TIMING))?;
         use_seeded_drill_network(&mut input, &seeded);
+        if let Some(plan) = input.get_mut("plan") {
+            for (from, to) in seeded.use_seeded_target_groups(plan) {
+                eprintln!("drplan local drill: target group {from} becomes the seeded {to}");
+            }
+        }
         let name = run::start::default_execution_name(&input["plan"], mode);
         let arn =
             run::start::start_execution(&sfn, &deployed.recovery_state_machine_arn, &name, &input)

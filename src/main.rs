@@ -46,6 +46,8 @@ enum Command {
     Continue(run::pause::ContinueArgs),
     /// Put the DNS records a recovery changed back to their previous values.
     RollbackDns(run::rollback_dns::RollbackArgs),
+    /// Take a run's instances out of the target groups its waves registered them into.
+    RollbackTargets(run::rollback_targets::RollbackTargetsArgs),
     /// The local cloud: moto, cargo lambda watch, the DRS simulator and one gateway.
     #[command(subcommand)]
     Local(local_cmd::LocalCommand),
@@ -86,6 +88,10 @@ fn main() -> ExitCode {
         }),
         Command::RollbackDns(args) => run_async(async move {
             println!("{}", run::rollback_dns::rollback_dns(&args).await?);
+            Ok(true)
+        }),
+        Command::RollbackTargets(args) => run_async(async move {
+            println!("{}", run::rollback_targets::rollback_targets(&args).await?);
             Ok(true)
         }),
         Command::History(args) => run_async(async move {

@@ -43,6 +43,7 @@ const SERVICE_PREFIX: &[(&str, &str)] = &[
     ("route53", "route53"),
     ("cloudwatch", "cloudwatch"),
     ("eventbridge", "events"),
+    ("elasticloadbalancingv2", "elasticloadbalancing"),
 ];
 
 /// SDK operations whose IAM action is not the operation's own name.

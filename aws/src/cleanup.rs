@@ -1,6 +1,7 @@
-//! The cleanup function: after a drill, terminates the drill's recovery instances
-//! through DRS (TerminateRecoveryInstances) and follows the terminate jobs until they
-//! end.
+//! The cleanup function: after a drill, deregisters the drill's instances from the
+//! drill target groups it registered them into, terminates the drill's recovery
+//! instances through DRS (TerminateRecoveryInstances) and follows the terminate jobs
+//! until they end.
 //!
 //! Before a run's first wave (state CLEAR) it clears the way instead: stops the drill a
 //! recovery took the plan from (and restores that drill's launch templates), waits out
@@ -18,7 +19,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::bootstrap::Clients;
 use crate::drill::INSTANCES_PER_TERMINATE;
 use crate::step::LogContext;
-use crate::{FunctionError, drill, drs, lock};
+use crate::{FunctionError, drill, drs, lock, targets};
 
 impl LogContext for CleanupStep {
     fn log_context(&self) -> (String, String, String) {
@@ -47,6 +48,23 @@ async fn start_termination(clients: &Clients, run: &RunContext) -> Result<Cleanu
         return Err(FunctionError::InvalidInput(
             "cleanup only terminates drill instances".into(),
         ));
+    }
+    // Out of the drill's target groups first: a load balancer must not send traffic to
+    // instances about to go away.
+    let deregistered = targets::deregister_run_targets(
+        &clients.elb,
+        &clients.store,
+        &run.records(),
+        Some(drplan_core::Mode::Drill),
+        "drill cleanup",
+    )
+    .await?;
+    if deregistered.targets > 0 {
+        tracing::info!(
+            deregistered = deregistered.targets,
+            groups = %deregistered.lines.join(" | "),
+            "drill instances deregistered from their target groups"
+        );
     }
     let termination =
         drill::terminate_run_drill_instances(&clients.drs, &clients.store, run).await?;
@@ -99,11 +117,16 @@ async fn clear_before_launch(
                 "stopped the plan's running drill"
             );
         }
-        // The drill may have left its launch templates on the drill subnet.
-        drill::restore_run_templates(
-            &clients.ec2,
+        // The drill may have left its launch templates on the drill subnet, and its
+        // instances in its drill target groups.
+        let stopped_run = RunRecords::of(&run.plan, &stopped.execution_name);
+        drill::restore_run_templates(&clients.ec2, &clients.store, &stopped_run).await?;
+        targets::deregister_run_targets(
+            &clients.elb,
             &clients.store,
-            &RunRecords::of(&run.plan, &stopped.execution_name),
+            &stopped_run,
+            Some(drplan_core::Mode::Drill),
+            "a recovery that stopped the drill",
         )
         .await?;
     }

@@ -5,26 +5,30 @@
 //! server's results to the run's `health.json`, and returns the gate's state: SUCCEEDED
 //! when every critical server is healthy, FAILED when a critical server is gone or
 //! still not healthy at the wave's deadline, IN_PROGRESS with the next wait otherwise.
-//! What the results mean is decided in `drplan_core::health`.
+//! When the checks pass and the wave names target groups for the run's mode, its
+//! healthy instances are registered and their target health joins the gate
+//! (`crate::targets`). What the results mean is decided in `drplan_core::health` and
+//! `drplan_core::targets`.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use drplan_core::contract::{RunContext, WaveRef, WaveStep};
+use drplan_core::contract::{RunContext, WaveStep};
 use drplan_core::health::{
     Ec2Status, GateClock, ProbePlan, ServerHealth, ServerObservation, WaveHealthRecord,
     conclude_poll, evaluate_servers, gate_of_wave, plan_probes, probe_address, ready_to_probe,
 };
 use drplan_core::launch::ServerOutcome;
+#[cfg(test)]
 use drplan_core::plan::Health;
-use drplan_core::{HealthCheck, plan_from_value};
+use drplan_core::{HealthCheck, Plan, plan_from_value};
 use jiff::Timestamp;
 
 use crate::ec2::{self, InstanceIps};
 use crate::probe::{ProbeSettings, ProbeTarget, probe_all};
 use crate::store::RunStore;
 use crate::wave::{self, WaveLaunchRecord};
-use crate::{FunctionError, step};
+use crate::{FunctionError, step, targets};
 
 /// Time kept back from the Lambda's deadline for reading statuses and writing the
 /// wave's health record after the probes.
@@ -34,6 +38,7 @@ const RECORD_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
 pub async fn poll_health_gate(
     drs: &aws_sdk_drs::Client,
     ec2_client: &aws_sdk_ec2::Client,
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
     store: &RunStore,
     probes: &ProbeSettings,
     step: WaveStep,
@@ -45,7 +50,10 @@ pub async fn poll_health_gate(
         health: previous,
     } = step;
     let now = Timestamp::now();
-    let gate = wave_health(store, &run, &wave).await?;
+    let plan = run_plan(store, &run).await?;
+    let gate = gate_of_wave(&plan, &wave.name).ok_or_else(|| {
+        FunctionError::InvalidInput(format!("the run's plan has no wave {:?}", wave.name))
+    })?;
     let previous_record: Option<WaveHealthRecord> = match &previous {
         Some(_) => store.read(&run.records().wave(&wave).health()).await?,
         None => None,
@@ -84,7 +92,7 @@ pub async fn poll_health_gate(
 
     let results = evaluate_servers(&observations, &gate.checks, now, previous_record.as_ref());
     log_servers(&results);
-    let (health_record, health) = conclude_poll(
+    let (mut health_record, mut health) = conclude_poll(
         &wave.name,
         &gate,
         clock,
@@ -93,6 +101,19 @@ pub async fn poll_health_gate(
         now,
         results,
     );
+    // Checks passed: the wave's target groups (if any for this mode) must report its
+    // instances healthy too before the gate passes.
+    targets::gate_on_target_health(
+        elb,
+        store,
+        &run,
+        &wave,
+        &plan,
+        &mut health_record,
+        &mut health,
+        now,
+    )
+    .await?;
     store
         .write(&run.records().wave(&wave).health(), &health_record)
         .await?;
@@ -192,16 +213,13 @@ fn target_of(ips: &InstanceIps, settings: &ProbeSettings) -> Result<ProbeTarget,
     ProbeTarget::new(address, settings.addressing).map_err(|e| e.to_string())
 }
 
-/// The wave's health gate from the run's plan.
-async fn wave_health(
-    store: &RunStore,
-    run: &RunContext,
-    wave: &WaveRef,
-) -> Result<Health, FunctionError> {
+/// The run's plan, as discover stored it.
+async fn run_plan(store: &RunStore, run: &RunContext) -> Result<Plan, FunctionError> {
     let document: serde_json::Value = store.require(&run.records().plan_document()).await?;
-    health_of_wave(&document, &wave.name)
+    plan_from_value(&document).map_err(FunctionError::InvalidPlan)
 }
 
+#[cfg(test)]
 fn health_of_wave(document: &serde_json::Value, wave: &str) -> Result<Health, FunctionError> {
     let plan = plan_from_value(document).map_err(FunctionError::InvalidPlan)?;
     gate_of_wave(&plan, wave)

@@ -24,6 +24,7 @@ pub mod route53;
 pub mod sns;
 pub mod step;
 pub mod store;
+pub mod targets;
 pub mod wave;
 
 pub use error::FunctionError;

@@ -94,6 +94,7 @@ async fn write_report(
             if !wave.adopted {
                 report.timing.hooks = wave.hooks.clone();
             }
+            report.targets = store.read(&run.records().wave(wave).targets()).await?;
             waves.push(report);
             launches.extend(launch);
         }

@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 struct Clients {
     drs: aws_sdk_drs::Client,
     ec2: aws_sdk_ec2::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
     store: RunStore,
     probes: ProbeSettings,
 }
@@ -36,6 +37,7 @@ async fn health_check(clients: &Clients, step: WaveStep) -> Result<WaveStep, Fun
     poll_health_gate(
         &clients.drs,
         &clients.ec2,
+        &clients.elb,
         &clients.store,
         &clients.probes,
         step,
@@ -167,6 +169,15 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
         ),
         ec2: aws_sdk_ec2::Client::from_conf(
             aws_sdk_ec2::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .credentials_provider(credentials.clone())
+                .region(region.clone())
+                .endpoint_url(&moto.endpoint)
+                .build(),
+        ),
+        // The plan of this test names no target group: the gate makes no ELBv2 call.
+        elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(
+            aws_sdk_elasticloadbalancingv2::Config::builder()
                 .behavior_version(BehaviorVersion::latest())
                 .credentials_provider(credentials)
                 .region(region)

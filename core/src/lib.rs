@@ -26,6 +26,7 @@ pub mod report;
 pub mod resolve;
 pub mod resume;
 pub mod safety;
+pub mod targets;
 pub mod trigger;
 mod validate;
 

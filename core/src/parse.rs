@@ -32,6 +32,7 @@ pub(crate) const WAVE_FIELDS: &[&str] = &[
     "optional_servers",
     "health",
     "hooks",
+    "targets",
 ];
 pub(crate) const HEALTH_FIELDS: &[&str] = &["checks", "timeout_minutes", "probe_address"];
 pub(crate) const HOOKS_FIELDS: &[&str] = &["pre", "post"];
@@ -204,6 +205,7 @@ impl Reader {
             optional_servers: None,
             health: Health::default(),
             hooks: Hooks::default(),
+            targets: Vec::new(),
         };
         let Some(map) = self.mapping(value, path, WAVE_FIELDS) else {
             return wave;
@@ -225,6 +227,9 @@ impl Reader {
         }
         if let Some((v, p)) = self.optional(map, path, "hooks") {
             wave.hooks = self.hooks(v, &p);
+        }
+        if let Some((v, p)) = self.optional(map, path, "targets") {
+            wave.targets = self.targets(v, &p);
         }
         wave
     }
@@ -617,6 +622,7 @@ impl Reader {
     }
 }
 
+mod targets;
 mod values;
 
 pub(crate) use values::dns_name_problem;

@@ -84,6 +84,38 @@ pub struct Wave {
     /// Lambda functions called before launch and after the health gate.
     #[serde(default, skip_serializing_if = "Hooks::is_empty")]
     pub hooks: Hooks,
+    /// ELBv2 target groups the wave's healthy instances are registered into after its
+    /// health checks pass; their target health is part of the gate. A recovery uses the
+    /// targets without `drill: true`, a drill only those with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<Target>,
+}
+
+/// One target group a wave's healthy instances join (RegisterTargets, by instance ID).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// `arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID`, a target group
+    /// of target type `instance`.
+    #[schemars(regex(
+        pattern = r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]{1,32}$"
+    ))]
+    pub target_group_arn: String,
+    /// The port the instances receive traffic on.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    /// A target group that exists for drills: only drills register into it, and
+    /// recoveries leave it alone. Without it (the default) only recoveries use the target
+    /// group: a drill never registers into a recovery target group.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drill: bool,
+}
+
+impl Target {
+    /// Whether a run in `mode` registers into this target group.
+    pub fn used_by(&self, mode: Mode) -> bool {
+        self.drill == (mode == Mode::Drill)
+    }
 }
 
 /// What must pass before a wave counts as recovered.

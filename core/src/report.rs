@@ -171,6 +171,10 @@ pub struct WaveReport {
     /// The gate as it ran: its checks, where probes went, polls and timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_gate: Option<String>,
+    /// The target groups the wave's healthy instances joined, each instance with its
+    /// target health at the gate's last poll, and whether they were deregistered since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<crate::targets::WaveTargetsRecord>,
     pub servers: Vec<ServerReport>,
     /// When its launch and health gate began and ended, and its hooks: the timeline.
     #[serde(default, skip_serializing_if = "timeline::WaveTiming::is_empty")]
@@ -340,6 +344,7 @@ pub fn wave_report(
             launched: 0,
             failed: 0,
             health_gate: None,
+            targets: None,
             servers: Vec::new(),
             timing: timeline::WaveTiming::default(),
         };
@@ -377,6 +382,7 @@ pub fn wave_report(
         health_gate: health.map(|h| {
             describe_health_gate(&h.checks, &h.probe_addressing, h.attempt, h.timeout_minutes)
         }),
+        targets: None,
         servers,
         timing: timeline::WaveTiming::of(launch.log, health),
     }
@@ -561,6 +567,19 @@ impl Report {
             if let Some(gate) = &wave.health_gate {
                 let _ = writeln!(md, "Health gate: {gate}.\n");
             }
+            if let Some(targets) = &wave.targets {
+                let _ = writeln!(
+                    md,
+                    "Target groups (target health at the gate's last poll):\n"
+                );
+                for line in targets.summary_lines() {
+                    let _ = writeln!(md, "- {line}");
+                }
+                if let (Some(at), Some(by)) = (&targets.deregistered_at, &targets.deregistered_by) {
+                    let _ = writeln!(md, "- deregistered at {at} by {by}");
+                }
+                let _ = writeln!(md);
+            }
             if wave.servers.is_empty() {
                 continue;
             }
@@ -696,6 +715,7 @@ mod tests {
                 launched: 2,
                 failed: 0,
                 health_gate: None,
+                targets: None,
                 servers: Vec::new(),
                 timing: Default::default(),
             }],

@@ -261,6 +261,7 @@ pub(super) fn fleet(plans: &[&PlanSpec], octet: u32) -> seed::Fleet {
             records,
         }],
         notifications: seed::Notifications::default(),
+        load_balancers: Vec::new(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The commands that drive the recovery state machine, one module each: `drplan start`
 //! ([`start`]), `status` ([`status`]), `report` ([`report`]), `approve` / `decline`
-//! ([`decide`]), `pause` / `continue` ([`pause`]) and `rollback-dns` ([`rollback_dns`]).
+//! ([`decide`]), `pause` / `continue` ([`pause`]), `rollback-dns` ([`rollback_dns`]) and
+//! `rollback-targets` ([`rollback_targets`]).
 //! Here: what they share, finding the state machine, an execution and its records (in
 //! the bucket [`bucket`] finds).
 
@@ -11,6 +12,7 @@ pub mod pause;
 pub mod report;
 pub mod resume;
 pub mod rollback_dns;
+pub mod rollback_targets;
 pub mod start;
 pub mod status;
 pub mod why;

@@ -21,4 +21,5 @@ mod operators;
 mod recovery;
 mod resume;
 mod safety;
+mod targets;
 mod trigger;

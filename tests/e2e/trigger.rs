@@ -269,7 +269,7 @@ async fn only_this_accounts_events_and_the_tags_a_plan_accepts_start_runs() {
     };
     // The shop plan without `alarm_tags: true`: its own list of alarms still starts it,
     // an alarm tagged drplan:plan=shop does not.
-    let mut shop = cloud.with_seeded_drill_network(crate::common::plan_file("examples/shop.yaml"));
+    let mut shop = cloud.with_seeded_resources(crate::common::plan_file("examples/shop.yaml"));
     shop["triggers"]
         .as_object_mut()
         .expect("shop has triggers")

@@ -22,6 +22,7 @@
 //! runs/PLAN/EXEC/waves/NNN-WAVE/health.json     its health gate          WaveHealthRecord
 //! runs/PLAN/EXEC/waves/NNN-WAVE/pending.json    servers still launching  PendingByJob
 //! runs/PLAN/EXEC/waves/NNN-WAVE/templates.json  drill template swaps     WaveTemplateSwaps
+//! runs/PLAN/EXEC/waves/NNN-WAVE/targets.json    target groups joined    WaveTargetsRecord
 //! reports/PLAN/EXEC.json, .md, .html     the run's report                 Report
 //! ```
 
@@ -41,6 +42,7 @@ use crate::report::Report;
 use crate::resolve::ResolvedPlan;
 use crate::resume::ResumeRecord;
 use crate::safety::{ClearedBeforeLaunch, DrillIsolation, RunLock, WaveTemplateSwaps};
+use crate::targets::WaveTargetsRecord;
 use crate::trigger::StartClaim;
 
 /// A JSON object in the stack's bucket: where it is and what it holds.
@@ -238,6 +240,7 @@ pub struct WaveRecords {
 }
 
 const TEMPLATE_SWAPS: &str = "templates.json";
+const TARGETS: &str = "targets.json";
 
 impl WaveRecords {
     fn record<T>(&self, name: &str) -> Record<T> {
@@ -259,6 +262,17 @@ impl WaveRecords {
     pub fn template_swaps(&self) -> Record<WaveTemplateSwaps> {
         self.record(TEMPLATE_SWAPS)
     }
+
+    /// The instances the wave registered into target groups (for rollback and cleanup).
+    pub fn targets(&self) -> Record<WaveTargetsRecord> {
+        self.record(TARGETS)
+    }
+}
+
+/// Whether `key` (found under [`RunRecords::waves_prefix`]) is a wave's target groups record.
+pub fn is_wave_targets(key: &str) -> Option<Record<WaveTargetsRecord>> {
+    key.ends_with(&format!("/{TARGETS}"))
+        .then(|| Record::at(key.to_owned()))
 }
 
 /// Whether `key` (found under [`RunRecords::waves_prefix`]) is a wave's template swaps.
@@ -303,6 +317,16 @@ mod tests {
             Some(swaps.key().to_owned())
         );
         assert!(is_template_swaps(run.wave(&wave).health().key()).is_none());
+        let targets = run.wave(&wave).targets();
+        assert_eq!(
+            targets.key(),
+            "runs/shop/shop-drill-1/waves/002-app/targets.json"
+        );
+        assert_eq!(
+            is_wave_targets(targets.key()).map(|r| r.key().to_owned()),
+            Some(targets.key().to_owned())
+        );
+        assert!(is_wave_targets(swaps.key()).is_none());
         assert_eq!(
             run.pause_request().key(),
             "runs/shop/shop-drill-1/pause.json"

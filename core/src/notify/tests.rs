@@ -462,6 +462,7 @@ fn report(status: &str, rto: Option<RtoResult>) -> Report {
                 launched: 3,
                 failed: 0,
                 health_gate: None,
+                targets: None,
                 servers: Vec::new(),
                 timing: Default::default(),
             },
@@ -477,6 +478,7 @@ fn report(status: &str, rto: Option<RtoResult>) -> Report {
                 launched: 6,
                 failed: 2,
                 health_gate: None,
+                targets: None,
                 servers: vec![ServerReport {
                     source_server_id: "s-1".into(),
                     hostname: Some("app-001".into()),

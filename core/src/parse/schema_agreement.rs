@@ -24,6 +24,7 @@ fn the_json_schema_lists_exactly_the_fields_the_reader_accepts() {
         ("Health", HEALTH_FIELDS),
         ("Hooks", HOOKS_FIELDS),
         ("Hook", HOOK_FIELDS),
+        ("Target", super::targets::TARGET_FIELDS),
         ("Dns", DNS_FIELDS),
         ("DnsRecord", RECORD_FIELDS),
         ("Approval", APPROVAL_FIELDS),

@@ -2,7 +2,8 @@
 //! recovered instances, then the wave's TCP and HTTP probes against each instance
 //! (`drplan_aws::health`); returns the gate's state: SUCCEEDED when every critical
 //! server is healthy, FAILED when a critical server is gone or still not healthy at the
-//! wave's deadline, IN_PROGRESS with the next wait otherwise.
+//! wave's deadline, IN_PROGRESS with the next wait otherwise. Once the checks pass, the
+//! healthy instances join the wave's target groups and must turn healthy there too.
 
 use drplan_aws::probe::ProbeSettings;
 use drplan_aws::{bootstrap, health};
@@ -12,7 +13,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let clients = bootstrap::start().await?;
     let probes = ProbeSettings::from_env();
     drplan_aws::step::serve("health-check", |step| {
-        health::poll_health_gate(&clients.drs, &clients.ec2, &clients.store, &probes, step)
+        health::poll_health_gate(
+            &clients.drs,
+            &clients.ec2,
+            &clients.elb,
+            &clients.store,
+            &probes,
+            step,
+        )
     })
     .await
 }

@@ -14,8 +14,12 @@ use crate::error::{LocalCloudError, Result};
 use crate::upstream::{AwsClient, HttpClient, check_status};
 use crate::xml;
 
+mod load_balancers;
 mod network;
 
+pub use load_balancers::{
+    LoadBalancer, SeededLoadBalancer, SeededTargetGroup, SubnetKind, TargetGroup, target_group_name,
+};
 use network::{SeededNetwork, seed_network};
 
 /// The fleet file. Unknown fields are errors: other tools write this file, and a typo
@@ -33,6 +37,9 @@ pub struct Fleet {
     pub hosted_zones: Vec<HostedZone>,
     #[serde(default)]
     pub notifications: Notifications,
+    /// Application load balancers with their target groups, in the seeded VPC.
+    #[serde(default)]
+    pub load_balancers: Vec<LoadBalancer>,
 }
 
 /// `count` source servers named by `hostname` with `{i}` / `{i:03}` replaced by
@@ -174,6 +181,7 @@ impl Fleet {
     pub fn from_yaml(text: &str) -> std::result::Result<Self, String> {
         let fleet: Self = serde_norway::from_str(text).map_err(|error| error.to_string())?;
         fleet.servers()?;
+        load_balancers::check(&fleet.load_balancers)?;
         for (index, zone) in fleet.hosted_zones.iter().enumerate() {
             for (record_index, record) in zone.records.iter().enumerate() {
                 if record.values.is_empty() {
@@ -276,6 +284,41 @@ pub struct SeedReport {
     pub hosted_zones: Vec<SeededZone>,
     pub topic_arn: String,
     pub queue_url: String,
+    pub load_balancers: Vec<SeededLoadBalancer>,
+}
+
+impl SeedReport {
+    /// The seeded target group a plan's target group ARN stands for: the one of the
+    /// same name (moto's ARNs end in a random ID, a plan's in its account's).
+    pub fn target_group_for(&self, plan_arn: &str) -> Option<&SeededTargetGroup> {
+        let name = target_group_name(plan_arn)?;
+        self.load_balancers
+            .iter()
+            .flat_map(|lb| lb.target_groups.iter())
+            .find(|tg| tg.name == name)
+    }
+
+    /// `plan` with each wave target's ARN replaced by the seeded target group of the
+    /// same name, where there is one; returns what it replaced (plan ARN, seeded ARN).
+    pub fn use_seeded_target_groups(&self, plan: &mut Value) -> Vec<(String, String)> {
+        let mut replaced = Vec::new();
+        let waves = plan.get_mut("waves").and_then(Value::as_array_mut);
+        for wave in waves.into_iter().flatten() {
+            let targets = wave.get_mut("targets").and_then(Value::as_array_mut);
+            for target in targets.into_iter().flatten() {
+                let Some(arn) = target.get("target_group_arn").and_then(Value::as_str) else {
+                    continue;
+                };
+                if let Some(seeded) = self.target_group_for(arn)
+                    && seeded.arn != arn
+                {
+                    replaced.push((arn.to_owned(), seeded.arn.clone()));
+                    target["target_group_arn"] = json!(seeded.arn);
+                }
+            }
+        }
+        replaced
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -298,6 +341,10 @@ pub async fn seed(endpoint_url: &str, fleet: &Fleet) -> Result<SeedReport> {
         zones.push(seed_hosted_zone(&aws, zone).await?);
     }
     let (topic_arn, queue_url) = seed_notifications(&aws, &fleet.notifications).await?;
+    let mut load_balancers = Vec::new();
+    for lb in &fleet.load_balancers {
+        load_balancers.push(load_balancers::seed_load_balancer(&aws, lb, &network).await?);
+    }
     Ok(SeedReport {
         region: fleet.region.clone(),
         vpc_id: network.vpc_id,
@@ -311,6 +358,7 @@ pub async fn seed(endpoint_url: &str, fleet: &Fleet) -> Result<SeedReport> {
         hosted_zones: zones,
         topic_arn,
         queue_url,
+        load_balancers,
     })
 }
 

@@ -194,9 +194,10 @@ impl Cloud {
     }
 
     /// Stores the plan file at `path` in the bucket as `plans/NAME.yaml` (its example
-    /// drill subnet replaced by the seeded one, as `drplan local drill` does).
+    /// drill subnet and target groups replaced by the seeded ones, as `drplan local
+    /// drill` does).
     pub async fn store_plan(&self, name: &str, path: &str) {
-        let plan = self.with_seeded_drill_network(plan_file(path));
+        let plan = self.with_seeded_resources(plan_file(path));
         self.store_plan_value(name, &plan).await;
     }
 
@@ -222,14 +223,28 @@ impl Cloud {
         .expect("the plan is stored");
     }
 
-    /// The plan with the examples' drill subnet (which exists in no local cloud)
-    /// replaced by the seeded drill subnet and security group.
-    pub fn with_seeded_drill_network(&self, mut plan: Value) -> Value {
+    /// The plan with the examples' drill subnet and target group ARNs (which exist in
+    /// no local cloud) replaced by the seeded drill subnet and security group, and the
+    /// seeded target groups of the same names.
+    pub fn with_seeded_resources(&self, mut plan: Value) -> Value {
         if plan["drill"]["subnet_id"] == EXAMPLE_DRILL_SUBNET {
             plan["drill"]["subnet_id"] = json!(self.seeded.drill_subnet_id);
             plan["drill"]["security_group_ids"] = json!([self.seeded.drill_security_group_id]);
         }
+        self.seeded.use_seeded_target_groups(&mut plan);
         plan
+    }
+
+    /// The seeded target group's ARN, by name.
+    pub fn target_group_arn(&self, name: &str) -> String {
+        self.seeded
+            .load_balancers
+            .iter()
+            .flat_map(|lb| lb.target_groups.iter())
+            .find(|tg| tg.name == name)
+            .unwrap_or_else(|| panic!("no seeded target group {name}"))
+            .arn
+            .clone()
     }
 
     /// One StartExecution with fast timing; returns the execution's name and ARN.
@@ -241,7 +256,7 @@ impl Cloud {
     /// One StartExecution with this execution input; returns the execution's name and ARN.
     pub async fn start_with(&self, mut input: Value) -> (String, String) {
         if input["plan"].is_object() {
-            input["plan"] = self.with_seeded_drill_network(input["plan"].take());
+            input["plan"] = self.with_seeded_resources(input["plan"].take());
         }
         static NEXT_RUN: AtomicU32 = AtomicU32::new(1);
         let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
