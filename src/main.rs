@@ -44,8 +44,13 @@ enum Command {
     Pause(run::pause::PauseArgs),
     /// Release a paused execution (or withdraw a pause it has not reached yet).
     Continue(run::pause::ContinueArgs),
-    /// Put the DNS records a recovery changed back to their previous values.
+    /// Put the DNS records a recovery changed back to their previous values (a
+    /// data-plane cutover: its failover alarm back to OK).
     RollbackDns(run::rollback_dns::RollbackArgs),
+    /// A data-plane DNS cutover's failover records, health check and alarm: `prepare`
+    /// makes them ahead of time, `check` compares them with the plan.
+    #[command(subcommand)]
+    Dns(run::dns::DnsCommand),
     /// The local cloud: moto, cargo lambda watch, the DRS simulator and one gateway.
     #[command(subcommand)]
     Local(local_cmd::LocalCommand),
@@ -87,6 +92,11 @@ fn main() -> ExitCode {
         Command::RollbackDns(args) => run_async(async move {
             println!("{}", run::rollback_dns::rollback_dns(&args).await?);
             Ok(true)
+        }),
+        Command::Dns(command) => run_async(async move {
+            let (text, ok) = run::dns::run(&command).await?;
+            println!("{text}");
+            Ok(ok)
         }),
         Command::History(args) => run_async(async move {
             let text = run::history::history(&args).await?;
