@@ -44,10 +44,15 @@ enum Command {
     Pause(run::pause::PauseArgs),
     /// Release a paused execution (or withdraw a pause it has not reached yet).
     Continue(run::pause::ContinueArgs),
-    /// Put the DNS records a recovery changed back to their previous values.
+    /// Put the DNS records a recovery changed back to their previous values (a
+    /// data-plane cutover: its failover alarm back to OK).
     RollbackDns(run::rollback_dns::RollbackArgs),
     /// Take a run's instances out of the target groups its waves registered them into.
     RollbackTargets(run::rollback_targets::RollbackTargetsArgs),
+    /// A data-plane DNS cutover's failover records, health check and alarm: `prepare`
+    /// makes them ahead of time, `check` compares them with the plan.
+    #[command(subcommand)]
+    Dns(run::dns::DnsCommand),
     /// The local cloud: moto, cargo lambda watch, the DRS simulator and one gateway.
     #[command(subcommand)]
     Local(local_cmd::LocalCommand),
@@ -93,6 +98,11 @@ fn main() -> ExitCode {
         Command::RollbackTargets(args) => run_async(async move {
             println!("{}", run::rollback_targets::rollback_targets(&args).await?);
             Ok(true)
+        }),
+        Command::Dns(command) => run_async(async move {
+            let (text, ok) = run::dns::run(&command).await?;
+            println!("{text}");
+            Ok(ok)
         }),
         Command::History(args) => run_async(async move {
             let text = run::history::history(&args).await?;

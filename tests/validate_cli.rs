@@ -287,6 +287,71 @@ fn a_record_address_is_private_or_public_ip_and_for_a_records_only() {
 }
 
 #[test]
+fn alias_and_fixed_values_are_checked_and_data_plane_needs_a_target_known_ahead() {
+    let text = valid_with(
+        "{ name: shop.example.com, type: A, ttl: 60, from_wave: app }",
+        "{ name: shop.example.com, type: A, ttl: 60, from_wave: app, alias: { dns_name: lb.elb.amazonaws.com, hosted_zone_id: z35sx } }\n    \
+         - { name: api.example.com, type: A, from_wave: app, values: [10.0.1.300] }\n    \
+         - { name: www.example.com, type: CNAME, from_wave: app, values: [a.example.com, b.example.com] }\n    \
+         - { name: v6.example.com, type: AAAA, from_wave: app, values: [\"2001:db8::1\"], alias: { dns_name: lb.example.com, hosted_zone_id: Z1 } }\n    \
+         - { name: app.example.com, type: A, from_wave: app, address: private-ip, values: [10.0.1.5] }\n    \
+         - { name: ok.example.com, type: A, from_wave: app, alias: { dns_name: lb.example.com, hosted_zone_id: Z1, evaluate_target_health: true } }\n    \
+         - { name: instances.example.com, type: A, from_wave: app }\n  mode: data-plane",
+    );
+    let errors = errors_of(&text);
+    assert_error(
+        &errors,
+        "dns.records[0].alias.hosted_zone_id",
+        "not a hosted zone ID",
+    );
+    assert_error(
+        &errors,
+        "dns.records[0].ttl",
+        "an alias record has no TTL of its own",
+    );
+    assert_error(
+        &errors,
+        "dns.records[1].values[0]",
+        "\"10.0.1.300\" is not an IPv4 address",
+    );
+    assert_error(
+        &errors,
+        "dns.records[2].values[1]",
+        "a CNAME record holds one name",
+    );
+    assert_error(
+        &errors,
+        "dns.records[3].values",
+        "give alias or values, not both",
+    );
+    assert_error(
+        &errors,
+        "dns.records[4].address",
+        "does not apply with values",
+    );
+    assert_error(
+        &errors,
+        "dns.records[6]",
+        "dns.mode is data-plane, so the record's recovery target must be known before anything launches",
+    );
+    assert_eq!(errors.len(), 7, "{errors:#?}");
+}
+
+#[test]
+fn an_unknown_dns_mode_is_named() {
+    let text = valid_with(
+        "{ name: shop.example.com, type: A, ttl: 60, from_wave: app }",
+        "{ name: shop.example.com, type: A, ttl: 60, from_wave: app }\n  mode: dataplane",
+    );
+    let errors = errors_of(&text);
+    assert_error(
+        &errors,
+        "dns.mode",
+        "unknown mode \"dataplane\": expected control-plane or data-plane",
+    );
+}
+
+#[test]
 fn a_record_outside_the_named_zone_is_refused() {
     let text = valid_with("zone_id: Z0123456789", "zone_name: Example.com.").replacen(
         "{ name: shop.example.com, type: A, ttl: 60, from_wave: app }",

@@ -38,6 +38,8 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub route53: aws_sdk_route53::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    /// The recovery Region's CloudWatch: the data-plane cutover's failover alarm.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sns: aws_sdk_sns::Client,
     pub sfn: aws_sdk_sfn::Client,
     pub store: crate::store::RunStore,
@@ -53,6 +55,7 @@ pub async fn start() -> Result<Clients, FunctionError> {
         ec2: aws_sdk_ec2::Client::new(&config),
         route53: aws_sdk_route53::Client::new(&config),
         elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
         sns: aws_sdk_sns::Client::new(&config),
         sfn: aws_sdk_sfn::Client::new(&config),
         store: crate::store::RunStore::new(aws_sdk_s3::Client::new(&config), bucket_from_env()?),

@@ -3,24 +3,31 @@
 //! (an A record at their public IPv4 addresses in a public zone, their private ones in a
 //! private zone, unless the record says which), keeps what they held before (for
 //! rollback and failback) and follows the change until it is INSYNC. The records to
-//! write are decided in `drplan_core::dns`.
+//! write are decided in `drplan_core::dns`. A record may point at an alias target (the
+//! recovery load balancer) or fixed values instead. With `dns.mode: data-plane` it
+//! flips the failover alarm instead, and makes no Route 53 call
+//! (`drplan_core::dns_failover`).
 
 use std::collections::BTreeMap;
 
 use drplan_core::contract::step::{DnsPoll, DnsState, DnsStep};
 use drplan_core::contract::{RunContext, WaveRef};
 use drplan_core::dns::{
-    DnsCutover, InstanceAddress, RecordChange, desired_records, healthy_servers,
+    CONTROL_PLANE_PATH, DATA_PLANE_PATH, DnsCutover, InstanceAddress, RecordChange,
+    desired_records, healthy_servers, planned_target,
+};
+use drplan_core::dns_failover::{
+    AlarmFlip, DnsPrepared, alarm_change_id, alarm_of_change_id, prepared_mismatches,
 };
 use drplan_core::health::WaveHealthRecord;
-use drplan_core::plan::Dns;
+use drplan_core::plan::{Dns, DnsMode};
 use drplan_core::{Issue, Mode};
 use jiff::Timestamp;
 
 use crate::bootstrap::Clients;
 use crate::step::LogContext;
 use crate::wave::WaveLaunchRecord;
-use crate::{FunctionError, ec2, route53, wave};
+use crate::{FunctionError, ec2, failover, route53, wave};
 
 impl LogContext for DnsStep {
     fn log_context(&self) -> (String, String, String) {
@@ -86,6 +93,9 @@ async fn submit(
         return Ok(DnsPoll::skipped());
     }
     dns.records = kept;
+    if dns.mode == DnsMode::DataPlane {
+        return flip_over(clients, run, &dns, unchanged).await;
+    }
     let key = run.records().dns_cutover();
     // A retried step reuses what the first attempt recorded: re-reading the records
     // after a change went through would lose the values to roll back to.
@@ -151,9 +161,113 @@ async fn record_cutover(
         change_id: None,
         submitted_at: None,
         insync_at: None,
-        path: "control plane".into(),
+        path: CONTROL_PLANE_PATH.into(),
         unchanged: Vec::new(),
+        alarm: None,
     })
+}
+
+/// The data-plane cutover: the failover alarm to ALARM through the recovery Region's
+/// CloudWatch, so that Route 53's health check turns unhealthy and its name servers
+/// answer the prepared SECONDARY records. No Route 53 call: its control plane (us-east-1)
+/// is what a recovery must not need. What it did is recorded first, for rollback.
+async fn flip_over(
+    clients: &Clients,
+    run: &RunContext,
+    dns: &Dns,
+    unchanged: Vec<String>,
+) -> Result<DnsPoll, FunctionError> {
+    let prepared: DnsPrepared = clients.store.require(&run.records().dns_prepared()).await?;
+    // Discover checked the same before anything launched.
+    let issues = prepared_mismatches(dns, &run.plan, Some(&prepared));
+    if !issues.is_empty() {
+        return Err(FunctionError::NotReady(issues));
+    }
+    let key = run.records().dns_cutover();
+    let cutover = match clients.store.read::<DnsCutover>(&key).await? {
+        Some(recorded) => recorded,
+        None => {
+            let changes = dns
+                .records
+                .iter()
+                .filter_map(|record| {
+                    let wanted = planned_target(record)?;
+                    let pair = prepared
+                        .records
+                        .iter()
+                        .find(|p| p.secondary.same_target(&wanted))?;
+                    Some(RecordChange {
+                        new: pair.secondary.clone(),
+                        previous: Some(pair.primary.clone()),
+                    })
+                })
+                .collect();
+            let cutover = DnsCutover {
+                zone_id: prepared.zone_id.clone(),
+                changes,
+                change_id: None,
+                submitted_at: None,
+                insync_at: None,
+                path: DATA_PLANE_PATH.into(),
+                unchanged,
+                alarm: None,
+            };
+            clients.store.write(&key, &cutover).await?;
+            cutover
+        }
+    };
+    let alarm = &prepared.alarm;
+    if cutover.alarm.is_none() {
+        let reason = format!(
+            "drplan {} {}: DNS cutover to the recovery targets",
+            run.mode, run.execution_name
+        );
+        failover::flip_alarm(&clients.cloudwatch, &run.plan, &alarm.name, true, &reason).await?;
+        let now = Timestamp::now();
+        let flipped = DnsCutover {
+            submitted_at: Some(now),
+            alarm: Some(AlarmFlip {
+                alarm: alarm.clone(),
+                health_check_id: prepared.health_check_id.clone(),
+                flipped_at: now,
+                state: None,
+                rolled_back_at: None,
+            }),
+            ..cutover.clone()
+        };
+        clients.store.write(&key, &flipped).await?;
+        tracing::info!(
+            alarm = alarm.name,
+            records = flipped.changes.len(),
+            "failover alarm set to ALARM (data-plane cutover)"
+        );
+    }
+    Ok(DnsPoll::submitted(
+        alarm_change_id(&alarm.name),
+        cutover.changes.len(),
+    ))
+}
+
+/// Whether the failover alarm reads ALARM: what Route 53's health checkers follow.
+/// (GetHealthCheckStatus would say what they concluded, but it is a Route 53 control
+/// plane call in us-east-1: not made during a run; docs/dns.md.)
+async fn alarm_in_alarm(
+    clients: &Clients,
+    run: &RunContext,
+    alarm_name: &str,
+) -> Result<bool, FunctionError> {
+    let state = failover::describe_alarm(&clients.cloudwatch, &run.plan, alarm_name)
+        .await?
+        .map(|seen| seen.state);
+    let key = run.records().dns_cutover();
+    if let Some(mut cutover) = clients.store.read::<DnsCutover>(&key).await?
+        && let Some(flip) = cutover.alarm.as_mut()
+        && flip.state != state
+    {
+        flip.state = state.clone();
+        clients.store.write(&key, &cutover).await?;
+    }
+    Ok(state.as_deref() == Some("ALARM"))
 }
 
 async fn follow(
@@ -164,7 +278,11 @@ async fn follow(
     let change_id = dns.change_id.clone().ok_or_else(|| {
         FunctionError::InvalidInput("a PENDING DNS state needs its change_id".into())
     })?;
-    if route53::change_in_sync(&clients.route53, &change_id).await? {
+    let in_sync = match alarm_of_change_id(&change_id) {
+        Some(alarm) => alarm_in_alarm(clients, run, alarm).await?,
+        None => route53::change_in_sync(&clients.route53, &change_id).await?,
+    };
+    if in_sync {
         let key = run.records().dns_cutover();
         if let Some(cutover) = clients.store.read::<DnsCutover>(&key).await? {
             let done = DnsCutover {

@@ -8,12 +8,15 @@ use drplan_core::budget::RunBudget;
 use drplan_core::contract::step::DiscoverInput;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use drplan_core::contract::keys;
 use drplan_core::contract::{Discovery, Resumption, RunContext, RunRecords, SkippedWave};
 use drplan_core::discovery::{
     budget_problems, judge_isolation, keep_seconds, refusals, release_jobs_of,
     subnet_capacity_problem, wave_layers,
 };
+use drplan_core::dns_failover::{DnsPrepared, METRIC_NAME, METRIC_NAMESPACE, prepared_mismatches};
 use drplan_core::launch::JobView;
+use drplan_core::plan::{Dns, DnsMode};
 use drplan_core::readiness::{Readiness, check_readiness, sample, with_pointer};
 use drplan_core::resume::{
     CarriedServer, EarlierRun, ResumeRecord, arrange_layers, left_out_waves, plan_resume,
@@ -30,7 +33,7 @@ use crate::bootstrap::Clients;
 use crate::lock::{self, LockOutcome};
 use crate::resume::{self, EarlierFacts};
 use crate::step::LogContext;
-use crate::{FunctionError, drill, drs, ec2, plans, route53};
+use crate::{FunctionError, drill, drs, ec2, failover, plans, route53};
 
 impl LogContext for DiscoverInput {
     fn log_context(&self) -> (String, String, String) {
@@ -207,9 +210,24 @@ pub async fn discover_run(
     // A recovery that would cut DNS over checks its zone and records now (the zone is
     // one this deployment may change, every record is inside it), not after every wave
     // launched. A drill never touches DNS, but warns of what would stop the cutover.
+    // A data-plane cutover checks the failover records `drplan dns prepare` recorded,
+    // and its alarm, without Route 53: its control plane may be what is down.
+    let mut prepared = None;
     if let Some(dns) = &plan.dns {
         let allowed = route53::allowed_zones();
-        let zone = route53::zone_for_cutover(&clients.route53, dns, allowed.as_deref()).await;
+        let zone = match dns.mode {
+            DnsMode::DataPlane => {
+                let checked = check_prepared(clients, &plan.name, dns).await;
+                checked.map(|p| {
+                    prepared = Some(p);
+                })
+            }
+            DnsMode::ControlPlane => {
+                route53::zone_for_cutover(&clients.route53, dns, allowed.as_deref())
+                    .await
+                    .map(|_| ())
+            }
+        };
         match (input.mode, zone) {
             (_, Ok(_)) => {}
             (
@@ -244,6 +262,12 @@ pub async fn discover_run(
         .store
         .write(&run.records().resolved_plan(), &resolved)
         .await?;
+    if let Some(prepared) = &prepared {
+        clients
+            .store
+            .write(&run.records().dns_prepared(), prepared)
+            .await?;
+    }
     if let Some(earlier) = &earlier {
         let record = ResumeRecord {
             resumes: earlier.execution_name.clone(),
@@ -385,4 +409,58 @@ async fn check_drill_isolation(
     let (isolation, blocking) = judge_isolation(settings, subnet_id, routes);
     readiness.blocking.extend(blocking);
     Ok(isolation)
+}
+
+/// The failover records of a data-plane plan, as `drplan dns prepare` recorded them,
+/// if they match the plan and their alarm is in place in this Region; else every
+/// difference, each naming the record.
+async fn check_prepared(
+    clients: &Clients,
+    plan: &str,
+    dns: &Dns,
+) -> Result<DnsPrepared, FunctionError> {
+    let prepared = clients.store.read(&keys::dns_prepared(plan)).await?;
+    let mut issues = prepared_mismatches(dns, plan, prepared.as_ref());
+    let Some(prepared) = prepared else {
+        return Err(FunctionError::NotReady(issues));
+    };
+    let region = clients
+        .cloudwatch
+        .config()
+        .region()
+        .map(|r| r.as_ref().to_owned())
+        .unwrap_or_default();
+    let alarm = &prepared.alarm;
+    if alarm.region != region {
+        issues.push(Issue::new(
+            "dns.mode",
+            format!(
+                "the failover alarm {} is in {}, but drplan runs in {region}, the Region a recovery flips it from: run `drplan dns prepare {plan}` with AWS_REGION={region}",
+                alarm.name, alarm.region
+            ),
+        ));
+    } else {
+        match failover::describe_alarm(&clients.cloudwatch, plan, &alarm.name).await? {
+            None => issues.push(Issue::new(
+                "dns.mode",
+                format!(
+                    "the failover alarm {} does not exist in {region}: run `drplan dns prepare {plan}`",
+                    alarm.name
+                ),
+            )),
+            Some(seen) if !seen.watches_the_failover_metric => issues.push(Issue::new(
+                "dns.mode",
+                format!(
+                    "the failover alarm {} no longer watches {}/{} for plan {plan}: run `drplan dns prepare {plan}`",
+                    alarm.name, METRIC_NAMESPACE, METRIC_NAME
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    if issues.is_empty() {
+        Ok(prepared)
+    } else {
+        Err(FunctionError::NotReady(issues))
+    }
 }

@@ -12,6 +12,7 @@ pub mod drs;
 pub mod ec2;
 pub mod error;
 pub mod executions;
+pub mod failover;
 pub mod health;
 pub mod history;
 pub mod lock;

@@ -3,15 +3,15 @@
 use aws_sdk_route53::Client;
 use aws_sdk_route53::types::HostedZone as SdkZone;
 use aws_sdk_route53::types::{
-    Change as SdkChange, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord,
-    ResourceRecordSet, RrType,
+    AliasTarget as SdkAlias, Change as SdkChange, ChangeAction, ChangeBatch, ChangeStatus,
+    ResourceRecord, ResourceRecordSet, RrType,
 };
 use drplan_core::Issue;
 use drplan_core::dns::{
     Change, HostedZone, RecordSet, canonical_name, records_outside_zone, zone_list,
     zone_not_allowed,
 };
-use drplan_core::plan::Dns;
+use drplan_core::plan::{AliasTarget, Dns};
 
 use crate::FunctionError;
 
@@ -160,8 +160,9 @@ pub async fn resolve_zone(route53: &Client, dns: &Dns) -> Result<HostedZone, Fun
     }
 }
 
-/// What a record holds now, `None` if it does not exist. Alias records are refused:
-/// drplan could not restore them on rollback.
+/// What a record holds now (its values, or its alias target), `None` if it does not
+/// exist. Routing-policy records are refused: a control-plane cutover replaces simple
+/// records only.
 pub async fn current_record(
     route53: &Client,
     zone_id: &str,
@@ -183,40 +184,66 @@ pub async fn current_record(
     if canonical_name(set.name()) != canonical_name(name) || set.r#type().as_str() != record_type {
         return Ok(None);
     }
-    if set.alias_target().is_some() || set.set_identifier().is_some() {
+    if let Some(id) = set.set_identifier() {
         return Err(FunctionError::NotReady(vec![Issue::new(
             "dns.records",
             format!(
-                "{name} {record_type} is an alias or routing-policy record; drplan replaces simple records only"
+                "{name} {record_type} is a routing-policy record (set identifier {id}); a control-plane cutover replaces simple records only (failover pairs made by `drplan dns prepare` are for dns.mode: data-plane)"
             ),
         )]));
     }
-    Ok(Some(RecordSet {
+    Ok(Some(record_set_of(set)))
+}
+
+/// drplan's form of a record set Route 53 listed.
+pub(crate) fn record_set_of(set: &ResourceRecordSet) -> RecordSet {
+    RecordSet {
         name: canonical_name(set.name()),
-        record_type: record_type.to_owned(),
+        record_type: set.r#type().as_str().to_owned(),
         ttl: set.ttl().and_then(|t| u32::try_from(t).ok()).unwrap_or(0),
         values: set
             .resource_records()
             .iter()
             .map(|r| r.value().to_owned())
             .collect(),
-    }))
+        alias: set.alias_target().map(|a| AliasTarget {
+            dns_name: canonical_name(a.dns_name()),
+            hosted_zone_id: a.hosted_zone_id().to_owned(),
+            evaluate_target_health: a.evaluate_target_health(),
+        }),
+    }
 }
 
-fn sdk_record_set(set: &RecordSet) -> Result<ResourceRecordSet, FunctionError> {
-    let records = set
-        .values
-        .iter()
-        .map(|v| ResourceRecord::builder().value(v).build())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| FunctionError::InvalidInput(format!("record {}: {e}", set.name)))?;
-    ResourceRecordSet::builder()
+/// The SDK's form of a record set: an alias (no TTL, no values), or values with a TTL.
+pub(crate) fn sdk_record_set(set: &RecordSet) -> Result<ResourceRecordSet, FunctionError> {
+    let invalid = |e: &dyn std::fmt::Display| {
+        FunctionError::InvalidInput(format!("record {}: {e}", set.name))
+    };
+    let builder = ResourceRecordSet::builder()
         .name(&set.name)
-        .r#type(RrType::from(set.record_type.as_str()))
-        .ttl(i64::from(set.ttl))
-        .set_resource_records(Some(records))
-        .build()
-        .map_err(|e| FunctionError::InvalidInput(format!("record {}: {e}", set.name)))
+        .r#type(RrType::from(set.record_type.as_str()));
+    let builder = match &set.alias {
+        Some(alias) => builder.alias_target(
+            SdkAlias::builder()
+                .dns_name(&alias.dns_name)
+                .hosted_zone_id(&alias.hosted_zone_id)
+                .evaluate_target_health(alias.evaluate_target_health)
+                .build()
+                .map_err(|e| invalid(&e))?,
+        ),
+        None => {
+            let records = set
+                .values
+                .iter()
+                .map(|v| ResourceRecord::builder().value(v).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| invalid(&e))?;
+            builder
+                .ttl(i64::from(set.ttl))
+                .set_resource_records(Some(records))
+        }
+    };
+    builder.build().map_err(|e| invalid(&e))
 }
 
 /// One ChangeResourceRecordSets batch: all of it happens, or none of it. Returns the

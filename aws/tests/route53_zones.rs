@@ -20,6 +20,8 @@ fn record(name: &str) -> DnsRecord {
         ttl: 60,
         from_wave: "web".into(),
         address: None,
+        alias: None,
+        values: Vec::new(),
     }
 }
 
@@ -27,6 +29,7 @@ fn by_name(zone: &str, records: &[&str]) -> Dns {
     Dns {
         zone_id: None,
         zone_name: Some(zone.into()),
+        mode: Default::default(),
         records: records.iter().map(|r| record(r)).collect(),
     }
 }
@@ -35,6 +38,7 @@ fn by_id(zone_id: &str, records: &[&str]) -> Dns {
     Dns {
         zone_id: Some(zone_id.into()),
         zone_name: None,
+        mode: Default::default(),
         records: records.iter().map(|r| record(r)).collect(),
     }
 }

@@ -12,17 +12,65 @@ use crate::contract::step::{DnsPoll, DnsState};
 use crate::health::{ServerHealthState, WaveHealthRecord};
 use crate::issue::Issue;
 use crate::launch::{ServerOutcome, WaveProgress};
-use crate::plan::{Dns, DnsRecord, RecordAddress, RecordType};
+use crate::plan::{AliasTarget, Dns, DnsRecord, RecordAddress, RecordType};
 
-/// A record set as Route 53 holds it (simple routing).
+/// A record set as Route 53 holds it (simple routing): values with a TTL, or an alias.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordSet {
     /// Fully qualified, with the trailing dot Route 53 uses.
     pub name: String,
     #[serde(rename = "type")]
     pub record_type: String,
+    /// 0 for an alias record, which has none of its own.
     pub ttl: u32,
+    /// Empty for an alias record.
     pub values: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<AliasTarget>,
+}
+
+impl RecordSet {
+    /// What the record answers with, for messages and reports: `10.0.1.5, 10.0.1.6`,
+    /// or `alias to lb-1.elb.amazonaws.com. (Z35SXDOTRQ7X7K, evaluate target health)`.
+    pub fn target(&self) -> String {
+        match &self.alias {
+            Some(alias) => format!(
+                "alias to {} ({}{})",
+                alias.dns_name,
+                alias.hosted_zone_id,
+                if alias.evaluate_target_health {
+                    ", evaluate target health"
+                } else {
+                    ""
+                }
+            ),
+            None => self.values.join(", "),
+        }
+    }
+
+    /// Whether two record sets answer the same (names compared as Route 53 does: case
+    /// and trailing dots aside; values in any order).
+    pub fn same_target(&self, other: &RecordSet) -> bool {
+        let sorted = |values: &[String]| {
+            let mut v: Vec<String> = values.iter().map(|v| v.to_ascii_lowercase()).collect();
+            v.sort();
+            v
+        };
+        let alias_key = |a: &Option<AliasTarget>| {
+            a.as_ref().map(|a| {
+                (
+                    canonical_name(&a.dns_name),
+                    a.hosted_zone_id.clone(),
+                    a.evaluate_target_health,
+                )
+            })
+        };
+        canonical_name(&self.name) == canonical_name(&other.name)
+            && self.record_type == other.record_type
+            && alias_key(&self.alias) == alias_key(&other.alias)
+            && (self.alias.is_some()
+                || (self.ttl == other.ttl && sorted(&self.values) == sorted(&other.values)))
+    }
 }
 
 /// Where a recovered instance can be reached.
@@ -234,6 +282,10 @@ pub fn desired_records(
     let mut issues = Vec::new();
     for (i, record) in dns.records.iter().enumerate() {
         let path = format!("dns.records[{i}]");
+        if let Some(set) = planned_target(record) {
+            records.push(set);
+            continue;
+        }
         let mut instances: Vec<&InstanceAddress> = healthy_by_wave
             .get(&record.from_wave)
             .map(|v| v.iter().collect())
@@ -289,6 +341,7 @@ pub fn desired_records(
             record_type: record.record_type.as_str().to_owned(),
             ttl: record.ttl,
             values,
+            alias: None,
         });
     }
     if issues.is_empty() {
@@ -296,6 +349,32 @@ pub fn desired_records(
     } else {
         Err(issues)
     }
+}
+
+/// The record set of a record whose target the plan gives (an alias, or fixed values);
+/// `None` for a record that points at its wave's instances.
+pub fn planned_target(record: &DnsRecord) -> Option<RecordSet> {
+    let name = canonical_name(&record.name);
+    let record_type = record.record_type.as_str().to_owned();
+    if let Some(alias) = &record.alias {
+        return Some(RecordSet {
+            name,
+            record_type,
+            ttl: 0,
+            values: Vec::new(),
+            alias: Some(AliasTarget {
+                dns_name: canonical_name(&alias.dns_name),
+                ..alias.clone()
+            }),
+        });
+    }
+    (!record.values.is_empty()).then(|| RecordSet {
+        name,
+        record_type,
+        ttl: record.ttl,
+        values: record.values.clone(),
+        alias: None,
+    })
 }
 
 /// One record of a cutover, with what it held before (`None`: it did not exist).
@@ -314,14 +393,22 @@ pub struct DnsCutover {
     pub change_id: Option<String>,
     pub submitted_at: Option<Timestamp>,
     pub insync_at: Option<Timestamp>,
-    /// "control plane" (ChangeResourceRecordSets) for now; the data-plane path (failover
-    /// records whose health checks drplan flips) is future work.
+    /// [`CONTROL_PLANE_PATH`] (ChangeResourceRecordSets) or [`DATA_PLANE_PATH`]
+    /// (failover records prepared ahead; the run flipped [`Self::alarm`]).
     pub path: String,
+    /// The alarm a data-plane cutover flipped, to flip back on rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<crate::dns_failover::AlarmFlip>,
     /// Records of the plan left as they are: their wave did not run in this run
     /// (skipped, or outside its `only_waves`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unchanged: Vec<String>,
 }
+
+/// [`DnsCutover::path`] of a cutover made with ChangeResourceRecordSets.
+pub const CONTROL_PLANE_PATH: &str = "control plane";
+/// [`DnsCutover::path`] of a cutover made by flipping the failover alarm.
+pub const DATA_PLANE_PATH: &str = "data plane";
 
 /// A Route 53 change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ pub mod contract;
 pub mod dag;
 pub mod discovery;
 pub mod dns;
+pub mod dns_failover;
 pub mod duration;
 pub mod evaluation;
 pub mod health;

@@ -6,9 +6,8 @@ use serde_json::Value;
 use crate::issue::{DocPath, Issue, Issues};
 use crate::plan::{
     Approval, DEFAULT_APPROVAL_TIMEOUT_MINUTES, DEFAULT_DRILL_KEEP_MINUTES,
-    DEFAULT_HEALTH_TIMEOUT_MINUTES, DEFAULT_RECORD_TTL, DEFAULT_TRIGGER_MIN_GAP_MINUTES, Dns,
-    DnsRecord, Drill, Health, HealthCheck, Hook, Hooks, Mode, Plan, ProbeAddress, RecordAddress,
-    RecordType, Selector, Triggers, Wave,
+    DEFAULT_HEALTH_TIMEOUT_MINUTES, DEFAULT_TRIGGER_MIN_GAP_MINUTES, Drill, Health, HealthCheck,
+    Hook, Hooks, Mode, Plan, ProbeAddress, Selector, Triggers, Wave,
 };
 use crate::validate;
 
@@ -37,8 +36,6 @@ pub(crate) const WAVE_FIELDS: &[&str] = &[
 pub(crate) const HEALTH_FIELDS: &[&str] = &["checks", "timeout_minutes", "probe_address"];
 pub(crate) const HOOKS_FIELDS: &[&str] = &["pre", "post"];
 pub(crate) const HOOK_FIELDS: &[&str] = &["lambda"];
-pub(crate) const DNS_FIELDS: &[&str] = &["zone_id", "zone_name", "records"];
-pub(crate) const RECORD_FIELDS: &[&str] = &["name", "type", "ttl", "from_wave", "address"];
 pub(crate) const APPROVAL_FIELDS: &[&str] = &["required_for", "timeout_minutes"];
 pub(crate) const DRILL_FIELDS: &[&str] = &[
     "subnet_id",
@@ -310,144 +307,6 @@ impl Reader {
         }
     }
 
-    fn dns(&mut self, value: &Value, path: &DocPath) -> Option<Dns> {
-        let map = self.mapping(value, path, DNS_FIELDS)?;
-        let zone_id = self.optional(map, path, "zone_id").and_then(|(v, p)| {
-            let id = self.string(v, &p)?;
-            let bare = id.strip_prefix("/hostedzone/").unwrap_or(&id);
-            let valid = !bare.is_empty()
-                && bare.len() <= 32
-                && bare.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-            if valid {
-                Some(id)
-            } else {
-                self.issues.push(
-                    &p,
-                    format!("{id:?} is not a Route 53 hosted zone ID (capital letters and digits, like Z0123456789ABC)"),
-                );
-                None
-            }
-        });
-        let zone_name = self.optional(map, path, "zone_name").and_then(|(v, p)| {
-            let name = self.string(v, &p)?;
-            match dns_name_problem(&name) {
-                Some(problem) => {
-                    self.issues
-                        .push(&p, format!("{name:?} is not a valid zone name: {problem}"));
-                    None
-                }
-                None => Some(name),
-            }
-        });
-        match (map.contains_key("zone_id"), map.contains_key("zone_name")) {
-            (false, false) => self.issues.push(
-                &path.key("zone_id"),
-                "is required (or zone_name): the hosted zone that holds the records",
-            ),
-            (true, true) => self.issues.push(
-                &path.key("zone_name"),
-                "give zone_id or zone_name, not both",
-            ),
-            _ => {}
-        }
-        let records: Vec<DnsRecord> = self
-            .required(map, path, "records")
-            .map(|(v, p)| {
-                let items = self.list(v, &p).unwrap_or_default();
-                if items.is_empty() && v.is_array() {
-                    self.issues
-                        .push(&p, "lists no record: list at least one, or leave `dns` out");
-                }
-                items
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, r)| self.record(r, &p.index(i)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        // With the zone's name known, a record outside it is refused now; with only its
-        // ID, discover checks the same before anything launches.
-        if let Some(zone) = &zone_name {
-            let records_path = path.key("records");
-            for (i, record) in records.iter().enumerate() {
-                if let Some(problem) = crate::dns::outside_zone(&record.name, zone) {
-                    self.issues
-                        .push(&records_path.index(i).key("name"), problem);
-                }
-            }
-        }
-        Some(Dns {
-            zone_id,
-            zone_name,
-            records,
-        })
-    }
-
-    fn record(&mut self, value: &Value, path: &DocPath) -> Option<DnsRecord> {
-        let map = self.mapping(value, path, RECORD_FIELDS)?;
-        let name = self.required(map, path, "name").and_then(|(v, p)| {
-            let name = self.string(v, &p)?;
-            match dns_name_problem(&name) {
-                Some(problem) => {
-                    self.issues
-                        .push(&p, format!("{name:?} is not a valid DNS name: {problem}"));
-                    None
-                }
-                None => Some(name),
-            }
-        });
-        let record_type = self.required(map, path, "type").and_then(|(v, p)| {
-            let text = self.string(v, &p)?;
-            let found = RecordType::ALL
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(&text))
-                .map(|(_, t)| *t);
-            if found.is_none() {
-                self.issues.push(
-                    &p,
-                    format!("record type {text:?} is not supported: use A, AAAA or CNAME"),
-                );
-            }
-            found
-        });
-        let ttl = match self.optional(map, path, "ttl") {
-            Some((v, p)) => self.whole_number(v, &p, 0, MAX_TTL, "seconds"),
-            None => Some(DEFAULT_RECORD_TTL),
-        };
-        let from_wave = self
-            .required(map, path, "from_wave")
-            .and_then(|(v, p)| self.string(v, &p));
-        let address = self.optional(map, path, "address").and_then(|(v, p)| {
-            let text = self.string(v, &p)?;
-            let Some(address) = RecordAddress::from_name(&text) else {
-                self.issues.push(
-                    &p,
-                    format!(
-                        "unknown address {text:?}: expected {}",
-                        RecordAddress::NAMES.join(" or ")
-                    ),
-                );
-                return None;
-            };
-            match record_type.and_then(crate::dns::address_does_not_apply) {
-                Some(problem) => {
-                    self.issues.push(&p, problem);
-                    None
-                }
-                None => Some(address),
-            }
-        });
-        // Placeholders keep the record, so `from_wave` is still checked against the
-        // waves; the problems above already make the plan invalid.
-        Some(DnsRecord {
-            name: name.unwrap_or_default(),
-            record_type: record_type.unwrap_or(RecordType::A),
-            ttl: ttl.unwrap_or(DEFAULT_RECORD_TTL),
-            from_wave: from_wave.unwrap_or_default(),
-            address,
-        })
-    }
-
     fn approval(&mut self, value: &Value, path: &DocPath) -> Option<Approval> {
         let map = self.mapping(value, path, APPROVAL_FIELDS)?;
         let required_for = self
@@ -622,10 +481,14 @@ impl Reader {
     }
 }
 
+mod dns;
 mod targets;
 mod values;
 
-pub(crate) use values::dns_name_problem;
+#[cfg(test)]
+use dns::{ALIAS_FIELDS, DNS_FIELDS, RECORD_FIELDS};
+#[cfg(test)]
+use values::dns_name_problem;
 use values::{NameKind, describe, is_aws_id, lambda_arn_problem};
 
 #[cfg(test)]

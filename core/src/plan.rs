@@ -339,8 +339,44 @@ pub struct Dns {
     /// name, give `zone_id`). Or give `zone_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone_name: Option<String>,
+    /// How a recovery moves traffic: `control-plane` (the default) changes the records
+    /// with ChangeResourceRecordSets when the waves are healthy; `data-plane` flips a
+    /// CloudWatch alarm behind failover records prepared ahead with `drplan dns
+    /// prepare`, and makes no Route 53 call during the run (docs/dns.md).
+    #[serde(default, skip_serializing_if = "DnsMode::is_control_plane")]
+    pub mode: DnsMode,
     #[schemars(length(min = 1))]
     pub records: Vec<DnsRecord>,
+}
+
+/// How a recovery's DNS cutover reaches Route 53.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsMode {
+    /// ChangeResourceRecordSets during the run (Route 53's control plane, in us-east-1).
+    #[default]
+    ControlPlane,
+    /// Failover records and a health check prepared ahead; the run flips a CloudWatch
+    /// alarm in the recovery Region and makes no Route 53 call.
+    DataPlane,
+}
+
+impl DnsMode {
+    pub const ALL: [(&'static str, DnsMode); 2] = [
+        ("control-plane", Self::ControlPlane),
+        ("data-plane", Self::DataPlane),
+    ];
+
+    pub fn is_control_plane(&self) -> bool {
+        *self == Self::ControlPlane
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ControlPlane => "control-plane",
+            Self::DataPlane => "data-plane",
+        }
+    }
 }
 
 /// One record of the cutover.
@@ -351,8 +387,9 @@ pub struct DnsRecord {
     pub name: String,
     #[serde(rename = "type")]
     pub record_type: RecordType,
-    /// Seconds; Route 53 accepts 0 to 2147483647.
-    #[serde(default = "default_ttl")]
+    /// Seconds; Route 53 accepts 0 to 2147483647. Not with `alias` (an alias record
+    /// takes the TTL of what it points at).
+    #[serde(default = "default_ttl", skip_serializing_if = "is_default_ttl")]
     #[schemars(range(min = 0, max = 2_147_483_647))]
     pub ttl: u32,
     /// The wave whose healthy instances the record points at.
@@ -362,6 +399,36 @@ pub struct DnsRecord {
     /// A records only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<RecordAddress>,
+    /// Point the record at a load balancer (or any alias target) instead of the
+    /// instances: the recovery load balancer, once the wave is healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<AliasTarget>,
+    /// Fixed values the record holds once the wave is healthy, instead of the
+    /// instances' addresses (IPv4 addresses for A, IPv6 for AAAA, one name for CNAME).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+impl DnsRecord {
+    /// Whether the record's recovery target is known before anything launches (an
+    /// alias or fixed values), as a data-plane cutover needs.
+    pub fn target_known_ahead(&self) -> bool {
+        self.alias.is_some() || !self.values.is_empty()
+    }
+}
+
+/// A Route 53 alias target: a load balancer's DNS name and its canonical hosted zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AliasTarget {
+    /// The target's DNS name (an ELB's `DNSName`).
+    pub dns_name: String,
+    /// The target's hosted zone (an ELB's `CanonicalHostedZoneId`), not the record's.
+    #[schemars(regex(pattern = r"^[A-Z0-9]{1,32}$"))]
+    pub hosted_zone_id: String,
+    /// Route 53 answers with this record only while the target is healthy.
+    #[serde(default)]
+    pub evaluate_target_health: bool,
 }
 
 /// Which of an instance's IPv4 addresses an A record holds: the same two choices as the
@@ -370,6 +437,10 @@ pub type RecordAddress = ProbeAddress;
 
 fn default_ttl() -> u32 {
     DEFAULT_RECORD_TTL
+}
+
+fn is_default_ttl(ttl: &u32) -> bool {
+    *ttl == DEFAULT_RECORD_TTL
 }
 
 /// Record types drplan can point at instances.

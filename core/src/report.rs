@@ -452,14 +452,31 @@ impl Report {
             let _ = writeln!(md, "| Drill cleanup | {n} instances terminated |");
         }
         if let Some(dns) = &self.dns {
-            let _ = writeln!(
-                md,
-                "\n## DNS cutover\n\nZone `{}`, change `{}` ({} path), in sync at {}.\n",
-                dns.zone_id,
-                dns.change_id.as_deref().unwrap_or("not submitted"),
-                dns.path,
-                dns.insync_at.map_or("-".to_owned(), |t| t.to_string())
-            );
+            match &dns.alarm {
+                Some(flip) => {
+                    let _ = writeln!(
+                        md,
+                        "\n## DNS cutover\n\nZone `{}`, {} path: alarm `{}` in {} set to ALARM at {} (health check `{}`; no Route 53 call), read in ALARM at {}.\n",
+                        dns.zone_id,
+                        dns.path,
+                        flip.alarm.name,
+                        flip.alarm.region,
+                        flip.flipped_at,
+                        flip.health_check_id,
+                        dns.insync_at.map_or("-".to_owned(), |t| t.to_string())
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        md,
+                        "\n## DNS cutover\n\nZone `{}`, change `{}` ({} path), in sync at {}.\n",
+                        dns.zone_id,
+                        dns.change_id.as_deref().unwrap_or("not submitted"),
+                        dns.path,
+                        dns.insync_at.map_or("-".to_owned(), |t| t.to_string())
+                    );
+                }
+            }
             let _ = writeln!(
                 md,
                 "| Record | Type | TTL | Before | After |\n|---|---|---|---|---|"
@@ -468,14 +485,18 @@ impl Report {
                 let before = change
                     .previous
                     .as_ref()
-                    .map_or("(did not exist)".to_owned(), |p| p.values.join(", "));
+                    .map_or("(did not exist)".to_owned(), |p| p.target());
                 let _ = writeln!(
                     md,
                     "| {} | {} | {} | {before} | {} |",
                     change.new.name,
                     change.new.record_type,
-                    change.new.ttl,
-                    change.new.values.join(", ")
+                    if change.new.alias.is_some() {
+                        "-".to_owned()
+                    } else {
+                        change.new.ttl.to_string()
+                    },
+                    change.new.target()
                 );
             }
             if !dns.unchanged.is_empty() {
@@ -674,6 +695,7 @@ mod tests {
             insync_at: Some(at("2026-11-28T01:31:00Z")),
             path: "control plane".into(),
             unchanged: Vec::new(),
+            alarm: None,
         };
         let recovery = measure_rto(Some(30), started, &waves, Some(&dns), true).unwrap();
         assert_eq!(

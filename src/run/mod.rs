@@ -1,12 +1,14 @@
 //! The commands that drive the recovery state machine, one module each: `drplan start`
 //! ([`start`]), `status` ([`status`]), `report` ([`report`]), `approve` / `decline`
 //! ([`decide`]), `pause` / `continue` ([`pause`]), `rollback-dns` ([`rollback_dns`]) and
-//! `rollback-targets` ([`rollback_targets`]).
+//! `rollback-targets` ([`rollback_targets`]),
+//! `dns prepare` / `dns check` ([`dns`]).
 //! Here: what they share, finding the state machine, an execution and its records (in
 //! the bucket [`bucket`] finds).
 
 pub mod bucket;
 pub mod decide;
+pub mod dns;
 pub mod history;
 pub mod pause;
 pub mod report;

@@ -32,6 +32,9 @@ pub async fn rollback_dns(args: &RollbackArgs) -> anyhow::Result<String> {
         .with_context(|| format!("the execution changed no DNS (no {key})"))?;
     let cutover: drplan_core::dns::DnsCutover =
         serde_json::from_str(&text).context("the DNS record of the run")?;
+    if let Some(flip) = &cutover.alarm {
+        return flip_back(&config, &run.plan, &run.bucket, &key, &cutover, flip).await;
+    }
     let changes = cutover.rollback_changes();
     let route53 = aws_sdk_route53::Client::new(&config);
     let comment = format!("drplan rollback of {}", run.execution_name);
@@ -57,7 +60,7 @@ pub async fn rollback_dns(args: &RollbackArgs) -> anyhow::Result<String> {
         .changes
         .iter()
         .map(|c| match &c.previous {
-            Some(p) => format!("  {} {} -> {}", p.name, p.record_type, p.values.join(", ")),
+            Some(p) => format!("  {} {} -> {}", p.name, p.record_type, p.target()),
             None => format!(
                 "  {} {} deleted (it did not exist before)",
                 c.new.name, c.new.record_type
@@ -66,6 +69,67 @@ pub async fn rollback_dns(args: &RollbackArgs) -> anyhow::Result<String> {
         .collect();
     Ok(format!(
         "DNS rolled back (change {change_id}, in sync):\n{}",
+        lines.join("\n")
+    ))
+}
+
+/// A data-plane cutover's rollback: its failover alarm back to OK through the recovery
+/// Region's CloudWatch (no Route 53 call), so that Route 53 answers the PRIMARY records
+/// again; recorded in the run's DNS record.
+async fn flip_back(
+    config: &aws_config::SdkConfig,
+    plan: &str,
+    bucket: &str,
+    key: &str,
+    cutover: &drplan_core::dns::DnsCutover,
+    flip: &drplan_core::dns_failover::AlarmFlip,
+) -> anyhow::Result<String> {
+    let alarm = &flip.alarm;
+    let cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
+        aws_sdk_cloudwatch::config::Builder::from(config)
+            .region(aws_config::Region::new(alarm.region.clone()))
+            .build(),
+    );
+    let aws = |e: drplan_aws::FunctionError| anyhow::anyhow!("{e}");
+    drplan_aws::failover::flip_alarm(&cloudwatch, plan, &alarm.name, false, "drplan rollback-dns")
+        .await
+        .map_err(aws)?;
+    let state = drplan_aws::failover::describe_alarm(&cloudwatch, plan, &alarm.name)
+        .await
+        .map_err(aws)?
+        .map(|seen| seen.state);
+    let mut rolled = cutover.clone();
+    if let Some(f) = rolled.alarm.as_mut() {
+        f.state = state.clone();
+        f.rolled_back_at = Some(jiff::Timestamp::now());
+    }
+    let s3 = aws_sdk_s3::Client::new(config);
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(serde_json::to_vec_pretty(&rolled)?.into())
+        .send()
+        .await
+        .with_context(|| format!("recording the rollback in s3://{bucket}/{key}"))?;
+    let lines: Vec<String> = cutover
+        .changes
+        .iter()
+        .filter_map(|c| {
+            let p = c.previous.as_ref()?;
+            Some(format!(
+                "  {} {} -> {} (PRIMARY)",
+                p.name,
+                p.record_type,
+                p.target()
+            ))
+        })
+        .collect();
+    Ok(format!(
+        "DNS rolled back through the data plane: alarm {} in {} is {} (no Route 53 call); Route 53 answers the PRIMARY records again once health check {} is healthy:\n{}",
+        alarm.name,
+        alarm.region,
+        state.as_deref().unwrap_or("gone"),
+        flip.health_check_id,
         lines.join("\n")
     ))
 }

@@ -15,6 +15,7 @@ mod common;
 // instead of after it.
 mod at_scale;
 mod cutover;
+mod dataplane;
 mod hardening;
 mod notify;
 mod operators;

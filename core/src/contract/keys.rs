@@ -7,6 +7,7 @@
 //! plans/NAME.yaml                        a stored plan (text)
 //! locks/PLAN.json                        the run that holds the plan      RunLock
 //! claims/PLAN/alarm-start.json           an alarm run being started       StartClaim
+//! prepared/PLAN/dns.json                 failover records prepared ahead  DnsPrepared
 //! waits/jobs/JOB.json                    a wave parked on a DRS job       ParkedWave
 //! waits/jobs/JOB/settled/SERVER          a server of the job that settled (empty)
 //! runs/PLAN/EXEC/plan.json               the plan document the run read   (JSON value)
@@ -16,6 +17,7 @@
 //! runs/PLAN/EXEC/isolation.json          a drill's isolation              DrillIsolation
 //! runs/PLAN/EXEC/cleared.json            drill instances cleared first    ClearedBeforeLaunch
 //! runs/PLAN/EXEC/dns.json                the cutover, for rollback        DnsCutover
+//! runs/PLAN/EXEC/dns-prepared.json       the failover records checked     DnsPrepared
 //! runs/PLAN/EXEC/resume.json             what a resumed run takes over    ResumeRecord
 //! runs/PLAN/EXEC/pause.json              a pause asked for, not reached   PauseRequest
 //! runs/PLAN/EXEC/waves/NNN-WAVE/launch.json     the wave's launch        WaveLaunchRecord
@@ -34,6 +36,7 @@ use serde_json::Value;
 use super::notice::PauseRequest;
 use super::step::{Discovery, RunContext, WaveRef};
 use crate::dns::DnsCutover;
+use crate::dns_failover::DnsPrepared;
 use crate::health::WaveHealthRecord;
 use crate::launch::WaveLaunchRecord;
 use crate::launch_wait::ParkedWave;
@@ -95,6 +98,12 @@ pub fn run_lock(plan: &str) -> Record<RunLock> {
 /// Who is starting an alarm run of a plan.
 pub fn start_claim(plan: &str) -> Record<StartClaim> {
     Record::at(format!("claims/{plan}/alarm-start.json"))
+}
+
+/// What `drplan dns prepare` made for a plan's data-plane cutover: read by discover and
+/// dns-cutover, which must not need Route 53's control plane.
+pub fn dns_prepared(plan: &str) -> Record<DnsPrepared> {
+    Record::at(format!("prepared/{plan}/dns.json"))
 }
 
 /// Where parks and settled markers live (expired by a lifecycle rule).
@@ -200,6 +209,12 @@ impl RunRecords {
 
     pub fn dns_cutover(&self) -> Record<DnsCutover> {
         self.record("dns.json")
+    }
+
+    /// The failover records a data-plane run cuts over with, as discover checked them
+    /// (a copy of [`dns_prepared`]).
+    pub fn dns_prepared(&self) -> Record<DnsPrepared> {
+        self.record("dns-prepared.json")
     }
 
     /// What a resumed run carries over from the runs before it.

@@ -17,6 +17,7 @@ fn dns(records: Vec<DnsRecord>) -> Dns {
     Dns {
         zone_id: Some("Z1".into()),
         zone_name: None,
+        mode: Default::default(),
         records,
     }
 }
@@ -28,6 +29,8 @@ fn record(name: &str, record_type: RecordType, wave: &str) -> DnsRecord {
         ttl: 60,
         from_wave: wave.into(),
         address: None,
+        alias: None,
+        values: Vec::new(),
     }
 }
 
@@ -217,6 +220,7 @@ fn rollback_restores_old_values_and_deletes_new_records() {
         record_type: "A".into(),
         ttl: 60,
         values: vec![value.into()],
+        alias: None,
     };
     let cutover = DnsCutover {
         zone_id: "Z1".into(),
@@ -233,6 +237,7 @@ fn rollback_restores_old_values_and_deletes_new_records() {
         change_id: None,
         submitted_at: None,
         insync_at: None,
+        alarm: None,
         path: "control plane".into(),
         unchanged: Vec::new(),
     };

@@ -27,6 +27,7 @@ fn the_json_schema_lists_exactly_the_fields_the_reader_accepts() {
         ("Target", super::targets::TARGET_FIELDS),
         ("Dns", DNS_FIELDS),
         ("DnsRecord", RECORD_FIELDS),
+        ("AliasTarget", ALIAS_FIELDS),
         ("Approval", APPROVAL_FIELDS),
         ("Drill", DRILL_FIELDS),
         ("Triggers", TRIGGERS_FIELDS),

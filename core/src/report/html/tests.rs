@@ -39,6 +39,7 @@ fn wave(name: &str, state: &str, launch: (&str, &str), gate: Option<(&str, &str)
             gate_ended_at: gate.map(|(_, end)| at(end)),
             hooks: WaveHooks::default(),
         },
+        targets: None,
     }
 }
 
@@ -335,6 +336,7 @@ fn a_recovery_shows_its_cutover_recovered_moment_rto_target_and_hooks() {
         insync_at: Some(at("2026-11-28T03:13:00Z")),
         path: "control plane".into(),
         unchanged: Vec::new(),
+        alarm: None,
     });
     report.rto = Some(RtoResult::measure(
         15,

@@ -6,6 +6,7 @@
 
 mod events;
 mod faults;
+mod health_checks;
 mod lambda;
 mod requests;
 mod watch;
@@ -65,6 +66,8 @@ struct GatewayState {
     requests: Mutex<requests::RequestTally>,
     /// Crashes to answer instead of functions' results (tests of retries).
     lambda_faults: faults::LambdaFaults,
+    /// What moto drops of the health checks created (`health_checks`).
+    health_check_alarms: health_checks::HealthCheckAlarms,
     log_requests: bool,
 }
 
@@ -120,6 +123,7 @@ pub async fn serve(
         async_invocations: tokio::sync::Semaphore::new(lambda::ASYNC_INVOCATION_SLOTS),
         requests: Mutex::new(requests::RequestTally::default()),
         lambda_faults: faults::LambdaFaults::default(),
+        health_check_alarms: Default::default(),
         log_requests,
     });
     let router = Router::new().fallback(handle).with_state(state);
@@ -278,12 +282,18 @@ async fn handle(State(state): State<Arc<GatewayState>>, request: Request<Body>) 
             if let Some(watched) = &watched {
                 watch::before(&state, watched).await;
             }
+            let health_check = counted.as_ref().and_then(|(service, _, _)| {
+                health_checks::completed(service, &parts.method, &path, &body)
+            });
             let stopped = parts
                 .headers
                 .get("x-amz-target")
                 .is_some_and(|t| t == "AWSStepFunctions.StopExecution")
                 .then(|| body.clone());
-            let response = forward(&state, &state.upstreams.moto, &parts, body).await;
+            let mut response = forward(&state, &state.upstreams.moto, &parts, body).await;
+            if let Some(call) = health_check {
+                response = health_checks::complete(&state, call, response).await;
+            }
             if let Some(watched) = watched
                 && response.status().is_success()
             {

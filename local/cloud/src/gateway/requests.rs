@@ -232,6 +232,10 @@ pub(super) fn operation(
             ("GET", [_, "hostedzonesbyname", ..]) => "ListHostedZonesByName",
             ("GET", [_, "hostedzone", _]) => "GetHostedZone",
             ("GET", [_, "hostedzone"]) => "ListHostedZones",
+            ("POST", [_, "healthcheck"]) => "CreateHealthCheck",
+            ("GET", [_, "healthcheck", _, "status"]) => "GetHealthCheckStatus",
+            ("GET", [_, "healthcheck", _]) => "GetHealthCheck",
+            ("GET", [_, "healthcheck"]) => "ListHealthChecks",
             _ => "other",
         }
         .to_string(),
