@@ -14,6 +14,7 @@ pub mod dns;
 pub mod dns_failover;
 pub mod duration;
 pub mod evaluation;
+pub mod failback;
 pub mod health;
 pub mod issue;
 pub mod launch;
