@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
@@ -14,11 +14,12 @@ use serde_json::{Map, Value, json};
 use crate::clock::Timestamp;
 use crate::model::CallRecord;
 use crate::sim::Simulator;
-use crate::{control, drs};
+use crate::{control, drs, failback};
 
 pub fn router(sim: Arc<Simulator>) -> Router {
     Router::new()
         .merge(control::router())
+        .merge(failback::router())
         .route(
             "/tags/{*resource_arn}",
             get(list_tags).post(tag_resource).delete(untag_resource),
@@ -219,6 +220,9 @@ fn resource_ids_of(operation: &str, body: &[u8]) -> Option<Vec<String>> {
             .iter()
             .filter_map(|server| server["sourceServerID"].as_str().map(str::to_owned))
             .collect(),
+        "StopFailback" | "ReverseReplication" => {
+            vec![value["recoveryInstanceID"].as_str()?.to_owned()]
+        }
         "TerminateRecoveryInstances" | "StartFailbackLaunch" => value["recoveryInstanceIDs"]
             .as_array()?
             .iter()
@@ -232,14 +236,31 @@ fn resource_ids_of(operation: &str, body: &[u8]) -> Option<Vec<String>> {
 async fn operation(
     State(sim): State<Arc<Simulator>>,
     Path(operation): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let resource_ids = resource_ids_of(&operation, &body);
+    let region = request_region(&headers).unwrap_or_else(|| sim.config.region.clone());
     let sim_for_handler = sim.clone();
     let operation_name = operation.clone();
     run_recorded(&sim, &operation, resource_ids, move || {
-        drs::dispatch(&sim_for_handler, &operation_name, &body)
+        drs::dispatch(&sim_for_handler, &region, &operation_name, &body)
     })
+}
+
+/// The Region of a SigV4-signed request (`Credential=AKID/DATE/REGION/drs/aws4_request`):
+/// the simulator serves DRS in every Region, each seeing only its own servers, jobs and
+/// recovery instances. Unsigned requests go to the configured Region.
+fn request_region(headers: &HeaderMap) -> Option<String> {
+    let authorization = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let credential = authorization
+        .split([' ', ','])
+        .find_map(|part| part.trim().strip_prefix("Credential="))?;
+    let parts: Vec<&str> = credential.split('/').collect();
+    match parts.as_slice() {
+        [.., region, _service, "aws4_request"] if !region.is_empty() => Some((*region).to_owned()),
+        _ => None,
+    }
 }
 
 fn decode_arn(raw: &str) -> String {

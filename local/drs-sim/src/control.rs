@@ -142,6 +142,9 @@ struct ServerSpec {
     image_id: Option<String>,
     #[serde(default)]
     source_ip: Option<String>,
+    /// `sourceCloudProperties.originRegion`: the server is an EC2 instance in that Region.
+    #[serde(default)]
+    origin_region: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -161,6 +164,15 @@ async fn create_source_servers(State(sim): State<Arc<Simulator>>, body: Bytes) -
     for spec in &specs {
         if spec.hostname.trim().is_empty() {
             return bad_request("every server needs a hostname").into_response();
+        }
+        if let Some(region) = &spec.origin_region
+            && !is_region_name(region)
+        {
+            return bad_request(format!(
+                "origin_region {region:?} of {} is not a Region name such as us-west-2",
+                spec.hostname
+            ))
+            .into_response();
         }
         if let Some(state) = &spec.replication.state
             && !DATA_REPLICATION_STATES.contains(&state.as_str())
@@ -247,6 +259,7 @@ fn upsert_server(
         && let Some(server) = state.server_mut(&id)
     {
         server.tags = spec.tags;
+        server.origin_region = spec.origin_region;
         if let Some(fqdn) = spec.fqdn {
             server.fqdn = fqdn;
         }
@@ -298,6 +311,8 @@ fn upsert_server(
     let server = SourceServer {
         arn: sim.arn("source-server", &id),
         id: id.clone(),
+        region: sim.config.region.clone(),
+        origin_region: spec.origin_region,
         fqdn: spec
             .fqdn
             .unwrap_or_else(|| format!("{}.example.internal", spec.hostname)),
@@ -352,6 +367,18 @@ fn upsert_server(
     (answer, work)
 }
 
+/// `us-west-2`, `eu-central-1`, `us-gov-east-1`: lowercase words, then a number.
+fn is_region_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    parts.len() >= 3
+        && parts
+            .last()
+            .is_some_and(|number| !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()))
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|word| !word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase()))
+}
+
 fn template_spec(server: &SourceServer) -> TemplateSpec {
     TemplateSpec {
         image_id: server.image_id.clone(),
@@ -377,6 +404,10 @@ fn default_raw_error() -> String {
         .to_owned()
 }
 
+fn default_failback_raw_error() -> String {
+    "Failback launch failed: the Failback Client lost its connection during conversion".to_owned()
+}
+
 fn default_true() -> bool {
     true
 }
@@ -393,6 +424,11 @@ enum FaultSpec {
     FailLaunch {
         servers: Vec<String>,
         #[serde(default = "default_raw_error")]
+        raw_error: String,
+    },
+    FailFailbackLaunch {
+        targets: Vec<String>,
+        #[serde(default = "default_failback_raw_error")]
         raw_error: String,
     },
     SlowConversion {
@@ -474,6 +510,23 @@ fn apply_fault(state: &mut SimState, fault: FaultSpec) -> Result<Vec<StallEvent>
         FaultSpec::FailLaunch { servers, raw_error } => {
             for id in resolve_servers(state, &servers).map_err(not_found)? {
                 state.faults.failed_launches.insert(id, raw_error.clone());
+            }
+        }
+        FaultSpec::FailFailbackLaunch { targets, raw_error } => {
+            // Recovery instance IDs name their server; the rest are server IDs or hostnames.
+            let references: Vec<String> = targets
+                .iter()
+                .map(|target| {
+                    state
+                        .recovery_instance(target)
+                        .map_or_else(|| target.clone(), |i| i.source_server_id.clone())
+                })
+                .collect();
+            for id in resolve_servers(state, &references).map_err(not_found)? {
+                state
+                    .faults
+                    .failed_failback_launches
+                    .insert(id, raw_error.clone());
             }
         }
         FaultSpec::SlowConversion {
@@ -611,6 +664,8 @@ async fn show_state(State(sim): State<Arc<Simulator>>) -> Response {
                     "replication_state": server.replication.state,
                     "lag_seconds": server.lag_seconds(now),
                     "replication_direction": server.replication_direction,
+                    "region": server.region,
+                    "origin_region": server.origin_region,
                     "launch_template_id": server.launch_template_id,
                     "launch_template_in_ec2": server.launch_template_in_ec2,
                     "launch_subnet_id": server.launch_subnet_id,
@@ -654,6 +709,7 @@ async fn show_state(State(sim): State<Arc<Simulator>>) -> Response {
                     "subnet_id": instance.subnet_id,
                     "security_group_ids": instance.security_group_ids,
                     "in_moto": instance.in_moto,
+                    "failback_state": instance.failback_state.unwrap_or("FAILBACK_NOT_STARTED"),
                     "ec2_state": instance.ec2_state,
                     "unhealthy": unhealthy.contains(&instance.ec2_instance_id),
                     "unhealthy_mode": if !unhealthy.contains(&instance.ec2_instance_id) {
@@ -678,6 +734,7 @@ async fn show_state(State(sim): State<Arc<Simulator>>) -> Response {
                     "retry_after_seconds": fault.retry_after_seconds,
                 })).collect::<Vec<_>>(),
                 "failed_launches": faults.failed_launches,
+                "failed_failback_launches": faults.failed_failback_launches,
                 "slow_conversions": faults.slow_conversions.iter().map(|(id, slow)| json!({
                     "source_server_id": id,
                     "factor": slow.factor,

@@ -33,6 +33,7 @@ mod clock;
 mod control;
 mod drs;
 mod ec2_states;
+mod failback;
 mod ids;
 mod lifecycle;
 mod listeners;
@@ -136,6 +137,9 @@ pub struct PhaseDurations {
     pub launch: Duration,
     /// Terminating a recovery instance (TerminateRecoveryInstances jobs).
     pub terminate: Duration,
+    /// Replicating a recovery instance back: from a Failback Client's connection to
+    /// FAILBACK_READY_FOR_LAUNCH, and from ReverseReplication to CONTINUOUS.
+    pub failback_sync: Duration,
 }
 
 impl Default for PhaseDurations {
@@ -146,6 +150,7 @@ impl Default for PhaseDurations {
             conversion: Duration::from_secs(5 * 60),
             launch: Duration::from_secs(2 * 60),
             terminate: Duration::from_secs(60),
+            failback_sync: Duration::from_secs(10 * 60),
         }
     }
 }

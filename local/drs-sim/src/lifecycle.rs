@@ -1,4 +1,5 @@
-//! Job lifecycles on timers: launch (recovery and drill), terminate, failback.
+//! Job lifecycles on timers: launch (recovery and drill) and terminate; failback jobs
+//! are in `failback`.
 //!
 //! Each job runs as one background task that drives one sub-task per server. State changes
 //! happen under the state lock, never across an await; calls to moto and EventBridge happen
@@ -30,7 +31,7 @@ pub struct InstanceJobPlan {
     pub instances: Vec<(String, String)>,
 }
 
-fn log(state: &mut State, job_id: &str, event: &'static str, data: JobLogData) {
+pub(crate) fn log(state: &mut State, job_id: &str, event: &'static str, data: JobLogData) {
     if let Some(job) = state.job_mut(job_id) {
         job.log.push(JobLogItem {
             time: Timestamp::now(),
@@ -40,7 +41,7 @@ fn log(state: &mut State, job_id: &str, event: &'static str, data: JobLogData) {
     }
 }
 
-fn for_server(source_server_id: &str) -> JobLogData {
+pub(crate) fn for_server(source_server_id: &str) -> JobLogData {
     JobLogData {
         source_server_id: Some(source_server_id.to_owned()),
         ..JobLogData::default()
@@ -48,7 +49,7 @@ fn for_server(source_server_id: &str) -> JobLogData {
 }
 
 /// PENDING → STARTED with JOB_START, after the scaled start delay.
-async fn start_job(sim: &Simulator, job_id: &str, generation: u64) -> Option<()> {
+pub(crate) async fn start_job(sim: &Simulator, job_id: &str, generation: u64) -> Option<()> {
     tokio::time::sleep(sim.scaled(sim.config.phases.job_start)).await;
     sim.update(generation, |state| {
         if let Some(job) = state.job_mut(job_id) {
@@ -59,7 +60,7 @@ async fn start_job(sim: &Simulator, job_id: &str, generation: u64) -> Option<()>
 }
 
 /// STARTED → COMPLETED with JOB_END, once every server has its result.
-fn end_job(sim: &Simulator, job_id: &str, generation: u64) {
+pub(crate) fn end_job(sim: &Simulator, job_id: &str, generation: u64) {
     sim.update(generation, |state| {
         log(state, job_id, "JOB_END", JobLogData::default());
         if let Some(job) = state.job_mut(job_id) {
@@ -69,7 +70,7 @@ fn end_job(sim: &Simulator, job_id: &str, generation: u64) {
     });
 }
 
-async fn wait_for_all(mut servers: JoinSet<()>) {
+pub(crate) async fn wait_for_all(mut servers: JoinSet<()>) {
     while let Some(result) = servers.join_next().await {
         if let Err(error) = result
             && error.is_panic()
@@ -413,17 +414,23 @@ fn finish_launched(
     } = launched;
     // DRS uses the EC2 instance ID as the recovery instance ID.
     let recovery_instance_id = ec2_instance_id.clone();
-    let tags = state
+    let (tags, region, origin_is_aws) = state
         .server(server_id)
-        .map(|server| server.tags.clone())
-        .unwrap_or_default();
+        .map(|server| {
+            (
+                server.tags.clone(),
+                server.region.clone(),
+                server.origin_region.is_some(),
+            )
+        })
+        .unwrap_or_else(|| (Default::default(), sim.config.region.clone(), false));
     let previous_index = state
         .recovery_instances
         .iter()
         .position(|instance| instance.source_server_id == server_id);
     let replaced = previous_index.map(|index| state.recovery_instances.remove(index));
     state.recovery_instances.push(RecoveryInstance {
-        arn: sim.arn("recovery-instance", &recovery_instance_id),
+        arn: sim.arn_in(&region, "recovery-instance", &recovery_instance_id),
         id: recovery_instance_id.clone(),
         ec2_instance_id,
         ec2_state: "RUNNING",
@@ -438,6 +445,10 @@ fn finish_launched(
         security_group_ids,
         failback_state: None,
         failback_job_id: None,
+        failback_client_id: None,
+        failback_initiated: None,
+        failback_epoch: 0,
+        origin_is_aws,
         in_moto,
     });
     if let Some(participant) = state
@@ -591,48 +602,4 @@ async fn terminate_instance(
     // A failed cleanup leaves the instance running: it serves again.
     sim.sync_probe_listeners();
     finished
-}
-
-pub fn spawn_failback_job(sim: &Arc<Simulator>, plan: InstanceJobPlan) {
-    let sim_for_task = sim.clone();
-    sim.spawn_background(async move {
-        let sim = sim_for_task;
-        if start_job(&sim, &plan.job_id, plan.generation)
-            .await
-            .is_none()
-        {
-            return;
-        }
-        for (_, server_id) in &plan.instances {
-            let started = sim.update(plan.generation, |state| {
-                log(state, &plan.job_id, "LAUNCH_START", for_server(server_id));
-                if let Some(participant) = state
-                    .job_mut(&plan.job_id)
-                    .and_then(|job| job.participant_mut(server_id))
-                {
-                    participant.launch_status = "IN_PROGRESS";
-                }
-            });
-            if started.is_none() {
-                return;
-            }
-        }
-        tokio::time::sleep(sim.scaled(sim.config.phases.launch)).await;
-        let finished = sim.update(plan.generation, |state| {
-            for (instance_id, server_id) in &plan.instances {
-                if let Some(instance) = state.recovery_instance_mut(instance_id) {
-                    instance.failback_state = Some("FAILBACK_COMPLETED");
-                }
-                if let Some(participant) = state
-                    .job_mut(&plan.job_id)
-                    .and_then(|job| job.participant_mut(server_id))
-                {
-                    participant.launch_status = "LAUNCHED";
-                }
-            }
-        });
-        if finished.is_some() {
-            end_job(&sim, &plan.job_id, plan.generation);
-        }
-    });
 }

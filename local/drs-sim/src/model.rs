@@ -27,6 +27,11 @@ pub const DATA_REPLICATION_STATES: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct SourceServer {
     pub id: String,
+    /// The Region whose DRS holds this server (and its jobs and recovery instance).
+    pub region: String,
+    /// `sourceCloudProperties.originRegion`: the Region an EC2 source runs in; None for
+    /// sources outside AWS.
+    pub origin_region: Option<String>,
     pub arn: String,
     pub hostname: String,
     pub fqdn: String,
@@ -173,6 +178,16 @@ impl SourceServer {
             }),
         );
         server.insert("stagingArea".into(), json!({"status": "NOT_EXTENDED"}));
+        if let Some(origin_region) = &self.origin_region {
+            server.insert(
+                "sourceCloudProperties".into(),
+                json!({
+                    "originRegion": origin_region,
+                    "originAvailabilityZone": format!("{origin_region}a"),
+                    "originAccountID": self.arn.split(':').nth(4).unwrap_or_default(),
+                }),
+            );
+        }
         server.insert(
             "replicationDirection".into(),
             json!(self.replication_direction),
@@ -219,6 +234,8 @@ impl JobStatus {
 #[derive(Debug, Clone)]
 pub struct Job {
     pub id: String,
+    /// The Region whose DRS ran the job.
+    pub region: String,
     pub arn: String,
     /// LAUNCH or TERMINATE.
     pub job_type: &'static str,
@@ -339,9 +356,17 @@ pub struct RecoveryInstance {
     pub subnet_id: Option<String>,
     /// The security groups it was launched with (from the launch template; moto only).
     pub security_group_ids: Vec<String>,
-    /// FailbackState, set once a failback was started.
+    /// FailbackState; None reads as FAILBACK_NOT_STARTED.
     pub failback_state: Option<&'static str>,
     pub failback_job_id: Option<String>,
+    /// Set while a (simulated) Failback Client is connected.
+    pub failback_client_id: Option<String>,
+    pub failback_initiated: Option<Timestamp>,
+    /// Bumped by each connection and StopFailback, so that a sync timer of an earlier
+    /// connection does not mark a stopped failback ready.
+    pub failback_epoch: u64,
+    /// Whether the server came from EC2 (originEnvironment AWS) or from outside AWS.
+    pub origin_is_aws: bool,
     /// Whether the EC2 instance lives in moto (and so must be terminated there).
     pub in_moto: bool,
 }
@@ -361,7 +386,14 @@ impl RecoveryInstance {
             "pointInTimeSnapshotDateTime".into(),
             json!(self.point_in_time.iso8601()),
         );
-        instance.insert("originEnvironment".into(), json!("ON_PREMISES"));
+        instance.insert(
+            "originEnvironment".into(),
+            json!(if self.origin_is_aws {
+                "AWS"
+            } else {
+                "ON_PREMISES"
+            }),
+        );
         let mut failback = Map::new();
         failback.insert(
             "state".into(),
@@ -369,6 +401,14 @@ impl RecoveryInstance {
         );
         if let Some(job_id) = &self.failback_job_id {
             failback.insert("failbackJobID".into(), json!(job_id));
+        }
+        if let Some(client_id) = &self.failback_client_id {
+            failback.insert("failbackClientID".into(), json!(client_id));
+            failback.insert("failbackToOriginalServer".into(), json!(true));
+        }
+        if let Some(initiated) = self.failback_initiated {
+            failback.insert("failbackInitiationTime".into(), json!(initiated.iso8601()));
+            failback.insert("firstByteDateTime".into(), json!(initiated.iso8601()));
         }
         instance.insert("failback".into(), Value::Object(failback));
         let ips: Vec<&String> = self.private_ip.iter().collect();
@@ -459,6 +499,8 @@ pub struct SlowConversion {
 pub struct Faults {
     pub throttles: BTreeMap<String, ThrottleFault>,
     pub failed_launches: BTreeMap<String, String>,
+    /// Failback launches that fail, by source server ID, with their rawError.
+    pub failed_failback_launches: BTreeMap<String, String>,
     pub slow_conversions: BTreeMap<String, SlowConversion>,
     pub unhealthy_targets: BTreeSet<String>,
     /// The unhealthy targets in `refuse` mode (listeners closed); the others answer 500.
@@ -570,6 +612,17 @@ impl State {
         self.recovery_instances
             .iter_mut()
             .find(|instance| instance.id == id)
+    }
+
+    /// The server, if the DRS of `region` holds it: each Region sees only its own.
+    pub fn server_in(&self, region: &str, id: &str) -> Option<&SourceServer> {
+        self.server(id).filter(|server| server.region == region)
+    }
+
+    /// The Region of a recovery instance: its source server's.
+    pub fn instance_region(&self, instance: &RecoveryInstance) -> Option<&str> {
+        self.server(&instance.source_server_id)
+            .map(|server| server.region.as_str())
     }
 
     pub fn hostname_of(&self, source_server_id: &str) -> &str {

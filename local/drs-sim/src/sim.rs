@@ -145,9 +145,14 @@ impl Simulator {
     }
 
     pub fn arn(&self, resource_type: &str, id: &str) -> String {
+        self.arn_in(&self.config.region, resource_type, id)
+    }
+
+    /// An ARN in `region`: the simulator serves DRS in every Region a request names.
+    pub fn arn_in(&self, region: &str, resource_type: &str, id: &str) -> String {
         format!(
-            "arn:aws:drs:{}:{}:{resource_type}/{id}",
-            self.config.region, self.config.account_id
+            "arn:aws:drs:{region}:{}:{resource_type}/{id}",
+            self.config.account_id
         )
     }
 

@@ -824,14 +824,11 @@ async fn terminate_removes_recovery_instances_through_a_job() {
     assert_eq!(again.code(), Some("ResourceNotFoundException"));
 }
 
-#[tokio::test]
-async fn failback_path_reverse_replication_and_failback_launch() {
-    let sim = start_fast().await;
-    let ids = seed(&sim, "db", 1, json!({})).await;
-    let client = drs_client(&sim);
+/// The recovery instance of each server after a recovery, in server order.
+async fn recover(client: &aws_sdk_drs::Client, ids: &[String]) -> Vec<String> {
     let job_id = client
         .start_recovery()
-        .set_source_servers(Some(recovery_request(&ids)))
+        .set_source_servers(Some(recovery_request(ids)))
         .send()
         .await
         .expect("start")
@@ -839,47 +836,100 @@ async fn failback_path_reverse_replication_and_failback_launch() {
         .expect("job")
         .job_id()
         .to_owned();
-    wait_for_job(&client, &job_id, JOB_LIMIT).await;
-    let instance_id = client
+    wait_for_job(client, &job_id, JOB_LIMIT).await;
+    let instances = client
         .describe_recovery_instances()
+        .send()
+        .await
+        .expect("instances");
+    ids.iter()
+        .map(|id| {
+            instances
+                .items()
+                .iter()
+                .find(|instance| instance.source_server_id() == Some(id.as_str()))
+                .and_then(|instance| instance.recovery_instance_id())
+                .expect("a recovery instance per server")
+                .to_owned()
+        })
+        .collect()
+}
+
+async fn failback_state(client: &aws_sdk_drs::Client, instance_id: &str) -> String {
+    client
+        .describe_recovery_instances()
+        .filters(
+            DescribeRecoveryInstancesRequestFilters::builder()
+                .recovery_instance_ids(instance_id)
+                .build(),
+        )
         .send()
         .await
         .expect("instances")
         .items()[0]
-        .recovery_instance_id()
-        .expect("id")
-        .to_owned();
+        .failback()
+        .and_then(|failback| failback.state())
+        .map(|state| state.as_str().to_owned())
+        .unwrap_or_default()
+}
 
-    let reversed = client
-        .reverse_replication()
-        .recovery_instance_id(&instance_id)
-        .send()
-        .await
-        .expect("reverse");
-    let reversed_arn = reversed
-        .reversed_direction_source_server_arn()
-        .expect("arn")
-        .to_owned();
-    let servers = client
-        .describe_source_servers()
-        .send()
-        .await
-        .expect("servers");
-    let failback_server = servers
-        .items()
-        .iter()
-        .find(|server| server.arn() == Some(reversed_arn.as_str()))
-        .expect("the reversed server is listed");
+#[tokio::test]
+async fn failback_client_then_failback_launch() {
+    let sim = start_fast().await;
+    let ids = seed(&sim, "db", 2, json!({})).await;
+    let client = drs_client(&sim);
+    let instance_ids = recover(&client, &ids).await;
     assert_eq!(
-        failback_server
-            .replication_direction()
-            .map(|direction| direction.as_str()),
-        Some("FAILBACK")
+        failback_state(&client, &instance_ids[0]).await,
+        "FAILBACK_NOT_STARTED"
     );
 
+    // Nothing connected yet: refused, and no job is made.
+    let refused = client
+        .start_failback_launch()
+        .set_recovery_instance_ids(Some(instance_ids.clone()))
+        .send()
+        .await
+        .expect_err("not ready");
+    assert_eq!(refused.code(), Some("ConflictException"));
+    let too_many = client
+        .start_failback_launch()
+        .set_recovery_instance_ids(Some((0..201).map(|i| format!("i-{i:017x}")).collect()))
+        .send()
+        .await
+        .expect_err("over 200");
+    assert_eq!(too_many.code(), Some("ValidationException"));
+
+    // One client: that instance only.
+    let connected = control_post(
+        &sim,
+        "/_drplan/failback-client",
+        json!({"targets": ["db-000"]}),
+    )
+    .await;
+    assert_eq!(
+        connected["connected"][0]["recovery_instance_id"],
+        json!(instance_ids[0])
+    );
+    let deadline = std::time::Instant::now() + JOB_LIMIT;
+    while failback_state(&client, &instance_ids[0]).await != "FAILBACK_READY_FOR_LAUNCH" {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        failback_state(&client, &instance_ids[1]).await,
+        "FAILBACK_NOT_STARTED"
+    );
+
+    control_post(
+        &sim,
+        "/_drplan/faults",
+        json!({"kind": "fail_failback_launch", "targets": [instance_ids[0]], "raw_error": "boom"}),
+    )
+    .await;
     let failback = client
         .start_failback_launch()
-        .recovery_instance_ids(&instance_id)
+        .recovery_instance_ids(&instance_ids[0])
         .send()
         .await
         .expect("failback")
@@ -887,25 +937,209 @@ async fn failback_path_reverse_replication_and_failback_launch() {
         .cloned()
         .expect("job");
     assert_eq!(
-        failback
-            .initiated_by()
-            .map(|initiated_by| initiated_by.as_str()),
+        failback.initiated_by().map(|by| by.as_str()),
         Some("FAILBACK")
     );
+    assert_eq!(failback.r#type().map(|kind| kind.as_str()), Some("LAUNCH"));
     wait_for_job(&client, failback.job_id(), JOB_LIMIT).await;
-    let instance = client
+    assert_eq!(
+        failback_state(&client, &instance_ids[0]).await,
+        "FAILBACK_ERROR"
+    );
+    let log = client
+        .describe_job_log_items()
+        .job_id(failback.job_id())
+        .send()
+        .await
+        .expect("log");
+    let failed = log
+        .items()
+        .iter()
+        .find(|item| item.event().map(|event| event.as_str()) == Some("LAUNCH_FAILED"))
+        .expect("LAUNCH_FAILED logged");
+    assert_eq!(
+        failed.event_data().and_then(|data| data.raw_error()),
+        Some("boom")
+    );
+
+    // StopFailback starts over; a new client and launch complete it.
+    client
+        .stop_failback()
+        .recovery_instance_id(&instance_ids[0])
+        .send()
+        .await
+        .expect("stop");
+    assert_eq!(
+        failback_state(&client, &instance_ids[0]).await,
+        "FAILBACK_NOT_STARTED"
+    );
+    assert_eq!(
+        http(&sim, "DELETE", "/_drplan/faults", None).await.status,
+        200
+    );
+    control_post(&sim, "/_drplan/failback-client", json!({"all": true})).await;
+    for instance_id in &instance_ids {
+        while failback_state(&client, instance_id).await != "FAILBACK_READY_FOR_LAUNCH" {
+            assert!(
+                std::time::Instant::now() < deadline + JOB_LIMIT,
+                "never ready"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let job = client
+        .start_failback_launch()
+        .set_recovery_instance_ids(Some(instance_ids.clone()))
+        .send()
+        .await
+        .expect("failback")
+        .job()
+        .cloned()
+        .expect("job");
+    wait_for_job(&client, job.job_id(), JOB_LIMIT).await;
+    for instance_id in &instance_ids {
+        assert_eq!(
+            failback_state(&client, instance_id).await,
+            "FAILBACK_COMPLETED"
+        );
+    }
+    let events = http(&sim, "GET", "/_drplan/events", None).await.body;
+    let states: Vec<&str> = events["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["event"]["detail-type"] == "DRS Recovery Instance Failback State Change")
+        .filter_map(|e| e["event"]["detail"]["state"].as_str())
+        .collect();
+    for expected in [
+        "FAILBACK_IN_PROGRESS",
+        "FAILBACK_READY_FOR_LAUNCH",
+        "FAILBACK_ERROR",
+        "FAILBACK_NOT_STARTED",
+        "FAILBACK_COMPLETED",
+    ] {
+        assert!(
+            states.contains(&expected),
+            "{expected} missing from {states:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn reverse_replication_creates_a_server_in_the_origin_region() {
+    let sim = start_fast().await;
+    let created = control_post(
+        &sim,
+        "/_drplan/source-servers",
+        json!({"servers": [
+            {"hostname": "ec2-db", "origin_region": "us-west-2"},
+            {"hostname": "onprem-db"},
+        ]}),
+    )
+    .await;
+    let ids: Vec<String> = created["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .map(|server| server["source_server_id"].as_str().expect("id").to_owned())
+        .collect();
+    let client = drs_client(&sim);
+    let servers = client
+        .describe_source_servers()
+        .send()
+        .await
+        .expect("servers");
+    assert_eq!(
+        servers.items()[0]
+            .source_cloud_properties()
+            .and_then(|properties| properties.origin_region()),
+        Some("us-west-2")
+    );
+    let instance_ids = recover(&client, &ids).await;
+
+    let refused = client
+        .reverse_replication()
+        .recovery_instance_id(&instance_ids[1])
+        .send()
+        .await
+        .expect_err("not from EC2");
+    assert_eq!(refused.code(), Some("ValidationException"));
+
+    let reversed_arn = client
+        .reverse_replication()
+        .recovery_instance_id(&instance_ids[0])
+        .send()
+        .await
+        .expect("reverse")
+        .reversed_direction_source_server_arn()
+        .expect("arn")
+        .to_owned();
+    assert!(
+        reversed_arn.starts_with("arn:aws:drs:us-west-2:"),
+        "{reversed_arn}"
+    );
+    let here = client
+        .describe_source_servers()
+        .send()
+        .await
+        .expect("servers");
+    assert!(
+        here.items()
+            .iter()
+            .all(|s| s.arn() != Some(reversed_arn.as_str()))
+    );
+
+    let origin = drs_client_in(&sim, "us-west-2");
+    let deadline = std::time::Instant::now() + JOB_LIMIT;
+    let reversed_id = loop {
+        let servers = origin
+            .describe_source_servers()
+            .send()
+            .await
+            .expect("servers");
+        assert_eq!(
+            servers.items().len(),
+            1,
+            "only the reversed server is in us-west-2"
+        );
+        let server = &servers.items()[0];
+        assert_eq!(server.arn(), Some(reversed_arn.as_str()));
+        assert_eq!(
+            server.replication_direction().map(|d| d.as_str()),
+            Some("FAILBACK")
+        );
+        let state = server
+            .data_replication_info()
+            .and_then(|info| info.data_replication_state())
+            .map(|state| state.as_str().to_owned());
+        if state.as_deref() == Some("CONTINUOUS") {
+            break server.source_server_id().expect("id").to_owned();
+        }
+        assert_eq!(state.as_deref(), Some("INITIAL_SYNC"));
+        assert!(std::time::Instant::now() < deadline, "never CONTINUOUS");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // A recovery in the origin Region launches it there.
+    let origin_instances = recover(&origin, std::slice::from_ref(&reversed_id)).await;
+    assert_eq!(origin_instances.len(), 1);
+    let recovery_region = client
         .describe_recovery_instances()
         .send()
         .await
         .expect("instances");
-    assert_eq!(
-        instance.items()[0]
-            .failback()
-            .and_then(|failback| failback.state())
-            .map(|state| state.as_str()),
-        Some("FAILBACK_COMPLETED")
+    assert!(
+        recovery_region
+            .items()
+            .iter()
+            .all(|i| i.recovery_instance_id() != Some(origin_instances[0].as_str()))
     );
+}
 
+#[tokio::test]
+async fn retry_data_replication_answers_the_server() {
+    let sim = start_fast().await;
+    let ids = seed(&sim, "db", 1, json!({})).await;
+    let client = drs_client(&sim);
     // Deprecated in DRS, still served: drplan's runbooks may name it.
     #[allow(deprecated)]
     let retried = client

@@ -1,5 +1,5 @@
 //! Recovery instances: DescribeRecoveryInstances, TerminateRecoveryInstances,
-//! StartFailbackLaunch.
+//! StartFailbackLaunch, StopFailback.
 
 use super::*;
 
@@ -22,17 +22,21 @@ pub(super) struct RecoveryInstanceFilters {
     source_server_ids: Option<Vec<String>>,
 }
 
-pub(super) fn describe_recovery_instances(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
+pub(super) fn describe_recovery_instances(
+    sim: &Arc<Simulator>,
+    region: &str,
+    body: &[u8],
+) -> DrsResult {
     let request: DescribeRecoveryInstancesRequest = parse_body(body)?;
     let filters = request.filters;
     if let Some(ids) = &filters.recovery_instance_ids {
         check_list_length("filters.recoveryInstanceIDs", ids.len(), 200)?;
     }
-    let region = sim.config.region.as_str();
     let matching: Vec<Value> = sim.with_state(|state| {
         state
             .recovery_instances
             .iter()
+            .filter(|instance| state.instance_region(instance) == Some(region))
             .filter(|instance| {
                 filters
                     .recovery_instance_ids
@@ -68,6 +72,7 @@ pub(super) struct RecoveryInstanceIdsRequest {
 /// Validates the IDs of a Terminate or Failback request and pairs each with its server.
 pub(super) fn instances_for_job(
     state: &State,
+    region: &str,
     ids: &[String],
 ) -> Result<Vec<(String, String)>, DrsError> {
     if ids.is_empty() {
@@ -86,6 +91,7 @@ pub(super) fn instances_for_job(
         }
         let instance = state
             .recovery_instance(id)
+            .filter(|instance| state.instance_region(instance) == Some(region))
             .ok_or_else(|| DrsError::not_found("RECOVERY_INSTANCE", id))?;
         if let Some(job) = active_job_of(state, &instance.source_server_id) {
             return Err(DrsError::new(
@@ -106,6 +112,7 @@ pub(super) fn instances_for_job(
 pub(super) fn new_instance_job(
     sim: &Simulator,
     state: &mut State,
+    region: &str,
     initiated_by: &'static str,
     job_type: &'static str,
     instances: &[(String, String)],
@@ -118,8 +125,9 @@ pub(super) fn new_instance_job(
             .is_some_and(|instance| instance.is_drill)
     });
     Job {
-        arn: sim.arn("job", &job_id),
+        arn: sim.arn_in(region, "job", &job_id),
         id: job_id,
+        region: region.to_owned(),
         job_type,
         initiated_by,
         is_drill,
@@ -139,14 +147,19 @@ pub(super) fn new_instance_job(
     }
 }
 
-pub(super) fn terminate_recovery_instances(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
+pub(super) fn terminate_recovery_instances(
+    sim: &Arc<Simulator>,
+    region: &str,
+    body: &[u8],
+) -> DrsResult {
     let request: RecoveryInstanceIdsRequest = parse_body(body)?;
     let (plan, job_json) = sim.with_state(|state| {
-        let instances = instances_for_job(state, &request.recovery_instance_ids)?;
+        let instances = instances_for_job(state, region, &request.recovery_instance_ids)?;
         check_concurrent_jobs(sim, state)?;
         let job = new_instance_job(
             sim,
             state,
+            region,
             "TERMINATE_RECOVERY_INSTANCES",
             "TERMINATE",
             &instances,
@@ -165,14 +178,38 @@ pub(super) fn terminate_recovery_instances(sim: &Arc<Simulator>, body: &[u8]) ->
     ok(json!({ "job": job_json }))
 }
 
-pub(super) fn start_failback_launch(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
+/// A failback launch runs conversion on the Failback Client and reboots the machine into
+/// the failed-back server; it needs a client connected and in sync, so every instance must
+/// be FAILBACK_READY_FOR_LAUNCH. DRS answers a request that breaks this with a
+/// ConflictException (the documented error for a resource in the wrong state); nothing is
+/// started for any of the instances.
+pub(super) fn start_failback_launch(sim: &Arc<Simulator>, region: &str, body: &[u8]) -> DrsResult {
     let request: RecoveryInstanceIdsRequest = parse_body(body)?;
     let (plan, job_json) = sim.with_state(|state| {
-        let instances = instances_for_job(state, &request.recovery_instance_ids)?;
+        let instances = instances_for_job(state, region, &request.recovery_instance_ids)?;
+        for (instance_id, server_id) in &instances {
+            let failback_state = state
+                .recovery_instance(instance_id)
+                .and_then(|instance| instance.failback_state)
+                .unwrap_or("FAILBACK_NOT_STARTED");
+            if failback_state != "FAILBACK_READY_FOR_LAUNCH" {
+                return Err(DrsError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "recovery instance {instance_id} (source server {server_id}) is not \
+                         ready for failback launch: its failback state is {failback_state}, \
+                         not FAILBACK_READY_FOR_LAUNCH"
+                    ),
+                )
+                .with("resourceId", instance_id.as_str())
+                .with("resourceType", "RECOVERY_INSTANCE"));
+            }
+        }
         check_concurrent_jobs(sim, state)?;
         let job = new_instance_job(
             sim,
             state,
+            region,
             "FAILBACK",
             "LAUNCH",
             &instances,
@@ -180,7 +217,6 @@ pub(super) fn start_failback_launch(sim: &Arc<Simulator>, body: &[u8]) -> DrsRes
         );
         for (instance_id, _) in &instances {
             if let Some(instance) = state.recovery_instance_mut(instance_id) {
-                instance.failback_state = Some("FAILBACK_IN_PROGRESS");
                 instance.failback_job_id = Some(job.id.clone());
             }
         }
@@ -193,6 +229,42 @@ pub(super) fn start_failback_launch(sim: &Arc<Simulator>, body: &[u8]) -> DrsRes
         state.add_job(job);
         Ok((plan, job_json))
     })?;
-    lifecycle::spawn_failback_job(sim, plan);
+    crate::failback::spawn_failback_job(sim, plan);
     ok(json!({ "job": job_json }))
+}
+
+#[derive(Deserialize)]
+pub(super) struct StopFailbackRequest {
+    #[serde(rename = "recoveryInstanceID")]
+    recovery_instance_id: String,
+}
+
+/// Back to FAILBACK_NOT_STARTED: the Failback Client is disconnected and its replication
+/// forgotten. The answer has no body members, as in DRS.
+pub(super) fn stop_failback(sim: &Arc<Simulator>, region: &str, body: &[u8]) -> DrsResult {
+    let request: StopFailbackRequest = parse_body(body)?;
+    let id = request.recovery_instance_id;
+    let changed = sim.with_state(|state| {
+        let in_region = state
+            .recovery_instance(&id)
+            .is_some_and(|instance| state.instance_region(instance) == Some(region));
+        let instance = state
+            .recovery_instance_mut(&id)
+            .filter(|_| in_region)
+            .ok_or_else(|| DrsError::not_found("RECOVERY_INSTANCE", &id))?;
+        let was = instance.failback_state.unwrap_or("FAILBACK_NOT_STARTED");
+        instance.failback_state = None;
+        instance.failback_client_id = None;
+        instance.failback_initiated = None;
+        instance.failback_epoch += 1;
+        Ok::<_, DrsError>((was != "FAILBACK_NOT_STARTED").then(|| instance.arn.clone()))
+    })?;
+    if let Some(arn) = changed {
+        let sim = sim.clone();
+        let task_sim = sim.clone();
+        sim.spawn_background(async move {
+            crate::failback::emit_failback_state(&task_sim, &arn, "FAILBACK_NOT_STARTED").await;
+        });
+    }
+    ok(json!({}))
 }

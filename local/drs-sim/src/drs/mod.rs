@@ -29,19 +29,21 @@ const DEFAULT_PAGE_SIZE: usize = 200;
 /// The largest page the simulator returns, whatever maxResults asks for.
 const MAX_PAGE_SIZE: usize = 1000;
 
-pub fn dispatch(sim: &Arc<Simulator>, operation: &str, body: &[u8]) -> DrsResult {
+/// Runs one DRS operation as the DRS of `region` (the request's signing Region).
+pub fn dispatch(sim: &Arc<Simulator>, region: &str, operation: &str, body: &[u8]) -> DrsResult {
     match operation {
-        "DescribeSourceServers" => describe_source_servers(sim, body),
-        "StartRecovery" => start_recovery(sim, body),
-        "DescribeJobs" => describe_jobs(sim, body),
-        "DescribeJobLogItems" => describe_job_log_items(sim, body),
-        "DescribeRecoveryInstances" => describe_recovery_instances(sim, body),
-        "TerminateRecoveryInstances" => terminate_recovery_instances(sim, body),
-        "DescribeRecoverySnapshots" => describe_recovery_snapshots(sim, body),
-        "GetLaunchConfiguration" => get_launch_configuration(sim, body),
-        "RetryDataReplication" => retry_data_replication(sim, body),
-        "ReverseReplication" => reverse_replication(sim, body),
-        "StartFailbackLaunch" => start_failback_launch(sim, body),
+        "DescribeSourceServers" => describe_source_servers(sim, region, body),
+        "StartRecovery" => start_recovery(sim, region, body),
+        "DescribeJobs" => describe_jobs(sim, region, body),
+        "DescribeJobLogItems" => describe_job_log_items(sim, region, body),
+        "DescribeRecoveryInstances" => describe_recovery_instances(sim, region, body),
+        "TerminateRecoveryInstances" => terminate_recovery_instances(sim, region, body),
+        "DescribeRecoverySnapshots" => describe_recovery_snapshots(sim, region, body),
+        "GetLaunchConfiguration" => get_launch_configuration(sim, region, body),
+        "RetryDataReplication" => retry_data_replication(sim, region, body),
+        "ReverseReplication" => reverse_replication(sim, region, body),
+        "StartFailbackLaunch" => start_failback_launch(sim, region, body),
+        "StopFailback" => stop_failback(sim, region, body),
         other => Err(DrsError::validation(
             "unknownOperation",
             "operation",
@@ -154,7 +156,7 @@ struct SourceServerFilters {
     staging_account_ids: Option<Vec<String>>,
 }
 
-fn describe_source_servers(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
+fn describe_source_servers(sim: &Arc<Simulator>, region: &str, body: &[u8]) -> DrsResult {
     let request: DescribeSourceServersRequest = parse_body(body)?;
     let filters = request.filters;
     if let Some(ids) = &filters.source_server_ids {
@@ -173,6 +175,7 @@ fn describe_source_servers(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
         state
             .servers
             .iter()
+            .filter(|server| server.region == region)
             .filter(|server| {
                 wanted_ids
                     .as_ref()
@@ -190,7 +193,7 @@ fn describe_source_servers(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
                     .as_ref()
                     .is_none_or(|accounts| accounts.iter().any(|account| account == account_id))
             })
-            .map(|server| server.to_json(&sim.config.region, now))
+            .map(|server| server.to_json(&server.region, now))
             .collect()
     });
     let (items, next_token) = paginate(

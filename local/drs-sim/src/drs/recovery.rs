@@ -59,7 +59,7 @@ pub(super) fn active_job_of<'a>(state: &'a State, source_server_id: &str) -> Opt
     })
 }
 
-pub(super) fn start_recovery(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
+pub(super) fn start_recovery(sim: &Arc<Simulator>, region: &str, body: &[u8]) -> DrsResult {
     let request: StartRecoveryRequest = parse_body(body)?;
     let quotas = &sim.config.quotas;
     let requested = request.source_servers.len();
@@ -96,7 +96,7 @@ pub(super) fn start_recovery(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
     let now = Timestamp::now();
     let (plan, job_json) = sim.with_state(|state| {
         for server in &request.source_servers {
-            if state.server(&server.source_server_id).is_none() {
+            if state.server_in(region, &server.source_server_id).is_none() {
                 return Err(DrsError::not_found(
                     "SOURCE_SERVER",
                     &server.source_server_id,
@@ -142,8 +142,9 @@ pub(super) fn start_recovery(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
 
         let job_id = state.ids.job_id();
         let job = Job {
-            arn: sim.arn("job", &job_id),
+            arn: sim.arn_in(region, "job", &job_id),
             id: job_id.clone(),
+            region: region.to_owned(),
             job_type: "LAUNCH",
             initiated_by: if request.is_drill {
                 "START_DRILL"
@@ -221,7 +222,7 @@ pub(super) struct JobFilters {
     to_date: Option<String>,
 }
 
-pub(super) fn describe_jobs(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
+pub(super) fn describe_jobs(sim: &Arc<Simulator>, region: &str, body: &[u8]) -> DrsResult {
     let request: DescribeJobsRequest = parse_body(body)?;
     let filters = request.filters;
     if let Some(ids) = &filters.job_ids {
@@ -237,6 +238,7 @@ pub(super) fn describe_jobs(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
         state
             .jobs
             .iter()
+            .filter(|job| job.region == region)
             .filter(|job| {
                 wanted
                     .as_ref()
@@ -267,15 +269,18 @@ pub(super) struct DescribeJobLogItemsRequest {
     next_token: Option<String>,
 }
 
-pub(super) fn describe_job_log_items(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
+pub(super) fn describe_job_log_items(sim: &Arc<Simulator>, region: &str, body: &[u8]) -> DrsResult {
     let request: DescribeJobLogItemsRequest = parse_body(body)?;
     let items = sim.with_state(|state| {
-        state.job(&request.job_id).map(|job| {
-            job.log
-                .iter()
-                .map(|item| item.to_json())
-                .collect::<Vec<_>>()
-        })
+        state
+            .job(&request.job_id)
+            .filter(|job| job.region == region)
+            .map(|job| {
+                job.log
+                    .iter()
+                    .map(|item| item.to_json())
+                    .collect::<Vec<_>>()
+            })
     });
     let Some(items) = items else {
         return Err(DrsError::validation(

@@ -27,7 +27,11 @@ pub(super) struct SnapshotFilters {
     to_date_time: Option<String>,
 }
 
-pub(super) fn describe_recovery_snapshots(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
+pub(super) fn describe_recovery_snapshots(
+    sim: &Arc<Simulator>,
+    region: &str,
+    body: &[u8],
+) -> DrsResult {
     let request: DescribeRecoverySnapshotsRequest = parse_body(body)?;
     let from = parse_date(
         "filters.fromDateTime",
@@ -49,7 +53,7 @@ pub(super) fn describe_recovery_snapshots(sim: &Arc<Simulator>, body: &[u8]) -> 
         }
     };
     let snapshots = sim.with_state(|state| {
-        state.server(&request.source_server_id)?;
+        state.server_in(region, &request.source_server_id)?;
         let mut snapshots: Vec<&RecoverySnapshot> = state
             .snapshots
             .iter()
@@ -90,24 +94,28 @@ pub(super) struct SourceServerIdRequest {
     source_server_id: String,
 }
 
-pub(super) fn get_launch_configuration(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
+pub(super) fn get_launch_configuration(
+    sim: &Arc<Simulator>,
+    region: &str,
+    body: &[u8],
+) -> DrsResult {
     let request: SourceServerIdRequest = parse_body(body)?;
     sim.with_state(|state| {
         state
-            .server(&request.source_server_id)
+            .server_in(region, &request.source_server_id)
             .map(SourceServer::launch_configuration_json)
             .ok_or_else(|| DrsError::not_found("SOURCE_SERVER", &request.source_server_id))
     })
     .and_then(ok)
 }
 
-pub(super) fn retry_data_replication(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
+pub(super) fn retry_data_replication(sim: &Arc<Simulator>, region: &str, body: &[u8]) -> DrsResult {
     let request: SourceServerIdRequest = parse_body(body)?;
     let now = Timestamp::now();
-    let region = sim.config.region.clone();
     sim.with_state(|state| {
         let server = state
             .server_mut(&request.source_server_id)
+            .filter(|server| server.region == region)
             .ok_or_else(|| DrsError::not_found("SOURCE_SERVER", &request.source_server_id))?;
         // A retry cannot beat an injected stall: the stall is the simulated network problem,
         // and it lasts until the fault is cleared.
@@ -119,7 +127,7 @@ pub(super) fn retry_data_replication(sim: &Arc<Simulator>, body: &[u8]) -> DrsRe
             server.replication.state = "CONTINUOUS".to_owned();
             server.replication.lag_seconds = 0;
         }
-        Ok(server.to_json(&region, now))
+        Ok(server.to_json(region, now))
     })
     .and_then(ok)
 }
@@ -130,12 +138,17 @@ pub(super) struct ReverseReplicationRequest {
     recovery_instance_id: String,
 }
 
-pub(super) fn reverse_replication(sim: &Arc<Simulator>, body: &[u8]) -> DrsResult {
+/// For an EC2 source from another Region: a source server in the origin Region (direction
+/// FAILBACK) that replicates the recovery instance back, INITIAL_SYNC until the simulated
+/// sync time has passed, then CONTINUOUS. Asking again answers the same server. A source
+/// outside AWS fails back through the Failback Client instead, so it is refused.
+pub(super) fn reverse_replication(sim: &Arc<Simulator>, region: &str, body: &[u8]) -> DrsResult {
     let request: ReverseReplicationRequest = parse_body(body)?;
     let now = Timestamp::now();
-    sim.with_state(|state| {
+    let created = sim.with_state(|state| {
         let instance = state
             .recovery_instance(&request.recovery_instance_id)
+            .filter(|instance| state.instance_region(instance) == Some(region))
             .ok_or_else(|| {
                 DrsError::not_found("RECOVERY_INSTANCE", &request.recovery_instance_id)
             })?;
@@ -145,22 +158,42 @@ pub(super) fn reverse_replication(sim: &Arc<Simulator>, body: &[u8]) -> DrsResul
             .cloned()
             .ok_or_else(|| DrsError::not_found("SOURCE_SERVER", &original_id))?;
         if let Some(arn) = &original.reversed_direction_source_server_arn {
-            return ok(json!({ "reversedDirectionSourceServerArn": arn }));
+            return Ok((arn.clone(), None));
         }
-        // The recovery instance now replicates back: a new source server, direction FAILBACK.
+        let Some(origin_region) = original.origin_region.clone() else {
+            return Err(DrsError::validation(
+                "fieldValidationFailed",
+                "recoveryInstanceID",
+                format!(
+                    "recovery instance {} belongs to source server {original_id}, which did \
+                     not originate in EC2 (no sourceCloudProperties.originRegion): fail it \
+                     back with the DRS Failback Client",
+                    request.recovery_instance_id
+                ),
+            ));
+        };
         let reversed_id = state.ids.source_server_id();
-        let reversed_arn = sim.arn("source-server", &reversed_id);
+        let reversed_arn = sim.arn_in(&origin_region, "source-server", &reversed_id);
         let reversed = SourceServer {
             id: reversed_id.clone(),
             arn: reversed_arn.clone(),
+            region: origin_region.clone(),
+            // It replicates from the recovery instance, which runs in this Region.
+            origin_region: Some(region.to_owned()),
             added: now,
+            replication: crate::model::Replication {
+                state: "INITIAL_SYNC".to_owned(),
+                lag_seconds: 0,
+                stalled_since: None,
+                state_before_stall: None,
+            },
             recovery_instance_id: None,
             last_launch: None,
             last_launch_result: "NOT_STARTED",
             replication_direction: "FAILBACK",
             reversed_direction_source_server_arn: Some(original.arn.clone()),
-            // Launching it goes back where the original came from; the simulator has one
-            // Region, so the reversed server shares the original's launch template.
+            // moto plays EC2 in one Region here, so the reversed server launches from its
+            // original's launch template.
             ..original
         };
         state.add_server(reversed);
@@ -168,8 +201,13 @@ pub(super) fn reverse_replication(sim: &Arc<Simulator>, body: &[u8]) -> DrsResul
             server.reversed_direction_source_server_arn = Some(reversed_arn.clone());
         }
         add_initial_snapshots(state, &reversed_id, now);
-        ok(json!({ "reversedDirectionSourceServerArn": reversed_arn }))
-    })
+        Ok((reversed_arn, Some((reversed_id, state.generation))))
+    })?;
+    let (arn, new_server) = created;
+    if let Some((server_id, generation)) = new_server {
+        crate::failback::spawn_reverse_sync(sim, generation, server_id);
+    }
+    ok(json!({ "reversedDirectionSourceServerArn": arn }))
 }
 
 /// A new server already has a replicated past: six point-in-time snapshots, ten minutes

@@ -42,9 +42,18 @@ pub async fn start_slow() -> SimHandle {
 }
 
 fn client_with(sim: &SimHandle, retry: RetryConfig) -> aws_sdk_drs::Client {
+    client_in_region(sim, retry, "us-east-1")
+}
+
+/// A client of the simulator's DRS in `region` (it serves every Region it is asked for).
+pub fn drs_client_in(sim: &SimHandle, region: &str) -> aws_sdk_drs::Client {
+    client_in_region(sim, RetryConfig::standard(), region)
+}
+
+fn client_in_region(sim: &SimHandle, retry: RetryConfig, region: &str) -> aws_sdk_drs::Client {
     let config = aws_sdk_drs::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
+        .region(Region::new(region.to_owned()))
         .credentials_provider(Credentials::new(
             "test",
             "test",
