@@ -48,6 +48,21 @@ pub enum LocalCommand {
         #[arg(long)]
         endpoint_url: Option<String>,
     },
+    /// Do what a booted DRS Failback Client does for these recovery instances: connect
+    /// (failback state FAILBACK_IN_PROGRESS), replicate, and become FAILBACK_READY_FOR_LAUNCH
+    /// after the simulated sync time; each change puts a failback state-change event
+    #[command(name = "failback-client")]
+    FailbackClient {
+        /// Recovery instance IDs (i-...), or source server IDs or hostnames
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        targets: Vec<String>,
+        /// Every recovery instance whose failback has not started
+        #[arg(long)]
+        all: bool,
+        /// The local cloud's gateway [default: $AWS_ENDPOINT_URL or http://127.0.0.1:4566]
+        #[arg(long)]
+        endpoint_url: Option<String>,
+    },
     /// Inject, list or clear faults in the DRS simulator
     Fault {
         #[command(subcommand)]
@@ -74,6 +89,15 @@ pub enum FaultCommand {
         #[arg(required = true)]
         servers: Vec<String>,
         /// The rawError of the LAUNCH_FAILED job log item [default: an InsufficientInstanceCapacity error]
+        #[arg(long)]
+        raw_error: Option<String>,
+    },
+    /// Fail the failback launch of these recovery instances (or servers, by ID or hostname):
+    /// LAUNCH_FAILED in the job log, failback state FAILBACK_ERROR
+    FailFailbackLaunch {
+        #[arg(required = true)]
+        targets: Vec<String>,
+        /// The rawError of the LAUNCH_FAILED job log item
         #[arg(long)]
         raw_error: Option<String>,
     },
@@ -156,6 +180,16 @@ pub fn run(command: LocalCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        LocalCommand::FailbackClient {
+            targets,
+            all,
+            endpoint_url,
+        } => {
+            let endpoint_url = endpoint(endpoint_url);
+            let answer = commands::failback_client(&endpoint_url, &targets, all)
+                .with_context(|| format!("the DRS simulator's control API at {endpoint_url} (is `drplan local up` running?)"))?;
+            print_json(&answer)?;
+        }
         LocalCommand::Fault {
             fault,
             endpoint_url,
@@ -202,6 +236,9 @@ fn to_fault(command: FaultCommand) -> FaultAction {
             retry_after_seconds,
         },
         FaultCommand::FailLaunch { servers, raw_error } => Fault::FailLaunch { servers, raw_error },
+        FaultCommand::FailFailbackLaunch { targets, raw_error } => {
+            Fault::FailFailbackLaunch { targets, raw_error }
+        }
         FaultCommand::SlowConversion {
             servers,
             factor,

@@ -232,6 +232,7 @@ pub(super) fn fleet(plans: &[&PlanSpec], octet: u32) -> seed::Fleet {
                     lag_seconds: Some(0),
                 },
                 instance_type: None,
+                origin_region: None,
             });
         }
         if let Some(record) = &plan.dns_record {

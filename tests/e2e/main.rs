@@ -16,6 +16,7 @@ mod common;
 mod at_scale;
 mod cutover;
 mod dataplane;
+mod failback;
 mod hardening;
 mod notify;
 mod operators;

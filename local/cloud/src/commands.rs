@@ -244,6 +244,13 @@ pub enum Fault {
         #[serde(skip_serializing_if = "Option::is_none")]
         raw_error: Option<String>,
     },
+    /// Failback launches of these recovery instances (or servers, by ID or hostname)
+    /// fail with `raw_error` (FAILBACK_ERROR).
+    FailFailbackLaunch {
+        targets: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        raw_error: Option<String>,
+    },
     /// These servers' conversion takes `factor` times as long plus `extra_seconds`.
     SlowConversion {
         servers: Vec<String>,
@@ -268,6 +275,23 @@ pub fn inject_fault(endpoint_url: &str, fault: &Fault) -> Result<Value> {
     let body = serde_json::to_value(fault)
         .map_err(|error| LocalCloudError::InvalidInput(error.to_string()))?;
     control(endpoint_url, Method::POST, "/_drplan/faults", Some(&body))
+}
+
+/// `drplan local failback-client TARGET... | --all`: does what a booted DRS Failback
+/// Client does for these recovery instances (IDs, or source server IDs or hostnames):
+/// connects (FAILBACK_IN_PROGRESS) and replicates until ready (FAILBACK_READY_FOR_LAUNCH).
+pub fn failback_client(endpoint_url: &str, targets: &[String], all: bool) -> Result<Value> {
+    let body = if all {
+        serde_json::json!({ "all": true })
+    } else {
+        serde_json::json!({ "targets": targets })
+    };
+    control(
+        endpoint_url,
+        Method::POST,
+        "/_drplan/failback-client",
+        Some(&body),
+    )
 }
 
 /// `drplan local fault clear`.

@@ -58,6 +58,10 @@ pub struct ServerGroup {
     pub replication: Replication,
     #[serde(default)]
     pub instance_type: Option<String>,
+    /// EC2 sources: the Region they run in (`sourceCloudProperties.originRegion`), which
+    /// ReverseReplication replicates back to; absent for sources outside AWS.
+    #[serde(default)]
+    pub origin_region: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -214,6 +218,7 @@ impl Fleet {
                     tags: group.tags.clone(),
                     replication: group.replication.clone(),
                     instance_type: group.instance_type.clone(),
+                    origin_region: group.origin_region.clone(),
                 });
             }
         }
@@ -228,6 +233,7 @@ pub struct ServerSeed {
     pub tags: BTreeMap<String, String>,
     pub replication: Replication,
     pub instance_type: Option<String>,
+    pub origin_region: Option<String>,
 }
 
 /// `app-{i:03}` with 7 → `app-007`; `{i}` → `7`; `{i:4}` → `   7` is not allowed
@@ -388,6 +394,9 @@ async fn seed_source_servers(
                 });
                 if let Some(instance_type) = &server.instance_type {
                     spec["instance_type"] = json!(instance_type);
+                }
+                if let Some(origin_region) = &server.origin_region {
+                    spec["origin_region"] = json!(origin_region);
                 }
                 spec
             })
