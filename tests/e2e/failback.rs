@@ -446,3 +446,103 @@ async fn failback_client_then_failback_launch_and_reverse_replication() {
 
     env.cloud.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_failback_launch_failure_shows_in_the_job_and_the_instance() {
+    let Some(env) = start().await else { return };
+    let fleet = servers(&env.drs).await;
+    let id = fleet["dc-db-01"].source_server_id().expect("id").to_owned();
+    recover(&env.drs, std::slice::from_ref(&id)).await;
+    let instance_id = instances(&env.drs, std::slice::from_ref(&id)).await[0]
+        .recovery_instance_id()
+        .expect("id")
+        .to_owned();
+
+    // A client booted for this one machine, named by hostname.
+    let output = env.drplan_local(&["failback-client", "dc-db-01"]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = env
+        .drplan_local(&[
+            "fault",
+            "fail-failback-launch",
+            "dc-db-01",
+            "--raw-error",
+            "conversion lost the client",
+        ])
+        .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let started = Instant::now();
+    while failback_state(&instances(&env.drs, std::slice::from_ref(&id)).await[0])
+        != "FAILBACK_READY_FOR_LAUNCH"
+    {
+        assert!(started.elapsed() < LIMIT, "never ready");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let job = env
+        .drs
+        .start_failback_launch()
+        .recovery_instance_ids(&instance_id)
+        .send()
+        .await
+        .expect("StartFailbackLaunch")
+        .job()
+        .cloned()
+        .expect("a job");
+    let job = wait_for_job(&env.drs, job.job_id()).await;
+    assert_eq!(
+        job.participating_servers()[0]
+            .launch_status()
+            .map(|s| s.as_str()),
+        Some("FAILED")
+    );
+    let instance = instances(&env.drs, std::slice::from_ref(&id)).await[0].clone();
+    assert_eq!(failback_state(&instance), "FAILBACK_ERROR");
+    let log = env
+        .drs
+        .describe_job_log_items()
+        .job_id(job.job_id())
+        .send()
+        .await
+        .expect("DescribeJobLogItems");
+    let failed = log
+        .items()
+        .iter()
+        .find(|item| item.event().map(|e| e.as_str()) == Some("LAUNCH_FAILED"))
+        .expect("LAUNCH_FAILED in the job log");
+    assert_eq!(
+        failed.event_data().and_then(|data| data.raw_error()),
+        Some("conversion lost the client")
+    );
+    let events = env.gateway_events().await;
+    assert!(events.iter().any(|event| {
+        event["detail-type"] == "DRS Recovery Instance Failback State Change"
+            && event["detail"]["state"] == "FAILBACK_ERROR"
+    }));
+
+    // StopFailback starts over: the person reboots the client after fixing the cause.
+    env.drs
+        .stop_failback()
+        .recovery_instance_id(&instance_id)
+        .send()
+        .await
+        .expect("StopFailback");
+    let instance = instances(&env.drs, std::slice::from_ref(&id)).await[0].clone();
+    assert_eq!(failback_state(&instance), "FAILBACK_NOT_STARTED");
+    assert!(
+        instance
+            .failback()
+            .and_then(|f| f.failback_client_id())
+            .is_none()
+    );
+
+    env.cloud.shutdown().await;
+}

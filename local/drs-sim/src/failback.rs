@@ -66,7 +66,8 @@ async fn connect_failback_clients(State(sim): State<Arc<Simulator>>, body: Bytes
             }
         }
     };
-    if request.all == !request.targets.is_empty() {
+    // Exactly one of the two: targets named, or all.
+    if request.all != request.targets.is_empty() {
         return bad_request("give either \"targets\" (recovery instance IDs, source server IDs or hostnames) or \"all\": true")
             .into_response();
     }
