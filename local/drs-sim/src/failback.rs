@@ -191,7 +191,15 @@ fn spawn_client_sync(sim: &Arc<Simulator>, generation: u64, connection: Connecti
 /// `DRS Recovery Instance Failback State Change`: `resources` = [recovery instance ARN],
 /// `detail.state` = the new failback state, as the other DRS events carry theirs.
 pub async fn emit_failback_state(sim: &Simulator, instance_arn: &str, state: &str) {
-    sim.emit_event(
+    // arn:aws:drs:REGION:ACCOUNT:recovery-instance/ID
+    let region = instance_arn
+        .split(':')
+        .nth(3)
+        .filter(|region| !region.is_empty())
+        .unwrap_or(&sim.config.region)
+        .to_owned();
+    sim.emit_event_in(
+        &region,
         FAILBACK_STATE_CHANGE,
         vec![instance_arn.to_owned()],
         json!({ "state": state }),

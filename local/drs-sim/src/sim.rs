@@ -159,6 +159,20 @@ impl Simulator {
     /// Builds a DRS event in the shape AWS delivers service events, records it, and puts it
     /// on EventBridge when an endpoint is configured.
     pub async fn emit_event(&self, detail_type: &str, resources: Vec<String>, detail: Value) {
+        let region = self.config.region.clone();
+        self.emit_event_in(&region, detail_type, resources, detail)
+            .await;
+    }
+
+    /// Like [`Self::emit_event`], for a resource of `region`'s DRS (the event says so in
+    /// its `region`; it is still put on the one EventBridge the simulator knows).
+    pub async fn emit_event_in(
+        &self,
+        region: &str,
+        detail_type: &str,
+        resources: Vec<String>,
+        detail: Value,
+    ) {
         let event_id = self.with_state(|state| state.ids.request_id());
         let event = json!({
             "version": "0",
@@ -167,7 +181,7 @@ impl Simulator {
             "source": "aws.drs",
             "account": self.config.account_id,
             "time": Timestamp::now().iso8601_seconds(),
-            "region": self.config.region,
+            "region": region,
             "resources": resources,
             "detail": detail,
         });
