@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use drplan_core::{Format, Issue, ResolvedPlan, SourceServer};
+use drplan_core::plan::DnsMode;
+use drplan_core::{Format, Issue, Plan, ResolvedPlan, SourceServer};
 use serde::Serialize;
 
 /// Exit code for a usage problem (also clap's): a file or dump that cannot be read.
@@ -20,8 +21,14 @@ pub struct ValidateArgs {
     format: OutputFormat,
     /// Also resolve each plan against a DescribeSourceServers response dump
     /// (`{"items": [...]}`, or a list of such pages) and show each wave's servers.
+    /// A `dns.mode: data-plane` plan is also checked against the failover records
+    /// `drplan dns prepare` made (Route 53, CloudWatch and the stack's bucket, as
+    /// `drplan dns check` does): this needs AWS access.
     #[arg(long, value_name = "DUMP.json")]
     servers: Option<PathBuf>,
+    /// The stack's bucket, where the prepared records are recorded [default: $DRPLAN_BUCKET, else the deployed stack's output PlansBucketName, else the local cloud's]
+    #[arg(long)]
+    bucket: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -81,7 +88,17 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
                 return ExitCode::from(USAGE_ERROR);
             }
         };
-        reports.push(check_file(path, &text, fleet.as_deref()));
+        let (mut report, plan) = check_file(path, &text, fleet.as_deref());
+        if fleet.is_some()
+            && report.valid
+            && let Some(plan) =
+                plan.filter(|p| p.dns.as_ref().is_some_and(|d| d.mode == DnsMode::DataPlane))
+        {
+            let problems = prepared_record_problems(&plan, &path.display().to_string(), args);
+            report.valid = problems.is_empty();
+            report.errors.extend(problems);
+        }
+        reports.push(report);
     }
     let output = match args.format {
         OutputFormat::Json => match serde_json::to_string_pretty(&reports) {
@@ -103,6 +120,39 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
     }
 }
 
+/// A data-plane plan's prepared records against the plan (`drplan dns check`'s logic),
+/// one issue per mismatch; one that says why when they cannot be read.
+fn prepared_record_problems(plan: &Plan, file: &str, args: &ValidateArgs) -> Vec<Issue> {
+    let checked = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime.block_on(crate::run::dns::prepared_record_mismatches(
+                plan,
+                file,
+                args.bucket.as_deref(),
+            ))
+        });
+    match checked {
+        Ok(lines) => lines
+            .into_iter()
+            .map(|line| {
+                Issue::new(
+                    "dns",
+                    format!("prepared for the data-plane cutover: {line} (run `drplan dns prepare {file}`)"),
+                )
+            })
+            .collect(),
+        Err(e) => vec![Issue::new(
+            "dns",
+            format!(
+                "dns.mode is data-plane: its prepared failover records could not be checked: {e:#}"
+            ),
+        )],
+    }
+}
+
 fn read_fleet(path: &PathBuf) -> Result<Vec<SourceServer>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read --servers {}: {e}", path.display()))?;
@@ -110,19 +160,24 @@ fn read_fleet(path: &PathBuf) -> Result<Vec<SourceServer>, String> {
         .map_err(|e| format!("--servers {}: {e}", path.display()))
 }
 
-fn check_file(path: &std::path::Path, text: &str, fleet: Option<&[SourceServer]>) -> FileReport {
+fn check_file(
+    path: &std::path::Path,
+    text: &str,
+    fleet: Option<&[SourceServer]>,
+) -> (FileReport, Option<Plan>) {
     let file = path.display().to_string();
     let format = Format::guess(path.file_name().and_then(|n| n.to_str()), text);
     let plan = match drplan_core::parse_plan(text, format) {
         Ok(plan) => plan,
         Err(errors) => {
-            return FileReport {
+            let report = FileReport {
                 file,
                 valid: false,
                 errors,
                 plan: None,
                 waves: None,
             };
+            return (report, None);
         }
     };
     let summary = PlanSummary {
@@ -142,13 +197,14 @@ fn check_file(path: &std::path::Path, text: &str, fleet: Option<&[SourceServer]>
         Some(Ok(resolved)) => (Vec::new(), Some(wave_reports(&resolved))),
         Some(Err(errors)) => (errors, None),
     };
-    FileReport {
+    let report = FileReport {
         file,
         valid: errors.is_empty(),
         errors,
         plan: Some(summary),
         waves,
-    }
+    };
+    (report, Some(plan))
 }
 
 fn wave_reports(resolved: &ResolvedPlan) -> Vec<WaveReport> {

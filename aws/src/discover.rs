@@ -197,6 +197,18 @@ pub async fn discover_run(
             )
             .await?;
     }
+    // A wave whose target group is not there would launch, pass its health checks and
+    // then fail its gate with nothing to register into: refused now, before any launch.
+    let run_waves: Vec<&str> = resolved.waves.iter().map(|w| w.name.as_str()).collect();
+    let groups = drplan_core::targets::target_groups_of_run(&plan, input.mode, &run_waves);
+    if !groups.is_empty() {
+        let missing = crate::targets::missing_target_groups(&clients.elb, &groups).await?;
+        readiness
+            .blocking
+            .extend(drplan_core::targets::missing_target_group_issues(
+                &plan, input.mode, &run_waves, &missing,
+            ));
+    }
     // Every issue goes to the bucket; the state and the error carry a sample and counts
     // (in a region outage every server has one, far past Step Functions' payload limit).
     let readiness_key = RunRecords::of(&plan.name, &event.execution_name).readiness();

@@ -60,10 +60,23 @@ pub async fn gate_on_target_health(
             .iter()
             .map(|t| (t.ec2_instance_id.clone(), group.port))
             .collect();
-        // Registering again is harmless (RegisterTargets is idempotent), and makes a poll
-        // that died between the record and the call whole. A refusal (no such target
-        // group, an instance it cannot take) fails the gate with AWS's reason.
-        match register(elb, &group.target_group_arn, &ids).await {
+        // Only what the target group does not hold yet is registered: an adopted wave's
+        // instances stay as the run it resumes registered them, and a poll after the
+        // one that registered registers nothing. A poll that died between the record and
+        // the call is made whole. When the target group cannot be read, RegisterTargets
+        // is asked anyway and its refusal (no such target group, an instance it cannot
+        // take) fails the gate with AWS's reason.
+        let before = match target_health(elb, &group.target_group_arn, &ids).await {
+            Ok(seen) => seen,
+            Err(FunctionError::AwsCallFailed { .. }) => HashMap::new(),
+            Err(other) => return Err(other),
+        };
+        let missing = targets::not_yet_registered(&ids, &before);
+        if missing.is_empty() {
+            observed.push((group.target_group_arn.clone(), before));
+            continue;
+        }
+        match register(elb, &group.target_group_arn, &missing).await {
             Ok(()) => {}
             Err(FunctionError::AwsCallFailed {
                 operation,
@@ -124,6 +137,35 @@ pub async fn register(
     Ok(())
 }
 
+/// The target groups of `arns` that ELBv2 does not know. One DescribeTargetGroups per
+/// ARN: asked for several, it fails the whole call when one is missing
+/// (TargetGroupNotFound) and does not say which.
+pub async fn missing_target_groups(
+    elb: &Client,
+    arns: &[String],
+) -> Result<Vec<String>, FunctionError> {
+    let mut missing = Vec::new();
+    for arn in arns {
+        match elb
+            .describe_target_groups()
+            .target_group_arns(arn)
+            .send()
+            .await
+        {
+            Ok(answer) if !answer.target_groups().is_empty() => {}
+            Ok(_) => missing.push(arn.clone()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_target_group_not_found_exception()) =>
+            {
+                missing.push(arn.clone())
+            }
+            Err(e) => return Err(FunctionError::from_sdk("DescribeTargetGroups", e)),
+        }
+    }
+    Ok(missing)
+}
+
 /// DescribeTargetHealth of these targets, by instance ID.
 pub async fn target_health(
     elb: &Client,
@@ -180,11 +222,7 @@ pub async fn deregister_recorded(
         let seen = target_health(elb, &arn, &targets).await?;
         let still: Vec<(String, u16)> = targets
             .into_iter()
-            .filter(|(id, _)| {
-                seen.get(id).is_some_and(|h| {
-                    h.reason.as_deref() != Some("Target.NotRegistered") && h.state != "draining"
-                })
-            })
+            .filter(|(id, _)| targets::is_registered(seen.get(id)))
             .collect();
         if still.is_empty() {
             continue;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::{HealthPoll, LaunchState};
 use crate::health::{HealthVerdict, ServerHealth, ServerHealthState, WaveHealthRecord};
+use crate::issue::Issue;
 use crate::plan::{Mode, Plan, Target};
 
 /// What ELBv2 says of one registered target (DescribeTargetHealth's TargetHealth).
@@ -131,6 +132,78 @@ pub fn targets_of_wave(plan: &Plan, wave: &str, mode: Mode) -> Vec<Target> {
         .filter(|w| w.name == wave)
         .flat_map(|w| w.targets.iter())
         .filter(|t| t.used_by(mode))
+        .cloned()
+        .collect()
+}
+
+/// The target groups a run of `mode` registers into, for the waves it runs
+/// (`run_waves`), each once.
+pub fn target_groups_of_run(plan: &Plan, mode: Mode, run_waves: &[&str]) -> Vec<String> {
+    let mut arns: Vec<String> = plan
+        .waves
+        .iter()
+        .flatten()
+        .filter(|w| run_waves.contains(&w.name.as_str()))
+        .flat_map(|w| w.targets.iter())
+        .filter(|t| t.used_by(mode))
+        .map(|t| t.target_group_arn.clone())
+        .collect();
+    arns.sort();
+    arns.dedup();
+    arns
+}
+
+/// A run must not launch a wave whose target group is not there: its instances would be
+/// up, and the gate would fail after the launch with nothing to register them into. One
+/// issue per target of the run's waves (in `mode`) whose target group ELBv2 does not
+/// know (`missing`), naming the wave, the field and the ARN.
+pub fn missing_target_group_issues(
+    plan: &Plan,
+    mode: Mode,
+    run_waves: &[&str],
+    missing: &[String],
+) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    for (wave_index, wave) in plan.waves.iter().flatten().enumerate() {
+        if !run_waves.contains(&wave.name.as_str()) {
+            continue;
+        }
+        for (target_index, target) in wave.targets.iter().enumerate() {
+            if target.used_by(mode) && missing.contains(&target.target_group_arn) {
+                issues.push(Issue::new(
+                    format!("waves[{wave_index}].targets[{target_index}].target_group_arn"),
+                    format!(
+                        "wave {}: target group {} does not exist (DescribeTargetGroups does not know it); a {} would launch the wave and have nothing to register its instances into: create it or correct the ARN",
+                        wave.name,
+                        target.target_group_arn,
+                        mode.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    issues
+}
+
+/// Whether DescribeTargetHealth's answer for a target says it is registered: listed,
+/// and neither `Target.NotRegistered` nor on its way out (`draining`).
+pub fn is_registered(health: Option<&TargetHealth>) -> bool {
+    health.is_some_and(|h| {
+        h.reason.as_deref() != Some("Target.NotRegistered") && h.state != "draining"
+    })
+}
+
+/// The targets of `wanted` that the target group does not hold yet (by what
+/// DescribeTargetHealth said of them, `seen`): only these are registered, so that a
+/// resumed run's adopted wave, whose instances an earlier run registered, and a poll
+/// after the one that registered, register nothing again.
+pub fn not_yet_registered(
+    wanted: &[(String, u16)],
+    seen: &HashMap<String, TargetHealth>,
+) -> Vec<(String, u16)> {
+    wanted
+        .iter()
+        .filter(|(id, _)| !is_registered(seen.get(id)))
         .cloned()
         .collect()
 }

@@ -53,13 +53,54 @@ pub async fn run(command: &DnsCommand) -> anyhow::Result<(String, bool)> {
 
 /// What Route 53 and CloudWatch hold for the plan, and what preparing it changes.
 async fn prepare_or_check(args: &DnsArgs, apply: bool) -> anyhow::Result<(String, bool)> {
+    let (config, store) = open_store(args.bucket.as_deref(), &args.target).await?;
+    let plan = load_plan(&store, &args.plan).await?;
+    prepare_or_check_plan(&config, &store, &plan, &args.plan, apply).await
+}
+
+/// `drplan validate --servers` of a data-plane plan: what `drplan dns check` says of
+/// its prepared records. The lines that do not match, or none when all match.
+pub async fn prepared_record_mismatches(
+    plan: &Plan,
+    plan_file: &str,
+    bucket: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    let (config, store) = open_store(bucket, &Target::default()).await?;
+    let (text, matches) = prepare_or_check_plan(&config, &store, plan, plan_file, false).await?;
+    Ok(if matches {
+        Vec::new()
+    } else {
+        let mut lines = text.lines();
+        let head = lines.next().unwrap_or_default().to_owned();
+        let details: Vec<String> = lines.map(|l| l.trim().to_owned()).collect();
+        if details.is_empty() {
+            vec![head]
+        } else {
+            details
+        }
+    })
+}
+
+async fn open_store(
+    bucket: Option<&str>,
+    target: &Target,
+) -> anyhow::Result<(aws_config::SdkConfig, RunStore)> {
     let config = aws_config().await;
-    let machine = state_machine_arn(&aws_sdk_sfn::Client::new(&config), &args.target)
+    let machine = state_machine_arn(&aws_sdk_sfn::Client::new(&config), target)
         .await
         .unwrap_or_default();
-    let bucket = super::bucket::find_bucket(&config, args.bucket.as_deref(), &machine).await?;
+    let bucket = super::bucket::find_bucket(&config, bucket, &machine).await?;
     let store = RunStore::new(aws_sdk_s3::Client::new(&config), bucket);
-    let plan = load_plan(&store, &args.plan).await?;
+    Ok((config, store))
+}
+
+async fn prepare_or_check_plan(
+    config: &aws_config::SdkConfig,
+    store: &RunStore,
+    plan: &Plan,
+    plan_ref: &str,
+    apply: bool,
+) -> anyhow::Result<(String, bool)> {
     let Some(dns) = plan.dns.as_ref().filter(|d| d.mode == DnsMode::DataPlane) else {
         bail!(
             "plan {} has no `dns` with mode: data-plane: there is nothing to prepare (a control-plane cutover changes the records during the run)",
@@ -70,8 +111,8 @@ async fn prepare_or_check(args: &DnsArgs, apply: bool) -> anyhow::Result<(String
         .region()
         .map(|r| r.as_ref().to_owned())
         .context("no AWS Region configured: set AWS_REGION to the recovery Region, where the failover alarm lives")?;
-    let route53 = aws_sdk_route53::Client::new(&config);
-    let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+    let route53 = aws_sdk_route53::Client::new(config);
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(config);
     let aws = |e: drplan_aws::FunctionError| anyhow::anyhow!("{e}");
 
     let zone = drplan_aws::route53::resolve_zone(&route53, dns)
@@ -162,7 +203,7 @@ async fn prepare_or_check(args: &DnsArgs, apply: bool) -> anyhow::Result<(String
                 format!(
                     "plan {}: the prepared records do not match the plan (run `drplan dns prepare {}`):\n{}",
                     plan.name,
-                    args.plan,
+                    plan_ref,
                     issue_lines(&needed)
                 ),
                 false,

@@ -25,7 +25,7 @@ use clap::Args;
 /// The state machine drplan's stack creates (found by this name when no ARN is given).
 pub const STATE_MACHINE_NAME: &str = "drplan-recovery";
 
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Default)]
 pub struct Target {
     /// The recovery state machine [default: $DRPLAN_STATE_MACHINE_ARN, else the one named drplan-recovery]
     #[arg(long, value_name = "ARN")]

@@ -259,6 +259,32 @@ async fn a_prepared_data_plane_recovery_flips_the_alarm_with_no_route53_call_and
         "{}",
         stdout(&check_moved)
     );
+    // `drplan validate --servers` checks the prepared records too: the prepared plan
+    // passes, the moved one is refused with the mismatch.
+    let servers = crate::common::repo_root().join("examples/servers.json");
+    let servers = servers.to_string_lossy();
+    let valid = cloud.drplan(&["validate", "--servers", &servers, &file]);
+    assert!(
+        valid.status.success(),
+        "{}{}",
+        stdout(&valid),
+        String::from_utf8_lossy(&valid.stderr)
+    );
+    let moved_file = write_plan(&cloud, "moved.json", &moved);
+    let invalid = cloud.drplan(&["validate", "--servers", &servers, &moved_file]);
+    assert!(!invalid.status.success(), "{}", stdout(&invalid));
+    assert!(
+        stdout(&invalid).contains(&format!(
+            "{moved_file}: dns: prepared for the data-plane cutover: "
+        )) && stdout(&invalid).contains(
+            "the prepared SECONDARY answers 10.0.2.50, 10.0.2.51, the plan says 10.0.2.99"
+        ),
+        "{}",
+        stdout(&invalid)
+    );
+    // Without --servers validate stays offline, and judges the document only.
+    let offline = cloud.drplan(&["validate", &moved_file]);
+    assert!(offline.status.success(), "{}", stdout(&offline));
     let refused = cloud.run(moved, "recovery").await;
     assert_eq!(refused.status, ExecutionStatus::Failed);
     let cause = refused.cause.clone().unwrap_or_default();

@@ -14,6 +14,7 @@ mod common;
 // minutes) sorts first, so the other modules run beside it on the second thread
 // instead of after it.
 mod at_scale;
+mod capacity;
 mod cutover;
 mod dataplane;
 mod failback;

@@ -389,3 +389,114 @@ async fn only_waves_recovers_part_of_a_plan_and_a_skipped_wave_is_reported_with_
         text(&again).contains("SUCCEEDED: only a failed, timed out or stopped run can be resumed")
     );
 }
+
+/// How many RegisterTargets calls the gateway has counted since its tally was reset.
+async fn register_targets_calls(cloud: &Cloud) -> u64 {
+    let tally = drplan_local::gateway::request_tally(&cloud.control)
+        .await
+        .expect("the gateway's tally");
+    tally["tallies"]
+        .as_array()
+        .expect("tallies")
+        .iter()
+        .filter(|t| t["operation"] == "RegisterTargets")
+        .filter_map(|t| t["count"].as_u64())
+        .sum()
+}
+
+/// The instances the target group holds now.
+async fn held_by(cloud: &Cloud, target_group: &str) -> Vec<String> {
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(
+        &drplan_local::stack::sdk_config(cloud.cloud.endpoint_url(), cloud.cloud.region()).await,
+    );
+    let answer = elb
+        .describe_target_health()
+        .target_group_arn(cloud.target_group_arn(target_group))
+        .send()
+        .await
+        .expect("DescribeTargetHealth");
+    let mut ids: Vec<String> = answer
+        .target_health_descriptions()
+        .iter()
+        .filter_map(|d| Some(d.target()?.id()?.to_owned()))
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_run_does_not_register_its_adopted_waves_instances_again() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    // Every wave succeeds, the web wave's instances join shop-web, then the DNS cutover
+    // fails: the run ends FAILED with all four waves behind it.
+    cloud
+        .control(
+            Method::POST,
+            drplan_local::gateway::LAMBDA_FAULTS_PATH,
+            Some(json!({"function": "dns-cutover", "error_type": "drplan.InjectedFault", "count": 50})),
+        )
+        .await;
+    let (first, arn) = cloud.start(shop_without_approval(), "recovery").await;
+    let outcome = cloud.wait(first.clone(), &arn).await;
+    assert_eq!(
+        outcome.status,
+        ExecutionStatus::Failed,
+        "{:?}",
+        outcome.cause
+    );
+    let failed = cloud.report("shop", &first).await;
+    let mut web: Vec<String> = wave_instances(&failed, "web")
+        .into_values()
+        .map(|(id, _)| id)
+        .collect();
+    web.sort();
+    assert_eq!(web.len(), 3, "{failed}");
+    assert_eq!(
+        held_by(&cloud, "shop-web").await,
+        web,
+        "registered by the first run"
+    );
+    assert!(
+        register_targets_calls(&cloud).await > 0,
+        "the gateway counts RegisterTargets"
+    );
+
+    cloud
+        .control(
+            Method::DELETE,
+            drplan_local::gateway::LAMBDA_FAULTS_PATH,
+            None,
+        )
+        .await;
+    drplan_local::gateway::reset_request_tally(&cloud.control)
+        .await
+        .expect("tally reset");
+    let calls_before = cloud.start_recovery_calls().await.len();
+    let resumed = cloud.drplan(&["resume", &first, "--wait"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let second = execution_name(&resumed);
+    let report = cloud.report("shop", &second).await;
+    let adopted: Vec<&str> = report["resumed"]["adopted_waves"]
+        .as_array()
+        .expect("adopted waves")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(adopted.contains(&"web"), "{adopted:?}");
+    assert!(
+        launched_since(&cloud, calls_before).await.is_empty(),
+        "nothing launched"
+    );
+    // The web wave's gate looked at its target health again, and registered nothing.
+    assert_eq!(register_targets_calls(&cloud).await, 0);
+    assert_eq!(held_by(&cloud, "shop-web").await, web);
+    assert_eq!(report_wave(&report, "web")["state"], "SUCCEEDED");
+    let groups = report_wave(&report, "web")["targets"]["groups"].clone();
+    assert_eq!(
+        groups[0]["targets"].as_array().map(Vec::len),
+        Some(3),
+        "{groups}"
+    );
+}

@@ -212,19 +212,85 @@ async fn a_drill_uses_only_its_drill_target_group_and_cleanup_empties_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_group_that_does_not_exist_is_refused_before_any_launch() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    let gone = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop-gone/0123456789abcdef";
+    for mode in ["recovery", "drill"] {
+        let mut plan = plan_file("examples/shop.yaml");
+        plan.as_object_mut().expect("a plan").remove("approval");
+        // A target group the account does not have, for the run's mode.
+        plan["waves"][3]["targets"] = json!([
+            {"target_group_arn": cloud.target_group_arn("shop-web"), "port": 443},
+            {"target_group_arn": gone, "port": 443, "drill": mode == "drill"},
+        ]);
+        let outcome = cloud.run(plan, mode).await;
+        assert_eq!(outcome.status, ExecutionStatus::Failed, "{mode}");
+        assert_eq!(outcome.error.as_deref(), Some("drplan.NotReady"), "{mode}");
+        let cause = outcome.cause.unwrap_or_default();
+        assert!(
+            cause.contains(&format!(
+                "waves[3].targets[1].target_group_arn: wave web: target group {gone} does not exist"
+            )),
+            "{mode}: {cause}"
+        );
+        assert!(
+            cloud.start_recovery_calls().await.is_empty(),
+            "{mode}: nothing launched"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_group_that_refuses_the_instances_fails_the_wave_like_an_unhealthy_one() {
     let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
         return;
     };
+    // A target group that exists when discover looks, and is deleted before the web wave
+    // registers into it (while the run waits for approval).
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(
+        &stack::sdk_config(cloud.cloud.endpoint_url(), cloud.cloud.region()).await,
+    );
+    let created = elb
+        .create_target_group()
+        .name("shop-gone")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(443)
+        .vpc_id(&cloud.seeded.vpc_id)
+        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Instance)
+        .send()
+        .await
+        .expect("CreateTargetGroup");
+    let gone = created
+        .target_groups()
+        .first()
+        .and_then(|tg| tg.target_group_arn())
+        .expect("a target group")
+        .to_owned();
     let mut plan = plan_file("examples/shop.yaml");
-    plan.as_object_mut().expect("a plan").remove("approval");
-    // A target group the account does not have.
-    plan["waves"][3]["targets"] = json!([{
-        "target_group_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop-gone/0123456789abcdef",
-        "port": 443
-    }]);
+    plan["approval"] = json!({"required_for": ["drill", "recovery"], "timeout_minutes": 60});
+    plan["waves"][3]["targets"] = json!([{ "target_group_arn": gone, "port": 443 }]);
     let before = cloud.records("example.com").await;
-    let outcome = cloud.run(plan, "recovery").await;
+    let (name, arn) = cloud.start(plan, "recovery").await;
+    let started = std::time::Instant::now();
+    while !matches!(
+        drplan_aws::history::approval(&cloud.history(&arn).await),
+        drplan_aws::history::Approval::Pending { .. }
+    ) {
+        assert!(
+            started.elapsed() < crate::common::EXECUTION_TIMEOUT,
+            "no approval request"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    elb.delete_target_group()
+        .target_group_arn(&gone)
+        .send()
+        .await
+        .expect("DeleteTargetGroup");
+    cloud.answer_approval(&["approve", &name]).await;
+    let outcome = cloud.wait(name, &arn).await;
     assert_eq!(outcome.status, ExecutionStatus::Failed);
     assert_eq!(outcome.error.as_deref(), Some("drplan.WaveUnhealthy"));
     let cause = outcome.cause.unwrap_or_default();

@@ -229,3 +229,78 @@ fn target_group_names_come_from_their_arns() {
     assert_eq!(target_group_name(TG), "shop-web");
     assert_eq!(target_group_name("not-an-arn"), "not-an-arn");
 }
+
+#[test]
+fn a_missing_target_group_of_a_wave_the_run_launches_is_named_with_its_path() {
+    let plan = crate::parse_plan(
+        &format!(
+            "name: shop\nrto_minutes: 30\nselector: {{ a: b }}\nwaves:\n  - name: app\n    selector: {{ c: e }}\n  - name: web\n    selector: {{ c: d }}\n    targets:\n      - {{ target_group_arn: \"{TG}\", port: 443 }}\n      - {{ target_group_arn: \"{DRILL_TG}\", port: 443, drill: true }}\n"
+        ),
+        crate::Format::Yaml,
+    )
+    .unwrap();
+    let both = ["app", "web"];
+    assert_eq!(
+        target_groups_of_run(&plan, Mode::Recovery, &both),
+        [TG.to_owned()]
+    );
+    assert_eq!(
+        target_groups_of_run(&plan, Mode::Drill, &both),
+        [DRILL_TG.to_owned()]
+    );
+    assert!(target_groups_of_run(&plan, Mode::Recovery, &["app"]).is_empty());
+    let missing = [TG.to_owned(), DRILL_TG.to_owned()];
+    let issues = missing_target_group_issues(&plan, Mode::Recovery, &both, &missing);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(issues[0].path, "waves[1].targets[0].target_group_arn");
+    assert!(
+        issues[0]
+            .message
+            .starts_with(&format!("wave web: target group {TG} does not exist")),
+        "{}",
+        issues[0].message
+    );
+    let drill = missing_target_group_issues(&plan, Mode::Drill, &both, &missing);
+    assert_eq!(drill[0].path, "waves[1].targets[1].target_group_arn");
+    assert!(
+        missing_target_group_issues(&plan, Mode::Recovery, &["app"], &missing).is_empty(),
+        "a wave the run leaves out is not checked"
+    );
+    assert!(missing_target_group_issues(&plan, Mode::Recovery, &both, &[]).is_empty());
+}
+
+#[test]
+fn only_targets_the_group_does_not_hold_yet_are_registered() {
+    let wanted = vec![
+        ("i-kept".to_owned(), 443),
+        ("i-new".to_owned(), 443),
+        ("i-gone".to_owned(), 443),
+        ("i-leaving".to_owned(), 443),
+    ];
+    let seen: HashMap<String, TargetHealth> = [
+        ("i-kept", health("healthy", None)),
+        ("i-gone", health("unused", Some("Target.NotRegistered"))),
+        ("i-leaving", health("draining", None)),
+    ]
+    .into_iter()
+    .map(|(id, h)| (id.to_owned(), h))
+    .collect();
+    assert_eq!(
+        not_yet_registered(&wanted, &seen),
+        [
+            ("i-new".to_owned(), 443),
+            ("i-gone".to_owned(), 443),
+            ("i-leaving".to_owned(), 443)
+        ]
+    );
+    let all_held: HashMap<String, TargetHealth> = wanted
+        .iter()
+        .map(|(id, _)| {
+            (
+                id.clone(),
+                health("initial", Some("Elb.RegistrationInProgress")),
+            )
+        })
+        .collect();
+    assert!(not_yet_registered(&wanted, &all_held).is_empty());
+}

@@ -340,6 +340,7 @@ pub async fn seed(endpoint_url: &str, fleet: &Fleet) -> Result<SeedReport> {
     let aws = AwsClient::new(HttpClient::new(), endpoint_url, &fleet.region);
     let sized =
         network::sized_for(&fleet.network, servers.len()).map_err(LocalCloudError::InvalidInput)?;
+    refuse_a_network_too_small(&aws, &sized, &servers).await?;
     let network = seed_network(&aws, &sized).await?;
     let (created, updated) = seed_source_servers(&aws, &servers, &network).await?;
     let mut zones = Vec::new();
@@ -366,6 +367,80 @@ pub async fn seed(endpoint_url: &str, fleet: &Fleet) -> Result<SeedReport> {
         queue_url,
         load_balancers,
     })
+}
+
+/// Refuses, before anything is created, a network whose subnets cannot take one instance
+/// per source server that launches into them: the fleet's, and those an earlier seeding
+/// put into a subnet that already exists (its CIDR is fixed by then). Otherwise the first
+/// drill or recovery would find out half way through a wave.
+async fn refuse_a_network_too_small(
+    aws: &AwsClient,
+    sized: &Network,
+    servers: &[ServerSeed],
+) -> Result<()> {
+    let (recovery, drill) = network::existing_subnets(aws, sized).await?;
+    let seeded = if recovery.is_some() || drill.is_some() {
+        control_call(aws, Method::GET, "/_drplan/state", None).await?
+    } else {
+        Value::Null
+    };
+    let fleet: BTreeSet<&str> = servers.iter().map(|s| s.hostname.as_str()).collect();
+    // Every seeded server's launch template names the recovery subnet; a drill launches
+    // the same servers into the drill subnet.
+    let others_in_recovery_subnet = recovery.as_ref().map_or(0, |(subnet_id, _)| {
+        seeded
+            .get("servers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|server| {
+                server.get("replication_direction").and_then(Value::as_str) != Some("FAILBACK")
+                    && server.get("launch_subnet_id").and_then(Value::as_str)
+                        == Some(subnet_id.as_str())
+                    && server
+                        .get("hostname")
+                        .and_then(Value::as_str)
+                        .is_some_and(|hostname| !fleet.contains(hostname))
+            })
+            .count() as u64
+    });
+    let load = |field, mode, existing: Option<(String, String)>, cidr: &String| {
+        let (existing_subnet_id, cidr) = match existing {
+            Some((subnet_id, cidr)) => (Some(subnet_id), cidr),
+            None => (None, cidr.clone()),
+        };
+        network::SubnetLoad {
+            field,
+            mode,
+            other_servers: if existing_subnet_id.is_some() {
+                others_in_recovery_subnet
+            } else {
+                0
+            },
+            existing_subnet_id,
+            cidr,
+            fleet_servers: servers.len() as u64,
+        }
+    };
+    let problems = network::capacity_problems(&[
+        load(
+            "recovery_subnet_cidr",
+            "recovery",
+            recovery,
+            &sized.recovery_subnet_cidr,
+        ),
+        load(
+            "drill_subnet_cidr",
+            "drill",
+            drill,
+            &sized.drill_subnet_cidr,
+        ),
+    ]);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(LocalCloudError::InvalidInput(problems.join("; ")))
+    }
 }
 
 /// The simulator upserts by hostname, so sending every server again is idempotent.

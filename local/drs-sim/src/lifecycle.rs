@@ -377,12 +377,17 @@ async fn launch_in_ec2(
             client_token: &client_token,
         })
         .await
-        .map_err(|error| {
-            format!(
+        .map_err(|error| match error.ec2_error() {
+            // EC2's own error (a capacity error, most often) leads, as DRS shows it.
+            Some(ec2_error) => format!(
+                "{ec2_error} (launch template {template_id} version {})",
+                network.version
+            ),
+            None => format!(
                 "Failed to launch the recovery instance from launch template {template_id} \
                  version {}: {error}",
                 network.version
-            )
+            ),
         })?;
     Ok(Launched {
         ec2_instance_id: instance.instance_id,

@@ -52,6 +52,24 @@ impl Endpoint {
     }
 }
 
+/// EC2's error for a launch into a subnet with no free address, in the short form DRS's
+/// job log shows (`rawError`): the code first, then the subnet and its arithmetic.
+pub fn insufficient_addresses(subnet_id: &str, cidr: &str) -> String {
+    let holds = cidr
+        .split_once('/')
+        .and_then(|(_, prefix)| prefix.parse::<u32>().ok())
+        .filter(|prefix| (16..=28).contains(prefix))
+        .map(|prefix| {
+            format!(
+                " ({cidr}: {} addresses less the 5 AWS reserves = {} instances, all in use)",
+                1u64 << (32 - prefix),
+                (1u64 << (32 - prefix)) - 5
+            )
+        })
+        .unwrap_or_default();
+    format!("InsufficientFreeAddressesInSubnet: subnet {subnet_id} has 0 free addresses{holds}")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
     #[error("request to {endpoint} failed: {reason}")]
@@ -67,6 +85,27 @@ pub enum OutboundError {
         service: &'static str,
         reason: String,
     },
+}
+
+impl OutboundError {
+    /// EC2's own error, `Code: message`, when EC2 answered with one (a capacity error such
+    /// as `InsufficientInstanceCapacity` or `InsufficientFreeAddressesInSubnet`, a bad
+    /// parameter, ...); `None` for transport failures and answers without an error code.
+    pub fn ec2_error(&self) -> Option<&str> {
+        match self {
+            OutboundError::Service {
+                service: "ec2",
+                message,
+                ..
+            } => {
+                let (code, _) = message.split_once(": ")?;
+                let is_code =
+                    !code.is_empty() && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '.');
+                is_code.then_some(message.as_str())
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A launched EC2 instance as RunInstances reported it.
@@ -282,32 +321,35 @@ impl Outbound {
         if *status < 500 || !is_page {
             return error;
         }
-        let full = match subnet_id {
-            Some(subnet) => self.free_addresses(subnet).await == Some(0),
-            None => false,
+        let free = match subnet_id {
+            Some(subnet) => self.free_addresses(subnet).await,
+            None => None,
         };
-        let message = match (full, subnet_id) {
-            (true, Some(subnet)) => format!(
-                "InsufficientFreeAddressesInSubnet: There are not enough free addresses in subnet '{subnet}' to satisfy the requested number of instances."
-            ),
+        let message = match (free, subnet_id) {
+            (Some((0, cidr)), Some(subnet)) => insufficient_addresses(subnet, &cidr),
             _ => format!("InternalError: EC2 answered HTTP {status} without an error document"),
         };
         OutboundError::Service {
             service,
-            status: if full { 400 } else { *status },
+            status: if message.starts_with("InternalError") {
+                *status
+            } else {
+                400
+            },
             message,
         }
     }
 
-    /// The subnet's `AvailableIpAddressCount`, when EC2 tells it.
-    async fn free_addresses(&self, subnet_id: &str) -> Option<u64> {
+    /// The subnet's `AvailableIpAddressCount` and CIDR, when EC2 tells them.
+    async fn free_addresses(&self, subnet_id: &str) -> Option<(u64, String)> {
         let params = vec![
             ("Action".to_owned(), "DescribeSubnets".to_owned()),
             ("Version".to_owned(), "2016-11-15".to_owned()),
             ("SubnetId.1".to_owned(), subnet_id.to_owned()),
         ];
         let reply = self.ec2_call(params).await.ok()?;
-        xml_text(&reply, "availableIpAddressCount")?.parse().ok()
+        let free = xml_text(&reply, "availableIpAddressCount")?.parse().ok()?;
+        Some((free, xml_text(&reply, "cidrBlock").unwrap_or_default()))
     }
 
     pub async fn terminate_instances(&self, instance_ids: &[String]) -> Result<(), OutboundError> {
@@ -393,6 +435,42 @@ mod tests {
         assert!(Endpoint::parse(&format!("http://{private}:5000")).is_err());
         assert!(Endpoint::parse("http://example.com").is_err());
         assert!(Endpoint::parse("https://127.0.0.1:5000").is_err());
+    }
+
+    #[test]
+    fn ec2_capacity_errors_read_as_their_code_and_a_line() {
+        let capacity = OutboundError::Service {
+            service: "ec2",
+            status: 500,
+            message: "InsufficientInstanceCapacity: We currently do not have sufficient m5.large capacity in the Availability Zone you requested (us-east-1a).".into(),
+        };
+        assert_eq!(
+            capacity.ec2_error(),
+            Some(
+                "InsufficientInstanceCapacity: We currently do not have sufficient m5.large capacity in the Availability Zone you requested (us-east-1a)."
+            )
+        );
+        let page = OutboundError::Service {
+            service: "ec2",
+            status: 500,
+            message: ": <!DOCTYPE html><html><title>500 Internal Server Error</title></html>"
+                .into(),
+        };
+        assert_eq!(page.ec2_error(), None, "no code, no EC2 error");
+        let events = OutboundError::Service {
+            service: "events",
+            status: 400,
+            message: "ValidationException: bad".into(),
+        };
+        assert_eq!(events.ec2_error(), None);
+        assert_eq!(
+            insufficient_addresses("subnet-1", "10.0.1.0/28"),
+            "InsufficientFreeAddressesInSubnet: subnet subnet-1 has 0 free addresses (10.0.1.0/28: 16 addresses less the 5 AWS reserves = 11 instances, all in use)"
+        );
+        assert_eq!(
+            insufficient_addresses("subnet-1", ""),
+            "InsufficientFreeAddressesInSubnet: subnet subnet-1 has 0 free addresses"
+        );
     }
 
     #[test]

@@ -32,11 +32,10 @@ pub fn subnet_capacity(cidr: &str) -> Option<u64> {
     Some((1u64 << (32 - prefix)) - RESERVED_PER_SUBNET)
 }
 
-/// The network a fleet of `servers` is seeded into. Both subnets must hold the whole
-/// fleet (a drill launches it all into the drill subnet, a recovery into the recovery
-/// subnet): the default subnets are sized for it, and subnets the fleet names that are
-/// too small are refused with the arithmetic, rather than met later as a launch that
-/// fails half way through a wave.
+/// The network a fleet of `servers` is seeded into: the default subnets are sized for
+/// it (both must hold the whole fleet: a drill launches it all into the drill subnet, a
+/// recovery into the recovery subnet); CIDRs the fleet names are kept as they are, and
+/// [`capacity_problems`] judges whether they hold it.
 pub fn sized_for(network: &Network, servers: usize) -> std::result::Result<Network, String> {
     let servers = servers as u64;
     let defaults = Network::default();
@@ -48,7 +47,7 @@ pub fn sized_for(network: &Network, servers: usize) -> std::result::Result<Netwo
         // Two equal subnets inside 10.0.0.0/16, the smallest that hold the fleet.
         let (prefix, recovery, drill) = [(24u32, 1u32, 2u32), (22, 4, 8), (20, 16, 32), (18, 64, 128)]
             .into_iter()
-            .find(|(prefix, _, _)| (1u64 << (32 - prefix)) - RESERVED_PER_SUBNET >= servers)
+            .find(|(prefix, _, _)| usable_addresses(*prefix) >= servers)
             .ok_or_else(|| {
                 format!(
                     "a fleet of {servers} source servers does not fit the default network (two /18 subnets of 16,379 instances each in 10.0.0.0/16): give network.vpc_cidr, recovery_subnet_cidr and drill_subnet_cidr"
@@ -56,29 +55,134 @@ pub fn sized_for(network: &Network, servers: usize) -> std::result::Result<Netwo
             })?;
         sized.recovery_subnet_cidr = format!("10.0.{recovery}.0/{prefix}");
         sized.drill_subnet_cidr = format!("10.0.{drill}.0/{prefix}");
-        return Ok(sized);
     }
     for (field, cidr) in [
-        ("recovery_subnet_cidr", &network.recovery_subnet_cidr),
-        ("drill_subnet_cidr", &network.drill_subnet_cidr),
+        ("recovery_subnet_cidr", &sized.recovery_subnet_cidr),
+        ("drill_subnet_cidr", &sized.drill_subnet_cidr),
     ] {
-        let capacity = subnet_capacity(cidr).ok_or_else(|| {
+        subnet_capacity(cidr).ok_or_else(|| {
             format!("network.{field}: {cidr:?} is not an IPv4 CIDR with a prefix from /16 to /28")
         })?;
-        if capacity < servers {
-            let needed = (16..=28u32)
-                .rev()
-                .find(|p| (1u64 << (32 - p)) - RESERVED_PER_SUBNET >= servers)
-                .map_or("larger than a /16".to_owned(), |p| {
-                    format!("a /{p} or larger")
-                });
-            return Err(format!(
-                "network.{field}: {cidr} holds {capacity} instances ({} addresses less the {RESERVED_PER_SUBNET} AWS reserves), but the fleet has {servers} source servers and a run launches them all into it: give it {needed}, or leave the network's CIDRs out to have them sized for the fleet",
-                capacity + RESERVED_PER_SUBNET
-            ));
-        }
     }
     Ok(sized)
+}
+
+/// Instances a subnet with this prefix holds: 2^(32 - prefix) addresses less the five
+/// AWS reserves.
+fn usable_addresses(prefix: u32) -> u64 {
+    (1u64 << (32 - prefix)).saturating_sub(RESERVED_PER_SUBNET)
+}
+
+/// One of the two seeded subnets as a run will meet it: its CIDR (the one seeding
+/// creates, or the one an earlier seeding created, which a subnet cannot change) and the
+/// source servers whose launches go into it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubnetLoad {
+    /// `recovery_subnet_cidr` or `drill_subnet_cidr`.
+    pub field: &'static str,
+    /// The run that launches into it: `recovery` or `drill`.
+    pub mode: &'static str,
+    pub cidr: String,
+    /// The subnet an earlier seeding made, when there is one.
+    pub existing_subnet_id: Option<String>,
+    /// Servers of this fleet.
+    pub fleet_servers: u64,
+    /// Servers seeded earlier into this subnet that this fleet does not name.
+    pub other_servers: u64,
+}
+
+/// Every subnet that cannot take one instance per server that launches into it, with the
+/// arithmetic; empty when the network holds the fleet.
+pub fn capacity_problems(loads: &[SubnetLoad]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for load in loads {
+        let Some(prefix) = prefix_of(&load.cidr) else {
+            problems.push(format!(
+                "network.{}: {:?} is not an IPv4 CIDR with a prefix from /16 to /28",
+                load.field, load.cidr
+            ));
+            continue;
+        };
+        let capacity = usable_addresses(prefix);
+        let servers = load.fleet_servers + load.other_servers;
+        if capacity >= servers {
+            continue;
+        }
+        let short = servers - capacity;
+        let arithmetic = format!(
+            "{} holds {capacity} instances (2^(32-{prefix}) = {} addresses less the {RESERVED_PER_SUBNET} AWS reserves), but a {} launches {servers} source servers into it",
+            load.cidr,
+            capacity + RESERVED_PER_SUBNET,
+            load.mode
+        );
+        let needed = (16..=28u32)
+            .rev()
+            .find(|p| usable_addresses(*p) >= servers)
+            .map_or("larger than a /16".to_owned(), |p| {
+                format!("a /{p} or larger")
+            });
+        problems.push(match &load.existing_subnet_id {
+            None => format!(
+                "network.{}: {arithmetic}: {short} would fail to launch; give it {needed}, or leave the network's CIDRs out to have them sized for the fleet",
+                load.field
+            ),
+            Some(subnet_id) => format!(
+                "network.{}: the {} subnet {subnet_id} seeded earlier: {arithmetic} ({} of this fleet, {} seeded before): {short} would fail to launch, and a subnet cannot grow; seed into a fresh local cloud, or give network a new name (and {needed})",
+                load.field, load.mode, load.fleet_servers, load.other_servers
+            ),
+        });
+    }
+    problems
+}
+
+fn prefix_of(cidr: &str) -> Option<u32> {
+    subnet_capacity(cidr)?;
+    cidr.split_once('/')?.1.parse().ok()
+}
+
+/// The seeded subnets an earlier seeding of this network made (by their mark), with their
+/// CIDRs: (recovery, drill), each `(subnet ID, CIDR)`.
+pub(super) async fn existing_subnets(
+    aws: &AwsClient,
+    network: &Network,
+) -> Result<(Option<(String, String)>, Option<(String, String)>)> {
+    let found = aws
+        .query(
+            "ec2",
+            EC2_VERSION,
+            "DescribeVpcs",
+            &[
+                ("Filter.1.Name", &format!("tag:{SEED_TAG}")),
+                ("Filter.1.Value.1", &network.name),
+            ],
+        )
+        .await?;
+    let Some(vpc_id) = xml::first_text(&found, "vpcId") else {
+        return Ok((None, None));
+    };
+    let mut subnets = Vec::new();
+    for name in [
+        format!("{}-recovery", network.name),
+        format!("{}-drill", network.name),
+    ] {
+        let found = aws
+            .query(
+                "ec2",
+                EC2_VERSION,
+                "DescribeSubnets",
+                &[
+                    ("Filter.1.Name", "vpc-id"),
+                    ("Filter.1.Value.1", &vpc_id),
+                    ("Filter.2.Name", &format!("tag:{SEED_TAG}")),
+                    ("Filter.2.Value.1", &name),
+                ],
+            )
+            .await?;
+        subnets.push(xml::first_text(&found, "subnetId").zip(xml::first_text(&found, "cidrBlock")));
+    }
+    let drill = subnets.pop().flatten();
+    let recovery = subnets.pop().flatten();
+    Ok((recovery, drill))
 }
 
 pub(super) async fn seed_network(aws: &AwsClient, network: &Network) -> Result<SeededNetwork> {
@@ -337,6 +441,36 @@ mod tests {
         assert!(sized_for(&default, 20_000).is_err());
     }
 
+    fn load(cidr: &str, mode: &'static str, fleet: u64, others: u64) -> SubnetLoad {
+        SubnetLoad {
+            field: if mode == "drill" {
+                "drill_subnet_cidr"
+            } else {
+                "recovery_subnet_cidr"
+            },
+            mode,
+            cidr: cidr.into(),
+            existing_subnet_id: (others > 0).then(|| "subnet-0123".to_owned()),
+            fleet_servers: fleet,
+            other_servers: others,
+        }
+    }
+
+    #[test]
+    fn usable_addresses_are_the_subnet_less_the_five_aws_reserves() {
+        assert_eq!(usable_addresses(28), 11);
+        assert_eq!(usable_addresses(24), 251);
+        assert_eq!(usable_addresses(23), 507);
+        assert_eq!(usable_addresses(16), 65_531);
+        assert_eq!(subnet_capacity("10.0.1.0/24"), Some(251));
+        assert_eq!(
+            subnet_capacity("10.0.1.0/29"),
+            None,
+            "AWS subnets stop at /28"
+        );
+        assert_eq!(subnet_capacity("10.0.1.0"), None);
+    }
+
     #[test]
     fn a_subnet_the_fleet_names_that_cannot_hold_it_is_refused_with_the_arithmetic() {
         let named = Network {
@@ -345,16 +479,38 @@ mod tests {
             drill_subnet_cidr: "10.9.16.0/20".into(),
             ..Network::default()
         };
-        let error = sized_for(&named, 259).unwrap_err();
-        assert!(
-            error.starts_with(
-                "network.recovery_subnet_cidr: 10.9.1.0/24 holds 251 instances (256 addresses less the 5 AWS reserves), but the fleet has 259 source servers"
-            ) && error.contains("give it a /23 or larger"),
-            "{error}"
-        );
+        let kept = sized_for(&named, 259).unwrap();
         assert_eq!(
-            sized_for(&named, 251).unwrap().recovery_subnet_cidr,
-            "10.9.1.0/24"
+            kept.recovery_subnet_cidr, "10.9.1.0/24",
+            "named CIDRs are kept"
+        );
+        let problems = capacity_problems(&[
+            load(&kept.recovery_subnet_cidr, "recovery", 259, 0),
+            load(&kept.drill_subnet_cidr, "drill", 259, 0),
+        ]);
+        assert_eq!(
+            problems,
+            vec![
+                "network.recovery_subnet_cidr: 10.9.1.0/24 holds 251 instances (2^(32-24) = 256 addresses less the 5 AWS reserves), but a recovery launches 259 source servers into it: 8 would fail to launch; give it a /23 or larger, or leave the network's CIDRs out to have them sized for the fleet"
+            ]
+        );
+        assert!(
+            capacity_problems(&[
+                load("10.9.1.0/24", "recovery", 251, 0),
+                load("10.9.2.0/24", "drill", 251, 0)
+            ])
+            .is_empty(),
+            "251 instances fit a /24 exactly"
+        );
+        let both = capacity_problems(&[
+            load("10.9.1.0/28", "recovery", 12, 0),
+            load("10.9.2.0/28", "drill", 12, 0),
+        ]);
+        assert_eq!(both.len(), 2, "{both:?}");
+        assert!(
+            both[1].starts_with("network.drill_subnet_cidr: 10.9.2.0/28 holds 11 instances (2^(32-28) = 16 addresses less the 5 AWS reserves), but a drill launches 12 source servers into it: 1 would fail to launch; give it a /27 or larger"),
+            "{}",
+            both[1]
         );
         let odd = Network {
             drill_subnet_cidr: "10.9.2.0".into(),
@@ -365,5 +521,17 @@ mod tests {
                 .unwrap_err()
                 .contains("network.drill_subnet_cidr")
         );
+    }
+
+    #[test]
+    fn a_subnet_seeded_earlier_counts_its_servers_and_cannot_grow() {
+        let problems = capacity_problems(&[load("10.0.1.0/24", "recovery", 259, 15)]);
+        assert_eq!(
+            problems,
+            vec![
+                "network.recovery_subnet_cidr: the recovery subnet subnet-0123 seeded earlier: 10.0.1.0/24 holds 251 instances (2^(32-24) = 256 addresses less the 5 AWS reserves), but a recovery launches 274 source servers into it (259 of this fleet, 15 seeded before): 23 would fail to launch, and a subnet cannot grow; seed into a fresh local cloud, or give network a new name (and a /23 or larger)"
+            ]
+        );
+        assert!(capacity_problems(&[load("10.0.1.0/24", "recovery", 200, 51)]).is_empty());
     }
 }
