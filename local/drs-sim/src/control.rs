@@ -395,6 +395,9 @@ enum FaultSpec {
         #[serde(default = "default_raw_error")]
         raw_error: String,
     },
+    LoseLaunchResults {
+        servers: Vec<String>,
+    },
     SlowConversion {
         servers: Vec<String>,
         #[serde(default = "default_factor")]
@@ -474,6 +477,11 @@ fn apply_fault(state: &mut SimState, fault: FaultSpec) -> Result<Vec<StallEvent>
         FaultSpec::FailLaunch { servers, raw_error } => {
             for id in resolve_servers(state, &servers).map_err(not_found)? {
                 state.faults.failed_launches.insert(id, raw_error.clone());
+            }
+        }
+        FaultSpec::LoseLaunchResults { servers } => {
+            for id in resolve_servers(state, &servers).map_err(not_found)? {
+                state.faults.lost_launch_results.insert(id);
             }
         }
         FaultSpec::SlowConversion {
@@ -678,6 +686,7 @@ async fn show_state(State(sim): State<Arc<Simulator>>) -> Response {
                     "retry_after_seconds": fault.retry_after_seconds,
                 })).collect::<Vec<_>>(),
                 "failed_launches": faults.failed_launches,
+                "lost_launch_results": faults.lost_launch_results,
                 "slow_conversions": faults.slow_conversions.iter().map(|(id, slow)| json!({
                     "source_server_id": id,
                     "factor": slow.factor,
