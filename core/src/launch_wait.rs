@@ -8,8 +8,9 @@
 //! waits for settled, the trigger sends the token back and the wave polls at once
 //! instead of sleeping out its delay. Nothing is written per server and nothing is
 //! listed. Events are best effort: a lost one only means the park times out and the
-//! poll happens on schedule. A token is sent back at most once that counts: a second
-//! send (two last events at once) is refused by Step Functions and ignored.
+//! poll happens on schedule. The event that wakes the wave removes the park first, so
+//! later events cost one read; a second send of the token (two last events at once) is
+//! refused by Step Functions and ignored.
 
 use std::collections::BTreeMap;
 

@@ -205,6 +205,7 @@ async fn scale_only(args: &BenchArgs, repo_root: &Path) -> anyhow::Result<ExitCo
         ),
     );
     share::render(&results, &mut text);
+    share::render_breakdown(&results, &mut text);
     crate::print_stdout(&text);
     if let Some(out) = &args.out {
         std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;

@@ -175,3 +175,51 @@ fn render_targets(shares: &[WaveShare], out: &mut String) {
     }
     let _ = writeln!(out);
 }
+
+/// Per wave, each function's invocations and time, and each AWS call drplan made: where
+/// the share above comes from.
+pub(super) fn render_breakdown(runs: &[RunResult], out: &mut String) {
+    let _ = writeln!(
+        out,
+        "Per wave, by function (invocations, gateway-timed s):\n"
+    );
+    let _ = write!(out, "| function |");
+    for run in runs {
+        let _ = write!(out, " {} |", run.spec.label);
+    }
+    let _ = writeln!(out, "\n|---|{}", "---:|".repeat(runs.len()));
+    let functions: std::collections::BTreeSet<&String> =
+        runs.iter().flat_map(|r| r.invocations.keys()).collect();
+    for function in functions {
+        let _ = write!(out, "| {function} |");
+        for run in runs {
+            let waves = run.waves().max(1) as f64;
+            let (count, millis) = run.invocations.get(function).copied().unwrap_or((0, 0));
+            let _ = write!(
+                out,
+                " {:.1} × ({:.2} s) |",
+                count as f64 / waves,
+                millis as f64 / 1000.0 / waves
+            );
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(out, "\nPer wave, by AWS call:\n");
+    let _ = write!(out, "| call |");
+    for run in runs {
+        let _ = write!(out, " {} |", run.spec.label);
+    }
+    let _ = writeln!(out, "\n|---|{}", "---:|".repeat(runs.len()));
+    let calls: std::collections::BTreeSet<&(String, String)> =
+        runs.iter().flat_map(|r| r.api_calls.keys()).collect();
+    for call in calls {
+        let _ = write!(out, "| {} {} |", call.0, call.1);
+        for run in runs {
+            let waves = run.waves().max(1) as f64;
+            let count = run.api_calls.get(call).copied().unwrap_or(0);
+            let _ = write!(out, " {:.1} |", count as f64 / waves);
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(out);
+}

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::common::{Cloud, EXECUTION_TIMEOUT, cloud_with, fleet_file, repo_root, report_server};
+use crate::common::{Cloud, EXECUTION_TIMEOUT, cloud_with, fleet_file, repo_root};
 use serde_json::{Value, json};
 
 /// Every execution of the recovery state machine: (name, status).

@@ -1,7 +1,8 @@
 //! A server's launch settled (`DRS Source Server Launch Result`): wake the wave that
 //! waits for it, once DRS reports every server its park waits for settled. One read of
 //! the job's park record and, when the server is one the park waits for, one
-//! DescribeJobs of the job: nothing is written or listed per server.
+//! DescribeJobs of the job: nothing is written or listed per server. The event that
+//! finds the job settled also removes the park and sends the token back (once a wait).
 
 use drplan_aws::{FunctionError, drs, metrics, wave};
 use drplan_core::contract::keys::parked_job;
@@ -63,8 +64,11 @@ async fn wake_if_settled(trigger: &Trigger, result: &LaunchResult) -> Result<Val
         );
         return Ok(json!({ "outcome": "noted", "job_id": job_id }));
     }
-    // Of concurrent last events, each may send the token: Step Functions takes the first
-    // and refuses the others (`woken` false), which is harmless.
+    // Removed first, so that the events still on their way find no park and cost one
+    // read each, not a DescribeJobs and a refused SendTaskSuccess. Of last events that
+    // arrive at once, more than one may still send the token: Step Functions takes the
+    // first and refuses the others (`woken` false), which is harmless.
+    trigger.store.delete(parked_job(job_id).key()).await?;
     let woken = wave::wake_parked_wave(&trigger.sfn, &parked.task_token, job_id).await?;
     tracing::info!(
         job_id,
