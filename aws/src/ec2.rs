@@ -1,41 +1,49 @@
 //! The EC2 calls drplan makes on recovered instances: tags, for the health gate their
 //! status checks and addresses, and for DNS records where they can be reached.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, Tag};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use drplan_core::contract::tags::NAME;
 use drplan_core::dns::InstanceAddress;
 use drplan_core::health::Ec2Status;
+use drplan_core::tagging::TaggingPlan;
 use futures_util::{StreamExt, stream};
 
 use crate::FunctionError;
 
-/// CreateTags calls in flight at once. One call a server at a time put ~1 s on a
-/// 100-server wave's critical path against the local cloud (10 ms a call; EC2 answers
-/// more slowly); a few at once keep it short without leaning on EC2's request bucket,
-/// whose throttling comes back as `drplan.Throttled` and is retried by the state machine.
-const CREATE_TAGS_IN_FLIGHT: usize = 8;
+/// CreateTags calls in flight at once: the per-instance `Name` calls are few (only for
+/// instances DRS left unnamed), the wave's batches at most a handful; a few at once keep
+/// them short without leaning on EC2's request bucket, whose throttling comes back as
+/// `drplan.Throttled` and is retried by the state machine.
+const CREATE_TAGS_IN_FLIGHT: usize = 4;
 
-/// Tags each instance with its own tags (its Name and source server differ from the
-/// others'), one CreateTags call per instance, a few at once. The first failure stops
-/// the calls not yet made and is returned; tagging again is harmless, so a retry of the
-/// whole step redoes the ones that were made.
-pub async fn tag_instances(
-    ec2: &Client,
-    instances: &[(String, Vec<(String, String)>)],
-) -> Result<(), FunctionError> {
-    let calls = instances.iter().map(|(instance_id, tags)| {
-        let tags: Vec<Tag> = tags
-            .iter()
+/// Makes the CreateTags calls of `plan`: the wave's tags on each batch of instances in
+/// one call, and each missing `Name` in a call of its own. The first failure stops the
+/// calls not yet made and is returned; a retry of the step plans again from the tags
+/// the instances carry by then.
+pub async fn apply_tagging(ec2: &Client, plan: &TaggingPlan) -> Result<(), FunctionError> {
+    let tags_of = |tags: &[(String, String)]| -> Vec<Tag> {
+        tags.iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect();
+            .collect()
+    };
+    let wave_tags = tags_of(&plan.wave_tags);
+    let batches = plan.batches.iter().map(|batch| {
         ec2.create_tags()
-            .resources(instance_id)
-            .set_tags(Some(tags))
+            .set_resources(Some(batch.clone()))
+            .set_tags(Some(wave_tags.clone()))
             .send()
     });
+    let names = plan.names.iter().map(|(instance_id, name)| {
+        ec2.create_tags()
+            .resources(instance_id)
+            .set_tags(Some(tags_of(&[(NAME.to_owned(), name.clone())])))
+            .send()
+    });
+    let calls = batches.chain(names);
     let mut answers = stream::iter(calls).buffer_unordered(CREATE_TAGS_IN_FLIGHT);
     while let Some(answer) = answers.next().await {
         // Returning drops the stream, and with it the calls not yet made.
@@ -47,17 +55,15 @@ pub async fn tag_instances(
 /// Values per DescribeTags filter: EC2 takes at most 200; fewer keep each request small.
 const TAG_FILTER_VALUES: usize = 100;
 
-/// Which of `instance_ids` already carry every one of `tags` (DescribeTags: one request
-/// per 100 instances, not one per instance). A tag given with `None` must be present
-/// with any value.
-pub async fn instances_tagged(
+/// The tags with one of `keys` that each of `instance_ids` carries, by instance ID
+/// (DescribeTags: one request per 100 instances, not one per instance). An instance
+/// with none of the keys is absent.
+pub async fn instance_tags(
     ec2: &Client,
     instance_ids: &[String],
-    tags: &[(&str, Option<&str>)],
-) -> Result<HashSet<String>, FunctionError> {
-    let keys: Vec<String> = tags.iter().map(|(key, _)| (*key).to_owned()).collect();
-    // Per instance, which of `tags` it was seen to carry.
-    let mut seen: HashMap<String, HashSet<usize>> = HashMap::new();
+    keys: &[String],
+) -> Result<HashMap<String, HashMap<String, String>>, FunctionError> {
+    let mut found: HashMap<String, HashMap<String, String>> = HashMap::new();
     for chunk in instance_ids.chunks(TAG_FILTER_VALUES) {
         let mut pages = ec2
             .describe_tags()
@@ -70,7 +76,7 @@ pub async fn instances_tagged(
             .filters(
                 Filter::builder()
                     .name("key")
-                    .set_values(Some(keys.clone()))
+                    .set_values(Some(keys.to_vec()))
                     .build(),
             )
             .into_paginator()
@@ -81,19 +87,14 @@ pub async fn instances_tagged(
                 let (Some(resource), Some(key)) = (tag.resource_id(), tag.key()) else {
                     continue;
                 };
-                for (index, (wanted_key, wanted_value)) in tags.iter().enumerate() {
-                    if key == *wanted_key && wanted_value.is_none_or(|v| tag.value() == Some(v)) {
-                        seen.entry(resource.to_owned()).or_default().insert(index);
-                    }
-                }
+                found
+                    .entry(resource.to_owned())
+                    .or_default()
+                    .insert(key.to_owned(), tag.value().unwrap_or_default().to_owned());
             }
         }
     }
-    Ok(seen
-        .into_iter()
-        .filter(|(_, found)| found.len() == tags.len())
-        .map(|(resource, _)| resource)
-        .collect())
+    Ok(found)
 }
 
 /// DescribeInstanceStatus and DescribeInstances take at most this many instance IDs a call.

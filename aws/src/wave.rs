@@ -6,20 +6,17 @@
 use std::collections::{BTreeMap, HashSet};
 
 use aws_sdk_drs::Client;
-use drplan_core::contract::keys::{parked_job, settled_prefix};
+use drplan_core::contract::keys::parked_job;
 use drplan_core::contract::step::{Tagged, WaitWaveInput};
-use drplan_core::contract::tags::{
-    EXECUTION as TAG_EXECUTION, SOURCE_SERVER as TAG_SOURCE_SERVER, WAVE as TAG_WAVE,
-};
+use drplan_core::contract::tags::{EXECUTION as TAG_EXECUTION, WAVE as TAG_WAVE};
 use drplan_core::contract::{
     LaunchPoll, LaunchState, RunContext, WaveRef, WaveStep, pick_snapshot,
 };
 pub use drplan_core::launch::WaveLaunchRecord;
-use drplan_core::launch::{
-    JobView, WaveProgress, WaveVerdict, evaluate_wave, recovered_instance_tags,
-};
-use drplan_core::launch_wait::{ParkedWave, pending_by_job, settled_servers, should_wake};
+use drplan_core::launch::{JobView, WaveProgress, WaveVerdict, evaluate_wave};
+use drplan_core::launch_wait::{ParkedWave, pending_by_job, should_wake};
 use drplan_core::resume::{CarriedServer, with_carried};
+use drplan_core::tagging::{self, RecoveredInstance};
 use drplan_core::{ResolvedPlan, SnapshotChoice, WaveServer, plan_launch_batches};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
@@ -279,11 +276,14 @@ pub async fn record_pending(
 }
 
 /// Parks the wave on `task_token` for every job with servers still launching (as the
-/// last poll saw them), so that the trigger function wakes it when their launch-result
-/// events have all arrived. When those events all came before the park was written,
-/// nobody else would wake it: the park wakes itself. Returns the number of jobs parked
-/// on; none means the wave simply waits out its poll delay.
+/// last poll saw them), so that the trigger function wakes it when DRS reports them
+/// settled: one record per job, written once per wait. Events that came between the
+/// poll and the park found no park to wake, so the park then asks DRS once (one
+/// DescribeJobs for all its jobs) and wakes itself when a job it waits for has settled
+/// already. Returns the number of jobs parked on; none means the wave simply waits out
+/// its poll delay.
 pub async fn park_wave(
+    drs_client: &Client,
     store: &RunStore,
     sfn: &aws_sdk_sfn::Client,
     run: &RunContext,
@@ -294,8 +294,11 @@ pub async fn park_wave(
         .read(&run.records().wave(wave).pending())
         .await?
         .unwrap_or_default();
+    if pending.is_empty() {
+        return Ok(0);
+    }
     let parked_at = Timestamp::now();
-    let mut settled_already = Vec::new();
+    let mut parks = Vec::with_capacity(pending.len());
     for (job_id, servers) in &pending {
         let park = ParkedWave {
             task_token: task_token.to_owned(),
@@ -305,15 +308,16 @@ pub async fn park_wave(
             parked_at,
         };
         store.write(&parked_job(job_id), &park).await?;
-        let settled = settled_servers(job_id, &store.list_keys(&settled_prefix(job_id)).await?);
-        if should_wake(&park, &settled) {
-            settled_already.push(job_id);
-        }
+        parks.push((job_id, park));
     }
-    if let Some(job_id) = settled_already.first() {
-        for job_id in &settled_already {
-            store.delete(parked_job(job_id).key()).await?;
-        }
+    let job_ids: Vec<String> = pending.keys().cloned().collect();
+    let jobs = drs::describe_jobs(drs_client, &job_ids).await?;
+    let settled_already = parks.iter().find(|(job_id, park)| {
+        jobs.iter()
+            .find(|job| &&job.job_id == job_id)
+            .is_some_and(|job| should_wake(park, job))
+    });
+    if let Some((job_id, _)) = settled_already {
         let woken = wake_parked_wave(sfn, task_token, job_id).await?;
         tracing::info!(
             job_id,
@@ -573,6 +577,7 @@ pub async fn wait_for_wave(
             .map_err(|e| FunctionError::InvalidInput(e.to_string())),
         WaitWaveInput::Park { park, task_token } => {
             let jobs = park_wave(
+                &clients.drs,
                 &clients.store,
                 &clients.sfn,
                 &park.run,
@@ -622,8 +627,9 @@ async fn poll_wave_step(clients: &Clients, step: WaveStep) -> Result<WaveStep, F
     })
 }
 
-/// Tags the EC2 instances the wave recovered with the plan, wave, execution, mode and
-/// source server, and names them after the source hostname.
+/// Tags the EC2 instances the wave recovered with the plan, wave, execution and mode (one
+/// CreateTags per batch of instances), and names those DRS left unnamed
+/// ([`drplan_core::tagging`]).
 pub async fn tag_wave_instances(
     drs_client: &Client,
     ec2_client: &aws_sdk_ec2::Client,
@@ -644,32 +650,33 @@ pub async fn tag_wave_instances(
                 wave.name, server.source_server_id
             )));
         };
-        instances.push((
-            instance_id,
-            recovered_instance_tags(&run, &wave.name, server),
-        ));
+        instances.push(RecoveredInstance {
+            ec2_instance_id: instance_id,
+            source_server_id: server.source_server_id.clone(),
+            hostname: server.hostname.clone(),
+        });
     }
-    // A retried step (throttled by EC2 part way through a large wave) picks up where the
-    // last attempt stopped: one CreateTags call carries all of an instance's tags, so an
-    // instance with this execution's tag and a source-server tag has them all. Both,
-    // because DRS may copy tags onto the instances it launches; only this step writes
-    // drplan:source-server.
-    let ids: Vec<String> = instances.iter().map(|(id, _)| id.clone()).collect();
-    let marks = [
-        (TAG_EXECUTION, Some(run.execution_name.as_str())),
-        (TAG_SOURCE_SERVER, None),
-    ];
-    let already = ec2::instances_tagged(ec2_client, &ids, &marks).await?;
-    instances.retain(|(id, _)| !already.contains(id));
-    ec2::tag_instances(ec2_client, &instances).await?;
+    // A retried step (throttled by EC2 part way through) plans from the tags the
+    // instances carry now, so it tags only what the last attempt did not.
+    let ids: Vec<String> = instances
+        .iter()
+        .map(|i| i.ec2_instance_id.clone())
+        .collect();
+    let current =
+        ec2::instance_tags(ec2_client, &ids, &tagging::keys_to_read(&run, &wave.name)).await?;
+    let plan = tagging::plan_tagging(&run, &wave.name, &instances, &current);
+    ec2::apply_tagging(ec2_client, &plan).await?;
     tracing::info!(
-        tagged = instances.len(),
-        already_tagged = already.len(),
+        tagged = plan.tagged(),
+        named = plan.names.len(),
+        already_tagged = plan.already_tagged,
+        create_tags_calls = plan.calls(),
         "instances tagged"
     );
     Ok(Tagged {
         wave: wave.name,
-        tagged: instances.len(),
-        already_tagged: already.len(),
+        tagged: plan.tagged(),
+        already_tagged: plan.already_tagged,
+        named: plan.names.len(),
     })
 }

@@ -7,8 +7,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::tags::{SOURCE_SERVER as TAG_SOURCE_SERVER, WAVE as TAG_WAVE};
-use crate::contract::{RunContext, WaveRef};
+use crate::contract::WaveRef;
 use crate::resolve::WaveServer;
 
 /// A DRS launch job, as much as drplan needs (DescribeJobs item).
@@ -258,27 +257,6 @@ pub struct WaveLaunchRecord {
     pub log: Vec<JobLogEntry>,
     pub job_ids: Vec<String>,
     pub finished_at: jiff::Timestamp,
-}
-
-/// The tags of a recovered instance, so a person (and cleanup, and the health gate) can
-/// tell what a run launched: the run's, its wave and source server, and a Name after
-/// the source hostname.
-pub fn recovered_instance_tags(
-    run: &RunContext,
-    wave: &str,
-    server: &ServerOutcome,
-) -> Vec<(String, String)> {
-    let mut tags = run.tags();
-    tags.push((TAG_WAVE.into(), wave.to_owned()));
-    tags.push((TAG_SOURCE_SERVER.into(), server.source_server_id.clone()));
-    tags.push((
-        "Name".into(),
-        server
-            .hostname
-            .clone()
-            .unwrap_or_else(|| server.source_server_id.clone()),
-    ));
-    tags
 }
 
 #[cfg(test)]

@@ -1,22 +1,23 @@
 //! Waking a wave that waits for its launch when DRS says its servers are done.
 //!
 //! Between polls, the recovery state machine parks the wave on a task token
-//! (`lambda:invoke.waitForTaskToken`, timing out after the poll delay). The parked
-//! wave is recorded per DRS job with the servers of that job still launching. Each
-//! `DRS Source Server Launch Result` event marks its server settled; when every server
-//! a park waits for is settled, the trigger sends the token back and the wave polls at
-//! once instead of sleeping out its delay. Events are best effort: a lost one only
-//! means the park times out and the poll happens on schedule. A park is woken once,
-//! and only when a whole job's pending servers are done, so wake-ups grow with jobs,
-//! not with servers.
+//! (`lambda:invoke.waitForTaskToken`, timing out after the poll delay). The park is
+//! recorded once per wait and job, with the servers of that job still launching. A
+//! `DRS Source Server Launch Result` event for one of them costs the trigger one read of
+//! that record and one DescribeJobs of the job: when DRS reports every server the park
+//! waits for settled, the trigger sends the token back and the wave polls at once
+//! instead of sleeping out its delay. Nothing is written per server and nothing is
+//! listed. Events are best effort: a lost one only means the park times out and the
+//! poll happens on schedule. The event that wakes the wave removes the park first, so
+//! later events cost one read; a second send of the token (two last events at once) is
+//! refused by Step Functions and ignored.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::contract::keys::settled_prefix;
-use crate::launch::WaveProgress;
+use crate::launch::{JobView, WaveProgress};
 
 /// A wave parked on a task token, for one of its jobs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,27 +52,45 @@ pub fn pending_by_job(progress: &WaveProgress) -> BTreeMap<String, Vec<String>> 
     pending
 }
 
-/// The servers whose markers are among `keys` (a listing of [`settled_prefix`]).
-pub fn settled_servers(job_id: &str, keys: &[String]) -> BTreeSet<String> {
-    let prefix = settled_prefix(job_id);
-    keys.iter()
-        .filter_map(|key| key.strip_prefix(&prefix))
-        .map(str::to_owned)
-        .collect()
+/// A launch status after which DRS does no more for the server in this job.
+fn is_settled(launch_status: Option<&str>) -> bool {
+    matches!(launch_status, Some("LAUNCHED" | "FAILED" | "TERMINATED"))
 }
 
-/// Wake the park once every server it waits for has settled.
-pub fn should_wake(parked: &ParkedWave, settled: &BTreeSet<String>) -> bool {
-    parked.pending.iter().all(|server| settled.contains(server))
+/// Wake the park once DRS reports every server it waits for settled in its job (or the
+/// job completed: nothing more happens in it either way).
+pub fn should_wake(parked: &ParkedWave, job: &JobView) -> bool {
+    job.is_completed()
+        || parked.pending.iter().all(|server| {
+            job.servers
+                .iter()
+                .find(|s| &s.source_server_id == server)
+                .is_some_and(|s| is_settled(s.launch_status.as_deref()))
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::keys::settled_key;
+    use crate::launch::JobServer;
+
+    fn job(status: &str, servers: &[(&str, Option<&str>)]) -> JobView {
+        JobView {
+            job_id: "drsjob-1".into(),
+            status: status.into(),
+            servers: servers
+                .iter()
+                .map(|(id, launch)| JobServer {
+                    source_server_id: (*id).into(),
+                    launch_status: launch.map(Into::into),
+                    recovery_instance_id: None,
+                })
+                .collect(),
+        }
+    }
 
     #[test]
-    fn a_park_wakes_when_all_its_pending_servers_settled() {
+    fn a_park_wakes_when_drs_reports_all_its_pending_servers_settled() {
         let parked = ParkedWave {
             task_token: "token".into(),
             execution_name: "run".into(),
@@ -79,14 +98,27 @@ mod tests {
             pending: vec!["s-1".into(), "s-2".into()],
             parked_at: Timestamp::UNIX_EPOCH,
         };
-        let keys = vec![settled_key("drsjob-1", "s-1")];
-        assert!(!should_wake(&parked, &settled_servers("drsjob-1", &keys)));
-        let keys = vec![
-            settled_key("drsjob-1", "s-1"),
-            settled_key("drsjob-1", "s-2"),
-            settled_key("drsjob-2", "s-3"),
-        ];
-        assert!(should_wake(&parked, &settled_servers("drsjob-1", &keys)));
+        let one_left = job(
+            "STARTED",
+            &[
+                ("s-1", Some("LAUNCHED")),
+                ("s-2", Some("IN_PROGRESS")),
+                ("s-3", Some("LAUNCHED")),
+            ],
+        );
+        assert!(!should_wake(&parked, &one_left));
+        let not_listed = job("STARTED", &[("s-1", Some("LAUNCHED"))]);
+        assert!(!should_wake(&parked, &not_listed));
+        let settled = job(
+            "STARTED",
+            &[
+                ("s-1", Some("FAILED")),
+                ("s-2", Some("LAUNCHED")),
+                ("s-3", None),
+            ],
+        );
+        assert!(should_wake(&parked, &settled));
+        assert!(should_wake(&parked, &job("COMPLETED", &[("s-1", None)])));
     }
 
     #[test]

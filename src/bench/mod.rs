@@ -17,8 +17,13 @@
 //! traffic stays on 127.0.0.1.
 //!
 //! One module per section: [`cold`], [`memory`], [`packages`], and [`runs`] for 4 and 5,
-//! with the plans it runs ([`plans`]), the machine it ran on ([`machine`]) and the
-//! Markdown it writes ([`report`]).
+//! with the plans it runs ([`plans`]), the machine it ran on ([`machine`]), drplan's
+//! share of each run apart from the local cloud's ([`share`]) and the Markdown it writes
+//! ([`report`]).
+//!
+//! `--only scale` runs just the scale comparison (a 4-wave DAG at 10 and at 200 servers a
+//! wave) and reports drplan's share and the targets of issue #20, in minutes instead of
+//! the full run's hour.
 
 mod cold;
 mod machine;
@@ -27,6 +32,7 @@ mod packages;
 mod plans;
 mod report;
 mod runs;
+mod share;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,15 +70,31 @@ const EXECUTION_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long a cold process gets to ask for its first event, and then to answer it.
 const COLD_START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A part of the bench that can run alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    /// A 4-wave DAG at 10 and at 200 servers a wave: drplan's share per wave (calls,
+    /// transitions, time in its functions) and the targets of issue #20
+    Scale,
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// Run only this part (no cold starts, memory or packages); its results are printed,
+    /// and written only to an explicit --out
+    #[arg(long, value_enum)]
+    only: Option<Section>,
+    /// Build and run the functions in the debug profile instead of release: the same
+    /// calls and transitions, slower functions
+    #[arg(long)]
+    debug: bool,
     /// Fewer cold starts, and no 4,000-server plan (memory is then read after the
     /// largest plan run)
     #[arg(long)]
     quick: bool,
-    /// Where to write the results (Markdown)
-    #[arg(long, default_value = "BENCHMARKS.md")]
-    out: PathBuf,
+    /// Where to write the results (Markdown; default BENCHMARKS.md for the full run)
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Measured cold starts per function and language (default 7, 3 with --quick)
     #[arg(long)]
     runs: Option<usize>,
@@ -109,9 +131,95 @@ fn say(message: &str) {
     eprintln!("drplan bench: {message}");
 }
 
+/// The build the functions run from: `cargo build --bins`, release unless `--debug`.
+fn build_binaries(args: &BenchArgs, repo_root: &Path) -> anyhow::Result<String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = vec!["build", "--quiet", "--bins"];
+    if !args.debug {
+        build.insert(1, "--release");
+    }
+    say(&format!("building the binaries: cargo {}", build.join(" ")));
+    run_tool(repo_root, Path::new(&cargo), &build, &[])?;
+    Ok(format!("cargo {}", build.join(" ")))
+}
+
+/// The simulator's phases and the plans' ideal times at `scale`, as the report says them.
+fn plans_at(scale: f64) -> (Plans, String) {
+    let phases = drplan_local::drs_sim::PhaseDurations::default();
+    let wave_ideal = (phases.job_start + phases.snapshot + phases.conversion + phases.launch)
+        .as_secs_f64()
+        * scale;
+    let cleanup_ideal = (phases.job_start + phases.terminate).as_secs_f64() * scale;
+    let text = format!(
+        "job start {} s + snapshot {} s + conversion {} s + launch {} s = {} s a wave at full \
+         scale; ×{scale:.4} = {wave_ideal:.2} s (drill clean-up: job start + terminate = \
+         {cleanup_ideal:.2} s)",
+        phases.job_start.as_secs(),
+        phases.snapshot.as_secs(),
+        phases.conversion.as_secs(),
+        phases.launch.as_secs(),
+        (phases.job_start + phases.snapshot + phases.conversion + phases.launch).as_secs(),
+    );
+    let plans = Plans {
+        wave_ideal,
+        cleanup_ideal,
+        scale,
+    };
+    (plans, text)
+}
+
+/// `--only scale`: the same 4-wave DAG at 10 and at 200 servers a wave, on one cloud.
+async fn scale_only(args: &BenchArgs, repo_root: &Path) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let build = build_binaries(args, repo_root)?;
+    let (plans, phases) = plans_at(args.time_scale);
+    let narrow = plans.diamond("bench-s", 10, "s.bench.example.com");
+    let wide = plans.diamond("bench-w", 200, "w.bench.example.com");
+    let fleet = fleet(&[&narrow, &wide], 100);
+    say("starting the local cloud (moto, cargo lambda watch, DRS simulator, gateway)");
+    let cloud = start_cloud(repo_root, args.time_scale, !args.debug).await?;
+    let mut results = Vec::new();
+    let outcome = async {
+        let ctx = CloudContext::new(&cloud, repo_root, &fleet).await?;
+        for spec in [&narrow, &wide] {
+            results.push(ctx.run_plan(spec).await?);
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    cloud.shutdown().await;
+    outcome?;
+    let mut text = String::new();
+    let _ = std::fmt::Write::write_fmt(
+        &mut text,
+        format_args!(
+            "# drplan bench --only scale\n\nMeasured in {:.0} s by `{}` after `{build}`{}. \
+             Simulator: {phases}. Polls every second.\n\n",
+            started.elapsed().as_secs_f64(),
+            bench_command_line(),
+            if args.debug {
+                " (debug build: the functions' own time is slower than release)"
+            } else {
+                ""
+            }
+        ),
+    );
+    share::render(&results, &mut text);
+    share::render_breakdown(&results, &mut text);
+    crate::print_stdout(&text);
+    if let Some(out) = &args.out {
+        std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
+        say(&format!("wrote {}", out.display()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let repo_root = tools::find_repo_root(&std::env::current_dir()?)?;
+    if args.only == Some(Section::Scale) {
+        return scale_only(args, &repo_root).await;
+    }
     let runs = args.runs.unwrap_or(if args.quick { 3 } else { 7 }).max(1);
     let mut report = Report {
         command: bench_command_line(),
@@ -122,15 +230,8 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(!functions.is_empty(), "no function crates under functions/");
     report.functions = functions.clone();
 
-    // Build: the host release binaries (measured here) and, for section 3, the zips.
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let build = ["build", "--release", "--quiet", "--bins"];
-    say(&format!(
-        "building the release binaries: cargo {}",
-        build.join(" ")
-    ));
-    run_tool(&repo_root, Path::new(&cargo), &build, &[])?;
-    report.commands.push(format!("cargo {}", build.join(" ")));
+    // Build: the host binaries (measured here) and, for section 3, the zips.
+    report.commands.push(build_binaries(args, &repo_root)?);
     if args.skip_packages {
         report.packages = Packages::Skipped;
     } else {
@@ -138,35 +239,17 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     }
 
     // Cloud A: the small plans, the 100-server drill, the cold starts.
-    let phases = drplan_local::drs_sim::PhaseDurations::default();
     let scale = args.time_scale;
-    let wave_ideal = (phases.job_start + phases.snapshot + phases.conversion + phases.launch)
-        .as_secs_f64()
-        * scale;
-    let cleanup_ideal = (phases.job_start + phases.terminate).as_secs_f64() * scale;
-    report.phases = format!(
-        "job start {} s + snapshot {} s + conversion {} s + launch {} s = {} s a wave at full \
-         scale; ×{scale:.4} = {wave_ideal:.2} s (drill clean-up: job start + terminate = \
-         {cleanup_ideal:.2} s)",
-        phases.job_start.as_secs(),
-        phases.snapshot.as_secs(),
-        phases.conversion.as_secs(),
-        phases.launch.as_secs(),
-        (phases.job_start + phases.snapshot + phases.conversion + phases.launch).as_secs(),
-    );
+    let (plans, phases) = plans_at(scale);
+    report.phases = phases;
     report.time_scale = scale;
-    let plans = Plans {
-        wave_ideal,
-        cleanup_ideal,
-        scale,
-    };
 
     let small = plans.diamond("bench-s", 10, "s.bench.example.com");
     let medium = plans.diamond("bench-m", 100, "m.bench.example.com");
     let drill = plans.drill_chain("bench-d", 4, 25);
     let fleet_a = fleet(&[&small, &medium, &drill], 100);
     say("starting local cloud A (moto, cargo lambda watch --release, DRS simulator, gateway)");
-    let cloud = start_cloud(&repo_root, scale).await?;
+    let cloud = start_cloud(&repo_root, scale, !args.debug).await?;
     let outcome = async {
         let ctx = CloudContext::new(&cloud, &repo_root, &fleet_a).await?;
         for spec in [&small, &medium, &drill] {
@@ -188,7 +271,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         let large = plans.chain("bench-l", 20, 200, "l.bench.example.com");
         let fleet_b = fleet(&[&large], 101);
         say("starting local cloud B for the 4,000-server plan");
-        let cloud = start_cloud(&repo_root, scale).await?;
+        let cloud = start_cloud(&repo_root, scale, !args.debug).await?;
         let outcome = async {
             let ctx = CloudContext::new(&cloud, &repo_root, &fleet_b).await?;
             let result = ctx.run_plan(&large).await?;
@@ -206,8 +289,12 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     report.elapsed = started.elapsed();
     let text = report.render();
     crate::print_stdout(&text);
-    std::fs::write(&args.out, &text).with_context(|| format!("writing {}", args.out.display()))?;
-    say(&format!("wrote {}", args.out.display()));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("BENCHMARKS.md"));
+    std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
+    say(&format!("wrote {}", out.display()));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -588,6 +588,7 @@ impl Report {
                  transitions and requests do not depend on the machine.\n"
             );
         }
+        super::share::render(&self.runs, out);
         let failed: Vec<String> = self
             .runs
             .iter()

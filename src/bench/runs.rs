@@ -19,11 +19,15 @@ use super::{
     OVERHEAD_PER_WAVE_SECONDS, SFN_STANDARD_PER_TRANSITION, say,
 };
 
-pub(super) async fn start_cloud(repo_root: &Path, time_scale: f64) -> anyhow::Result<LocalCloud> {
+pub(super) async fn start_cloud(
+    repo_root: &Path,
+    time_scale: f64,
+    release_functions: bool,
+) -> anyhow::Result<LocalCloud> {
     LocalCloud::start(LocalCloudOptions {
         repo_root: Some(repo_root.to_path_buf()),
         time_scale,
-        release_functions: true,
+        release_functions,
         ..LocalCloudOptions::default()
     })
     .await

@@ -144,7 +144,11 @@ async fn a_four_wave_dag_drill_recovers_in_dag_order_tags_and_cleans_up() {
         assert_eq!(tags["drplan:plan"], "shop");
         assert_eq!(tags["drplan:mode"], "drill");
         let hostname = &tags["Name"];
-        assert_eq!(tags["drplan:source-server"], ids[hostname], "{tags:?}");
+        // DRS's own tag, not written by drplan.
+        assert_eq!(
+            tags["AWSElasticDisasterRecoverySourceServerID"], ids[hostname],
+            "{tags:?}"
+        );
         let wave = &tags["drplan:wave"];
         assert!(["database", "cache", "app", "web"].contains(&wave.as_str()));
     }
@@ -172,8 +176,9 @@ async fn a_four_wave_dag_drill_recovers_in_dag_order_tags_and_cleans_up() {
     );
 
     // A retried TagInstances step (EC2 throttled the last attempt part way) tags only the
-    // instances the last attempt did not: one web instance lost its source-server tag,
-    // the step runs again with the execution's own input, and tags that one alone.
+    // instances the last attempt did not: one web instance lost its wave tag and its
+    // Name, the step runs again with the execution's own input, and tags and names that
+    // one alone.
     let tagged_with = |key: &'static str, value: String| {
         let ec2 = cloud.ec2.clone();
         async move {
@@ -200,7 +205,8 @@ async fn a_four_wave_dag_drill_recovers_in_dag_order_tags_and_cleans_up() {
         .ec2
         .delete_tags()
         .resources(&web_ids[0])
-        .tags(Tag::builder().key("drplan:source-server").build())
+        .tags(Tag::builder().key("drplan:wave").build())
+        .tags(Tag::builder().key("Name").build())
         .send()
         .await
         .expect("DeleteTags");
@@ -228,20 +234,19 @@ async fn a_four_wave_dag_drill_recovers_in_dag_order_tags_and_cleans_up() {
     let tagged: serde_json::Value = serde_json::from_slice(&answer.body).expect("JSON");
     assert_eq!(
         tagged,
-        json!({"wave": "web", "tagged": 1, "already_tagged": 2}),
+        json!({"wave": "web", "tagged": 1, "already_tagged": 2, "named": 1}),
         "{tagged}"
     );
-    let retagged = drplan_aws::ec2::instances_tagged(
-        &cloud.ec2,
-        &web_ids,
-        &[
-            ("drplan:execution", Some(outcome.name.as_str())),
-            ("drplan:source-server", None),
-        ],
-    )
-    .await
-    .expect("DescribeTags");
+    let keys = ["drplan:execution", "drplan:wave", "Name"].map(str::to_owned);
+    let retagged = drplan_aws::ec2::instance_tags(&cloud.ec2, &web_ids, &keys)
+        .await
+        .expect("DescribeTags");
     assert_eq!(retagged.len(), 3, "{retagged:?}");
+    for (id, tags) in &retagged {
+        assert_eq!(tags["drplan:execution"], outcome.name, "{id}: {tags:?}");
+        assert_eq!(tags["drplan:wave"], "web", "{id}: {tags:?}");
+        assert!(tags["Name"].starts_with("web"), "{id}: {tags:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::common::{Cloud, EXECUTION_TIMEOUT, cloud_with, fleet_file, repo_root};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Every execution of the recovery state machine: (name, status).
 async fn executions(cloud: &Cloud) -> Vec<(String, String)> {
@@ -571,4 +571,57 @@ async fn launch_result_events_wake_a_waiting_wave_long_before_its_poll_delay() {
         log.contains("wave woken") || log.contains("woken at once"),
         "the trigger (or the park itself) woke the wave:\n{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_launch_result_event_only_leaves_its_wave_to_the_next_poll() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    // intranet-01 launches well after the other intranet server and its launch-result
+    // event never arrives: the other's event finds it still launching, so no event can wake
+    // the parked wave, and the wave must find both launched at its next poll.
+    cloud
+        .fault(
+            json!({"kind": "slow_conversion", "servers": ["intranet-01"], "extra_seconds": 1000}),
+        )
+        .await;
+    cloud
+        .fault(json!({"kind": "lose_launch_results", "servers": ["intranet-01"]}))
+        .await;
+    let input = json!({
+        "plan": crate::common::plan_file("examples/small.yaml"),
+        "mode": "recovery",
+        "timing": {"poll_initial_seconds": 30, "poll_max_seconds": 30,
+                   "launch_timeout_minutes": 30, "health_interval_seconds": 1},
+    });
+    let (name, arn) = cloud.start_with(input).await;
+    let outcome = cloud.wait(name, &arn).await;
+    assert_eq!(
+        outcome.status.as_str(),
+        "SUCCEEDED",
+        "{:?} {:?}",
+        outcome.error,
+        outcome.cause
+    );
+    let history = cloud.history(&arn).await;
+    let kinds: Vec<&str> = history.iter().map(|e| e.r#type().as_str()).collect();
+    assert!(
+        kinds.contains(&"TaskTimedOut"),
+        "a park waited out its poll delay: {kinds:?}"
+    );
+    let log = function_log(&cloud);
+    assert!(
+        log.contains("the wave waits for more of its servers"),
+        "intranet-00's event found intranet-01 still launching:\n{log}"
+    );
+    let report = cloud.report("intranet", &outcome.name).await;
+    let servers = report["waves"][0]["servers"].clone();
+    let states: Vec<&str> = servers
+        .as_array()
+        .expect("the wave's servers")
+        .iter()
+        .filter_map(|s| s["state"].as_str())
+        .collect();
+    assert_eq!(states, ["LAUNCHED", "LAUNCHED"], "{servers}");
 }

@@ -9,7 +9,6 @@
 //! claims/PLAN/alarm-start.json           an alarm run being started       StartClaim
 //! prepared/PLAN/dns.json                 failover records prepared ahead  DnsPrepared
 //! waits/jobs/JOB.json                    a wave parked on a DRS job       ParkedWave
-//! waits/jobs/JOB/settled/SERVER          a server of the job that settled (empty)
 //! runs/PLAN/EXEC/plan.json               the plan document the run read   (JSON value)
 //! runs/PLAN/EXEC/resolved.json           servers by wave                  ResolvedPlan
 //! runs/PLAN/EXEC/discovery.json          what discover handed on          Discovery
@@ -106,22 +105,12 @@ pub fn dns_prepared(plan: &str) -> Record<DnsPrepared> {
     Record::at(format!("prepared/{plan}/dns.json"))
 }
 
-/// Where parks and settled markers live (expired by a lifecycle rule).
+/// Where parks live (expired by a lifecycle rule).
 pub const WAITS_PREFIX: &str = "waits/jobs/";
 
 /// The wave parked on a DRS job.
 pub fn parked_job(job_id: &str) -> Record<ParkedWave> {
     Record::at(format!("{WAITS_PREFIX}{job_id}.json"))
-}
-
-/// The folder of a job's settled-server markers.
-pub fn settled_prefix(job_id: &str) -> String {
-    format!("{WAITS_PREFIX}{job_id}/settled/")
-}
-
-/// The marker of one settled server of a job.
-pub fn settled_key(job_id: &str, source_server_id: &str) -> String {
-    format!("{}{source_server_id}", settled_prefix(job_id))
 }
 
 /// Every report of a plan is under this prefix.
@@ -360,10 +349,6 @@ mod tests {
         assert_eq!(run_lock("shop").key(), "locks/shop.json");
         assert_eq!(start_claim("shop").key(), "claims/shop/alarm-start.json");
         assert_eq!(parked_job("drsjob-1").key(), "waits/jobs/drsjob-1.json");
-        assert_eq!(
-            settled_key("drsjob-1", "s-1"),
-            "waits/jobs/drsjob-1/settled/s-1"
-        );
         assert_eq!(report_json("shop", "e1").key(), "reports/shop/e1.json");
         assert_eq!(report_markdown("shop", "e1"), "reports/shop/e1.md");
         assert_eq!(report_html("shop", "e1"), "reports/shop/e1.html");

@@ -352,6 +352,9 @@ pub struct Tagged {
     pub tagged: usize,
     /// Tagged by an earlier attempt of this step.
     pub already_tagged: usize,
+    /// Named by drplan after their source hostname: DRS left them without a `Name`.
+    #[serde(default)]
+    pub named: usize,
 }
 
 /// What was published.

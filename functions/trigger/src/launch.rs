@@ -1,9 +1,12 @@
 //! A server's launch settled (`DRS Source Server Launch Result`): wake the wave that
-//! waits for it, once all the servers its park waits for have settled.
+//! waits for it, once DRS reports every server its park waits for settled. One read of
+//! the job's park record and, when the server is one the park waits for, one
+//! DescribeJobs of the job: nothing is written or listed per server. The event that
+//! finds the job settled also removes the park and sends the token back (once a wait).
 
-use drplan_aws::{FunctionError, metrics, wave};
-use drplan_core::contract::keys::{parked_job, settled_key, settled_prefix};
-use drplan_core::launch_wait::{settled_servers, should_wake};
+use drplan_aws::{FunctionError, drs, metrics, wave};
+use drplan_core::contract::keys::parked_job;
+use drplan_core::launch_wait::should_wake;
 use drplan_core::trigger::LaunchResult;
 use serde_json::{Value, json};
 
@@ -16,7 +19,7 @@ pub async fn on_launch_result(
     result: &LaunchResult,
 ) -> Result<Value, FunctionError> {
     metrics::count("LaunchResults", &[("State", &result.state)]);
-    match settle_and_wake(trigger, result).await {
+    match wake_if_settled(trigger, result).await {
         Ok(outcome) => Ok(outcome),
         Err(error) => {
             tracing::warn!(%error, source_server = result.source_server_id, "could not wake the waiting wave; it polls on schedule");
@@ -26,7 +29,7 @@ pub async fn on_launch_result(
     }
 }
 
-async fn settle_and_wake(trigger: &Trigger, result: &LaunchResult) -> Result<Value, FunctionError> {
+async fn wake_if_settled(trigger: &Trigger, result: &LaunchResult) -> Result<Value, FunctionError> {
     let Some(job_id) = result.job_id.as_deref() else {
         tracing::info!(
             source_server = result.source_server_id,
@@ -34,15 +37,7 @@ async fn settle_and_wake(trigger: &Trigger, result: &LaunchResult) -> Result<Val
         );
         return Ok(json!({ "outcome": "noted", "source_server": result.source_server_id }));
     };
-    let store = &trigger.store;
-    store
-        .put_text(
-            &settled_key(job_id, &result.source_server_id),
-            result.state.clone(),
-            "text/plain",
-        )
-        .await?;
-    let Some(parked) = store.read(&parked_job(job_id)).await? else {
+    let Some(parked) = trigger.store.read(&parked_job(job_id)).await? else {
         tracing::info!(
             job_id,
             source_server = result.source_server_id,
@@ -54,20 +49,26 @@ async fn settle_and_wake(trigger: &Trigger, result: &LaunchResult) -> Result<Val
     if !parked.pending.contains(&result.source_server_id) {
         return Ok(json!({ "outcome": "noted", "job_id": job_id }));
     }
-    let settled = settled_servers(job_id, &store.list_keys(&settled_prefix(job_id)).await?);
-    if !should_wake(&parked, &settled) {
+    let job = drs::describe_jobs(&trigger.drs, &[job_id.to_owned()]).await?;
+    let Some(job) = job.first() else {
+        tracing::info!(job_id, "DRS does not know the job: nothing to wake");
+        return Ok(json!({ "outcome": "noted", "job_id": job_id }));
+    };
+    if !should_wake(&parked, job) {
         tracing::info!(
             job_id,
             execution = parked.execution_name,
             wave = parked.wave,
-            settled = settled.len(),
             waiting_for = parked.pending.len(),
             "launch result noted; the wave waits for more of its servers"
         );
         return Ok(json!({ "outcome": "noted", "job_id": job_id }));
     }
-    // Removed first: of concurrent last events, one wakes the wave, the rest find no park.
-    store.delete(parked_job(job_id).key()).await?;
+    // Removed first, so that the events still on their way find no park and cost one
+    // read each, not a DescribeJobs and a refused SendTaskSuccess. Of last events that
+    // arrive at once, more than one may still send the token: Step Functions takes the
+    // first and refuses the others (`woken` false), which is harmless.
+    trigger.store.delete(parked_job(job_id).key()).await?;
     let woken = wave::wake_parked_wave(&trigger.sfn, &parked.task_token, job_id).await?;
     tracing::info!(
         job_id,

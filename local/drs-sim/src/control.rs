@@ -431,6 +431,9 @@ enum FaultSpec {
         #[serde(default = "default_failback_raw_error")]
         raw_error: String,
     },
+    LoseLaunchResults {
+        servers: Vec<String>,
+    },
     SlowConversion {
         servers: Vec<String>,
         #[serde(default = "default_factor")]
@@ -527,6 +530,11 @@ fn apply_fault(state: &mut SimState, fault: FaultSpec) -> Result<Vec<StallEvent>
                     .faults
                     .failed_failback_launches
                     .insert(id, raw_error.clone());
+            }
+        }
+        FaultSpec::LoseLaunchResults { servers } => {
+            for id in resolve_servers(state, &servers).map_err(not_found)? {
+                state.faults.lost_launch_results.insert(id);
             }
         }
         FaultSpec::SlowConversion {
@@ -735,6 +743,7 @@ async fn show_state(State(sim): State<Arc<Simulator>>) -> Response {
                 })).collect::<Vec<_>>(),
                 "failed_launches": faults.failed_launches,
                 "failed_failback_launches": faults.failed_failback_launches,
+                "lost_launch_results": faults.lost_launch_results,
                 "slow_conversions": faults.slow_conversions.iter().map(|(id, slow)| json!({
                     "source_server_id": id,
                     "factor": slow.factor,

@@ -198,7 +198,16 @@ async fn launch_server(
             .iter()
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect();
-        tags.push(("drs:source-server".to_owned(), server_id.to_owned()));
+        // What DRS puts on a recovery instance itself (its generated launch template
+        // carries these), and with `copyTags` the source server's tags.
+        tags.push((
+            "AWSElasticDisasterRecoveryManaged".to_owned(),
+            "drs.amazonaws.com".to_owned(),
+        ));
+        tags.push((
+            "AWSElasticDisasterRecoverySourceServerID".to_owned(),
+            server_id.to_owned(),
+        ));
         if !server.tags.contains_key("Name") {
             tags.push(("Name".to_owned(), server.hostname.clone()));
         }
@@ -298,7 +307,7 @@ async fn launch_server(
                     ))
                 });
             }
-            emit_launch_result(sim, &target.arn, job_id, is_drill, "SUCCEEDED").await;
+            emit_launch_result(sim, server_id, &target.arn, job_id, is_drill, "SUCCEEDED").await;
         }
         Err(raw_error) => {
             sim.update(generation, |state| {
@@ -328,7 +337,7 @@ async fn launch_server(
                 "drs-sim: launch of {server_id} ({}) failed: {raw_error}",
                 target.hostname
             );
-            emit_launch_result(sim, &target.arn, job_id, is_drill, "FAILED").await;
+            emit_launch_result(sim, server_id, &target.arn, job_id, is_drill, "FAILED").await;
         }
     }
     Some(())
@@ -476,11 +485,16 @@ fn finish_launched(
 /// `DRS Source Server Launch Result`, as the DRS user guide documents it.
 async fn emit_launch_result(
     sim: &Simulator,
+    server_id: &str,
     server_arn: &str,
     job_id: &str,
     is_drill: bool,
     state: &str,
 ) {
+    if sim.with_state(|s| s.faults.lost_launch_results.contains(server_id)) {
+        eprintln!("drs-sim: the launch result of {server_id} is lost (fault)");
+        return;
+    }
     sim.emit_event(
         "DRS Source Server Launch Result",
         vec![server_arn.to_owned()],

@@ -501,6 +501,9 @@ pub struct Faults {
     pub failed_launches: BTreeMap<String, String>,
     /// Failback launches that fail, by source server ID, with their rawError.
     pub failed_failback_launches: BTreeMap<String, String>,
+    /// Servers whose `DRS Source Server Launch Result` event is lost on its way (never
+    /// put on EventBridge; recorded as not delivered).
+    pub lost_launch_results: BTreeSet<String>,
     pub slow_conversions: BTreeMap<String, SlowConversion>,
     pub unhealthy_targets: BTreeSet<String>,
     /// The unhealthy targets in `refuse` mode (listeners closed); the others answer 500.

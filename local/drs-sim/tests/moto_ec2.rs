@@ -133,7 +133,10 @@ async fn launches_are_real_instances_in_moto_and_terminate_removes_them() {
     assert!(state == "running" || state == "pending", "{state}");
     assert_eq!(tags.get("dr:plan").map(String::as_str), Some("shop"));
     assert_eq!(tags.get("dr:wave").map(String::as_str), Some("db"));
-    assert_eq!(tags.get("drs:source-server"), Some(&ids[0]));
+    assert_eq!(
+        tags.get("AWSElasticDisasterRecoverySourceServerID"),
+        Some(&ids[0])
+    );
     assert_eq!(tags.get("Name").map(String::as_str), Some("db-001"));
 
     // A recovery replaces the drill instance: the new one is in the recovery subnet and the
