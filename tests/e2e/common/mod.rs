@@ -197,8 +197,7 @@ impl Cloud {
     /// drill subnet and target groups replaced by the seeded ones, as `drplan local
     /// drill` does).
     pub async fn store_plan(&self, name: &str, path: &str) {
-        let plan = self.with_seeded_resources(plan_file(path));
-        self.store_plan_value(name, &plan).await;
+        self.store_plan_value(name, &plan_file(path)).await;
     }
 
     /// The file descriptors the local cloud holds open now: `this_process` (the gateway
@@ -211,8 +210,11 @@ impl Cloud {
             .unwrap_or_else(|e| panic!("reading the local cloud's descriptors: {e}"))
     }
 
-    /// Stores `plan` in the bucket as `plans/NAME.yaml` (JSON is YAML: it reads the same).
+    /// Stores `plan` in the bucket as `plans/NAME.yaml` (JSON is YAML: it reads the same),
+    /// with the examples' drill subnet and target groups replaced by the
+    /// seeded ones ([`Cloud::with_seeded_resources`]; other values are kept as they are).
     pub async fn store_plan_value(&self, name: &str, plan: &Value) {
+        let plan = self.with_seeded_resources(plan.clone());
         stack::put_plan(
             self.cloud.endpoint_url(),
             self.cloud.region(),
