@@ -34,6 +34,9 @@ enum Command {
     Status(run::status::StatusArgs),
     /// Every run of a plan (mode, outcome, RTO) and when it last succeeded, from its reports.
     History(run::history::HistoryArgs),
+    /// Evaluate stored plans now, as a run's discover step would: every finding that
+    /// blocks a drill or a recovery, and warnings; exits non-zero when one blocks.
+    Readiness(run::readiness::ReadinessArgs),
     /// Print an execution's report (from the stack's bucket).
     Report(run::report::ReportArgs),
     /// Approve an execution waiting for approval: its waves launch.
@@ -107,6 +110,10 @@ fn main() -> ExitCode {
         Command::History(args) => run_async(async move {
             let text = run::history::history(&args).await?;
             Ok(print_stdout(&text) == ExitCode::SUCCESS)
+        }),
+        Command::Readiness(args) => run_async(async move {
+            let (text, ready) = run::readiness::readiness(&args).await?;
+            Ok(print_stdout(&text) == ExitCode::SUCCESS && ready)
         }),
         Command::Report(args) => run_async(async move {
             let text = run::report::report(&args).await?;

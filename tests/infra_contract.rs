@@ -1429,5 +1429,12 @@ fn route53_reaches_only_the_hosted_zones_the_deployment_names() {
             }
         }
     }
-    assert_eq!(checked, ["DiscoverFunction", "DnsCutoverFunction"]);
+    assert_eq!(
+        checked,
+        [
+            "DiscoverFunction",
+            "DnsCutoverFunction",
+            "ReadinessFunction"
+        ]
+    );
 }

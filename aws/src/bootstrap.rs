@@ -50,14 +50,22 @@ pub struct Clients {
 pub async fn start() -> Result<Clients, FunctionError> {
     init_logging();
     let config = aws_config().await;
-    Ok(Clients {
-        drs: aws_sdk_drs::Client::new(&config),
-        ec2: aws_sdk_ec2::Client::new(&config),
-        route53: aws_sdk_route53::Client::new(&config),
-        elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
-        cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
-        sns: aws_sdk_sns::Client::new(&config),
-        sfn: aws_sdk_sfn::Client::new(&config),
-        store: crate::store::RunStore::new(aws_sdk_s3::Client::new(&config), bucket_from_env()?),
-    })
+    Ok(Clients::new(&config, bucket_from_env()?))
+}
+
+impl Clients {
+    /// Every client from one SDK configuration, the store on `bucket` (the CLI names its
+    /// bucket itself).
+    pub fn new(config: &SdkConfig, bucket: String) -> Self {
+        Self {
+            drs: aws_sdk_drs::Client::new(config),
+            ec2: aws_sdk_ec2::Client::new(config),
+            route53: aws_sdk_route53::Client::new(config),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
+            sfn: aws_sdk_sfn::Client::new(config),
+            store: crate::store::RunStore::new(aws_sdk_s3::Client::new(config), bucket),
+        }
+    }
 }

@@ -11,29 +11,27 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use drplan_core::contract::keys;
 use drplan_core::contract::{Discovery, Resumption, RunContext, RunRecords, SkippedWave};
 use drplan_core::discovery::{
-    budget_problems, judge_isolation, keep_seconds, refusals, release_jobs_of,
-    subnet_capacity_problem, wave_layers,
+    budget_problems, judge_isolation, keep_seconds, refusals, release_jobs_of, wave_layers,
 };
 use drplan_core::dns_failover::{DnsPrepared, METRIC_NAME, METRIC_NAMESPACE, prepared_mismatches};
+use drplan_core::evaluation::{PlanFacts, evaluate};
 use drplan_core::launch::JobView;
 use drplan_core::plan::{Dns, DnsMode};
-use drplan_core::readiness::{Readiness, check_readiness, sample, with_pointer};
+use drplan_core::readiness::{sample, with_pointer};
 use drplan_core::resume::{
     CarriedServer, EarlierRun, ResumeRecord, arrange_layers, left_out_waves, plan_resume,
     skipped_waves, without_waves,
 };
 use drplan_core::safety::RecoveryInstanceView;
-use drplan_core::safety::{
-    DrillIsolation, NOT_ISOLATED, RunLock, judge_live_instances, plan_busy_issue, routes_beyond_vpc,
-};
-use drplan_core::{ExecutionInput, Issue, Mode, Plan};
+use drplan_core::safety::{DrillIsolation, RunLock, judge_live_instances, plan_busy_issue};
+use drplan_core::{ExecutionInput, Issue, Mode};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::bootstrap::Clients;
 use crate::lock::{self, LockOutcome};
 use crate::resume::{self, EarlierFacts};
 use crate::step::LogContext;
-use crate::{FunctionError, drill, drs, ec2, failover, plans, route53};
+use crate::{FunctionError, drs, failover, plans, readiness, route53};
 
 impl LogContext for DiscoverInput {
     fn log_context(&self) -> (String, String, String) {
@@ -150,7 +148,6 @@ pub async fn discover_run(
         // The stopped drill's own jobs are waited out before the first wave.
         release_jobs_of(&mut busy, &jobs, &drill.execution_name);
     }
-    let mut readiness = check_readiness(&resolved, &fleet, &busy, input.mode, plan.rpo_minutes);
     // DRS keeps one recovery instance per server: a launch replaces what runs now. The
     // instances a resumed run carries over are its own, and those of waves this run
     // leaves out are not in its way.
@@ -171,24 +168,33 @@ pub async fn discover_run(
         .cloned()
         .collect();
     let live = judge_live_instances(input.mode, input.replace_live_recovery, &in_the_way);
+    // The plan's evaluation, the same one `drplan readiness` shows: servers, launch
+    // settings, capacity of every subnet this run launches into, the drill's isolation.
+    // DNS is checked below, once the run is known to go ahead.
+    let mut facts = PlanFacts {
+        busy_servers: busy,
+        not_launching: choice
+            .carried
+            .values()
+            .flatten()
+            .map(|c| c.source_server_id.clone())
+            .collect(),
+        // Earlier drill instances a drill terminates first free their addresses.
+        freed_in_drill_subnet: live.terminate_first.len() as u64,
+        ..PlanFacts::default()
+    };
+    readiness::read_launch_and_network(clients, &plan, &resolved, &mut facts).await?;
+    facts.fleet = fleet;
+    let mut readiness = evaluate(&plan, &resolved, &facts, input.mode);
     readiness.blocking.extend(live.blocking);
     if input.mode == Mode::Drill {
-        let carried_count = carried.len();
-        let isolation = check_drill_isolation(&clients.ec2, &plan, &mut readiness).await?;
-        // Every instance of a drill launches into its drill subnet: one address each.
-        if let Some(subnet_id) = &isolation.subnet_id
-            && let Some(free) = ec2::subnet_free_addresses(&clients.ec2, subnet_id).await?
-        {
-            let launching = server_ids.len().saturating_sub(carried_count) as u64;
-            let freed = live.terminate_first.len() as u64;
-            readiness.blocking.extend(subnet_capacity_problem(
-                "drill.subnet_id",
-                subnet_id,
-                free,
-                freed,
-                launching,
-            ));
-        }
+        let settings = plan.drill.clone().unwrap_or_default();
+        let isolation = match (&settings.subnet_id, &facts.drill_routes) {
+            (Some(subnet_id), Some(Ok(routes))) => {
+                judge_isolation(settings.clone(), subnet_id.clone(), routes.clone()).0
+            }
+            _ => DrillIsolation::default(),
+        };
         clients
             .store
             .write(
@@ -396,37 +402,10 @@ fn choose_waves(
     Ok(choice)
 }
 
-/// A drill's isolation: its subnet exists and routes nowhere beyond its VPC (unless the
-/// plan allows it); without a drill subnet, the run says plainly that it is not isolated.
-async fn check_drill_isolation(
-    ec2: &aws_sdk_ec2::Client,
-    plan: &Plan,
-    readiness: &mut Readiness,
-) -> Result<DrillIsolation, FunctionError> {
-    let settings = plan.drill.clone().unwrap_or_default();
-    let Some(subnet_id) = settings.subnet_id.clone() else {
-        readiness
-            .warnings
-            .push(Issue::new("drill.subnet_id", NOT_ISOLATED));
-        return Ok(DrillIsolation::default());
-    };
-    let routes = match drill::drill_subnet_routes(ec2, &subnet_id).await {
-        Ok((_, routes)) => routes_beyond_vpc(&routes),
-        Err(FunctionError::NotReady(issues)) => {
-            readiness.blocking.extend(issues);
-            Vec::new()
-        }
-        Err(e) => return Err(e),
-    };
-    let (isolation, blocking) = judge_isolation(settings, subnet_id, routes);
-    readiness.blocking.extend(blocking);
-    Ok(isolation)
-}
-
 /// The failover records of a data-plane plan, as `drplan dns prepare` recorded them,
 /// if they match the plan and their alarm is in place in this Region; else every
 /// difference, each naming the record.
-async fn check_prepared(
+pub(crate) async fn check_prepared(
     clients: &Clients,
     plan: &str,
     dns: &Dns,

@@ -19,6 +19,8 @@ pub mod lock;
 pub mod metrics;
 pub mod plans;
 pub mod probe;
+pub mod readiness;
+pub mod readiness_watch;
 pub mod report;
 pub mod resume;
 pub mod route53;

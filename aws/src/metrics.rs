@@ -52,6 +52,15 @@ pub fn count(metric: &str, dimensions: &[(&str, &str)]) {
     println!("{}", count_document(metric, dimensions, now_millis));
 }
 
+/// Writes one value of `metric` (a level, not a count: unit `None`) to stdout.
+pub fn gauge(metric: &str, dimensions: &[(&str, &str)], value: f64) {
+    let now_millis = jiff::Timestamp::now().as_millisecond();
+    println!(
+        "{}",
+        document(metric, dimensions, value, "None", now_millis)
+    );
+}
+
 /// Writes one of a run's data points (see `Report::metric_points`).
 pub fn emit(point: &drplan_core::report::MetricPoint) {
     let now_millis = jiff::Timestamp::now().as_millisecond();

@@ -111,6 +111,13 @@ impl History {
         }
     }
 
+    /// The newest successful run of `mode`.
+    pub fn last_success(&self, mode: Mode) -> Option<&RunSummary> {
+        self.runs
+            .iter()
+            .find(|r| r.mode == Some(mode) && r.status == "SUCCEEDED")
+    }
+
     /// For people: the compliance lines, then one line per run.
     pub fn to_text(&self) -> String {
         let mut text = String::new();

@@ -134,6 +134,47 @@ impl PlanReadiness {
         }
     }
 
+    /// The e-mail on-call staff get when [`Self::changed_from`] says so: (subject, body).
+    /// The subject fits SNS's 100 characters; the body lists every finding.
+    pub fn change_message(&self, earlier: Option<&PlanReadiness>) -> (String, String) {
+        let mut subject = if self.ready() {
+            format!("drplan: plan {} is ready again", self.plan)
+        } else {
+            format!(
+                "drplan: plan {} is NOT ready ({})",
+                self.plan,
+                self.verdict()
+            )
+        };
+        if subject.len() > 100 {
+            subject = format!("drplan: readiness of plan {} changed", self.plan);
+            subject.truncate(100);
+        }
+        let mut body = String::new();
+        match earlier {
+            Some(earlier) => body.push_str(&format!(
+                "Plan {} was {} at {}; now it is {}.\n\n",
+                self.plan,
+                earlier.verdict(),
+                earlier.evaluated_at,
+                self.verdict()
+            )),
+            None => body.push_str(&format!(
+                "Plan {} was evaluated for the first time: {}.\n\n",
+                self.plan,
+                self.verdict()
+            )),
+        }
+        body.push_str(&self.to_text());
+        if !self.ready() {
+            body.push_str(&format!(
+                "\nA run of a mode that is not ready is refused before anything launches. Fix each finding that blocks it; `drplan readiness {}` evaluates the plan again now.\n",
+                self.plan
+            ));
+        }
+        (subject, body)
+    }
+
     /// For people: the verdict, then each finding.
     pub fn to_text(&self) -> String {
         let mut text = format!(

@@ -2,7 +2,7 @@
 //! ([`start`]), `status` ([`status`]), `report` ([`report`]), `approve` / `decline`
 //! ([`decide`]), `pause` / `continue` ([`pause`]), `rollback-dns` ([`rollback_dns`]) and
 //! `rollback-targets` ([`rollback_targets`]),
-//! `dns prepare` / `dns check` ([`dns`]).
+//! `dns prepare` / `dns check` ([`dns`]), `history` ([`history`]), `readiness` ([`readiness`]).
 //! Here: what they share, finding the state machine, an execution and its records (in
 //! the bucket [`bucket`] finds).
 
@@ -11,6 +11,7 @@ pub mod decide;
 pub mod dns;
 pub mod history;
 pub mod pause;
+pub mod readiness;
 pub mod report;
 pub mod resume;
 pub mod rollback_dns;

@@ -21,6 +21,7 @@ mod failback;
 mod hardening;
 mod notify;
 mod operators;
+mod readiness;
 mod recovery;
 mod resume;
 mod safety;

@@ -608,3 +608,12 @@ mod tests {
         assert_eq!(delays, [10, 20, 40, 60, 60]);
     }
 }
+
+/// What the readiness function receives from its schedule: `{}` evaluates every stored
+/// plan, `{"plan": "NAME"}` one of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadinessInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+}

@@ -36,6 +36,7 @@ use super::notice::PauseRequest;
 use super::step::{Discovery, RunContext, WaveRef};
 use crate::dns::DnsCutover;
 use crate::dns_failover::DnsPrepared;
+use crate::evaluation::PlanReadiness;
 use crate::health::WaveHealthRecord;
 use crate::launch::WaveLaunchRecord;
 use crate::launch_wait::ParkedWave;
@@ -103,6 +104,12 @@ pub fn start_claim(plan: &str) -> Record<StartClaim> {
 /// dns-cutover, which must not need Route 53's control plane.
 pub fn dns_prepared(plan: &str) -> Record<DnsPrepared> {
     Record::at(format!("prepared/{plan}/dns.json"))
+}
+
+/// A stored plan's latest evaluation, written by the readiness function: the next
+/// evaluation compares with it, so on-call staff hear of a change once.
+pub fn plan_readiness(plan: &str) -> Record<PlanReadiness> {
+    Record::at(format!("readiness/{plan}.json"))
 }
 
 /// Where parks live (expired by a lifecycle rule).

@@ -21,8 +21,9 @@ pub mod tags;
 
 pub use errors::ErrorName;
 pub use input::{
-    ExecutionInput, HOOK_FUNCTION_PREFIX, MAX_EXECUTION_NAME, PlanSource, SnapshotChoice, Timing,
-    WaveSkip, execution_name_problem, hook_problem, hooks_outside, pick_snapshot, stack_of,
+    ExecutionInput, HOOK_FUNCTION_PREFIX, MAX_EXECUTION_NAME, PlanSource, ReadinessInput,
+    SnapshotChoice, Timing, WaveSkip, execution_name_problem, hook_problem, hooks_outside,
+    pick_snapshot, stack_of,
 };
 pub use keys::{Record, RunRecords, WaveRecords};
 pub use step::{

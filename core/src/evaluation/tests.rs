@@ -245,3 +245,33 @@ fn an_e_mail_goes_out_when_either_verdict_changes() {
     assert!(ready.changed_from(Some(&not_ready)));
     assert!(!not_ready.changed_from(Some(&not_ready)));
 }
+
+#[test]
+fn the_change_e_mail_says_what_changed_and_every_finding() {
+    let ready = evaluate_plan(&plan(DRILL), &healthy_facts(), now());
+    let mut stalled = healthy_facts();
+    stalled.fleet[0].replication_state = Some("STALLED".into());
+    let not_ready = evaluate_plan(&plan(DRILL), &stalled, now());
+
+    let (subject, body) = not_ready.change_message(Some(&ready));
+    assert_eq!(
+        subject,
+        "drplan: plan shop is NOT ready (recovery ready, drill NOT ready)"
+    );
+    assert!(
+        body.starts_with("Plan shop was recovery ready, drill ready at"),
+        "{body}"
+    );
+    assert!(
+        body.contains("STALLED") && body.contains("drplan readiness shop"),
+        "{body}"
+    );
+
+    let (subject, body) = ready.change_message(Some(&not_ready));
+    assert_eq!(subject, "drplan: plan shop is ready again");
+    assert!(!body.contains("is refused"), "{body}");
+
+    let mut long = not_ready.clone();
+    long.plan = "p".repeat(120);
+    assert!(long.change_message(None).0.len() <= 100);
+}

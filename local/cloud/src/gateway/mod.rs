@@ -4,6 +4,7 @@
 //! everything else to moto. Plans stored or started and EC2 instance state changes are
 //! also told to the simulator ([`watch`]), whose probe stand-ins follow them.
 
+mod ec2_listing;
 mod events;
 mod faults;
 mod health_checks;
@@ -290,6 +291,12 @@ async fn handle(State(state): State<Arc<GatewayState>>, request: Request<Body>) 
                 .get("x-amz-target")
                 .is_some_and(|t| t == "AWSStepFunctions.StopExecution")
                 .then(|| body.clone());
+            let body = counted
+                .as_ref()
+                .and_then(|(service, operation, _)| {
+                    ec2_listing::complete_listing(service, operation, &body)
+                })
+                .unwrap_or(body);
             let mut response = forward(&state, &state.upstreams.moto, &parts, body).await;
             if let Some(call) = health_check {
                 response = health_checks::complete(&state, call, response).await;

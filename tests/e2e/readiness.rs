@@ -1,0 +1,322 @@
+//! Always ready: one evaluation of a plan, used by discover (a run is refused before
+//! anything launches), by `drplan readiness`, and by the scheduled readiness function
+//! (which e-mails on-call once when a plan turns not ready, and once when it recovers).
+//! The plan is broken from outside, as people break plans: a subnet filled up, a
+//! security group deleted, replication stalled, a drill not run.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use hyper::Method;
+use serde_json::{Value, json};
+
+use crate::common::{Cloud, cloud_with, fast_timing, fleet_file, plan_file};
+
+/// Output and error output of a CLI run, for messages.
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Points seeded servers (by hostname, with their fleet tags) at other launch settings
+/// and replication: the simulator gives each a new default launch template version.
+async fn reseed(cloud: &Cloud, servers: &[(&str, &str, &str, &str, &str)]) {
+    let specs: Vec<Value> = servers
+        .iter()
+        .map(|(hostname, wave, state, subnet, group)| {
+            json!({
+                "hostname": hostname,
+                "tags": {"dr:plan": "shop", "dr:wave": wave},
+                "replication": {"state": state, "lag_seconds": if *state == "CONTINUOUS" { 0 } else { 86_400 }},
+                "launch_subnet_id": subnet,
+                "launch_security_group_ids": [group],
+            })
+        })
+        .collect();
+    cloud
+        .control(
+            Method::POST,
+            "/_drplan/source-servers",
+            Some(json!({ "servers": specs })),
+        )
+        .await;
+}
+
+/// Invokes the readiness function as its schedule does (`{}`: every stored plan).
+async fn invoke_readiness(cloud: &Cloud) -> Value {
+    let answer = cloud
+        .control
+        .rest(
+            "lambda",
+            Method::POST,
+            "/2015-03-31/functions/readiness/invocations",
+            "application/json",
+            b"{}".to_vec(),
+        )
+        .await
+        .expect("Invoke readiness");
+    assert!(answer.status.is_success(), "{}", answer.body_text());
+    let body: Value = serde_json::from_slice(&answer.body).expect("the function answers JSON");
+    assert!(body.get("errorType").is_none(), "{body}");
+    body
+}
+
+/// The readiness e-mails among the notifications received since the last call.
+async fn readiness_mail(cloud: &Cloud) -> Vec<(String, String, Value)> {
+    cloud
+        .notifications()
+        .await
+        .into_iter()
+        .filter(|(_, _, attributes)| {
+            attributes["event"]["Value"].as_str() == Some("readiness-changed")
+        })
+        .collect()
+}
+
+/// `drplan readiness shop --format json`: (exit status success, the evaluation).
+fn readiness_json(cloud: &Cloud) -> (bool, Value) {
+    let output = cloud.drplan(&["readiness", "shop", "--format", "json"]);
+    let json: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("readiness JSON: {e}: {}", text(&output)));
+    (output.status.success(), json["plans"][0].clone())
+}
+
+/// Each finding's message by (severity, path).
+fn findings(evaluation: &Value) -> BTreeMap<(String, String), Vec<String>> {
+    let mut found: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for finding in evaluation["findings"].as_array().expect("findings") {
+        found
+            .entry((
+                finding["severity"].as_str().unwrap_or_default().to_owned(),
+                finding["path"].as_str().unwrap_or_default().to_owned(),
+            ))
+            .or_default()
+            .push(finding["message"].as_str().unwrap_or_default().to_owned());
+    }
+    found
+}
+
+/// The last /28 of the VPC's range: a subnet with 11 free addresses.
+async fn small_subnet(cloud: &Cloud) -> String {
+    let vpcs = cloud
+        .ec2
+        .describe_vpcs()
+        .vpc_ids(&cloud.seeded.vpc_id)
+        .send()
+        .await
+        .expect("DescribeVpcs");
+    let cidr = vpcs.vpcs()[0]
+        .cidr_block()
+        .expect("the VPC's CIDR")
+        .to_owned();
+    let (base, bits) = cidr.split_once('/').expect("a CIDR");
+    let base: Ipv4Addr = base.parse().expect("an IPv4 base");
+    let size = 1u32 << (32 - bits.parse::<u32>().expect("a prefix length"));
+    let last = Ipv4Addr::from(u32::from(base) + size - 16);
+    cloud
+        .ec2
+        .create_subnet()
+        .vpc_id(&cloud.seeded.vpc_id)
+        .cidr_block(format!("{last}/28"))
+        .send()
+        .await
+        .expect("CreateSubnet")
+        .subnet()
+        .and_then(|s| s.subnet_id())
+        .expect("the subnet's ID")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_that_cannot_launch_is_refused_before_launch_and_readiness_says_why_once() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    let mut shop = plan_file("examples/shop.yaml");
+    shop.as_object_mut().expect("a plan").remove("approval");
+    shop["drill"]["every_days"] = json!(7);
+    cloud.store_plan_value("shop", &shop).await;
+    let subnet = cloud.seeded.recovery_subnet_id.clone();
+    let group = cloud.seeded.recovery_security_group_id.clone();
+
+    // As seeded, the plan is ready: only the drill it asks for every 7 days is missing.
+    let (ready, evaluation) = readiness_json(&cloud);
+    let found = findings(&evaluation);
+    assert!(ready, "{evaluation:#}");
+    assert_eq!(
+        found.keys().cloned().collect::<Vec<_>>(),
+        [("warning".to_owned(), "drill.every_days".to_owned())],
+        "{evaluation:#}"
+    );
+    assert!(
+        found
+            .values()
+            .flatten()
+            .all(|m| m.contains("no successful drill on record"))
+    );
+    // The scheduled evaluation of a ready plan says nothing.
+    invoke_readiness(&cloud).await;
+    assert!(readiness_mail(&cloud).await.is_empty());
+
+    // Broken from outside: the web tier's subnet has 2 free addresses for its 3 servers,
+    // db-01's template names a security group that was deleted, cache-01 stalled.
+    let small = small_subnet(&cloud).await;
+    let doomed = cloud
+        .ec2
+        .create_security_group()
+        .group_name("doomed")
+        .description("deleted after db-01's template names it")
+        .vpc_id(&cloud.seeded.vpc_id)
+        .send()
+        .await
+        .expect("CreateSecurityGroup")
+        .group_id()
+        .expect("its ID")
+        .to_owned();
+    reseed(
+        &cloud,
+        &[
+            ("web-01", "web", "CONTINUOUS", &small, &group),
+            ("web-02", "web", "CONTINUOUS", &small, &group),
+            ("web-03", "web", "CONTINUOUS", &small, &group),
+            ("db-01", "db", "CONTINUOUS", &subnet, &doomed),
+            ("cache-01", "cache", "STALLED", &subnet, &group),
+        ],
+    )
+    .await;
+    cloud
+        .ec2
+        .delete_security_group()
+        .group_id(&doomed)
+        .send()
+        .await
+        .expect("DeleteSecurityGroup");
+    cloud
+        .ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .subnet_id(&small)
+        .min_count(9)
+        .max_count(9)
+        .send()
+        .await
+        .expect("RunInstances fills the small subnet");
+    let full = format!(
+        "subnet {small} has 2 free addresses, but this run launches 3 instances into it: 1 would fail to launch"
+    );
+
+    let (ready, evaluation) = readiness_json(&cloud);
+    let found = findings(&evaluation);
+    assert!(!ready, "{evaluation:#}");
+    assert_eq!(evaluation["recovery_ready"], false);
+    assert_eq!(evaluation["drill_ready"], false);
+    let capacity = &found[&(
+        "blocks".to_owned(),
+        format!("subnet {small} (launch templates)"),
+    )];
+    assert!(capacity[0].starts_with(&full), "{capacity:?}");
+    let db = &found[&(
+        "blocks".to_owned(),
+        "waves[\"database\"].servers[\"db-01\"]".to_owned(),
+    )];
+    assert!(
+        db[0].contains(&format!(
+            "names security group {doomed}, which does not exist"
+        )),
+        "{db:?}"
+    );
+    let cache = &found[&(
+        "blocks".to_owned(),
+        "waves[\"cache\"].servers[\"cache-01\"]".to_owned(),
+    )];
+    assert!(cache[0].contains("replication is STALLED"), "{cache:?}");
+    assert!(found.contains_key(&("warning".to_owned(), "drill.every_days".to_owned())));
+    // The text form says the same, and exits non-zero.
+    let said = cloud.drplan(&["readiness"]);
+    assert!(!said.status.success());
+    assert!(
+        text(&said).contains("plan shop: recovery NOT ready, drill NOT ready")
+            && text(&said).contains(&full),
+        "{}",
+        text(&said)
+    );
+
+    // A recovery is refused in discover with the same numbers, before any launch.
+    let timing = fast_timing().to_string();
+    let refused = cloud.drplan(&[
+        "start", "shop", "--mode", "recovery", "--timing", &timing, "--wait",
+    ]);
+    assert!(!refused.status.success());
+    let said = text(&refused);
+    assert!(
+        said.contains("failed in Discover") && said.contains("drplan.NotReady"),
+        "{said}"
+    );
+    let execution = said
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("report: drplan report "))
+        .expect("the refusal names its report")
+        .to_owned();
+    let report = cloud.report("shop", &execution).await.to_string();
+    assert!(
+        report.contains(&full) && report.contains(&doomed),
+        "{report}"
+    );
+    assert!(
+        cloud.start_recovery_calls().await.is_empty(),
+        "nothing launched"
+    );
+
+    // The schedule's evaluation e-mails once that the plan is not ready, then is quiet.
+    let answer = invoke_readiness(&cloud).await;
+    assert_eq!(answer[0]["plan"], "shop", "{answer}");
+    assert_eq!(answer[0]["recovery_ready"], false, "{answer}");
+    let mail = readiness_mail(&cloud).await;
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    let (subject, body, _) = &mail[0];
+    assert_eq!(
+        subject,
+        "drplan: plan shop is NOT ready (recovery NOT ready, drill NOT ready)"
+    );
+    assert!(body.contains(&full) && body.contains(&doomed), "{body}");
+    let kept = cloud
+        .s3
+        .get_object()
+        .bucket(&cloud.stack.bucket)
+        .key("readiness/shop.json")
+        .send()
+        .await
+        .expect("readiness/shop.json is kept");
+    let kept: Value =
+        serde_json::from_slice(&kept.body.collect().await.expect("its body").into_bytes())
+            .expect("JSON");
+    assert_eq!(kept["recovery_ready"], false);
+    invoke_readiness(&cloud).await;
+    assert!(
+        readiness_mail(&cloud).await.is_empty(),
+        "no change, no e-mail"
+    );
+
+    // Put right (the web tier back in its subnet, db-01 with a group that exists,
+    // cache-01 replicating): one e-mail says the plan is ready again.
+    reseed(
+        &cloud,
+        &[
+            ("web-01", "web", "CONTINUOUS", &subnet, &group),
+            ("web-02", "web", "CONTINUOUS", &subnet, &group),
+            ("web-03", "web", "CONTINUOUS", &subnet, &group),
+            ("db-01", "db", "CONTINUOUS", &subnet, &group),
+            ("cache-01", "cache", "CONTINUOUS", &subnet, &group),
+        ],
+    )
+    .await;
+    invoke_readiness(&cloud).await;
+    let mail = readiness_mail(&cloud).await;
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert_eq!(mail[0].0, "drplan: plan shop is ready again");
+    let (ready, evaluation) = readiness_json(&cloud);
+    assert!(ready, "{evaluation:#}");
+}
