@@ -63,6 +63,19 @@ pub enum LocalCommand {
         #[arg(long)]
         endpoint_url: Option<String>,
     },
+    /// Fire a plan's drill schedule now, as EventBridge Scheduler would (moto never
+    /// fires schedules): its target, the readiness function, starts the drill or says
+    /// why it skipped it
+    #[command(name = "fire-schedule")]
+    FireSchedule {
+        /// The plan whose drill schedule (drill.schedule) fires
+        plan: String,
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        /// The local cloud's gateway [default: $AWS_ENDPOINT_URL or http://127.0.0.1:4566]
+        #[arg(long)]
+        endpoint_url: Option<String>,
+    },
     /// Inject, list or clear faults in the DRS simulator
     Fault {
         #[command(subcommand)]
@@ -189,6 +202,19 @@ pub fn run(command: LocalCommand) -> anyhow::Result<ExitCode> {
             let answer = commands::failback_client(&endpoint_url, &targets, all)
                 .with_context(|| format!("the DRS simulator's control API at {endpoint_url} (is `drplan local up` running?)"))?;
             print_json(&answer)?;
+        }
+        LocalCommand::FireSchedule {
+            plan,
+            region,
+            endpoint_url,
+        } => {
+            let endpoint_url = endpoint(endpoint_url);
+            let answer = commands::fire_drill_schedule(&endpoint_url, &region, &plan)
+                .with_context(|| format!("firing the drill schedule of plan {plan} on the local cloud at {endpoint_url} (is `drplan local up` running?)"))?;
+            print_json(&answer)?;
+            if answer["answer"].get("errorType").is_some() {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         LocalCommand::Fault {
             fault,

@@ -44,6 +44,7 @@ const SERVICE_PREFIX: &[(&str, &str)] = &[
     ("cloudwatch", "cloudwatch"),
     ("eventbridge", "events"),
     ("elasticloadbalancingv2", "elasticloadbalancing"),
+    ("scheduler", "scheduler"),
 ];
 
 /// SDK operations whose IAM action is not the operation's own name.
@@ -116,6 +117,10 @@ const DEPENDENT_ACTIONS: &[(&str, &[&str], bool, bool)] = &[
         true,
         true,
     ),
+    // A schedule's target names the role Scheduler invokes it with: creating or
+    // replacing one passes that role (EventBridge Scheduler user guide, "Setting up").
+    ("scheduler:CreateSchedule", &["iam:PassRole"], true, false),
+    ("scheduler:UpdateSchedule", &["iam:PassRole"], true, false),
     // Without s3:ListBucket, S3 answers 403 instead of 404 for a missing key; RunStore
     // reads "no such key" as "not there" (a plan name that does not exist, a run that
     // stopped before writing a record), so a role may hold it for its read prefixes.

@@ -48,9 +48,15 @@ pub struct Clients {
 /// What every function does at cold start: JSON logs, the SDK configuration, the
 /// clients, and the bucket from `DRPLAN_BUCKET`.
 pub async fn start() -> Result<Clients, FunctionError> {
+    Ok(start_with_config().await?.0)
+}
+
+/// [`start`], and the SDK configuration, for a function with clients of its own.
+pub async fn start_with_config() -> Result<(Clients, SdkConfig), FunctionError> {
     init_logging();
     let config = aws_config().await;
-    Ok(Clients::new(&config, bucket_from_env()?))
+    let clients = Clients::new(&config, bucket_from_env()?);
+    Ok((clients, config))
 }
 
 impl Clients {

@@ -24,6 +24,7 @@ pub mod readiness_watch;
 pub mod report;
 pub mod resume;
 pub mod route53;
+pub mod schedules;
 pub mod sns;
 pub mod step;
 pub mod store;

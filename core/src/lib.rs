@@ -28,6 +28,7 @@ pub mod report;
 pub mod resolve;
 pub mod resume;
 pub mod safety;
+pub mod schedule;
 pub mod tagging;
 pub mod targets;
 pub mod trigger;

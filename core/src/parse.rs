@@ -43,7 +43,12 @@ pub(crate) const DRILL_FIELDS: &[&str] = &[
     "allow_routes",
     "keep_minutes",
     "every_days",
+    "schedule",
 ];
+/// The longest name of a plan with `drill.schedule`: its schedule is named
+/// `drplan-drill-PLAN` (Scheduler: 64 characters) and its drills
+/// `PLAN-drill-YYYYMMDDTHHMMSSZ-scheduled` (Step Functions: 80).
+pub const MAX_SCHEDULED_PLAN_NAME: usize = 47;
 pub(crate) const TRIGGERS_FIELDS: &[&str] = &["alarms", "alarm_tags", "mode", "min_gap_minutes"];
 /// CloudWatch's longest alarm name.
 const MAX_ALARM_NAME_CHARS: usize = 255;
@@ -178,6 +183,17 @@ impl Reader {
         let drill = self
             .optional(map, &root, "drill")
             .and_then(|(v, p)| self.drill(v, &p));
+        if drill.as_ref().is_some_and(|d| d.schedule.is_some())
+            && name.len() > MAX_SCHEDULED_PLAN_NAME
+        {
+            self.issues.push(
+                &root.key("drill").key("schedule"),
+                format!(
+                    "a plan with a drill schedule may have a name of at most {MAX_SCHEDULED_PLAN_NAME} characters (its schedule and its drills are named after it); {name:?} has {}",
+                    name.len()
+                ),
+            );
+        }
         let triggers = self
             .optional(map, &root, "triggers")
             .and_then(|(v, p)| self.triggers(v, &p));
@@ -396,12 +412,23 @@ impl Reader {
         let every_days = self
             .optional(map, path, "every_days")
             .and_then(|(v, p)| self.whole_number(v, &p, 1, 3_650, "days"));
+        let schedule = self.optional(map, path, "schedule").and_then(|(v, p)| {
+            let expression = self.string(v, &p)?;
+            match crate::schedule::drill_schedule_problem(&expression) {
+                Some(problem) => {
+                    self.issues.push(&p, problem);
+                    None
+                }
+                None => Some(expression),
+            }
+        });
         Some(Drill {
             subnet_id,
             security_group_ids,
             allow_routes,
             keep_minutes,
             every_days,
+            schedule,
         })
     }
 

@@ -592,6 +592,12 @@ pub struct Drill {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3650))]
     pub every_days: Option<u32>,
+    /// When drills of the plan run by themselves: an EventBridge Scheduler expression
+    /// (`rate(7 days)`, `cron(0 3 ? * SUN *)`, `at(2027-01-10T03:00:00)`, UTC), at most
+    /// once a day. A firing that finds the plan not ready for a drill is skipped, with
+    /// an e-mail that says why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 fn default_keep() -> u32 {
@@ -606,6 +612,7 @@ impl Default for Drill {
             allow_routes: false,
             keep_minutes: DEFAULT_DRILL_KEEP_MINUTES,
             every_days: None,
+            schedule: None,
         }
     }
 }

@@ -47,6 +47,11 @@ async fn reseed(cloud: &Cloud, servers: &[(&str, &str, &str, &str, &str)]) {
 
 /// Invokes the readiness function as its schedule does (`{}`: every stored plan).
 async fn invoke_readiness(cloud: &Cloud) -> Value {
+    invoke_readiness_with(cloud, json!({})).await
+}
+
+/// Invokes the readiness function with `input`, synchronously; returns its answer.
+async fn invoke_readiness_with(cloud: &Cloud, input: Value) -> Value {
     let answer = cloud
         .control
         .rest(
@@ -54,7 +59,7 @@ async fn invoke_readiness(cloud: &Cloud) -> Value {
             Method::POST,
             "/2015-03-31/functions/readiness/invocations",
             "application/json",
-            b"{}".to_vec(),
+            input.to_string().into_bytes(),
         )
         .await
         .expect("Invoke readiness");
@@ -272,8 +277,8 @@ async fn a_plan_that_cannot_launch_is_refused_before_launch_and_readiness_says_w
 
     // The schedule's evaluation e-mails once that the plan is not ready, then is quiet.
     let answer = invoke_readiness(&cloud).await;
-    assert_eq!(answer[0]["plan"], "shop", "{answer}");
-    assert_eq!(answer[0]["recovery_ready"], false, "{answer}");
+    assert_eq!(answer["evaluated"][0]["plan"], "shop", "{answer}");
+    assert_eq!(answer["evaluated"][0]["recovery_ready"], false, "{answer}");
     let mail = readiness_mail(&cloud).await;
     assert_eq!(mail.len(), 1, "{mail:?}");
     let (subject, body, _) = &mail[0];
@@ -319,4 +324,183 @@ async fn a_plan_that_cannot_launch_is_refused_before_launch_and_readiness_says_w
     assert_eq!(mail[0].0, "drplan: plan shop is ready again");
     let (ready, evaluation) = readiness_json(&cloud);
     assert!(ready, "{evaluation:#}");
+}
+
+/// The plan's drill schedule as the local cloud's Scheduler holds it, if it has one.
+async fn drill_schedule(cloud: &Cloud, plan: &str) -> Option<Value> {
+    let answer = cloud
+        .control
+        .rest(
+            "scheduler",
+            Method::GET,
+            &format!("/schedules/drplan-drill-{plan}?groupName=drplan-local-drills"),
+            "application/json",
+            Vec::new(),
+        )
+        .await
+        .expect("GetSchedule");
+    if answer.status == hyper::StatusCode::NOT_FOUND {
+        return None;
+    }
+    assert!(answer.status.is_success(), "{}", answer.body_text());
+    Some(serde_json::from_slice(&answer.body).expect("a schedule"))
+}
+
+/// Waits (up to 30 s) until the plan's schedule expression is `wanted` (`None`: gone):
+/// the plan's S3 event reaches the readiness function asynchronously, as in AWS.
+async fn schedule_becomes(cloud: &Cloud, plan: &str, wanted: Option<&str>) -> Option<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let schedule = drill_schedule(cloud, plan).await;
+        let expression = schedule
+            .as_ref()
+            .and_then(|s| s["ScheduleExpression"].as_str().map(str::to_owned));
+        if expression.as_deref() == wanted {
+            return schedule;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the schedule of {plan} is {expression:?}, not {wanted:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// `drplan local fire-schedule PLAN`: the function's answer.
+fn fire(cloud: &Cloud, plan: &str) -> Value {
+    let output = cloud.drplan(&[
+        "local",
+        "fire-schedule",
+        plan,
+        "--endpoint-url",
+        cloud.cloud.endpoint_url(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let fired: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    fired["answer"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_schedule_follows_its_plan_and_skips_a_drill_the_plan_is_not_ready_for() {
+    let Some(cloud) = cloud_with(&fleet_file("examples/fleet.yaml")).await else {
+        return;
+    };
+    let mut shop = plan_file("examples/shop.yaml");
+    shop.as_object_mut().expect("a plan").remove("approval");
+    shop["drill"]["keep_minutes"] = json!(0);
+    shop["drill"]["schedule"] = json!("cron(0 3 ? * SUN *)");
+
+    // Storing the plan makes its schedule (S3 event → rule → readiness function), which
+    // targets the readiness function with the plan and Scheduler's time placeholder.
+    cloud.store_plan_value("shop", &shop).await;
+    let schedule = schedule_becomes(&cloud, "shop", Some("cron(0 3 ? * SUN *)"))
+        .await
+        .expect("the schedule");
+    let input: Value =
+        serde_json::from_str(schedule["Target"]["Input"].as_str().expect("an input"))
+            .expect("JSON input");
+    assert_eq!(
+        input,
+        json!({"scheduled_drill": "shop", "scheduled_time": "<aws.scheduler.scheduled-time>"})
+    );
+    assert!(
+        schedule["Target"]["Arn"]
+            .as_str()
+            .is_some_and(|arn| arn.ends_with(":function:readiness")),
+        "{schedule}"
+    );
+    assert_eq!(schedule["FlexibleTimeWindow"]["Mode"], "OFF");
+
+    // A plan change changes it.
+    shop["drill"]["schedule"] = json!("rate(7 days)");
+    cloud.store_plan_value("shop", &shop).await;
+    schedule_becomes(&cloud, "shop", Some("rate(7 days)")).await;
+
+    // Fired while a server's replication is stalled: skipped, nothing launched, and
+    // on-call staff told why.
+    cloud
+        .fault(json!({"kind": "stall_replication", "servers": ["cache-01"]}))
+        .await;
+    let answer = fire(&cloud, "shop");
+    assert_eq!(answer["drill"]["outcome"], "skipped", "{answer}");
+    assert!(cloud.start_recovery_calls().await.is_empty());
+    let skipped: Vec<_> = cloud
+        .notifications()
+        .await
+        .into_iter()
+        .filter(|(_, _, a)| a["event"]["Value"].as_str() == Some("scheduled-drill-skipped"))
+        .collect();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(
+        skipped[0].0,
+        "drplan: scheduled drill of plan shop skipped: not ready"
+    );
+    assert!(
+        skipped[0].1.contains("cache-01") && skipped[0].1.contains("STALLED"),
+        "{}",
+        skipped[0].1
+    );
+
+    // Ready again: the firing starts a drill named after its scheduled time, and the
+    // same firing delivered again starts nothing more.
+    cloud
+        .fault(json!({"kind": "unstall_replication", "servers": ["cache-01"]}))
+        .await;
+    let when = "2027-01-10T03:00:00Z";
+    let firing = json!({"scheduled_drill": "shop", "scheduled_time": when});
+    let answer = invoke_readiness_with(&cloud, firing.clone()).await;
+    assert_eq!(
+        answer["drill"],
+        json!({"outcome": "started", "execution_name": "shop-drill-20270110T030000Z-scheduled"}),
+        "{answer}"
+    );
+    let again = invoke_readiness_with(&cloud, firing).await;
+    assert_eq!(again["drill"]["outcome"], "already_started", "{again}");
+    let arn = format!(
+        "{}:shop-drill-20270110T030000Z-scheduled",
+        cloud
+            .stack
+            .recovery_state_machine_arn
+            .replace(":stateMachine:", ":execution:")
+    );
+    let described = cloud
+        .sfn
+        .describe_execution()
+        .execution_arn(&arn)
+        .send()
+        .await
+        .expect("DescribeExecution");
+    let input: Value = serde_json::from_str(described.input().unwrap_or("{}")).expect("JSON");
+    assert_eq!(input["mode"], "drill");
+    assert_eq!(input["plan"], "shop");
+    assert_eq!(input["trigger"]["schedule"], "drplan-drill-shop");
+    assert_eq!(input["trigger"]["scheduled_time"], when);
+    // It launches (the run's own timing is the plan's, not a test's: it is stopped here
+    // once its first wave has launched).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while cloud.start_recovery_calls().await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scheduled drill launched nothing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    cloud
+        .sfn
+        .stop_execution()
+        .execution_arn(&arn)
+        .send()
+        .await
+        .expect("StopExecution");
+
+    // Deleting the plan deletes its schedule.
+    cloud
+        .s3
+        .delete_object()
+        .bucket(&cloud.stack.bucket)
+        .key("plans/shop.yaml")
+        .send()
+        .await
+        .expect("DeleteObject");
+    schedule_becomes(&cloud, "shop", None).await;
 }

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::contract::keys;
 use crate::issue::Issue;
 use crate::plan::Mode;
 use crate::quota::Quotas;
@@ -609,11 +610,147 @@ mod tests {
     }
 }
 
-/// What the readiness function receives from its schedule: `{}` evaluates every stored
-/// plan, `{"plan": "NAME"}` one of them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReadinessInput {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan: Option<String>,
+/// What the readiness function is asked to do, by whoever invokes it:
+/// - `{}` (its own schedule): evaluate every stored plan, bring every drill schedule in
+///   line with the stored plans;
+/// - `{"plan": "NAME"}`: evaluate one plan now;
+/// - an S3 `Object Created` / `Object Deleted` event (EventBridge) for `plans/NAME.yaml`:
+///   bring that plan's drill schedule in line, evaluate the plan if it is still there;
+/// - `{"scheduled_drill": "NAME", "scheduled_time": "..."}` (a drill schedule firing):
+///   start a drill of the plan if it is ready for one, else say why by e-mail.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Value")]
+pub enum ReadinessRequest {
+    EveryPlan,
+    Plan(String),
+    PlanChanged {
+        bucket: String,
+        plan: String,
+    },
+    ScheduledDrill {
+        plan: String,
+        scheduled_for: Timestamp,
+    },
+}
+
+impl TryFrom<Value> for ReadinessRequest {
+    type Error = String;
+
+    fn try_from(value: Value) -> Result<Self, String> {
+        let Value::Object(map) = &value else {
+            return Err(format!("the input must be a JSON object, not {value}"));
+        };
+        if map.get("source").and_then(Value::as_str) == Some("aws.s3") {
+            let kind = map.get("detail-type").and_then(Value::as_str).unwrap_or("");
+            if kind != "Object Created" && kind != "Object Deleted" {
+                return Err(format!(
+                    "detail-type: an S3 event must be Object Created or Object Deleted, not {kind:?}"
+                ));
+            }
+            let text = |pointer: &str| {
+                value
+                    .pointer(pointer)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("{pointer}: missing from the S3 event"))
+            };
+            let bucket = text("/detail/bucket/name")?;
+            let key = text("/detail/object/key")?;
+            let plan = keys::plan_name_of(&key)
+                .ok_or_else(|| {
+                    format!("detail.object.key: {key:?} is not a stored plan (plans/NAME.yaml)")
+                })?
+                .to_owned();
+            return Ok(Self::PlanChanged { bucket, plan });
+        }
+        let known = ["plan", "scheduled_drill", "scheduled_time"];
+        if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(format!(
+                "{unknown}: not a field of the readiness function's input (plan, or scheduled_drill and scheduled_time)"
+            ));
+        }
+        let text = |field: &str| match map.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+            Some(other) => Err(format!("{field}: must be a non-empty string, not {other}")),
+        };
+        match (
+            text("plan")?,
+            text("scheduled_drill")?,
+            text("scheduled_time")?,
+        ) {
+            (None, None, None) => Ok(Self::EveryPlan),
+            (Some(plan), None, None) => Ok(Self::Plan(plan)),
+            (None, Some(plan), Some(time)) => {
+                let scheduled_for = time.parse::<Timestamp>().map_err(|e| {
+                    format!("scheduled_time: {time:?} is not a time (Scheduler sends one like 2027-01-10T03:00:00Z): {e}")
+                })?;
+                Ok(Self::ScheduledDrill {
+                    plan,
+                    scheduled_for,
+                })
+            }
+            (None, Some(_), None) => {
+                Err("scheduled_time: a scheduled drill needs the time it was scheduled for".into())
+            }
+            (None, None, Some(_)) => {
+                Err("scheduled_drill: scheduled_time comes with the plan it fired for".into())
+            }
+            (Some(_), _, _) => {
+                Err("plan: give either plan, or scheduled_drill and scheduled_time".into())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod readiness_request_tests {
+    use super::*;
+
+    fn read(value: Value) -> Result<ReadinessRequest, String> {
+        ReadinessRequest::try_from(value)
+    }
+
+    #[test]
+    fn each_caller_is_understood() {
+        assert_eq!(read(serde_json::json!({})), Ok(ReadinessRequest::EveryPlan));
+        assert_eq!(
+            read(serde_json::json!({"plan": "shop"})),
+            Ok(ReadinessRequest::Plan("shop".into()))
+        );
+        assert_eq!(
+            read(
+                serde_json::json!({"scheduled_drill": "shop", "scheduled_time": "2027-01-10T03:00:00Z"})
+            ),
+            Ok(ReadinessRequest::ScheduledDrill {
+                plan: "shop".into(),
+                scheduled_for: "2027-01-10T03:00:00Z".parse().unwrap()
+            })
+        );
+        let event = serde_json::json!({
+            "version": "0", "source": "aws.s3", "detail-type": "Object Deleted",
+            "detail": {"bucket": {"name": "b"}, "object": {"key": "plans/shop.yaml"}}
+        });
+        assert_eq!(
+            read(event),
+            Ok(ReadinessRequest::PlanChanged {
+                bucket: "b".into(),
+                plan: "shop".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_bad_input_names_its_field() {
+        let said = |v: Value| read(v).unwrap_err();
+        assert!(said(serde_json::json!({"plans": "shop"})).starts_with("plans:"));
+        assert!(
+            said(serde_json::json!({"scheduled_drill": "shop"})).starts_with("scheduled_time:")
+        );
+        assert!(said(serde_json::json!({"scheduled_drill": "shop", "scheduled_time": "<aws.scheduler.scheduled-time>"})).starts_with("scheduled_time:"));
+        assert!(said(serde_json::json!({"plan": 3})).starts_with("plan:"));
+        let other = serde_json::json!({"source": "aws.s3", "detail-type": "Object Created",
+            "detail": {"bucket": {"name": "b"}, "object": {"key": "reports/x.json"}}});
+        assert!(said(other).starts_with("detail.object.key:"));
+    }
 }

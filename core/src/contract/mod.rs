@@ -21,7 +21,7 @@ pub mod tags;
 
 pub use errors::ErrorName;
 pub use input::{
-    ExecutionInput, HOOK_FUNCTION_PREFIX, MAX_EXECUTION_NAME, PlanSource, ReadinessInput,
+    ExecutionInput, HOOK_FUNCTION_PREFIX, MAX_EXECUTION_NAME, PlanSource, ReadinessRequest,
     SnapshotChoice, Timing, WaveSkip, execution_name_problem, hook_problem, hooks_outside,
     pick_snapshot, stack_of,
 };

@@ -529,6 +529,27 @@ async fn start_cargo_lambda_watch(
                 crate::stack::ESCALATION_STATE_MACHINE
             ),
         )
+        // Scheduled drills: the schedules' group and role, and the readiness function
+        // they invoke (the template names it STACK-readiness; locally it is `readiness`).
+        .env(
+            "DRPLAN_DRILL_SCHEDULE_GROUP",
+            crate::stack::DRILL_SCHEDULE_GROUP,
+        )
+        .env(
+            "DRPLAN_DRILL_SCHEDULER_ROLE_ARN",
+            format!(
+                "arn:aws:iam::{}:role/{}",
+                options.account_id,
+                crate::stack::DRILL_SCHEDULER_ROLE
+            ),
+        )
+        .env(
+            "DRPLAN_READINESS_FUNCTION_ARN",
+            format!(
+                "arn:aws:lambda:{}:{}:function:readiness",
+                options.region, options.account_id
+            ),
+        )
         // Only the stack's account's events act (the template sets it from AWS::AccountId).
         .env("DRPLAN_ACCOUNT_ID", &options.account_id)
         .env("DRPLAN_STALL_RETRY_REPLICATION", "true")

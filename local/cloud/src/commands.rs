@@ -311,6 +311,72 @@ fn control(endpoint_url: &str, method: Method, path: &str, body: Option<&Value>)
     })
 }
 
+/// `drplan local fire-schedule PLAN`: what EventBridge Scheduler does when the plan's
+/// drill schedule fires (moto keeps schedules but never fires them): the schedule's
+/// target is invoked, synchronously, with the schedule's input and the scheduled time
+/// (now) in place of `<aws.scheduler.scheduled-time>`. Returns the target's answer.
+pub fn fire_drill_schedule(endpoint_url: &str, region: &str, plan: &str) -> Result<Value> {
+    let name = drplan_core::schedule::drill_schedule_name(plan);
+    runtime()?.block_on(async {
+        let aws = AwsClient::new(HttpClient::new(), endpoint_url, region);
+        let answer = aws
+            .rest(
+                "scheduler",
+                Method::GET,
+                &format!(
+                    "/schedules/{name}?groupName={}",
+                    crate::stack::DRILL_SCHEDULE_GROUP
+                ),
+                "application/json",
+                Vec::new(),
+            )
+            .await?;
+        if answer.status == hyper::StatusCode::NOT_FOUND {
+            return Err(LocalCloudError::InvalidInput(format!(
+                "plan {plan} has no drill schedule ({name} in group {}): store the plan with drill.schedule first",
+                crate::stack::DRILL_SCHEDULE_GROUP
+            )));
+        }
+        crate::upstream::check_status("scheduler", "GetSchedule", &answer)?;
+        let schedule: Value = serde_json::from_slice(&answer.body).map_err(|e| {
+            LocalCloudError::InvalidInput(format!("GetSchedule {name} did not answer JSON: {e}"))
+        })?;
+        let target = schedule["Target"]["Arn"].as_str().unwrap_or_default();
+        if target.is_empty() {
+            return Err(LocalCloudError::InvalidInput(format!(
+                "schedule {name} has no target"
+            )));
+        }
+        let scheduled_time = crate::ids::iso8601_utc(crate::ids::now_epoch_seconds());
+        let input = schedule["Target"]["Input"]
+            .as_str()
+            .unwrap_or("{}")
+            .replace(drplan_core::schedule::SCHEDULED_TIME, &scheduled_time);
+        let answer = aws
+            .rest(
+                "lambda",
+                Method::POST,
+                &format!(
+                    "/2015-03-31/functions/{}/invocations",
+                    target.replace(':', "%3A")
+                ),
+                "application/json",
+                input.into_bytes(),
+            )
+            .await?;
+        crate::upstream::check_status("lambda", "Invoke", &answer)?;
+        let answer: Value = serde_json::from_slice(&answer.body).unwrap_or_else(|_| {
+            Value::String(answer.body_text())
+        });
+        Ok(json!({
+            "schedule": name,
+            "scheduled_time": scheduled_time,
+            "target": target,
+            "answer": answer,
+        }))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

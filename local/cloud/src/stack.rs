@@ -19,6 +19,10 @@ pub const BUCKET: &str = "drplan-local";
 pub const RECOVERY_STATE_MACHINE: &str = "drplan-recovery";
 /// The stall escalation state machine's name.
 pub const ESCALATION_STATE_MACHINE: &str = "drplan-stall-escalation";
+/// The schedule group of drill schedules (the template's DrillScheduleGroup).
+pub const DRILL_SCHEDULE_GROUP: &str = "drplan-local-drills";
+/// The role drill schedules name (Scheduler in moto does not assume it).
+pub const DRILL_SCHEDULER_ROLE: &str = "drplan-local-drill-scheduler";
 /// The SAM template, relative to the repository.
 pub const TEMPLATE: &str = "infra/template.yaml";
 
@@ -218,8 +222,9 @@ pub fn rules_of(
 }
 
 /// `value` with each `Ref: AWS::AccountId` / `Ref: AWS::Region` replaced by the stack's,
-/// as CloudFormation does (the rules' patterns match only the stack's own events). Any
-/// other intrinsic is refused: the local rule would silently differ from AWS's.
+/// as CloudFormation does (the rules' patterns match only the stack's own events), and
+/// `Ref: PlansBucket` by the local bucket's name. Any other intrinsic is refused: the
+/// local rule would silently differ from AWS's.
 fn with_pseudo_parameters(
     value: &Value,
     region: &str,
@@ -230,8 +235,10 @@ fn with_pseudo_parameters(
             match map["Ref"].as_str() {
                 Some("AWS::AccountId") => Ok(Value::String(account_id.to_owned())),
                 Some("AWS::Region") => Ok(Value::String(region.to_owned())),
+                // The bucket's name: the local cloud's bucket stands in for it.
+                Some("PlansBucket") => Ok(Value::String(BUCKET.to_owned())),
                 _ => Err(format!(
-                    "{value} is not resolved locally (only Ref AWS::AccountId and AWS::Region are)"
+                    "{value} is not resolved locally (only Ref AWS::AccountId, AWS::Region and PlansBucket are)"
                 )),
             }
         }
@@ -303,6 +310,30 @@ async fn deploy_rules(
             .map_err(|e| LocalCloudError::Deploy(format!("PutTargets {}: {e}", rule.name)))?;
     }
     Ok(rules.len())
+}
+
+/// The drill schedules' group (EventBridge Scheduler); one that exists already is kept.
+async fn deploy_schedule_group(endpoint_url: &str, region: &str) -> Result<()> {
+    let scheduler =
+        crate::upstream::AwsClient::new(crate::upstream::HttpClient::new(), endpoint_url, region);
+    let answer = scheduler
+        .rest(
+            "scheduler",
+            hyper::Method::POST,
+            &format!("/schedule-groups/{DRILL_SCHEDULE_GROUP}"),
+            "application/json",
+            b"{}".to_vec(),
+        )
+        .await?;
+    if answer.status.is_success() || answer.status == hyper::StatusCode::CONFLICT {
+        Ok(())
+    } else {
+        Err(LocalCloudError::Deploy(format!(
+            "CreateScheduleGroup {DRILL_SCHEDULE_GROUP}: HTTP {}: {}",
+            answer.status,
+            answer.body_text()
+        )))
+    }
 }
 
 /// Replaces every `${...}` the definition uses; one left over is an error naming it.
@@ -411,6 +442,7 @@ pub async fn deploy(
         }
     }
     deploy_rules(endpoint_url, region, account_id, repo_root).await?;
+    deploy_schedule_group(endpoint_url, region).await?;
     let recovery_arn = recovery_arn.ok_or_else(|| {
         LocalCloudError::Deploy(format!(
             "{TEMPLATE} has no state machine named {RECOVERY_STATE_MACHINE}"

@@ -206,7 +206,12 @@ pub(super) async fn execution_stopped(state: Arc<GatewayState>, region: String, 
     }
 }
 
-fn record(state: &GatewayState, event_bus: String, event: Value, deliveries: Vec<Delivery>) {
+pub(super) fn record(
+    state: &GatewayState,
+    event_bus: String,
+    event: Value,
+    deliveries: Vec<Delivery>,
+) {
     let mut journal = match state.journal.lock() {
         Ok(journal) => journal,
         Err(poisoned) => poisoned.into_inner(),
@@ -278,7 +283,7 @@ fn bus_name(name_or_arn: &str) -> String {
     }
 }
 
-async fn deliver(
+pub(super) async fn deliver(
     state: &Arc<GatewayState>,
     moto: &AwsClient,
     event_bus: &str,

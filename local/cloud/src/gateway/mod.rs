@@ -10,6 +10,7 @@ mod faults;
 mod health_checks;
 mod lambda;
 mod requests;
+mod s3_events;
 mod watch;
 
 use std::net::SocketAddr;
@@ -286,6 +287,9 @@ async fn handle(State(state): State<Arc<GatewayState>>, request: Request<Body>) 
             let health_check = counted.as_ref().and_then(|(service, _, _)| {
                 health_checks::completed(service, &parts.method, &path, &body)
             });
+            let object_change = counted.as_ref().and_then(|(service, _, _)| {
+                s3_events::object_change(service, &parts.method, &path, query.as_deref(), &body)
+            });
             let stopped = parts
                 .headers
                 .get("x-amz-target")
@@ -305,6 +309,12 @@ async fn handle(State(state): State<Arc<GatewayState>>, request: Request<Body>) 
                 && response.status().is_success()
             {
                 watch::after(&state, watched).await;
+            }
+            if let Some(change) = object_change
+                && response.status().is_success()
+            {
+                // Delivered after the answer, as S3 does.
+                tokio::spawn(s3_events::send(state.clone(), region.clone(), change));
             }
             if let Some(request) = stopped
                 && response.status().is_success()
