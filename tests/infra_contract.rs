@@ -45,6 +45,7 @@ const SERVICE_PREFIX: &[(&str, &str)] = &[
     ("eventbridge", "events"),
     ("elasticloadbalancingv2", "elasticloadbalancing"),
     ("scheduler", "scheduler"),
+    ("iam", "iam"),
 ];
 
 /// SDK operations whose IAM action is not the operation's own name.

@@ -42,6 +42,10 @@ pub struct Clients {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sns: aws_sdk_sns::Client,
     pub sfn: aws_sdk_sfn::Client,
+    /// Readiness: hook functions exist.
+    pub lambda: aws_sdk_lambda::Client,
+    /// Readiness: DRS's service roles exist.
+    pub iam: aws_sdk_iam::Client,
     pub store: crate::store::RunStore,
 }
 
@@ -71,6 +75,8 @@ impl Clients {
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
             sns: aws_sdk_sns::Client::new(config),
             sfn: aws_sdk_sfn::Client::new(config),
+            lambda: aws_sdk_lambda::Client::new(config),
+            iam: aws_sdk_iam::Client::new(config),
             store: crate::store::RunStore::new(aws_sdk_s3::Client::new(config), bucket),
         }
     }

@@ -181,9 +181,11 @@ pub async fn discover_run(
             .collect(),
         // Earlier drill instances a drill terminates first free their addresses.
         freed_in_drill_subnet: live.terminate_first.len() as u64,
+        quotas: input.quotas,
         ..PlanFacts::default()
     };
     readiness::read_launch_and_network(clients, &plan, &resolved, &mut facts).await?;
+    readiness::read_account_facts(clients, &plan, &mut facts).await;
     facts.fleet = fleet;
     let mut readiness = evaluate(&plan, &resolved, &facts, input.mode);
     readiness.blocking.extend(live.blocking);

@@ -3,6 +3,7 @@
 //! `drplan-core` types, and each function's steps built from them, so that the
 //! functions stay thin and the domain stays free of AWS types.
 
+pub mod account_facts;
 pub mod bootstrap;
 pub mod cleanup;
 pub mod cutover;

@@ -1,7 +1,8 @@
 //! Reads the facts a plan evaluation judges (`drplan_core::evaluation`): each server's
 //! launch template and what its default version names, the subnets and security groups
 //! those name, the instance types their zones offer, the drill subnet's routes, the DNS
-//! cutover's zone or prepared records, and the plan's last successful drill. The discover
+//! cutover's zone or prepared records, the plan's last successful drill, and (through
+//! `account_facts`) its hook functions and DRS's service roles. The discover
 //! step, `drplan readiness` and the readiness function all read them here, so the three
 //! judge the same things.
 //!
@@ -366,9 +367,15 @@ pub async fn dns_problems(clients: &Clients, plan: &Plan) -> Result<Vec<Issue>, 
     }
 }
 
-/// Every run of the plan that left a report, from `reports/PLAN/`.
-pub async fn run_summaries(store: &RunStore, plan: &str) -> Result<Vec<RunSummary>, FunctionError> {
+/// Every run of the plan that left a report, from `reports/PLAN/`, and the reports
+/// skipped because they do not read (an older shape: named, not fatal), as
+/// `KEY: ERROR` lines.
+pub async fn run_summaries(
+    store: &RunStore,
+    plan: &str,
+) -> Result<(Vec<RunSummary>, Vec<String>), FunctionError> {
     let mut runs = Vec::new();
+    let mut skipped = Vec::new();
     for key in store.list_keys(&keys::reports_prefix(plan)).await? {
         let Some(record) = keys::report_json_at(&key) else {
             continue;
@@ -376,11 +383,13 @@ pub async fn run_summaries(store: &RunStore, plan: &str) -> Result<Vec<RunSummar
         match store.read(&record).await {
             Ok(Some(report)) => runs.push(RunSummary::of(&report, &key)),
             Ok(None) => {}
-            // A report drplan cannot read (an older shape) is named, not fatal.
-            Err(error) => tracing::warn!(key, %error, "report skipped: it does not read"),
+            Err(error) => {
+                tracing::warn!(key, %error, "report skipped: it does not read");
+                skipped.push(format!("{key}: {error}"));
+            }
         }
     }
-    Ok(runs)
+    Ok((runs, skipped))
 }
 
 /// When the plan's last successful drill finished, from its reports.
@@ -389,8 +398,19 @@ pub async fn last_successful_drill(
     plan: &str,
     now: Timestamp,
 ) -> Result<Option<Timestamp>, FunctionError> {
-    let history = History::of(plan, run_summaries(store, plan).await?, now);
+    let history = History::of(plan, run_summaries(store, plan).await?.0, now);
     Ok(history.last_success(Mode::Drill).map(|run| run.finished_at))
+}
+
+/// The plan's hook functions and DRS's service roles, added to `facts`.
+pub async fn read_account_facts(clients: &Clients, plan: &Plan, facts: &mut PlanFacts) {
+    let ((missing_hooks, unchecked_hooks), roles) = tokio::join!(
+        crate::account_facts::hook_facts(&clients.lambda, plan),
+        crate::account_facts::service_role_facts(&clients.iam),
+    );
+    facts.missing_hooks = missing_hooks;
+    facts.unchecked_hooks = unchecked_hooks;
+    facts.service_roles = Some(roles);
 }
 
 /// Everything a stored plan's evaluation needs, read now.
@@ -406,6 +426,7 @@ pub async fn plan_facts(clients: &Clients, plan: &Plan) -> Result<PlanFacts, Fun
         now: Some(now),
         ..PlanFacts::default()
     };
+    read_account_facts(clients, plan, &mut facts).await;
     if let Ok(resolved) = drplan_core::resolve(plan, &fleet) {
         read_launch_and_network(clients, plan, &resolved, &mut facts).await?;
     }

@@ -12,8 +12,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::discovery::{judge_isolation, subnet_capacity_problem};
+use crate::drs_account::{ServiceRoleFacts, judge_quotas, judge_service_roles};
 use crate::issue::Issue;
 use crate::plan::{Mode, Plan};
+use crate::quota::Quotas;
 use crate::readiness::{Readiness, check_readiness};
 use crate::resolve::{ResolvedPlan, SourceServer, resolve};
 use crate::safety::NOT_ISOLATED;
@@ -62,8 +64,14 @@ pub struct PlanFacts {
     pub offered_types: BTreeMap<String, BTreeSet<String>>,
     /// The drill subnet's routes beyond its VPC, or why it cannot be used.
     pub drill_routes: Option<Result<Vec<String>, Vec<Issue>>>,
-    /// Hook functions that do not exist, with why (a function ARN per entry).
+    /// Hook functions that do not exist or cannot run, with why (a function ARN per entry).
     pub missing_hooks: BTreeMap<String, String>,
+    /// Hook functions Lambda would not describe (e.g. access denied), with why: warned.
+    pub unchecked_hooks: BTreeMap<String, String>,
+    /// DRS's IAM roles, when read.
+    pub service_roles: Option<ServiceRoleFacts>,
+    /// The DRS quotas of the account: the run's `quotas`, else the documented defaults.
+    pub quotas: Quotas,
     /// What would stop the DNS cutover (zone or records), when the plan has `dns`.
     pub dns_problems: Vec<Issue>,
     /// When the last successful drill finished, if the reports were read.
@@ -304,18 +312,36 @@ pub fn evaluate(plan: &Plan, resolved: &ResolvedPlan, facts: &PlanFacts, mode: M
     for (i, wave) in plan.waves.iter().flatten().enumerate() {
         for (phase, hooks) in [("pre", &wave.hooks.pre), ("post", &wave.hooks.post)] {
             for (k, hook) in hooks.iter().enumerate() {
+                let path = format!("waves[{i}].hooks.{phase}[{k}].lambda");
                 if let Some(why) = facts.missing_hooks.get(&hook.lambda) {
                     readiness.blocking.push(Issue::new(
-                        format!("waves[{i}].hooks.{phase}[{k}].lambda"),
+                        path,
                         format!(
                             "{}: {why}; deploy the function or change the plan",
                             hook.lambda
                         ),
                     ));
+                } else if let Some(why) = facts.unchecked_hooks.get(&hook.lambda) {
+                    readiness.warnings.push(Issue::new(
+                        path,
+                        format!("{} could not be checked: {why}", hook.lambda),
+                    ));
                 }
             }
         }
     }
+    if let Some(roles) = &facts.service_roles {
+        judge_service_roles(roles, &mut readiness);
+    }
+    judge_quotas(
+        resolved,
+        &facts.fleet,
+        facts.busy_servers.len(),
+        &facts.not_launching,
+        &facts.quotas,
+        mode,
+        &mut readiness,
+    );
     // A drill never touches DNS, but says what would stop a recovery's cutover.
     match mode {
         Mode::Recovery => readiness

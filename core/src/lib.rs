@@ -12,6 +12,7 @@ pub mod dag;
 pub mod discovery;
 pub mod dns;
 pub mod dns_failover;
+pub mod drs_account;
 pub mod duration;
 pub mod evaluation;
 pub mod failback;

@@ -12,6 +12,8 @@ pub struct Quotas {
     pub max_servers_in_active_jobs: usize,
     /// Jobs active at once.
     pub max_concurrent_jobs: usize,
+    /// Source servers replicating in the account and Region (readiness warns past it).
+    pub max_replicating_servers: usize,
 }
 
 impl Default for Quotas {
@@ -20,6 +22,7 @@ impl Default for Quotas {
             max_servers_per_job: 100,
             max_servers_in_active_jobs: 500,
             max_concurrent_jobs: 20,
+            max_replicating_servers: 300,
         }
     }
 }
@@ -39,6 +42,7 @@ impl Quotas {
                 self.max_servers_in_active_jobs,
             ),
             ("max_concurrent_jobs", self.max_concurrent_jobs),
+            ("max_replicating_servers", self.max_replicating_servers),
         ] {
             if value == 0 {
                 return Err(QuotaError::Zero(name));
@@ -140,7 +144,7 @@ mod tests {
             active in 1usize..700,
             concurrent in 1usize..30,
         ) {
-            let quotas = Quotas { max_servers_per_job: per_job, max_servers_in_active_jobs: active, max_concurrent_jobs: concurrent };
+            let quotas = Quotas { max_servers_per_job: per_job, max_servers_in_active_jobs: active, max_concurrent_jobs: concurrent, ..Quotas::default() };
             let servers: Vec<usize> = (0..count).collect();
             let batches = plan_launch_batches(&servers, &quotas).unwrap();
             // Every server exactly once, in the input order.

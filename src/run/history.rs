@@ -5,8 +5,7 @@
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use drplan_aws::store::RunStore;
-use drplan_core::audit::{History, RunSummary};
-use drplan_core::contract::keys;
+use drplan_core::audit::History;
 use jiff::Timestamp;
 
 use super::{Target, aws_config, bucket, state_machine_arn};
@@ -44,21 +43,11 @@ pub async fn history(args: &HistoryArgs) -> anyhow::Result<String> {
         }
     };
     let store = RunStore::new(aws_sdk_s3::Client::new(&config), bucket);
-    let keys = store
-        .list_keys(&keys::reports_prefix(&args.plan))
+    let (runs, skipped) = drplan_aws::readiness::run_summaries(&store, &args.plan)
         .await
-        .context("listing the plan's reports")?;
-    let mut runs = Vec::new();
-    for key in keys {
-        let Some(record) = keys::report_json_at(&key) else {
-            continue;
-        };
-        match store.read(&record).await {
-            Ok(Some(report)) => runs.push(RunSummary::of(&report, &key)),
-            Ok(None) => {}
-            // A report drplan cannot read (an older shape) is named, not fatal.
-            Err(e) => eprintln!("drplan history: skipping {key}: {e}"),
-        }
+        .context("reading the plan's reports")?;
+    for skipped in skipped {
+        eprintln!("drplan history: skipping {skipped}");
     }
     let history = History::of(&args.plan, runs, Timestamp::now());
     Ok(match args.format {

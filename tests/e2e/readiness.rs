@@ -104,6 +104,44 @@ fn findings(evaluation: &Value) -> BTreeMap<(String, String), Vec<String>> {
     found
 }
 
+/// `readiness/shop.json` once `done` holds for it: the evaluation a stored plan's S3
+/// event starts runs on its own, and a test waits for it before it judges e-mails.
+async fn kept_readiness_once(cloud: &Cloud, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Ok(kept) = cloud
+            .s3
+            .get_object()
+            .bucket(&cloud.stack.bucket)
+            .key("readiness/shop.json")
+            .send()
+            .await
+        {
+            let body = kept.body.collect().await.expect("its body").into_bytes();
+            let kept: Value = serde_json::from_slice(&body).expect("JSON");
+            if done(&kept) {
+                return kept;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "readiness/shop.json never got there: {kept:#}"
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readiness/shop.json was never written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// IAM in the local cloud, where the seed made DRS's service roles.
+async fn iam(cloud: &Cloud) -> aws_sdk_iam::Client {
+    aws_sdk_iam::Client::new(
+        &drplan_local::stack::sdk_config(cloud.cloud.endpoint_url(), cloud.cloud.region()).await,
+    )
+}
+
 /// The last /28 of the VPC's range: a subnet with 11 free addresses.
 async fn small_subnet(cloud: &Cloud) -> String {
     let vpcs = cloud
@@ -143,7 +181,11 @@ async fn a_plan_that_cannot_launch_is_refused_before_launch_and_readiness_says_w
     let mut shop = plan_file("examples/shop.yaml");
     shop.as_object_mut().expect("a plan").remove("approval");
     shop["drill"]["every_days"] = json!(7);
+    // A hook that exists (a function the local cloud serves) is not a finding.
+    let record = "arn:aws:lambda:us-east-1:123456789012:function:drplan-hook-record";
+    shop["waves"][0]["hooks"] = json!({"pre": [{"lambda": record}]});
     cloud.store_plan_value("shop", &shop).await;
+    kept_readiness_once(&cloud, |kept| kept["recovery_ready"] == true).await;
     let subnet = cloud.seeded.recovery_subnet_id.clone();
     let group = cloud.seeded.recovery_security_group_id.clone();
 
@@ -212,6 +254,21 @@ async fn a_plan_that_cannot_launch_is_refused_before_launch_and_readiness_says_w
     let full = format!(
         "subnet {small} has 2 free addresses, but this run launches 3 instances into it: 1 would fail to launch"
     );
+    // DRS's conversion server role deleted, and a hook renamed in the plan to a function
+    // that does not exist.
+    let conversion_role = "AWSElasticDisasterRecoveryConversionServerRole";
+    iam(&cloud)
+        .await
+        .delete_role()
+        .role_name(conversion_role)
+        .send()
+        .await
+        .expect("DeleteRole");
+    let gone = "arn:aws:lambda:us-east-1:123456789012:function:drplan-hook-renamed";
+    shop["waves"][1]["hooks"] = json!({"post": [{"lambda": gone}]});
+    cloud.store_plan_value("shop", &shop).await;
+    // The stored plan's own evaluation (its S3 event) e-mails that it is not ready.
+    kept_readiness_once(&cloud, |kept| kept["recovery_ready"] == false).await;
 
     let (ready, evaluation) = readiness_json(&cloud);
     let found = findings(&evaluation);
@@ -239,6 +296,28 @@ async fn a_plan_that_cannot_launch_is_refused_before_launch_and_readiness_says_w
     )];
     assert!(cache[0].contains("replication is STALLED"), "{cache:?}");
     assert!(found.contains_key(&("warning".to_owned(), "drill.every_days".to_owned())));
+    let hook = &found[&(
+        "blocks".to_owned(),
+        "waves[1].hooks.post[0].lambda".to_owned(),
+    )];
+    assert!(
+        hook[0].starts_with(&format!("{gone}: Lambda has no such function")),
+        "{hook:?}"
+    );
+    let role = &found[&(
+        "blocks".to_owned(),
+        format!("drs.service_roles[{conversion_role:?}]"),
+    )];
+    assert!(
+        role[0].contains("does not exist in this account"),
+        "{role:?}"
+    );
+    assert!(
+        !found
+            .keys()
+            .any(|(_, path)| path.starts_with("waves[0].hooks")),
+        "the hook that exists is no finding: {evaluation:#}"
+    );
     // The text form says the same, and exits non-zero.
     let said = cloud.drplan(&["readiness"]);
     assert!(!said.status.success());
@@ -267,7 +346,10 @@ async fn a_plan_that_cannot_launch_is_refused_before_launch_and_readiness_says_w
         .to_owned();
     let report = cloud.report("shop", &execution).await.to_string();
     assert!(
-        report.contains(&full) && report.contains(&doomed),
+        report.contains(&full)
+            && report.contains(&doomed)
+            && report.contains(gone)
+            && report.contains(conversion_role),
         "{report}"
     );
     assert!(
@@ -286,7 +368,10 @@ async fn a_plan_that_cannot_launch_is_refused_before_launch_and_readiness_says_w
         subject,
         "drplan: plan shop is NOT ready (recovery NOT ready, drill NOT ready)"
     );
-    assert!(body.contains(&full) && body.contains(&doomed), "{body}");
+    assert!(
+        body.contains(&full) && body.contains(&doomed) && body.contains(gone),
+        "{body}"
+    );
     let kept = cloud
         .s3
         .get_object()
@@ -306,7 +391,21 @@ async fn a_plan_that_cannot_launch_is_refused_before_launch_and_readiness_says_w
     );
 
     // Put right (the web tier back in its subnet, db-01 with a group that exists,
-    // cache-01 replicating): one e-mail says the plan is ready again.
+    // cache-01 replicating, the role made again, the hook named right): one e-mail says
+    // the plan is ready again.
+    iam(&cloud)
+        .await
+        .create_role()
+        .role_name(conversion_role)
+        .path("/service-role/")
+        .assume_role_policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("CreateRole");
     reseed(
         &cloud,
         &[
@@ -318,6 +417,12 @@ async fn a_plan_that_cannot_launch_is_refused_before_launch_and_readiness_says_w
         ],
     )
     .await;
+    shop["waves"][1]
+        .as_object_mut()
+        .expect("a wave")
+        .remove("hooks");
+    cloud.store_plan_value("shop", &shop).await;
+    kept_readiness_once(&cloud, |kept| kept["recovery_ready"] == true).await;
     invoke_readiness(&cloud).await;
     let mail = readiness_mail(&cloud).await;
     assert_eq!(mail.len(), 1, "{mail:?}");

@@ -2,6 +2,7 @@
 //! simulator, `cargo lambda watch` (when there are functions) and the gateway; dropping
 //! it, or [`LocalCloud::shutdown`], stops all of them.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -190,7 +191,9 @@ impl LocalCloud {
         cloud.simulator_url = format!("http://{}", simulator.addr());
         cloud.simulator = Some(simulator);
 
+        let mut lambda_functions = BTreeSet::new();
         if let (Some(cargo_lambda), Some(functions_dir)) = (cargo_lambda, functions_dir) {
+            lambda_functions = served_functions(&functions_dir).await?;
             let (lambda, lambda_url) = start_cargo_lambda_watch(
                 &cargo_lambda,
                 &functions_dir,
@@ -209,6 +212,7 @@ impl LocalCloud {
                 moto: moto_url,
                 simulator: cloud.simulator_url.clone(),
                 lambda: cloud.lambda_url.clone(),
+                lambda_functions,
                 default_region: options.region.clone(),
                 account_id: options.account_id.clone(),
             },
@@ -469,6 +473,54 @@ async fn enable_state_machine_execution(http: &HttpClient, moto_url: &str) -> Re
             problem: format!("{}: {}", answer.status, answer.body_text()),
         })
     }
+}
+
+/// The binaries of the Cargo workspace (or package) in `dir`, every one of which
+/// `cargo lambda watch` serves as a function of that name.
+async fn served_functions(dir: &Path) -> Result<BTreeSet<String>> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(&cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(dir)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|source| LocalCloudError::Spawn {
+            what: "cargo metadata (the functions cargo lambda watch serves)".to_owned(),
+            source,
+        })?;
+    let unexpected = |problem: String| LocalCloudError::UnexpectedAnswer {
+        service: "cargo",
+        operation: format!("metadata in {}", dir.display()),
+        problem,
+    };
+    if !output.status.success() {
+        return Err(unexpected(format!(
+            "{}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| unexpected(e.to_string()))?;
+    Ok(metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|package| package["targets"].as_array().into_iter().flatten())
+        .filter(|target| {
+            target["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|target| target["name"].as_str().map(str::to_owned))
+        .collect())
 }
 
 async fn start_cargo_lambda_watch(

@@ -31,6 +31,59 @@ pub(super) fn invoked_function(path: &str) -> Option<String> {
     Some(function_name(&name_or_arn))
 }
 
+/// The function a GetFunction (`GET /2015-03-31/functions/{NameOrArn}`) or
+/// GetFunctionConfiguration (`.../configuration`) path names, as a plain name, and
+/// whether it asks for the configuration only.
+pub(super) fn described_function(path: &str) -> Option<(String, bool)> {
+    let rest = path.strip_prefix(INVOKE_PATH_PREFIX)?.trim_end_matches('/');
+    let (encoded, configuration_only) = match rest.strip_suffix("/configuration") {
+        Some(encoded) => (encoded, true),
+        None => (rest, false),
+    };
+    if encoded.is_empty() || encoded.contains('/') {
+        return None;
+    }
+    let name_or_arn = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .ok()?;
+    Some((function_name(&name_or_arn), configuration_only))
+}
+
+/// GetFunction / GetFunctionConfiguration of a served function: Active, as a deployed
+/// function of the template would be (arm64, provided.al2023).
+pub(super) fn describe(
+    state: &GatewayState,
+    region: &str,
+    function: &str,
+    configuration_only: bool,
+) -> Response<Body> {
+    let configuration = serde_json::json!({
+        "FunctionName": function,
+        "FunctionArn": format!(
+            "arn:aws:lambda:{region}:{}:function:{function}",
+            state.upstreams.account_id
+        ),
+        "Runtime": "provided.al2023",
+        "Handler": "bootstrap",
+        "Architectures": ["arm64"],
+        "PackageType": "Zip",
+        "Version": "$LATEST",
+        "State": "Active",
+        "LastUpdateStatus": "Successful",
+    });
+    let document = if configuration_only {
+        configuration
+    } else {
+        serde_json::json!({ "Configuration": configuration })
+    };
+    let mut response = Response::new(Body::from(document.to_string()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// The plain function name of a name, a partial ARN or an ARN.
 pub fn function_name(name_or_arn: &str) -> String {
     let parts: Vec<&str> = name_or_arn.split(':').collect();
@@ -199,6 +252,25 @@ fn empty(status: StatusCode) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_function_of_get_function_and_its_configuration() {
+        assert_eq!(
+            described_function(
+                "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3Adrplan-hook-record/configuration"
+            ),
+            Some(("drplan-hook-record".to_owned(), true))
+        );
+        assert_eq!(
+            described_function("/2015-03-31/functions/notify"),
+            Some(("notify".to_owned(), false))
+        );
+        assert_eq!(described_function("/2015-03-31/functions/"), None);
+        assert_eq!(
+            described_function("/2015-03-31/functions/notify/policy"),
+            None
+        );
+    }
 
     #[test]
     fn maps_arns_to_plain_names() {

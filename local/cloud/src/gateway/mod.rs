@@ -42,6 +42,9 @@ pub struct Upstreams {
     pub simulator: String,
     /// `cargo lambda watch`'s base URL, when functions are being served.
     pub lambda: Option<String>,
+    /// The function binaries `cargo lambda watch` serves: Lambda's
+    /// GetFunction/GetFunctionConfiguration describe these (others go to moto).
+    pub lambda_functions: std::collections::BTreeSet<String>,
     /// The Region assumed for requests that do not say (unsigned ones).
     pub default_region: String,
     /// The account moto and the simulator use; EventBridge events carry it.
@@ -152,7 +155,13 @@ enum Route {
     SimulatorControl,
     PutEvents,
     Drs,
-    LambdaInvoke { function: String },
+    LambdaInvoke {
+        function: String,
+    },
+    LambdaDescribe {
+        function: String,
+        configuration_only: bool,
+    },
     Moto,
 }
 
@@ -174,6 +183,15 @@ fn route(method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) 
         Some(scope) if scope.service == "lambda" && method == Method::POST => {
             match lambda::invoked_function(path) {
                 Some(function) => Route::LambdaInvoke { function },
+                None => Route::Moto,
+            }
+        }
+        Some(scope) if scope.service == "lambda" && method == Method::GET => {
+            match lambda::described_function(path) {
+                Some((function, configuration_only)) => Route::LambdaDescribe {
+                    function,
+                    configuration_only,
+                },
                 None => Route::Moto,
             }
         }
@@ -277,6 +295,16 @@ async fn handle(State(state): State<Arc<GatewayState>>, request: Request<Body>) 
         Route::LambdaInvoke { function } => {
             lambda::invoke(&state, &function, &parts.headers, body).await
         }
+        Route::LambdaDescribe {
+            function,
+            configuration_only,
+        } if state.upstreams.lambda.is_some()
+            && state.upstreams.lambda_functions.contains(&function) =>
+        {
+            lambda::describe(&state, &region, &function, configuration_only)
+        }
+        // A function moto knows (made with CreateFunction), or none: moto answers.
+        Route::LambdaDescribe { .. } => forward(&state, &state.upstreams.moto, &parts, body).await,
         Route::Moto => {
             let watched = counted.as_ref().and_then(|(service, operation, _)| {
                 watch::watched(service, operation, &path, &body)

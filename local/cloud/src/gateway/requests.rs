@@ -265,6 +265,7 @@ mod tests {
                 moto: nowhere.clone(),
                 simulator: nowhere,
                 lambda: None,
+                lambda_functions: Default::default(),
                 default_region: "us-east-1".into(),
                 account_id: "123456789012".into(),
             },
