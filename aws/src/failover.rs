@@ -8,9 +8,8 @@ use aws_sdk_cloudwatch::types::{
     ComparisonOperator, Dimension, MetricDatum, StandardUnit, StateValue, Statistic,
 };
 use aws_sdk_route53::types::{
-    AlarmIdentifier, Change as SdkChange, ChangeAction, ChangeBatch, CloudWatchRegion,
-    HealthCheckConfig, HealthCheckType, InsufficientDataHealthStatus, ResourceRecordSetFailover,
-    RrType,
+    AlarmIdentifier, Change as SdkChange, ChangeAction, CloudWatchRegion, HealthCheckConfig,
+    HealthCheckType, InsufficientDataHealthStatus, ResourceRecordSetFailover, RrType,
 };
 use drplan_core::dns_failover::{
     ALARM_PERIOD_SECONDS, ALARM_TREAT_MISSING_DATA, CurrentRecords, FailoverAlarm, FailoverRecord,
@@ -293,20 +292,5 @@ pub async fn apply_prepare(
                 .map_err(|e| invalid(&e))?,
         );
     }
-    let batch = ChangeBatch::builder()
-        .comment(comment)
-        .set_changes(Some(sdk_changes))
-        .build()
-        .map_err(|e| invalid(&e))?;
-    let answer = route53
-        .change_resource_record_sets()
-        .hosted_zone_id(zone_id)
-        .change_batch(batch)
-        .send()
-        .await
-        .map_err(|e| FunctionError::from_sdk("Route53 ChangeResourceRecordSets", e))?;
-    Ok(answer
-        .change_info()
-        .map(|c| c.id().trim_start_matches("/change/").to_owned())
-        .unwrap_or_default())
+    crate::route53::send_change_batch(route53, zone_id, sdk_changes, comment).await
 }

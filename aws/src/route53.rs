@@ -268,6 +268,16 @@ pub async fn change_records(
                 .map_err(|e| FunctionError::InvalidInput(format!("change of {}: {e}", set.name)))?,
         );
     }
+    send_change_batch(route53, zone_id, sdk_changes, comment).await
+}
+
+/// Sends SDK changes as one ChangeResourceRecordSets batch; returns the change ID.
+pub(crate) async fn send_change_batch(
+    route53: &Client,
+    zone_id: &str,
+    sdk_changes: Vec<SdkChange>,
+    comment: &str,
+) -> Result<String, FunctionError> {
     let batch = ChangeBatch::builder()
         .comment(comment)
         .set_changes(Some(sdk_changes))

@@ -372,17 +372,7 @@ async fn a_plan_that_cannot_launch_is_refused_before_launch_and_readiness_says_w
         body.contains(&full) && body.contains(&doomed) && body.contains(gone),
         "{body}"
     );
-    let kept = cloud
-        .s3
-        .get_object()
-        .bucket(&cloud.stack.bucket)
-        .key("readiness/shop.json")
-        .send()
-        .await
-        .expect("readiness/shop.json is kept");
-    let kept: Value =
-        serde_json::from_slice(&kept.body.collect().await.expect("its body").into_bytes())
-            .expect("JSON");
+    let kept = kept_readiness_once(&cloud, |_| true).await;
     assert_eq!(kept["recovery_ready"], false);
     invoke_readiness(&cloud).await;
     assert!(

@@ -19,11 +19,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::task::JoinSet;
 
 use crate::clock::Timestamp;
 use crate::control::{bad_request, json_response};
-use crate::lifecycle::{self, InstanceJobPlan, end_job, for_server, log, start_job};
+use crate::lifecycle::{self, InstanceJobPlan, for_server, log};
 use crate::model::JobLogData;
 use crate::sim::Simulator;
 
@@ -227,27 +226,13 @@ pub fn spawn_reverse_sync(sim: &Arc<Simulator>, generation: u64, server_id: Stri
 /// Failback Client) and LAUNCH_START, then LAUNCHED with FAILBACK_COMPLETED, or
 /// LAUNCH_FAILED with `rawError` and FAILBACK_ERROR.
 pub fn spawn_failback_job(sim: &Arc<Simulator>, plan: InstanceJobPlan) {
-    let sim_for_task = sim.clone();
-    sim.spawn_background(async move {
-        let sim = sim_for_task;
-        if start_job(&sim, &plan.job_id, plan.generation)
-            .await
-            .is_none()
-        {
-            return;
-        }
-        let mut instances = JoinSet::new();
-        for (instance_id, server_id) in plan.instances {
-            let sim = sim.clone();
-            let job_id = plan.job_id.clone();
-            let generation = plan.generation;
-            instances.spawn(async move {
-                fail_back_instance(&sim, generation, &job_id, &instance_id, &server_id).await;
-            });
-        }
-        lifecycle::wait_for_all(instances).await;
-        end_job(&sim, &plan.job_id, plan.generation);
-    });
+    lifecycle::spawn_instance_job(
+        sim,
+        plan,
+        |sim, generation, job_id, instance_id, server_id| async move {
+            fail_back_instance(&sim, generation, &job_id, &instance_id, &server_id).await;
+        },
+    );
 }
 
 async fn fail_back_instance(

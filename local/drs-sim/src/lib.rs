@@ -34,6 +34,7 @@ mod control;
 mod drs;
 mod ec2_states;
 mod failback;
+mod faults;
 mod ids;
 mod lifecycle;
 mod listeners;

@@ -507,7 +507,17 @@ async fn emit_launch_result(
     .await;
 }
 
-pub fn spawn_terminate_job(sim: &Arc<Simulator>, plan: InstanceJobPlan) {
+/// Runs a job over recovery instances in the background: starts it, runs `per_instance`
+/// for every (instance, server) at once, and ends it when all are done. Termination and
+/// failback jobs differ only in what happens to each instance.
+pub(crate) fn spawn_instance_job<F, Fut>(
+    sim: &Arc<Simulator>,
+    plan: InstanceJobPlan,
+    per_instance: F,
+) where
+    F: Fn(Arc<Simulator>, u64, String, String, String) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let sim_for_task = sim.clone();
     sim.spawn_background(async move {
         let sim = sim_for_task;
@@ -517,18 +527,29 @@ pub fn spawn_terminate_job(sim: &Arc<Simulator>, plan: InstanceJobPlan) {
         {
             return;
         }
-        let mut servers = JoinSet::new();
+        let mut instances = JoinSet::new();
         for (instance_id, server_id) in plan.instances {
-            let sim = sim.clone();
-            let job_id = plan.job_id.clone();
-            let generation = plan.generation;
-            servers.spawn(async move {
-                terminate_instance(&sim, generation, &job_id, &instance_id, &server_id).await;
-            });
+            instances.spawn(per_instance(
+                sim.clone(),
+                plan.generation,
+                plan.job_id.clone(),
+                instance_id,
+                server_id,
+            ));
         }
-        wait_for_all(servers).await;
+        wait_for_all(instances).await;
         end_job(&sim, &plan.job_id, plan.generation);
     });
+}
+
+pub fn spawn_terminate_job(sim: &Arc<Simulator>, plan: InstanceJobPlan) {
+    spawn_instance_job(
+        sim,
+        plan,
+        |sim, generation, job_id, instance_id, server_id| async move {
+            terminate_instance(&sim, generation, &job_id, &instance_id, &server_id).await;
+        },
+    );
 }
 
 async fn terminate_instance(
