@@ -16,10 +16,7 @@ use serde_json::{Value, json};
 
 use crate::clock::Timestamp;
 use crate::drs::add_initial_snapshots;
-use crate::model::{
-    DATA_REPLICATION_STATES, Replication, SlowConversion, SourceServer, State as SimState, Tags,
-    ThrottleFault,
-};
+use crate::model::{DATA_REPLICATION_STATES, Replication, SourceServer, State as SimState, Tags};
 use crate::sim::Simulator;
 use crate::templates::{TemplateSpec, TemplateWork, run_template_work};
 
@@ -81,7 +78,7 @@ pub(crate) fn not_found(message: String) -> ControlError {
 }
 
 /// Accepts a bare JSON array, an object holding the array under `key`, or one object.
-fn parse_list<T: for<'de> Deserialize<'de>>(
+pub(crate) fn parse_list<T: for<'de> Deserialize<'de>>(
     body: &[u8],
     key: &str,
 ) -> Result<Vec<T>, ControlError> {

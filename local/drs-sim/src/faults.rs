@@ -7,12 +7,12 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::clock::Timestamp;
-use crate::control::{ControlError, bad_request, json_response, not_found};
+use crate::control::{ControlError, bad_request, json_response, not_found, parse_list};
 use crate::model::{SlowConversion, State as SimState, ThrottleFault};
 use crate::sim::Simulator;
 
