@@ -14,6 +14,7 @@ use crate::error::{LocalCloudError, Result};
 use crate::upstream::{AwsClient, HttpClient, check_status};
 use crate::xml;
 
+mod drs_roles;
 mod load_balancers;
 mod network;
 
@@ -348,7 +349,7 @@ pub async fn seed(endpoint_url: &str, fleet: &Fleet) -> Result<SeedReport> {
         zones.push(seed_hosted_zone(&aws, zone).await?);
     }
     let (topic_arn, queue_url) = seed_notifications(&aws, &fleet.notifications).await?;
-    seed_drs_service_roles(&aws).await?;
+    drs_roles::seed_drs_service_roles(&aws).await?;
     let mut load_balancers = Vec::new();
     for lb in &fleet.load_balancers {
         load_balancers.push(load_balancers::seed_load_balancer(&aws, lb, &network).await?);
@@ -442,51 +443,6 @@ async fn refuse_a_network_too_small(
     } else {
         Err(LocalCloudError::InvalidInput(problems.join("; ")))
     }
-}
-
-/// The IAM roles DRS's initialization creates in an account (the simulator's DRS is
-/// initialized), so that readiness finds them; a role that exists is left as it is.
-async fn seed_drs_service_roles(aws: &AwsClient) -> Result<()> {
-    const IAM_VERSION: &str = "2010-05-08";
-    for (name, _, _) in drplan_core::drs_account::DRS_SERVICE_ROLES {
-        let (path, service) = if name.starts_with("AWSServiceRoleFor") {
-            ("/aws-service-role/drs.amazonaws.com/", "drs.amazonaws.com")
-        } else if name.ends_with("ConversionServerRole")
-            || name.ends_with("ReplicationServerRole")
-            || name.ends_with("RecoveryInstanceRole")
-        {
-            ("/service-role/", "ec2.amazonaws.com")
-        } else {
-            ("/service-role/", "drs.amazonaws.com")
-        };
-        let trust = json!({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Effect": "Allow",
-                "Principal": {"Service": service},
-                "Action": "sts:AssumeRole",
-            }],
-        })
-        .to_string();
-        let created = aws
-            .query(
-                "iam",
-                IAM_VERSION,
-                "CreateRole",
-                &[
-                    ("RoleName", name),
-                    ("Path", path),
-                    ("AssumeRolePolicyDocument", &trust),
-                ],
-            )
-            .await;
-        match created {
-            Ok(_) => {}
-            Err(LocalCloudError::AwsCall { body, .. }) if body.contains("EntityAlreadyExists") => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(())
 }
 
 /// The simulator upserts by hostname, so sending every server again is idempotent.
