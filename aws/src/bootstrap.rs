@@ -63,6 +63,21 @@ pub async fn start_with_config() -> Result<(Clients, SdkConfig), FunctionError> 
     Ok((clients, config))
 }
 
+/// IAM's control plane is in us-east-1 whatever Region drplan runs in, and readiness only
+/// asks it whether DRS's roles exist (an unanswered question is a warning, never a
+/// refusal). So its calls give up early: during a us-east-1 outage, a recovery elsewhere
+/// must not wait out the SDK's default connect timeouts and retries before it goes ahead.
+pub const IAM_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+/// Every attempt and retry of one IAM call together.
+pub const IAM_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn iam_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(IAM_CONNECT_TIMEOUT)
+        .operation_timeout(IAM_OPERATION_TIMEOUT)
+        .build()
+}
+
 impl Clients {
     /// Every client from one SDK configuration, the store on `bucket` (the CLI names its
     /// bucket itself).
@@ -76,7 +91,11 @@ impl Clients {
             sns: aws_sdk_sns::Client::new(config),
             sfn: aws_sdk_sfn::Client::new(config),
             lambda: aws_sdk_lambda::Client::new(config),
-            iam: aws_sdk_iam::Client::new(config),
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(config)
+                    .timeout_config(iam_timeouts())
+                    .build(),
+            ),
             store: crate::store::RunStore::new(aws_sdk_s3::Client::new(config), bucket),
         }
     }

@@ -184,8 +184,12 @@ pub async fn discover_run(
         quotas: input.quotas,
         ..PlanFacts::default()
     };
-    readiness::read_launch_and_network(clients, &plan, &resolved, &mut facts).await?;
-    readiness::read_account_facts(clients, &plan, &mut facts).await;
+    let (network, account) = tokio::join!(
+        readiness::read_launch_and_network(clients, &plan, &resolved, &mut facts),
+        readiness::AccountFacts::read(clients, &plan),
+    );
+    network?;
+    account.add_to(&mut facts);
     facts.fleet = fleet;
     let mut readiness = evaluate(&plan, &resolved, &facts, input.mode);
     readiness.blocking.extend(live.blocking);

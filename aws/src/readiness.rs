@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_ec2::types::Filter;
 use drplan_core::audit::{History, RunSummary};
 use drplan_core::contract::keys;
+use drplan_core::drs_account::ServiceRoleFacts;
 use drplan_core::evaluation::{LaunchFacts, PlanFacts, SubnetFacts};
 use drplan_core::plan::DnsMode;
 use drplan_core::safety::routes_beyond_vpc;
@@ -402,31 +403,53 @@ pub async fn last_successful_drill(
     Ok(history.last_success(Mode::Drill).map(|run| run.finished_at))
 }
 
-/// The plan's hook functions and DRS's service roles, added to `facts`.
-pub async fn read_account_facts(clients: &Clients, plan: &Plan, facts: &mut PlanFacts) {
-    let ((missing_hooks, unchecked_hooks), roles) = tokio::join!(
-        crate::account_facts::hook_facts(&clients.lambda, plan),
-        crate::account_facts::service_role_facts(&clients.iam),
-    );
-    facts.missing_hooks = missing_hooks;
-    facts.unchecked_hooks = unchecked_hooks;
-    facts.service_roles = Some(roles);
+/// The plan's hook functions and DRS's service roles: read beside the plan's other facts
+/// (they depend on none of them), then added with [`AccountFacts::add_to`].
+pub struct AccountFacts {
+    missing_hooks: BTreeMap<String, String>,
+    unchecked_hooks: BTreeMap<String, String>,
+    service_roles: ServiceRoleFacts,
+}
+
+impl AccountFacts {
+    pub async fn read(clients: &Clients, plan: &Plan) -> Self {
+        let ((missing_hooks, unchecked_hooks), service_roles) = tokio::join!(
+            crate::account_facts::hook_facts(&clients.lambda, plan),
+            crate::account_facts::service_role_facts(&clients.iam),
+        );
+        Self {
+            missing_hooks,
+            unchecked_hooks,
+            service_roles,
+        }
+    }
+
+    pub fn add_to(self, facts: &mut PlanFacts) {
+        facts.missing_hooks = self.missing_hooks;
+        facts.unchecked_hooks = self.unchecked_hooks;
+        facts.service_roles = Some(self.service_roles);
+    }
 }
 
 /// Everything a stored plan's evaluation needs, read now.
 pub async fn plan_facts(clients: &Clients, plan: &Plan) -> Result<PlanFacts, FunctionError> {
     let now = Timestamp::now();
-    let fleet = crate::drs::describe_all_source_servers(&clients.drs).await?;
-    let jobs =
-        crate::drs::jobs_since(&clients.drs, now - jiff::SignedDuration::from_hours(24)).await?;
+    let (fleet, jobs, dns_problems, last_drill, account) = tokio::join!(
+        crate::drs::describe_all_source_servers(&clients.drs),
+        crate::drs::jobs_since(&clients.drs, now - jiff::SignedDuration::from_hours(24)),
+        dns_problems(clients, plan),
+        last_successful_drill(&clients.store, &plan.name, now),
+        AccountFacts::read(clients, plan),
+    );
+    let fleet = fleet?;
     let mut facts = PlanFacts {
-        busy_servers: crate::drs::busy_servers(&jobs),
-        dns_problems: dns_problems(clients, plan).await?,
-        last_successful_drill: Some(last_successful_drill(&clients.store, &plan.name, now).await?),
+        busy_servers: crate::drs::busy_servers(&jobs?),
+        dns_problems: dns_problems?,
+        last_successful_drill: Some(last_drill?),
         now: Some(now),
         ..PlanFacts::default()
     };
-    read_account_facts(clients, plan, &mut facts).await;
+    account.add_to(&mut facts);
     if let Ok(resolved) = drplan_core::resolve(plan, &fleet) {
         read_launch_and_network(clients, plan, &resolved, &mut facts).await?;
     }
