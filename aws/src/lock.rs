@@ -79,7 +79,7 @@ pub async fn take_run_lock(
             LockVerdict::Take => LockOutcome::Held,
             LockVerdict::StopDrill(drill) => LockOutcome::TakenFromDrill(drill),
         };
-        if store.write_if(&lock, ours, etag).await? {
+        if store.write_if(&lock, ours, etag).await?.is_some() {
             return Ok(outcome);
         }
     }

@@ -6,8 +6,12 @@
 //! plan is stored or deleted (S3 events): that plan's schedule and evaluation. When a
 //! drill schedule fires: a drill, or an e-mail saying why it was skipped.
 //!
-//! The record is written after the e-mail is published: an e-mail that fails leaves the
-//! earlier record in place, so the next evaluation sees the change again and retries it.
+//! One plan can be evaluated twice at once (its S3 event beside the schedule, or two
+//! schedules' runs), and only one of them may e-mail a change. So the record is written
+//! only if it is still the one read before the evaluation (If-Match on its ETag, or
+//! If-None-Match when there was none), and only the evaluation whose write wins
+//! publishes. An e-mail that fails puts the earlier record back, so that the next
+//! evaluation sees the change again and retries it.
 
 use drplan_core::Plan;
 use drplan_core::contract::{PlanSource, ReadinessRequest, keys};
@@ -315,27 +319,41 @@ pub async fn watch_plans(
     }
 }
 
-/// One plan: evaluated, compared with its last record, e-mailed if it changed, recorded.
+/// One plan: evaluated, compared with its last record, recorded, e-mailed if it changed.
 pub async fn watch_plan(
     clients: &Clients,
     topic_arn: &str,
     plan: &Plan,
 ) -> Result<Watched, FunctionError> {
-    let readiness = evaluate_stored(clients, plan).await?;
     let record = keys::plan_readiness(&plan.name);
-    let earlier = match clients.store.read(&record).await {
-        Ok(earlier) => earlier,
-        // A record of an older shape is replaced, as if there were none.
-        Err(FunctionError::InvalidInput(problem)) => {
-            tracing::warn!(key = record.key(), problem, "earlier readiness not read");
-            None
-        }
-        Err(error) => return Err(error),
+    // Read before the evaluation: an evaluation that records in the meantime makes this
+    // one's write lose, and its verdict is at least as new.
+    let earlier_version = clients.store.get_text_versioned(record.key()).await?;
+    let earlier: Option<PlanReadiness> = earlier_version.as_ref().and_then(|(text, _)| {
+        serde_json::from_str(text)
+            // A record of an older shape is replaced, as if there were none.
+            .inspect_err(|problem| {
+                tracing::warn!(key = record.key(), %problem, "earlier readiness not read");
+            })
+            .ok()
+    });
+    let readiness = evaluate_stored(clients, plan).await?;
+    let expected_etag = earlier_version.as_ref().map(|(_, etag)| etag.as_str());
+    let Some(written_etag) = clients
+        .store
+        .write_if(&record, &readiness, expected_etag)
+        .await?
+    else {
+        tracing::info!(
+            plan = plan.name,
+            "another evaluation recorded this plan's readiness first: it e-mails any change"
+        );
+        return Ok(watched(plan, &readiness, None));
     };
     let notified = if readiness.changed_from(earlier.as_ref()) {
         let (subject, body) = readiness.change_message(earlier.as_ref());
         let severity = if readiness.ready() { "info" } else { "warning" };
-        let message_id = sns::publish_text(
+        let published = sns::publish_text(
             &clients.sns,
             topic_arn,
             &subject,
@@ -346,7 +364,14 @@ pub async fn watch_plan(
                 ("event", "readiness-changed"),
             ],
         )
-        .await?;
+        .await;
+        let message_id = match published {
+            Ok(message_id) => message_id,
+            Err(error) => {
+                put_back(clients, record.key(), earlier_version, &written_etag).await;
+                return Err(error);
+            }
+        };
         tracing::info!(
             plan = plan.name,
             message_id,
@@ -357,13 +382,17 @@ pub async fn watch_plan(
     } else {
         None
     };
-    clients.store.write(&record, &readiness).await?;
+    Ok(watched(plan, &readiness, notified))
+}
+
+/// What [`watch_plan`] returns, and the plan's data point.
+fn watched(plan: &Plan, readiness: &PlanReadiness, notified: Option<String>) -> Watched {
     metrics::gauge(
         PLAN_READY_METRIC,
         &[("Plan", plan.name.as_str())],
         if readiness.ready() { 1.0 } else { 0.0 },
     );
-    Ok(Watched {
+    Watched {
         plan: plan.name.clone(),
         recovery_ready: readiness.recovery_ready,
         drill_ready: readiness.drill_ready,
@@ -373,5 +402,31 @@ pub async fn watch_plan(
             .filter(|f| f.severity == drplan_core::evaluation::Severity::Blocks)
             .count(),
         notified,
-    })
+    }
+}
+
+/// After a change's e-mail failed: the record as it was before this evaluation (or none),
+/// unless another evaluation wrote since, so that the next evaluation retries the e-mail.
+async fn put_back(
+    clients: &Clients,
+    key: &str,
+    earlier_version: Option<(String, String)>,
+    written_etag: &str,
+) {
+    let restored = match earlier_version {
+        Some((text, _)) => clients
+            .store
+            .put_text_if(key, text, Some(written_etag))
+            .await
+            .map(|written| written.is_some()),
+        None => clients.store.delete_if(key, written_etag).await,
+    };
+    match restored {
+        Ok(true) => tracing::info!(
+            key,
+            "earlier readiness put back: the next evaluation e-mails"
+        ),
+        Ok(false) => tracing::warn!(key, "readiness changed again meanwhile: not put back"),
+        Err(error) => tracing::error!(key, %error, "earlier readiness not put back"),
+    }
 }

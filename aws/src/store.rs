@@ -182,15 +182,18 @@ impl RunStore {
     }
 
     /// Writes the record only if it is still as last read (see [`Self::get_text_versioned`]):
-    /// absent (`expected_etag` `None`) or unchanged. Returns false, having written
-    /// nothing, when another writer got there first.
+    /// absent (`expected_etag` `None`) or unchanged. Returns the written object's ETag, or
+    /// `None`, having written nothing, when another writer got there first.
     pub async fn write_if<T: Serialize>(
         &self,
         record: &Record<T>,
         value: &T,
         expected_etag: Option<&str>,
-    ) -> Result<bool, FunctionError> {
-        self.put_json_if(record.key(), value, expected_etag).await
+    ) -> Result<Option<String>, FunctionError> {
+        let text = serde_json::to_string(value).map_err(|e| {
+            FunctionError::InvalidInput(format!("cannot serialise {}: {e}", record.key()))
+        })?;
+        self.put_text_if(record.key(), text, expected_etag).await
     }
 
     async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, FunctionError> {
@@ -247,17 +250,16 @@ impl RunStore {
         Ok(Some((String::from_utf8_lossy(&bytes).into_owned(), etag)))
     }
 
-    /// Writes the object only if it is still as last read: absent (`expected_etag`
-    /// `None`, If-None-Match: *) or unchanged (If-Match: the ETag). Returns false, having
-    /// written nothing, when another writer got there first.
-    async fn put_json_if<T: Serialize>(
+    /// Writes the JSON text only if the object is still as last read: absent
+    /// (`expected_etag` `None`, If-None-Match: *) or unchanged (If-Match: the ETag).
+    /// Returns the new ETag, or `None`, having written nothing, when another writer got
+    /// there first.
+    pub async fn put_text_if(
         &self,
         key: &str,
-        value: &T,
+        text: String,
         expected_etag: Option<&str>,
-    ) -> Result<bool, FunctionError> {
-        let text = serde_json::to_string(value)
-            .map_err(|e| FunctionError::InvalidInput(format!("cannot serialise {key}: {e}")))?;
+    ) -> Result<Option<String>, FunctionError> {
         let request = self
             .s3
             .put_object()
@@ -270,7 +272,7 @@ impl RunStore {
             Some(etag) => request.if_match(etag),
         };
         match request.send().await {
-            Ok(_) => Ok(true),
+            Ok(written) => Ok(Some(written.e_tag().unwrap_or_default().to_owned())),
             // 412 Precondition Failed, or 409 when a concurrent conditional write won.
             Err(e)
                 if e.as_service_error().is_some_and(|s| {
@@ -282,7 +284,7 @@ impl RunStore {
                     .raw_response()
                     .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412)) =>
             {
-                Ok(false)
+                Ok(None)
             }
             Err(e) => Err(FunctionError::from_sdk("S3 PutObject", e)),
         }

@@ -17,7 +17,9 @@ use tokio::net::TcpListener;
 
 #[tokio::test]
 async fn an_iam_that_never_answers_becomes_warnings_not_a_hang_or_a_refusal() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
     let endpoint = format!("http://{}", listener.local_addr().expect("its address"));
     // Accept every connection and hold it open without a byte of answer.
     let silent = tokio::spawn(async move {
@@ -43,15 +45,30 @@ async fn an_iam_that_never_answers_becomes_warnings_not_a_hang_or_a_refusal() {
         .expect("IAM's calls gave up by themselves");
     silent.abort();
 
-    assert!(roles.missing.is_empty(), "nothing is said to be missing: {roles:?}");
+    assert!(
+        roles.missing.is_empty(),
+        "nothing is said to be missing: {roles:?}"
+    );
     let unreadable: Vec<&str> = roles.unreadable.keys().map(String::as_str).collect();
     let expected: Vec<&str> = DRS_SERVICE_ROLES.iter().map(|(name, _, _)| *name).collect();
     let mut expected_sorted = expected.clone();
     expected_sorted.sort_unstable();
-    assert_eq!(unreadable, expected_sorted, "every role is 'could not be checked'");
+    assert_eq!(
+        unreadable, expected_sorted,
+        "every role is 'could not be checked'"
+    );
 
     let mut readiness = Readiness::default();
     judge_service_roles(&roles, &mut readiness);
-    assert!(readiness.blocking.is_empty(), "never a refusal: {:?}", readiness.blocking);
-    assert_eq!(readiness.warnings.len(), expected.len(), "{:?}", readiness.warnings);
+    assert!(
+        readiness.blocking.is_empty(),
+        "never a refusal: {:?}",
+        readiness.blocking
+    );
+    assert_eq!(
+        readiness.warnings.len(),
+        expected.len(),
+        "{:?}",
+        readiness.warnings
+    );
 }

@@ -131,7 +131,12 @@ async fn claim_start(
         {
             return Ok(held);
         }
-        if trigger.store.write_if(&key, &ours, etag.as_deref()).await? {
+        if trigger
+            .store
+            .write_if(&key, &ours, etag.as_deref())
+            .await?
+            .is_some()
+        {
             return Ok(ClaimVerdict::Take);
         }
         tracing::info!(
