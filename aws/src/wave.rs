@@ -14,7 +14,7 @@ use drplan_core::contract::{
 };
 pub use drplan_core::launch::WaveLaunchRecord;
 use drplan_core::launch::{JobView, WaveProgress, WaveVerdict, evaluate_wave};
-use drplan_core::launch_wait::{ParkedWave, pending_by_job, should_wake};
+use drplan_core::launch_wait::{parks_for_wave, pending_by_job, should_wake};
 use drplan_core::resume::{CarriedServer, with_carried};
 use drplan_core::tagging::{self, RecoveredInstance};
 use drplan_core::{ResolvedPlan, SnapshotChoice, WaveServer, plan_launch_batches};
@@ -277,17 +277,19 @@ pub async fn record_pending(
 
 /// Parks the wave on `task_token` for every job with servers still launching (as the
 /// last poll saw them), so that the trigger function wakes it when DRS reports them
-/// settled: one record per job, written once per wait. Events that came between the
-/// poll and the park found no park to wake, so the park then asks DRS once (one
-/// DescribeJobs for all its jobs) and wakes itself when a job it waits for has settled
-/// already. Returns the number of jobs parked on; none means the wave simply waits out
-/// its poll delay.
+/// settled: one record per job, written once per wait, each naming the wave's other jobs
+/// (the wave is woken once, when all settled) unless some of the wave's `pending_servers`
+/// are in no job yet. Events that came between the poll and the park found no park to
+/// wake, so the park then asks DRS once (one DescribeJobs for all its jobs) and wakes
+/// itself when what it waits for has settled already. Returns the number of jobs parked
+/// on; none means the wave simply waits out its poll delay.
 pub async fn park_wave(
     drs_client: &Client,
     store: &RunStore,
     sfn: &aws_sdk_sfn::Client,
     run: &RunContext,
     wave: &WaveRef,
+    pending_servers: usize,
     task_token: &str,
 ) -> Result<usize, FunctionError> {
     let pending: BTreeMap<String, Vec<String>> = store
@@ -297,26 +299,23 @@ pub async fn park_wave(
     if pending.is_empty() {
         return Ok(0);
     }
-    let parked_at = Timestamp::now();
-    let mut parks = Vec::with_capacity(pending.len());
-    for (job_id, servers) in &pending {
-        let park = ParkedWave {
-            task_token: task_token.to_owned(),
-            execution_name: run.execution_name.clone(),
-            wave: wave.name.clone(),
-            pending: servers.clone(),
-            parked_at,
-        };
-        store.write(&parked_job(job_id), &park).await?;
-        parks.push((job_id, park));
+    let in_jobs: usize = pending.values().map(Vec::len).sum();
+    let parks = parks_for_wave(
+        &pending,
+        in_jobs < pending_servers,
+        task_token,
+        &run.execution_name,
+        &wave.name,
+        Timestamp::now(),
+    );
+    for (job_id, park) in &parks {
+        store.write(&parked_job(job_id), park).await?;
     }
     let job_ids: Vec<String> = pending.keys().cloned().collect();
     let jobs = drs::describe_jobs(drs_client, &job_ids).await?;
-    let settled_already = parks.iter().find(|(job_id, park)| {
-        jobs.iter()
-            .find(|job| &&job.job_id == job_id)
-            .is_some_and(|job| should_wake(park, job))
-    });
+    let settled_already = parks
+        .iter()
+        .find(|(job_id, park)| should_wake(park, job_id, &jobs));
     if let Some((job_id, _)) = settled_already {
         let woken = wake_parked_wave(sfn, task_token, job_id).await?;
         tracing::info!(
@@ -582,6 +581,7 @@ pub async fn wait_for_wave(
                 &clients.sfn,
                 &park.run,
                 &park.wave,
+                park.poll.as_ref().map_or(0, |poll| poll.pending),
                 &task_token,
             )
             .await?;

@@ -400,17 +400,19 @@ async fn a_different_alarm_that_already_claimed_the_plan_wins_and_this_one_is_su
             .write_if(&record, &claim(other, jiff::Timestamp::now()), None)
             .await
             .expect("PutObject")
+            .is_some()
     );
     // The conditional write is what two racing triggers rely on: the second one loses.
     assert!(
-        !store
+        store
             .write_if(
                 &record,
                 &claim("shop-alarm-late", jiff::Timestamp::now()),
                 None
             )
             .await
-            .expect("PutObject"),
+            .expect("PutObject")
+            .is_none(),
         "a second If-None-Match write must not replace the first claim"
     );
     put_event(&cloud, &sample("alarm-state-change-alarm.json"));

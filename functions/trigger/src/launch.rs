@@ -1,13 +1,18 @@
 //! A server's launch settled (`DRS Source Server Launch Result`): wake the wave that
-//! waits for it, once DRS reports every server its park waits for settled. One read of
-//! the job's park record and, when the server is one the park waits for, one
-//! DescribeJobs of the job: nothing is written or listed per server. The event that
-//! finds the job settled also removes the park and sends the token back (once a wait).
+//! waits for it, once DRS reports every server its park waits for settled (those of the
+//! wave's other jobs too, see `drplan_core::launch_wait`), or at once when the launch
+//! failed. One read of the job's park record and, when the server is one the park waits
+//! for, one DescribeJobs of the wave's jobs: nothing is written or listed per server. The
+//! event that wakes the wave also removes its parks and sends the token back (once a
+//! wait).
 
 use drplan_aws::{FunctionError, drs, metrics, wave};
 use drplan_core::contract::keys::parked_job;
 use drplan_core::launch_wait::should_wake;
 use drplan_core::trigger::LaunchResult;
+
+/// The launch-result `state` of a server DRS could not launch.
+const LAUNCH_FAILED: &str = "FAILED";
 use serde_json::{Value, json};
 
 use crate::Trigger;
@@ -49,17 +54,24 @@ async fn wake_if_settled(trigger: &Trigger, result: &LaunchResult) -> Result<Val
     if !parked.pending.contains(&result.source_server_id) {
         return Ok(json!({ "outcome": "noted", "job_id": job_id }));
     }
-    let job = drs::describe_jobs(&trigger.drs, &[job_id.to_owned()]).await?;
-    let Some(job) = job.first() else {
+    let job_ids: Vec<String> = std::iter::once(job_id.to_owned())
+        .chain(parked.with_jobs.keys().cloned())
+        .collect();
+    let jobs = drs::describe_jobs(&trigger.drs, &job_ids).await?;
+    if jobs.is_empty() {
         tracing::info!(job_id, "DRS does not know the job: nothing to wake");
         return Ok(json!({ "outcome": "noted", "job_id": job_id }));
-    };
-    if !should_wake(&parked, job) {
+    }
+    // A failed launch may fail the wave (a critical server): the wave hears of it now,
+    // not once its other servers settled.
+    let failed = result.state == LAUNCH_FAILED;
+    if !failed && !should_wake(&parked, job_id, &jobs) {
         tracing::info!(
             job_id,
             execution = parked.execution_name,
             wave = parked.wave,
-            waiting_for = parked.pending.len(),
+            waiting_for =
+                parked.pending.len() + parked.with_jobs.values().map(Vec::len).sum::<usize>(),
             "launch result noted; the wave waits for more of its servers"
         );
         return Ok(json!({ "outcome": "noted", "job_id": job_id }));
@@ -68,14 +80,20 @@ async fn wake_if_settled(trigger: &Trigger, result: &LaunchResult) -> Result<Val
     // read each, not a DescribeJobs and a refused SendTaskSuccess. Of last events that
     // arrive at once, more than one may still send the token: Step Functions takes the
     // first and refuses the others (`woken` false), which is harmless.
-    trigger.store.delete(parked_job(job_id).key()).await?;
+    for parked_job_id in &job_ids {
+        trigger
+            .store
+            .delete(parked_job(parked_job_id).key())
+            .await?;
+    }
     let woken = wave::wake_parked_wave(&trigger.sfn, &parked.task_token, job_id).await?;
     tracing::info!(
         job_id,
         execution = parked.execution_name,
         wave = parked.wave,
         woken,
-        "wave woken: its job's servers all settled"
+        failed,
+        "wave woken: its servers all settled, or one failed"
     );
     Ok(
         json!({ "outcome": if woken { "woken" } else { "park expired" }, "job_id": job_id, "wave": parked.wave }),
