@@ -47,6 +47,24 @@ pub struct Clients {
     /// Readiness: DRS's service roles exist.
     pub iam: aws_sdk_iam::Client,
     pub store: crate::store::RunStore,
+    /// The account's DRS quotas: the stack's `DrsQuotas` in a function (see
+    /// [`account_quotas_from_env`]), the documented defaults elsewhere. A run's own
+    /// `quotas` input goes before them.
+    pub quotas: drplan_core::Quotas,
+}
+
+/// The environment variable the template sets from its `DrsQuotas` parameter.
+pub const DRS_QUOTAS_ENV: &str = "DRPLAN_DRS_QUOTAS";
+
+/// The account's DRS quotas from [`DRS_QUOTAS_ENV`] (unset or blank: the documented
+/// defaults); a bad value is an error naming the setting, at cold start.
+pub fn account_quotas_from_env() -> Result<drplan_core::Quotas, FunctionError> {
+    let setting = std::env::var(DRS_QUOTAS_ENV).unwrap_or_default();
+    drplan_core::Quotas::from_setting(&setting).map_err(|problem| {
+        FunctionError::Misconfigured(format!(
+            "{DRS_QUOTAS_ENV} (template parameter DrsQuotas) is not the account's DRS quotas: {problem}"
+        ))
+    })
 }
 
 /// What every function does at cold start: JSON logs, the SDK configuration, the
@@ -59,7 +77,8 @@ pub async fn start() -> Result<Clients, FunctionError> {
 pub async fn start_with_config() -> Result<(Clients, SdkConfig), FunctionError> {
     init_logging();
     let config = aws_config().await;
-    let clients = Clients::new(&config, bucket_from_env()?);
+    let mut clients = Clients::new(&config, bucket_from_env()?);
+    clients.quotas = account_quotas_from_env()?;
     Ok((clients, config))
 }
 
@@ -97,6 +116,7 @@ impl Clients {
                     .build(),
             ),
             store: crate::store::RunStore::new(aws_sdk_s3::Client::new(config), bucket),
+            quotas: drplan_core::Quotas::default(),
         }
     }
 }

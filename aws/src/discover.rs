@@ -181,12 +181,12 @@ pub async fn discover_run(
             .collect(),
         // Earlier drill instances a drill terminates first free their addresses.
         freed_in_drill_subnet: live.terminate_first.len() as u64,
-        quotas: input.quotas,
+        quotas: input.quotas.unwrap_or(clients.quotas),
         ..PlanFacts::default()
     };
     let (network, account) = tokio::join!(
         readiness::read_launch_and_network(clients, &plan, &resolved, &mut facts),
-        readiness::AccountFacts::read(clients, &plan),
+        readiness::account_facts(clients, &plan),
     );
     network?;
     account.add_to(&mut facts);
@@ -269,7 +269,7 @@ pub async fn discover_run(
         started_at,
         snapshot: input.snapshot,
         timing: input.timing,
-        quotas: input.quotas,
+        quotas: input.quotas.unwrap_or(clients.quotas),
         deadline: Some(started_at + SignedDuration::from_secs(budget.seconds as i64)),
         resumed: earlier.as_ref().map(|e| Resumption {
             execution_name: e.execution_name.clone(),

@@ -403,27 +403,29 @@ pub async fn last_successful_drill(
     Ok(history.last_success(Mode::Drill).map(|run| run.finished_at))
 }
 
-/// The plan's hook functions and DRS's service roles: read beside the plan's other facts
-/// (they depend on none of them), then added with [`AccountFacts::add_to`].
+/// The plan's hook functions and DRS's service roles ([`account_facts`]): read beside the
+/// plan's other facts (they depend on none of them), then added with
+/// [`AccountFacts::add_to`].
 pub struct AccountFacts {
     missing_hooks: BTreeMap<String, String>,
     unchecked_hooks: BTreeMap<String, String>,
     service_roles: ServiceRoleFacts,
 }
 
-impl AccountFacts {
-    pub async fn read(clients: &Clients, plan: &Plan) -> Self {
-        let ((missing_hooks, unchecked_hooks), service_roles) = tokio::join!(
-            crate::account_facts::hook_facts(&clients.lambda, plan),
-            crate::account_facts::service_role_facts(&clients.iam),
-        );
-        Self {
-            missing_hooks,
-            unchecked_hooks,
-            service_roles,
-        }
+/// Reads the plan's hook functions and DRS's service roles.
+pub async fn account_facts(clients: &Clients, plan: &Plan) -> AccountFacts {
+    let ((missing_hooks, unchecked_hooks), service_roles) = tokio::join!(
+        crate::account_facts::hook_facts(&clients.lambda, plan),
+        crate::account_facts::service_role_facts(&clients.iam),
+    );
+    AccountFacts {
+        missing_hooks,
+        unchecked_hooks,
+        service_roles,
     }
+}
 
+impl AccountFacts {
     pub fn add_to(self, facts: &mut PlanFacts) {
         facts.missing_hooks = self.missing_hooks;
         facts.unchecked_hooks = self.unchecked_hooks;
@@ -439,7 +441,7 @@ pub async fn plan_facts(clients: &Clients, plan: &Plan) -> Result<PlanFacts, Fun
         crate::drs::jobs_since(&clients.drs, now - jiff::SignedDuration::from_hours(24)),
         dns_problems(clients, plan),
         last_successful_drill(&clients.store, &plan.name, now),
-        AccountFacts::read(clients, plan),
+        account_facts(clients, plan),
     );
     let fleet = fleet?;
     let mut facts = PlanFacts {
@@ -447,6 +449,7 @@ pub async fn plan_facts(clients: &Clients, plan: &Plan) -> Result<PlanFacts, Fun
         dns_problems: dns_problems?,
         last_successful_drill: Some(last_drill?),
         now: Some(now),
+        quotas: clients.quotas,
         ..PlanFacts::default()
     };
     account.add_to(&mut facts);

@@ -2,9 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The DRS quotas that bound launches. Defaults are the documented service quotas.
+/// The DRS quotas that bound launches. Defaults are the documented service quotas; an
+/// account with raised quotas sets them for the stack (template parameter `DrsQuotas`)
+/// or for one run (the execution input's `quotas`). A misspelt field is refused, never
+/// ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "snake_case")]
+#[serde(default, rename_all = "snake_case", deny_unknown_fields)]
 pub struct Quotas {
     /// Source servers in one StartRecovery job.
     pub max_servers_per_job: usize,
@@ -49,6 +52,18 @@ impl Quotas {
             }
         }
         Ok(())
+    }
+
+    /// The account's quotas from a setting (the stack's `DrsQuotas`, JSON such as
+    /// `{"max_replicating_servers": 1000}`): blank means the documented defaults, and
+    /// each field left out keeps its default. The error names the field and the problem.
+    pub fn from_setting(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let quotas: Self = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        quotas.check().map_err(|e| e.to_string())?;
+        Ok(quotas)
     }
 
     /// The most servers one job may take: a job larger than the active-jobs quota
@@ -103,6 +118,30 @@ pub fn plan_launch_batches<T: Clone>(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_stacks_quota_setting_reads_raised_quotas_and_refuses_typos_and_zeros() {
+        assert_eq!(Quotas::from_setting("  "), Ok(Quotas::default()));
+        assert_eq!(Quotas::from_setting("{}"), Ok(Quotas::default()));
+        assert_eq!(
+            Quotas::from_setting(r#"{"max_replicating_servers": 1000}"#),
+            Ok(Quotas {
+                max_replicating_servers: 1000,
+                ..Quotas::default()
+            })
+        );
+        let typo = Quotas::from_setting(r#"{"max_replicating_server": 1000}"#).unwrap_err();
+        assert!(
+            typo.contains("unknown field `max_replicating_server`"),
+            "{typo}"
+        );
+        let zero = Quotas::from_setting(r#"{"max_concurrent_jobs": 0}"#).unwrap_err();
+        assert!(
+            zero.contains("max_concurrent_jobs must be at least 1"),
+            "{zero}"
+        );
+        assert!(Quotas::from_setting("1000").is_err());
+    }
 
     #[test]
     fn a_250_server_wave_runs_as_three_even_jobs() {

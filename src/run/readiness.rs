@@ -62,7 +62,9 @@ pub async fn readiness(args: &ReadinessArgs) -> anyhow::Result<(String, bool)> {
             bucket::find_bucket(&config, None, &machine).await?
         }
     };
-    let clients = Clients::new(&config, bucket.clone());
+    let mut clients = Clients::new(&config, bucket.clone());
+    // The stack's DrsQuotas, when the person sets it here too.
+    clients.quotas = drplan_aws::bootstrap::account_quotas_from_env()?;
     let names: Vec<String> = match &args.plan {
         Some(plan) => vec![plan.clone()],
         None => clients

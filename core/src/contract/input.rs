@@ -18,7 +18,10 @@ pub struct ExecutionInput {
     pub mode: Mode,
     pub snapshot: SnapshotChoice,
     pub timing: Timing,
-    pub quotas: Quotas,
+    /// The run's own DRS quotas; absent, the stack's (`DrsQuotas`, else the documented
+    /// defaults), which discover puts in the run's context.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<Quotas>,
     /// What started the run when no person did: the alarm, its state time and reason
     /// (set by the trigger function, shown in the report).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -206,8 +209,11 @@ impl ExecutionInput {
         if let Some(timing) = &timing {
             issues.extend(crate::budget::timing_problems(timing));
         }
-        let quotas = read_optional::<Quotas>(map.get("quotas"), "quotas", &mut issues);
-        if let Some(q) = &quotas
+        let quotas = match map.get("quotas") {
+            None => Some(None),
+            Some(value) => read_optional::<Quotas>(Some(value), "quotas", &mut issues).map(Some),
+        };
+        if let Some(Some(q)) = &quotas
             && let Err(e) = q.check()
         {
             issues.push(Issue::new("quotas", e.to_string()));
@@ -553,7 +559,18 @@ mod tests {
         assert_eq!(input.mode, Mode::Drill);
         assert_eq!(input.snapshot, SnapshotChoice::Latest);
         assert_eq!(input.timing, Timing::default());
-        assert_eq!(input.quotas, Quotas::default());
+        assert_eq!(input.quotas, None, "the stack's quotas apply");
+        let input = ExecutionInput::from_value(
+            &json!({"plan": "shop", "mode": "drill", "quotas": {"max_concurrent_jobs": 40}}),
+        )
+        .unwrap();
+        assert_eq!(
+            input.quotas,
+            Some(Quotas {
+                max_concurrent_jobs: 40,
+                ..Quotas::default()
+            })
+        );
     }
 
     #[test]

@@ -1,14 +1,15 @@
-//! Two evaluations of one plan at once (the plan's S3 event beside the 30-minute
-//! schedule) e-mail a change once, not twice; and a change whose e-mail fails is
-//! e-mailed by the next evaluation. Against moto (S3, SNS delivering to SQS, EC2, IAM,
-//! Lambda) and the DRS simulator, through the readiness function's own code.
+//! The readiness function's own code against moto (S3, SNS delivering to SQS, EC2, IAM,
+//! Lambda) and the DRS simulator: two evaluations of one plan at once (the plan's S3
+//! event beside the 30-minute schedule) e-mail a change once, not twice, and a change
+//! whose e-mail fails is e-mailed by the next evaluation; the account's raised DRS
+//! quotas (the stack's `DrsQuotas`) are what the evaluation judges against.
 //!
 //! Needs moto (see `drplan_drs_sim::moto`): set DRPLAN_MOTO_SERVER, and
 //! DRPLAN_REQUIRE_MOTO to fail instead of skipping without it.
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use drplan_aws::bootstrap::Clients;
-use drplan_aws::readiness_watch::watch_plan;
+use drplan_aws::readiness_watch::{evaluate_stored, watch_plan};
 use drplan_aws::store::RunStore;
 use drplan_core::contract::keys;
 use drplan_core::{Format, parse_plan};
@@ -45,11 +46,16 @@ async fn delivered(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<String> {
     }
 }
 
-#[tokio::test]
-async fn one_change_two_evaluations_at_once_one_email_and_a_failed_email_is_retried() {
-    let Some(moto) = start_moto().await else {
-        return;
-    };
+/// moto, the simulator, and the clients a function builds at cold start, aimed at them.
+struct Local {
+    clients: Clients,
+    config: aws_config::SdkConfig,
+    sim: drplan_drs_sim::SimHandle,
+    _moto: drplan_drs_sim::moto::MotoServer,
+}
+
+async fn local() -> Option<Local> {
+    let moto = start_moto().await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a port");
@@ -69,7 +75,7 @@ async fn one_change_two_evaluations_at_once_one_email_and_a_failed_email_is_retr
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(&moto.endpoint)
-        .credentials_provider(credentials.clone())
+        .credentials_provider(credentials)
         .build();
     let mut clients = Clients::new(&config, BUCKET.to_owned());
     clients.drs = aws_sdk_drs::Client::from_conf(
@@ -87,7 +93,26 @@ async fn one_change_two_evaluations_at_once_one_email_and_a_failed_email_is_retr
         .send()
         .await
         .expect("CreateBucket");
-    clients.store = RunStore::new(s3.clone(), BUCKET.to_owned());
+    clients.store = RunStore::new(s3, BUCKET.to_owned());
+    Some(Local {
+        clients,
+        config,
+        sim,
+        _moto: moto,
+    })
+}
+
+#[tokio::test]
+async fn one_change_two_evaluations_at_once_one_email_and_a_failed_email_is_retried() {
+    let Some(Local {
+        clients,
+        config,
+        sim,
+        _moto,
+    }) = local().await
+    else {
+        return;
+    };
 
     let topic_arn = clients
         .sns
@@ -183,6 +208,88 @@ async fn one_change_two_evaluations_at_once_one_email_and_a_failed_email_is_retr
             .await
             .expect("GetObject")
             .is_some()
+    );
+
+    sim.shutdown().await;
+}
+
+/// The simulator's control API: adds source servers.
+async fn seed_servers(sim: &drplan_drs_sim::SimHandle, servers: &serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = sim.addr();
+    assert!(addr.ip().is_loopback());
+    let body = servers.to_string();
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("simulator");
+    let request = format!(
+        "POST /_drplan/source-servers HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn readiness_judges_the_accounts_raised_drs_quotas_not_the_defaults() {
+    let Some(Local {
+        mut clients,
+        sim,
+        _moto,
+        ..
+    }) = local().await
+    else {
+        return;
+    };
+    // 320 servers replicate in the account, over DRS's default quota of 300.
+    let servers: Vec<serde_json::Value> = (0..320)
+        .map(|i| {
+            serde_json::json!({
+                "hostname": format!("app-{i:03}"),
+                "tags": {"dr:plan": "big", "dr:wave": "1"},
+            })
+        })
+        .collect();
+    seed_servers(&sim, &serde_json::Value::Array(servers)).await;
+    let plan = parse_plan(
+        "name: big\nrto_minutes: 60\nselector: { \"dr:plan\": \"big\" }\n",
+        Format::Yaml,
+    )
+    .expect("the plan");
+    let quota_findings = |readiness: &drplan_core::evaluation::PlanReadiness| {
+        readiness
+            .findings
+            .iter()
+            .filter(|f| f.path == "quotas.max_replicating_servers")
+            .map(|f| f.message.clone())
+            .collect::<Vec<_>>()
+    };
+
+    let defaults = evaluate_stored(&clients, &plan)
+        .await
+        .expect("an evaluation");
+    assert_eq!(defaults.servers, 320);
+    let said = quota_findings(&defaults);
+    assert_eq!(said.len(), 1, "{:?}", defaults.findings);
+    assert!(
+        said[0].contains("320") && said[0].contains("300"),
+        "{said:?}"
+    );
+
+    // What a function reads from DRPLAN_DRS_QUOTAS when the stack says the quota was
+    // raised to 1,000.
+    clients.quotas =
+        drplan_core::Quotas::from_setting(r#"{"max_replicating_servers": 1000}"#).expect("quotas");
+    let raised = evaluate_stored(&clients, &plan)
+        .await
+        .expect("an evaluation");
+    assert_eq!(
+        quota_findings(&raised),
+        Vec::<String>::new(),
+        "{:?}",
+        raised.findings
     );
 
     sim.shutdown().await;
