@@ -15,7 +15,7 @@ use crate::FunctionError;
 
 /// Every item of a paginated call, over all pages; the call's error named after
 /// `operation` (throttling told apart, as for single calls).
-async fn all_items<T, E>(
+pub(crate) async fn all_items<T, E>(
     pages: aws_smithy_async::future::pagination_stream::PaginationStream<
         Result<T, aws_sdk_drs::error::SdkError<E, aws_sdk_drs::config::http::HttpResponse>>,
     >,

@@ -13,6 +13,7 @@ pub mod drs;
 pub mod ec2;
 pub mod error;
 pub mod executions;
+pub mod failback;
 pub mod failover;
 pub mod health;
 pub mod history;

@@ -69,6 +69,25 @@ impl FailbackReadiness {
     pub fn is_ready(&self) -> bool {
         self.blocking.is_empty()
     }
+
+    /// What `drplan readiness PLAN --failback` prints: the verdict, then each server that
+    /// blocks the failback and each one it would leave out, with why.
+    pub fn to_text(&self, plan_name: &str) -> String {
+        let mut text = if self.is_ready() {
+            format!("plan {plan_name}: ready to fail back\n")
+        } else {
+            format!(
+                "plan {plan_name}: NOT ready to fail back ({} blocking)\n",
+                self.blocking.len()
+            )
+        };
+        for (label, issues) in [("BLOCKS", &self.blocking), ("left out", &self.skipped)] {
+            for issue in issues {
+                text.push_str(&format!("  {label}: {}: {}\n", issue.path, issue.message));
+            }
+        }
+        text
+    }
 }
 
 /// Checks every server of the resolved plan; each finding names the wave, the server and
@@ -323,6 +342,34 @@ mod tests {
         let skipped = messages(&readiness.skipped);
         assert_eq!(skipped.len(), 1);
         assert!(skipped[0].contains("host-s-3"));
+    }
+
+    #[test]
+    fn the_text_names_the_verdict_and_every_server_with_why() {
+        let resolved = plan(&[("db", "s-1", false), ("db", "s-2", true)]);
+        let facts = [
+            outside_aws("s-1", Some(NOT_STARTED), None),
+            ServerFailbackFacts {
+                source_server_id: "s-2".into(),
+                ..ServerFailbackFacts::default()
+            },
+        ];
+        let text = check_failback_readiness("home", &resolved, &facts).to_text("home");
+        assert!(
+            text.starts_with("plan home: NOT ready to fail back (1 blocking)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  BLOCKS: waves[\"db\"].servers[\"host-s-1\"]: source server s-1"),
+            "{text}"
+        );
+        assert!(text.contains("  left out: waves[\"db\"].servers[\"host-s-2\"]: source server s-2 has no recovery instance"), "{text}");
+        let ready = check_failback_readiness(
+            "home",
+            &plan(&[("db", "s-1", false)]),
+            &[outside_aws("s-1", Some(READY_FOR_LAUNCH), Some("client-1"))],
+        );
+        assert_eq!(ready.to_text("home"), "plan home: ready to fail back\n");
     }
 
     #[test]

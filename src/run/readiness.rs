@@ -4,14 +4,19 @@
 //! free addresses in every subnet a run launches into, the drill's isolation, the DNS
 //! cutover's zone or prepared records, and the age of the last successful drill.
 //! Exits non-zero when a plan has a finding that blocks a drill or a recovery.
+//!
+//! `drplan readiness PLAN --failback` asks instead whether the plan's recovered servers
+//! can go home now (`drplan_core::failback`): each one's DRS Failback Client connected and
+//! in sync, or for EC2 sources reversed replication CONTINUOUS in the origin Region.
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use drplan_aws::bootstrap::Clients;
-use drplan_aws::{FunctionError, plans, readiness_watch};
+use drplan_aws::{FunctionError, drs, plans, readiness_watch};
 use drplan_core::Issue;
 use drplan_core::contract::{PlanSource, keys};
 use drplan_core::evaluation::PlanReadiness;
+use drplan_core::failback::{FailbackReadiness, check_failback_readiness};
 use serde::Serialize;
 
 use super::{Target, aws_config, bucket, state_machine_arn};
@@ -22,6 +27,12 @@ pub struct ReadinessArgs {
     plan: Option<String>,
     #[arg(long, value_enum, default_value_t = ReadinessFormat::Text)]
     format: ReadinessFormat,
+    /// Whether the plan's recovered servers can fail back now, instead of a drill's or a
+    /// recovery's readiness: each server's recovery instance has its DRS Failback Client
+    /// connected and in sync (FAILBACK_READY_FOR_LAUNCH), or for an EC2 source its
+    /// reversed replication to the origin Region is CONTINUOUS. Needs PLAN
+    #[arg(long, requires = "plan")]
+    failback: bool,
     /// The stack's bucket [default: $DRPLAN_BUCKET, else the deployed stack's output PlansBucketName, else the local cloud's]
     #[arg(long)]
     bucket: Option<String>,
@@ -65,6 +76,11 @@ pub async fn readiness(args: &ReadinessArgs) -> anyhow::Result<(String, bool)> {
     let mut clients = Clients::new(&config, bucket.clone());
     // The stack's DrsQuotas, when the person sets it here too.
     clients.quotas = drplan_aws::bootstrap::account_quotas_from_env()?;
+    if args.failback
+        && let Some(name) = &args.plan
+    {
+        return failback(&clients, name, args.format).await;
+    }
     let names: Vec<String> = match &args.plan {
         Some(plan) => vec![plan.clone()],
         None => clients
@@ -119,6 +135,48 @@ pub async fn readiness(args: &ReadinessArgs) -> anyhow::Result<(String, bool)> {
             }
             text
         }
+    };
+    Ok((text, ready))
+}
+
+/// `--failback`: the plan's failback readiness, as text or JSON, and whether it is ready.
+async fn failback(
+    clients: &Clients,
+    name: &str,
+    format: ReadinessFormat,
+) -> anyhow::Result<(String, bool)> {
+    let plan = plans::load_plan(&clients.store, &PlanSource::Name(name.to_owned()))
+        .await
+        .with_context(|| format!("reading plan {name}"))?;
+    let fleet = drs::describe_all_source_servers(&clients.drs).await?;
+    let readiness = match drplan_core::resolve(&plan, &fleet) {
+        Ok(resolved) => {
+            let facts = drplan_aws::failback::failback_facts(&clients.drs, &resolved).await?;
+            check_failback_readiness(&plan.name, &resolved, &facts)
+        }
+        Err(issues) => FailbackReadiness {
+            blocking: issues,
+            skipped: Vec::new(),
+        },
+    };
+    let ready = readiness.is_ready();
+    let text = match format {
+        ReadinessFormat::Json => {
+            #[derive(Serialize)]
+            struct Failback<'a> {
+                plan: &'a str,
+                ready: bool,
+                #[serde(flatten)]
+                readiness: &'a FailbackReadiness,
+            }
+            let shown = Failback {
+                plan: &plan.name,
+                ready,
+                readiness: &readiness,
+            };
+            format!("{}\n", serde_json::to_string_pretty(&shown)?)
+        }
+        ReadinessFormat::Text => readiness.to_text(&plan.name),
     };
     Ok((text, ready))
 }

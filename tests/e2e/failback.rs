@@ -3,7 +3,9 @@
 //! what a booted DRS Failback Client does; StartFailbackLaunch is refused before the
 //! instances are ready and completes after; ReverseReplication makes a source server in
 //! an EC2 source's origin Region, where a recovery runs. The failback state changes reach
-//! the local cloud's EventBridge. (The orchestration, `mode: failback`, comes on top.)
+//! the local cloud's EventBridge. `drplan readiness PLAN --failback` names, at each step,
+//! what still keeps each server from going home. (The orchestration, `mode: failback`,
+//! comes on top.)
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -49,6 +51,22 @@ struct Failback {
     control: AwsClient,
 }
 
+/// The bucket the failback readiness check reads the plan from.
+const BUCKET: &str = "drplan-failback";
+
+/// The plan of the fleet: the data centre's databases, then the EC2 app server.
+const PLAN: &str = r#"
+name: home
+rto_minutes: 60
+selector: { "dr:plan": "home" }
+waves:
+  - name: db
+    selector: { "dr:wave": "db" }
+  - name: app
+    depends_on: [db]
+    selector: { "dr:wave": "app" }
+"#;
+
 async fn start() -> Option<Failback> {
     if let Err(missing) = tools::moto_server(&repo_root()) {
         assert!(
@@ -71,6 +89,23 @@ async fn start() -> Option<Failback> {
         .expect("the fleet seeds");
     let here = stack::sdk_config(&endpoint, cloud.region()).await;
     let there = stack::sdk_config(&endpoint, ORIGIN_REGION).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&here)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("CreateBucket");
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("plans/home.yaml")
+        .body(PLAN.as_bytes().to_vec().into())
+        .send()
+        .await
+        .expect("PutObject of the plan");
     Some(Failback {
         drs: aws_sdk_drs::Client::new(&here),
         origin: aws_sdk_drs::Client::new(&there),
@@ -95,6 +130,47 @@ impl Failback {
         })
         .await
         .expect("the drplan command's thread")
+    }
+
+    /// `drplan readiness home --failback --format json`, as a person would run it:
+    /// (exit status success, the servers that block by path, their messages joined).
+    async fn failback_readiness(&self) -> (bool, BTreeMap<String, String>) {
+        let endpoint = self.cloud.endpoint_url().to_owned();
+        let region = self.cloud.region().to_owned();
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_drplan"))
+                .args(["readiness", "home", "--failback", "--format", "json"])
+                .args(["--bucket", BUCKET])
+                .env("AWS_ENDPOINT_URL", endpoint)
+                .env("AWS_REGION", &region)
+                .env("AWS_DEFAULT_REGION", &region)
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .output()
+                .expect("the drplan binary runs")
+        })
+        .await
+        .expect("the drplan command's thread");
+        let answer: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "readiness JSON: {e}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        assert_eq!(answer["plan"], "home");
+        assert_eq!(answer["ready"], output.status.success(), "{answer}");
+        let blocking = answer["blocking"]
+            .as_array()
+            .expect("blocking")
+            .iter()
+            .map(|issue| {
+                (
+                    issue["path"].as_str().unwrap_or_default().to_owned(),
+                    issue["message"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        (output.status.success(), blocking)
     }
 
     async fn gateway_events(&self) -> Vec<Value> {
@@ -232,6 +308,19 @@ async fn failback_client_then_failback_launch_and_reverse_replication() {
         .to_owned();
     let all_ids: Vec<String> = dc_ids.iter().cloned().chain([ec2_id.clone()]).collect();
 
+    // Nothing recovered yet: nothing to bring home.
+    let (ready, blocking) = env.failback_readiness().await;
+    assert!(!ready);
+    assert_eq!(
+        blocking.keys().collect::<Vec<_>>(),
+        ["plan"],
+        "{blocking:?}"
+    );
+    assert!(
+        blocking["plan"].contains("no live recovery"),
+        "{blocking:?}"
+    );
+
     let recovery = recover(&env.drs, &all_ids).await;
     assert!(
         recovery
@@ -266,6 +355,22 @@ async fn failback_client_then_failback_launch_and_reverse_replication() {
         "{refused:?}"
     );
     assert!(failback_jobs(&env.drs).await.is_empty());
+    let (ready, blocking) = env.failback_readiness().await;
+    assert!(!ready);
+    let db = |host: &str| format!("waves[\"db\"].servers[\"{host}\"]");
+    let app = "waves[\"app\"].servers[\"ec2-app-01\"]";
+    assert_eq!(blocking.len(), 3, "{blocking:?}");
+    for host in ["dc-db-01", "dc-db-02"] {
+        assert!(
+            blocking[&db(host)].contains("Failback Client has not connected")
+                && blocking[&db(host)].contains("FAILBACK_NOT_STARTED"),
+            "{blocking:?}"
+        );
+    }
+    assert!(
+        blocking[app].contains("no reversed replication to us-west-2 yet"),
+        "{blocking:?}"
+    );
 
     // The person boots the Failback Client on every machine.
     let output = env.drplan_local(&["failback-client", "--all"]).await;
@@ -311,6 +416,11 @@ async fn failback_client_then_failback_launch_and_reverse_replication() {
             "a connected client has an ID"
         );
     }
+    // The data centre's servers may go home now; the EC2 one waits for its reversed
+    // replication.
+    let (ready, blocking) = env.failback_readiness().await;
+    assert!(!ready);
+    assert_eq!(blocking.keys().collect::<Vec<_>>(), [app], "{blocking:?}");
 
     let failback = env
         .drs
@@ -426,6 +536,16 @@ async fn failback_client_then_failback_launch_and_reverse_replication() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     let reversed_id = reversed.source_server_id().expect("id").to_owned();
+    // Reversed replication is CONTINUOUS: the EC2 server no longer blocks (the data
+    // centre's servers, failed back above, are FAILBACK_COMPLETED: nothing left to do).
+    let (_, blocking) = env.failback_readiness().await;
+    assert!(!blocking.contains_key(app), "{blocking:?}");
+    for host in ["dc-db-01", "dc-db-02"] {
+        assert!(
+            blocking[&db(host)].contains("FAILBACK_COMPLETED"),
+            "{blocking:?}"
+        );
+    }
     let home = recover(&env.origin, std::slice::from_ref(&reversed_id)).await;
     assert_eq!(
         home.arn()

@@ -1,0 +1,178 @@
+//! What DRS says of a plan's failback, for `drplan_core::failback`: each server's recovery
+//! instance in this Region (its `failback.state` and the Failback Client that connected)
+//! and, for EC2 sources (`sourceCloudProperties.originRegion`), the replication state of
+//! the reversed-direction source server that ReverseReplication made in the origin Region.
+//!
+//! Calls: DescribeSourceServers and DescribeRecoveryInstances for the plan's servers (200
+//! IDs a call), and one DescribeSourceServers per origin Region for the reversed servers.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_drs::Client;
+use aws_sdk_drs::config::Region;
+use aws_sdk_drs::types::{
+    DescribeRecoveryInstancesRequestFilters, DescribeSourceServersRequestFilters, SourceServer,
+};
+use drplan_core::ResolvedPlan;
+use drplan_core::failback::{RecoveryInstanceFacts, ServerFailbackFacts};
+
+use crate::FunctionError;
+use crate::drs::all_items;
+
+/// DescribeSourceServers and DescribeRecoveryInstances take at most this many IDs a filter.
+const IDS_PER_CALL: usize = 200;
+
+/// The failback facts of every server of the resolved plan, in the plan's order.
+pub async fn failback_facts(
+    drs: &Client,
+    resolved: &ResolvedPlan,
+) -> Result<Vec<ServerFailbackFacts>, FunctionError> {
+    let ids: Vec<String> = resolved
+        .waves
+        .iter()
+        .flat_map(|wave| wave.servers.iter().map(|server| server.id.clone()))
+        .collect();
+    let servers = source_servers(drs, &ids).await?;
+    let mut instances = recovery_instances(drs, &ids).await?;
+
+    // The reversed-direction servers, by the Region they replicate into.
+    let mut reversed: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for server in &servers {
+        let origin = server
+            .source_cloud_properties()
+            .and_then(|properties| properties.origin_region());
+        let reversed_id = server
+            .reversed_direction_source_server_arn()
+            .and_then(|arn| arn.rsplit('/').next());
+        if let (Some(origin), Some(reversed_id), Some(id)) =
+            (origin, reversed_id, server.source_server_id())
+        {
+            reversed
+                .entry(origin.to_owned())
+                .or_default()
+                .push((id.to_owned(), reversed_id.to_owned()));
+        }
+    }
+    let mut reversed_state: HashMap<String, String> = HashMap::new();
+    for (region, pairs) in reversed {
+        let there = Client::from_conf(
+            drs.config()
+                .to_builder()
+                .region(Region::new(region))
+                .build(),
+        );
+        let reversed_ids: Vec<String> =
+            pairs.iter().map(|(_, reversed)| reversed.clone()).collect();
+        let states: HashMap<String, String> = source_servers(&there, &reversed_ids)
+            .await?
+            .iter()
+            .filter_map(|server| {
+                Some((
+                    server.source_server_id()?.to_owned(),
+                    server
+                        .data_replication_info()?
+                        .data_replication_state()?
+                        .as_str()
+                        .to_owned(),
+                ))
+            })
+            .collect();
+        for (ours, reversed) in pairs {
+            if let Some(state) = states.get(&reversed) {
+                reversed_state.insert(ours, state.clone());
+            }
+        }
+    }
+
+    let origin_of: HashMap<&str, &str> = servers
+        .iter()
+        .filter_map(|server| {
+            Some((
+                server.source_server_id()?,
+                server.source_cloud_properties()?.origin_region()?,
+            ))
+        })
+        .collect();
+    Ok(ids
+        .into_iter()
+        .map(|id| ServerFailbackFacts {
+            origin_region: origin_of
+                .get(id.as_str())
+                .map(|region| (*region).to_owned()),
+            recovery_instance: instances.remove(&id),
+            reversed_replication_state: reversed_state.remove(&id),
+            source_server_id: id,
+        })
+        .collect())
+}
+
+/// The source servers of `ids` that DRS knows, in one Region.
+async fn source_servers(drs: &Client, ids: &[String]) -> Result<Vec<SourceServer>, FunctionError> {
+    let mut found = Vec::new();
+    for chunk in ids.chunks(IDS_PER_CALL) {
+        let filters = DescribeSourceServersRequestFilters::builder()
+            .set_source_server_ids(Some(chunk.to_vec()))
+            .build();
+        found.extend(
+            all_items(
+                drs.describe_source_servers()
+                    .filters(filters)
+                    .into_paginator()
+                    .items()
+                    .send(),
+                "DRS DescribeSourceServers",
+            )
+            .await?,
+        );
+    }
+    Ok(found)
+}
+
+/// Each server's recovery instance, by source server ID. DRS keeps one per server; should
+/// it report two, the recovery's wins over a drill's, which has nothing to bring home.
+async fn recovery_instances(
+    drs: &Client,
+    ids: &[String],
+) -> Result<HashMap<String, RecoveryInstanceFacts>, FunctionError> {
+    let mut by_server: HashMap<String, RecoveryInstanceFacts> = HashMap::new();
+    for chunk in ids.chunks(IDS_PER_CALL) {
+        let filters = DescribeRecoveryInstancesRequestFilters::builder()
+            .set_source_server_ids(Some(chunk.to_vec()))
+            .build();
+        let items: Vec<aws_sdk_drs::types::RecoveryInstance> = all_items(
+            drs.describe_recovery_instances()
+                .filters(filters)
+                .into_paginator()
+                .items()
+                .send(),
+            "DRS DescribeRecoveryInstances",
+        )
+        .await?;
+        for item in &items {
+            let (Some(server), Some(instance_id)) =
+                (item.source_server_id(), item.recovery_instance_id())
+            else {
+                continue;
+            };
+            let facts = RecoveryInstanceFacts {
+                recovery_instance_id: instance_id.to_owned(),
+                is_drill: item.is_drill().unwrap_or(false),
+                failback_state: item
+                    .failback()
+                    .and_then(|failback| failback.state())
+                    .map(|state| state.as_str().to_owned()),
+                failback_client_id: item
+                    .failback()
+                    .and_then(|failback| failback.failback_client_id())
+                    .map(str::to_owned),
+            };
+            let keep_earlier = by_server
+                .get(server)
+                .is_some_and(|earlier| !earlier.is_drill && facts.is_drill);
+            if !keep_earlier {
+                by_server.insert(server.to_owned(), facts);
+            }
+        }
+    }
+    Ok(by_server)
+}
