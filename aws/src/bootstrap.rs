@@ -87,8 +87,10 @@ pub async fn start_with_config() -> Result<(Clients, SdkConfig), FunctionError> 
 /// refusal). So its calls give up early: during a us-east-1 outage, a recovery elsewhere
 /// must not wait out the SDK's default connect timeouts and retries before it goes ahead.
 pub const IAM_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
-/// Every attempt and retry of one IAM call together.
-pub const IAM_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Every attempt and retry of one IAM call together. The role checks run beside the
+/// plan's launch and network reads, so this bound adds nothing to discover unless those
+/// end sooner; it leaves room for a slow but working IAM.
+pub const IAM_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn iam_timeouts() -> aws_config::timeout::TimeoutConfig {
     aws_config::timeout::TimeoutConfig::builder()
