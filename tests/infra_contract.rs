@@ -105,6 +105,8 @@ const DEPENDENT_ACTIONS: &[(&str, &[&str], bool, bool)] = &[
     // StartRecovery with tags (drplan tags every job it starts, so a retried step finds
     // its jobs) tags the new job: drs:TagResource, for drs:CreateAction StartRecovery.
     ("drs:StartRecovery", &["drs:TagResource"], true, false),
+    // The same for the FAILBACK jobs StartFailbackLaunch starts with drplan's tags.
+    ("drs:StartFailbackLaunch", &["drs:TagResource"], true, false),
     // Service Authorization Reference, DRS, TerminateRecoveryInstances: dependent actions.
     (
         "drs:TerminateRecoveryInstances",
@@ -547,6 +549,9 @@ enum Call {
     Method(String),
 }
 
+/// Methods of an SDK client that are not API operations (no IAM action).
+const CLIENT_METHODS: &[&str] = &["config"];
+
 fn calls_in(item: &FnItem, clients: &BTreeMap<String, String>) -> BTreeSet<Call> {
     let body = &item.body;
     let mut calls = BTreeSet::new();
@@ -563,6 +568,7 @@ fn calls_in(item: &FnItem, clients: &BTreeMap<String, String>) -> BTreeSet<Call>
                 .and_then(|r| ident(body, r))
                 .and_then(|r| clients.get(r))
             {
+                Some(_) if CLIENT_METHODS.contains(&name) => false,
                 Some(service) => calls.insert(Call::Sdk(service.clone(), name.to_owned())),
                 None => calls.insert(Call::Method(name.to_owned())),
             };

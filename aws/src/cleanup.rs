@@ -11,15 +11,16 @@
 
 use std::collections::HashSet;
 
-use drplan_core::ResolvedPlan;
 use drplan_core::contract::step::{Cleanup, CleanupState, CleanupStep};
 use drplan_core::contract::{ErrorName, RunContext, RunRecords};
+use drplan_core::failback::run::FailbackRecord;
+use drplan_core::{Mode, ResolvedPlan};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::bootstrap::Clients;
 use crate::drill::INSTANCES_PER_TERMINATE;
 use crate::step::LogContext;
-use crate::{FunctionError, drill, drs, lock, targets};
+use crate::{FunctionError, drill, drs, failback, lock, targets};
 
 impl LogContext for CleanupStep {
     fn log_context(&self) -> (String, String, String) {
@@ -44,10 +45,14 @@ pub async fn clean_up(clients: &Clients, step: CleanupStep) -> Result<CleanupSte
 }
 
 async fn start_termination(clients: &Clients, run: &RunContext) -> Result<Cleanup, FunctionError> {
-    if run.mode != drplan_core::Mode::Drill {
-        return Err(FunctionError::InvalidInput(
-            "cleanup only terminates drill instances".into(),
-        ));
+    match run.mode {
+        Mode::Recovery => {
+            return Err(FunctionError::InvalidInput(
+                "a recovery keeps what it launched: cleanup terminates drill instances, and recovery instances after their failback".into(),
+            ));
+        }
+        Mode::Failback => return terminate_failed_back(clients, run).await,
+        Mode::Drill => {}
     }
     // Out of the drill's target groups first: a load balancer must not send traffic to
     // instances about to go away.
@@ -78,6 +83,28 @@ async fn start_termination(clients: &Clients, run: &RunContext) -> Result<Cleanu
     ))
 }
 
+/// After a successful failback (and its `keep_recovery_minutes`): the recovery instances
+/// of the servers DRS reports failed back are terminated.
+async fn terminate_failed_back(
+    clients: &Clients,
+    run: &RunContext,
+) -> Result<Cleanup, FunctionError> {
+    let record: FailbackRecord = clients.store.require(&run.records().failback()).await?;
+    let instances = failback::failed_back_instances(&clients.drs, &record).await?;
+    if instances.is_empty() {
+        return Ok(Cleanup::done(0));
+    }
+    let mut jobs = Vec::new();
+    for chunk in instances.chunks(INSTANCES_PER_TERMINATE) {
+        jobs.push(drs::terminate_recovery_instances(&clients.drs, chunk).await?);
+    }
+    tracing::info!(
+        instances = instances.len(),
+        "terminating the recovery instances of the failed-back servers"
+    );
+    Ok(Cleanup::terminating(jobs, instances.len(), &run.timing))
+}
+
 async fn follow_termination(
     clients: &Clients,
     run: &RunContext,
@@ -87,7 +114,8 @@ async fn follow_termination(
     if cleanup.jobs_finished(&jobs) {
         tracing::info!(
             terminated = cleanup.terminated,
-            "drill instances terminated"
+            mode = %run.mode,
+            "recovery instances terminated"
         );
         return Ok(cleanup.finished());
     }

@@ -19,6 +19,7 @@ use drplan_core::dns::{
 use drplan_core::dns_failover::{
     AlarmFlip, DnsPrepared, alarm_change_id, alarm_of_change_id, prepared_mismatches,
 };
+use drplan_core::failback::run::FailbackRecord;
 use drplan_core::health::WaveHealthRecord;
 use drplan_core::plan::{Dns, DnsMode};
 use drplan_core::{Issue, Mode};
@@ -61,10 +62,14 @@ async fn submit(
     layers: &[Vec<WaveRef>],
 ) -> Result<DnsPoll, FunctionError> {
     // Drills never touch production records, whatever the state machine asks.
-    if run.mode != Mode::Recovery {
-        return Err(FunctionError::InvalidInput(
-            "a drill never changes DNS".into(),
-        ));
+    match run.mode {
+        Mode::Drill => {
+            return Err(FunctionError::InvalidInput(
+                "a drill never changes DNS".into(),
+            ));
+        }
+        Mode::Failback => return submit_failback(clients, run).await,
+        Mode::Recovery => {}
     }
     let plan_document: serde_json::Value = clients
         .store
@@ -108,6 +113,35 @@ async fn submit(
             cutover
         }
     };
+    submit_change(clients, run, cutover).await
+}
+
+/// A failback's DNS: back to what the records held before the recovery, as discover
+/// worked it out from the recovery's DNS record (`drplan_core::failback::run`); the
+/// recovery's values are kept as this run's rollback.
+async fn submit_failback(clients: &Clients, run: &RunContext) -> Result<DnsPoll, FunctionError> {
+    let key = run.records().dns_cutover();
+    let cutover = match clients.store.read::<DnsCutover>(&key).await? {
+        Some(recorded) => recorded,
+        None => {
+            let failback: FailbackRecord = clients.store.require(&run.records().failback()).await?;
+            let Some(cutover) = failback.dns else {
+                return Ok(DnsPoll::skipped());
+            };
+            clients.store.write(&key, &cutover).await?;
+            cutover
+        }
+    };
+    submit_change(clients, run, cutover).await
+}
+
+/// Submits the recorded change (once: a retried step finds its change ID in the record).
+async fn submit_change(
+    clients: &Clients,
+    run: &RunContext,
+    cutover: DnsCutover,
+) -> Result<DnsPoll, FunctionError> {
+    let key = run.records().dns_cutover();
     let change_id = match &cutover.change_id {
         Some(id) => id.clone(),
         None => {
@@ -158,6 +192,7 @@ async fn record_cutover(
     Ok(DnsCutover {
         zone_id,
         changes,
+        deletes: Vec::new(),
         change_id: None,
         submitted_at: None,
         insync_at: None,
@@ -205,6 +240,7 @@ async fn flip_over(
             let cutover = DnsCutover {
                 zone_id: prepared.zone_id.clone(),
                 changes,
+                deletes: Vec::new(),
                 change_id: None,
                 submitted_at: None,
                 insync_at: None,

@@ -15,8 +15,11 @@ use drplan_core::discovery::{
 };
 use drplan_core::dns_failover::{DnsPrepared, METRIC_NAME, METRIC_NAMESPACE, prepared_mismatches};
 use drplan_core::evaluation::{PlanFacts, evaluate};
+use drplan_core::failback::check_failback_readiness;
+use drplan_core::failback::run::{FailbackRecord, failback_dns, live_recovery_instances};
 use drplan_core::launch::JobView;
 use drplan_core::plan::{Dns, DnsMode};
+use drplan_core::readiness::Readiness;
 use drplan_core::readiness::{sample, with_pointer};
 use drplan_core::resume::{
     CarriedServer, EarlierRun, ResumeRecord, arrange_layers, left_out_waves, plan_resume,
@@ -24,14 +27,14 @@ use drplan_core::resume::{
 };
 use drplan_core::safety::RecoveryInstanceView;
 use drplan_core::safety::{DrillIsolation, RunLock, judge_live_instances, plan_busy_issue};
-use drplan_core::{ExecutionInput, Issue, Mode};
+use drplan_core::{ExecutionInput, Issue, Mode, Plan, ResolvedPlan};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::bootstrap::Clients;
 use crate::lock::{self, LockOutcome};
 use crate::resume::{self, EarlierFacts};
 use crate::step::LogContext;
-use crate::{FunctionError, drs, failover, plans, readiness, route53};
+use crate::{FunctionError, drs, failback, failover, plans, readiness, route53};
 
 impl LogContext for DiscoverInput {
     fn log_context(&self) -> (String, String, String) {
@@ -119,6 +122,17 @@ pub async fn discover_run(
                 )));
             }
         };
+    if input.mode == Mode::Failback {
+        let failback = FailbackStart {
+            input,
+            plan,
+            resolved,
+            started_at,
+            deadline_seconds: budget.seconds,
+            keep_seconds: keep,
+        };
+        return discover_failback(clients, event, failback).await;
+    }
     // Every server of the plan, also of waves this run leaves out: they tell which
     // waves are recovered and live already.
     let plan_server_ids: Vec<String> = resolved
@@ -276,16 +290,7 @@ pub async fn discover_run(
             first_started_at: e.first_started_at(),
         }),
     };
-    let document = serde_json::to_value(&plan)
-        .map_err(|e| FunctionError::InvalidInput(format!("cannot serialise the plan: {e}")))?;
-    clients
-        .store
-        .write(&run.records().plan_document(), &document)
-        .await?;
-    clients
-        .store
-        .write(&run.records().resolved_plan(), &resolved)
-        .await?;
+    write_run_plan(clients, &run, &plan, &resolved).await?;
     if let Some(prepared) = &prepared {
         clients
             .store
@@ -335,6 +340,155 @@ pub async fn discover_run(
         left_out: choice.left_out,
     };
     // For the handler of runs stopped or timed out before their report.
+    clients
+        .store
+        .write(&discovery.run.records().discovery(), &discovery)
+        .await?;
+    Ok(discovery)
+}
+
+/// The plan as the run read it and its resolved servers, for the later steps.
+async fn write_run_plan(
+    clients: &Clients,
+    run: &RunContext,
+    plan: &Plan,
+    resolved: &ResolvedPlan,
+) -> Result<(), FunctionError> {
+    let document = serde_json::to_value(plan)
+        .map_err(|e| FunctionError::InvalidInput(format!("cannot serialise the plan: {e}")))?;
+    clients
+        .store
+        .write(&run.records().plan_document(), &document)
+        .await?;
+    clients
+        .store
+        .write(&run.records().resolved_plan(), resolved)
+        .await
+}
+
+/// What discover_run hands a failback once the plan is resolved and locked.
+struct FailbackStart {
+    input: ExecutionInput,
+    plan: Plan,
+    resolved: ResolvedPlan,
+    started_at: Timestamp,
+    deadline_seconds: u64,
+    keep_seconds: u32,
+}
+
+/// A failback's discover: refused, naming each server and its state, unless every
+/// recovered server can go home now (`drplan_core::failback`); then the recovery
+/// instances to fail back and the DNS to put back are recorded for the later steps.
+/// Nothing is launched or changed here.
+async fn discover_failback(
+    clients: &Clients,
+    event: DiscoverInput,
+    start: FailbackStart,
+) -> Result<Discovery, FunctionError> {
+    let FailbackStart {
+        input,
+        plan,
+        resolved,
+        started_at,
+        deadline_seconds,
+        keep_seconds,
+    } = start;
+    let facts = failback::failback_facts(&clients.drs, &resolved).await?;
+    let verdict = check_failback_readiness(&plan.name, &resolved, &facts);
+    let mut readiness = Readiness {
+        blocking: verdict.blocking,
+        warnings: verdict.skipped,
+    };
+    for fact in &facts {
+        if let Some(region) = &fact.origin_region {
+            readiness.blocking.push(Issue::new(
+                format!("servers[{:?}]", fact.source_server_id),
+                format!(
+                    "{} is an EC2 source from {region}: its failback (reversed replication, then a recovery in {region}) is not built into drplan yet; fail it back with the DRS console",
+                    fact.source_server_id
+                ),
+            ));
+        }
+    }
+    let recovery_instances = live_recovery_instances(&facts);
+    let (recovered_by, cutovers) =
+        failback::recovery_runs(&clients.drs, &clients.store, &plan.name, &facts).await?;
+    let dns = match plan.dns.as_ref().map(|_| failback_dns(&cutovers)) {
+        Some(Ok(dns)) => dns,
+        Some(Err(issue)) => {
+            readiness.blocking.push(issue);
+            None
+        }
+        None => None,
+    };
+    if let Some(dns) = &dns
+        && let Some(allowed) = route53::allowed_zones()
+        && let Some(why) = drplan_core::dns::zone_not_allowed(&allowed, &dns.zone_id)
+    {
+        readiness.blocking.push(Issue::new("dns.zone", why));
+    }
+    let readiness_key = RunRecords::of(&plan.name, &event.execution_name).readiness();
+    clients.store.write(&readiness_key, &readiness).await?;
+    if !readiness.blocking.is_empty() {
+        return Err(FunctionError::NotReady(with_pointer(
+            readiness.blocking,
+            &format!("s3://{}/{readiness_key}", clients.store.bucket()),
+        )));
+    }
+    // Optional servers with nothing to bring home are left out (readiness said which).
+    let mut resolved = resolved;
+    for wave in &mut resolved.waves {
+        wave.servers
+            .retain(|server| recovery_instances.contains_key(&server.id));
+    }
+    let run = RunContext {
+        execution_id: event.execution_id,
+        execution_name: event.execution_name,
+        plan: plan.name.clone(),
+        mode: Mode::Failback,
+        started_at,
+        snapshot: input.snapshot,
+        timing: input.timing,
+        quotas: input.quotas.unwrap_or(clients.quotas),
+        deadline: Some(started_at + SignedDuration::from_secs(deadline_seconds as i64)),
+        resumed: None,
+    };
+    write_run_plan(clients, &run, &plan, &resolved).await?;
+    let record = FailbackRecord {
+        recovery_instances,
+        recovered_by,
+        dns,
+    };
+    clients
+        .store
+        .write(&run.records().failback(), &record)
+        .await?;
+    tracing::info!(
+        servers = resolved.server_count(),
+        recovered_by = record.recovered_by.join(", "),
+        dns_records = record
+            .dns
+            .as_ref()
+            .map_or(0, |d| d.changes.len() + d.deletes.len()),
+        "failback ready"
+    );
+    let discovery = Discovery {
+        requires_approval: plan.requires_approval(Mode::Failback),
+        approval_timeout_seconds: plan
+            .approval
+            .as_ref()
+            .map_or(0, |a| a.timeout_minutes.saturating_mul(60)),
+        server_count: resolved.server_count(),
+        layers: wave_layers(&plan, &resolved),
+        run,
+        keep_seconds,
+        warnings: sample(&readiness.warnings),
+        warning_count: readiness.warnings.len(),
+        clear_first: false,
+        stop_drill: None,
+        skipped: Vec::new(),
+        left_out: Vec::new(),
+    };
     clients
         .store
         .write(&discovery.run.records().discovery(), &discovery)

@@ -165,13 +165,28 @@ pub async fn describe_jobs(
     drs: &Client,
     job_ids: &[String],
 ) -> Result<Vec<JobView>, FunctionError> {
+    Ok(jobs_with_tags(drs, job_ids)
+        .await?
+        .into_iter()
+        .map(|(job, _)| job)
+        .collect())
+}
+
+/// The given jobs with their tags (which name the drplan run that started them).
+pub async fn jobs_with_tags(
+    drs: &Client,
+    job_ids: &[String],
+) -> Result<Vec<(JobView, HashMap<String, String>)>, FunctionError> {
     let mut views = Vec::with_capacity(job_ids.len());
     for chunk in job_ids.chunks(JOB_IDS_PER_CALL) {
         let filters = DescribeJobsRequestFilters::builder()
             .set_job_ids(Some(chunk.to_vec()))
             .build();
         let jobs = jobs_matching(drs, filters).await?;
-        views.extend(jobs.iter().map(job_from_sdk));
+        views.extend(
+            jobs.iter()
+                .map(|job| (job_from_sdk(job), job.tags().cloned().unwrap_or_default())),
+        );
     }
     Ok(views)
 }
@@ -255,6 +270,33 @@ pub async fn start_recovery(
         .map(|job| job.job_id().to_owned())
         .ok_or_else(|| FunctionError::AwsCallFailed {
             operation: "DRS StartRecovery",
+            code: "NoJob".into(),
+            message: "DRS answered without a job".into(),
+        })
+}
+
+/// One StartFailbackLaunch (at most 200 recovery instances): the failback job, tagged
+/// like a recovery's so that the run finds its own jobs.
+pub async fn start_failback_launch(
+    drs: &Client,
+    recovery_instance_ids: &[String],
+    tags: &[(String, String)],
+) -> Result<String, FunctionError> {
+    let mut request = drs
+        .start_failback_launch()
+        .set_recovery_instance_ids(Some(recovery_instance_ids.to_vec()));
+    for (key, value) in tags {
+        request = request.tags(key, value);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| FunctionError::from_sdk("DRS StartFailbackLaunch", e))?;
+    response
+        .job()
+        .map(|job| job.job_id().to_owned())
+        .ok_or_else(|| FunctionError::AwsCallFailed {
+            operation: "DRS StartFailbackLaunch",
             code: "NoJob".into(),
             message: "DRS answered without a job".into(),
         })

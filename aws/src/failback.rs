@@ -6,7 +6,7 @@
 //! Calls: DescribeSourceServers and DescribeRecoveryInstances for the plan's servers (200
 //! IDs a call), and one DescribeSourceServers per origin Region for the reversed servers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_drs::Client;
 use aws_sdk_drs::config::Region;
@@ -14,10 +14,15 @@ use aws_sdk_drs::types::{
     DescribeRecoveryInstancesRequestFilters, DescribeSourceServersRequestFilters, SourceServer,
 };
 use drplan_core::ResolvedPlan;
-use drplan_core::failback::{RecoveryInstanceFacts, ServerFailbackFacts};
+use drplan_core::contract::RunRecords;
+use drplan_core::contract::tags::EXECUTION as TAG_EXECUTION;
+use drplan_core::dns::DnsCutover;
+use drplan_core::failback::run::{FailbackRecord, recovery_job_ids};
+use drplan_core::failback::{COMPLETED, RecoveryInstanceFacts, ServerFailbackFacts};
 
 use crate::FunctionError;
-use crate::drs::all_items;
+use crate::drs::{self, all_items};
+use crate::store::RunStore;
 
 /// DescribeSourceServers and DescribeRecoveryInstances take at most this many IDs a filter.
 const IDS_PER_CALL: usize = 200;
@@ -165,6 +170,7 @@ async fn recovery_instances(
                     .failback()
                     .and_then(|failback| failback.failback_client_id())
                     .map(str::to_owned),
+                job_id: item.job_id().map(str::to_owned),
             };
             let keep_earlier = by_server
                 .get(server)
@@ -175,4 +181,75 @@ async fn recovery_instances(
         }
     }
     Ok(by_server)
+}
+
+/// The primary IPv4 address DRS reports for each of `ids` (its first network
+/// interface's, the primary one when DRS says which): where a failed-back machine is
+/// probed.
+pub async fn source_addresses(
+    drs: &Client,
+    ids: &[String],
+) -> Result<HashMap<String, String>, FunctionError> {
+    Ok(source_servers(drs, ids)
+        .await?
+        .iter()
+        .filter_map(|server| {
+            let interfaces = server.source_properties()?.network_interfaces();
+            let primary = interfaces
+                .iter()
+                .find(|nic| nic.is_primary() == Some(true))
+                .or_else(|| interfaces.first())?;
+            Some((
+                server.source_server_id()?.to_owned(),
+                primary.ips().first()?.clone(),
+            ))
+        })
+        .collect())
+}
+
+/// The recovery runs that launched the live recovery instances of `facts` (by the
+/// `drplan:execution` tag of their DRS jobs), with the DNS record each kept, oldest
+/// change first. A run that changed no DNS is listed without one.
+pub async fn recovery_runs(
+    drs: &Client,
+    store: &RunStore,
+    plan: &str,
+    facts: &[ServerFailbackFacts],
+) -> Result<(Vec<String>, Vec<(String, DnsCutover)>), FunctionError> {
+    let job_ids = recovery_job_ids(facts);
+    let executions: BTreeSet<String> = drs::jobs_with_tags(drs, &job_ids)
+        .await?
+        .into_iter()
+        .filter_map(|(_, tags)| tags.get(TAG_EXECUTION).cloned())
+        .collect();
+    let mut cutovers = Vec::new();
+    for execution in &executions {
+        if let Some(cutover) = store
+            .read(&RunRecords::of(plan, execution).dns_cutover())
+            .await?
+        {
+            cutovers.push((execution.clone(), cutover));
+        }
+    }
+    cutovers.sort_by_key(|(_, cutover): &(String, DnsCutover)| cutover.submitted_at);
+    Ok((executions.into_iter().collect(), cutovers))
+}
+
+/// Of the failback's recovery instances, those DRS reports failed back
+/// (FAILBACK_COMPLETED): the ones a successful failback terminates. An instance whose
+/// failback failed still carries the server, and stays.
+pub async fn failed_back_instances(
+    drs: &Client,
+    record: &FailbackRecord,
+) -> Result<Vec<String>, FunctionError> {
+    let ids: Vec<String> = record.recovery_instances.keys().cloned().collect();
+    Ok(recovery_instances(drs, &ids)
+        .await?
+        .into_iter()
+        .filter(|(server, instance)| {
+            instance.failback_state.as_deref() == Some(COMPLETED)
+                && record.recovery_instances.get(server) == Some(&instance.recovery_instance_id)
+        })
+        .map(|(_, instance)| instance.recovery_instance_id)
+        .collect())
 }

@@ -16,7 +16,8 @@ use std::net::Ipv4Addr;
 use drplan_core::contract::{RunContext, WaveStep};
 use drplan_core::health::{
     Ec2Status, GateClock, ProbePlan, ServerHealth, ServerObservation, WaveHealthRecord,
-    conclude_poll, evaluate_servers, gate_of_wave, plan_probes, probe_address, ready_to_probe,
+    conclude_poll, evaluate_servers, gate_in_mode, gate_of_wave, plan_probes, probe_address,
+    ready_to_probe,
 };
 use drplan_core::launch::ServerOutcome;
 #[cfg(test)]
@@ -28,7 +29,7 @@ use crate::ec2::{self, InstanceIps};
 use crate::probe::{ProbeSettings, ProbeTarget, probe_all};
 use crate::store::RunStore;
 use crate::wave::{self, WaveLaunchRecord};
-use crate::{FunctionError, step, targets};
+use crate::{FunctionError, failback, step, targets};
 
 /// Time kept back from the Lambda's deadline for reading statuses and writing the
 /// wave's health record after the probes.
@@ -54,6 +55,7 @@ pub async fn poll_health_gate(
     let gate = gate_of_wave(&plan, &wave.name).ok_or_else(|| {
         FunctionError::InvalidInput(format!("the run's plan has no wave {:?}", wave.name))
     })?;
+    let gate = gate_in_mode(gate, run.mode);
     let previous_record: Option<WaveHealthRecord> = match &previous {
         Some(_) => store.read(&run.records().wave(&wave).health()).await?,
         None => None,
@@ -67,10 +69,15 @@ pub async fn poll_health_gate(
     );
 
     let record: WaveLaunchRecord = store.require(&run.records().wave(&wave).launch()).await?;
-    let servers = launched_instances(drs, &record).await?;
-    let ids: Vec<String> = servers.iter().filter_map(|s| s.1.clone()).collect();
-    let statuses = ec2::instance_statuses(ec2_client, &ids).await?;
-    let ips = ec2::instance_ips(ec2_client, &ids).await?;
+    let (servers, statuses, ips) = if run.mode.launches_in_aws() {
+        let servers = launched_instances(drs, &record).await?;
+        let ids: Vec<String> = servers.iter().filter_map(|s| s.1.clone()).collect();
+        let statuses = ec2::instance_statuses(ec2_client, &ids).await?;
+        let ips = ec2::instance_ips(ec2_client, &ids).await?;
+        (servers, statuses, ips)
+    } else {
+        failed_back_machines(drs, &record).await?
+    };
 
     let probe_settings = probes.for_wave(gate.probe_address);
     let (mut observations, probes) = observe(
@@ -81,6 +88,12 @@ pub async fn poll_health_gate(
         &gate.checks,
         &probe_settings,
     );
+    if !run.mode.launches_in_aws() {
+        // Keyed by source server above; a failed-back machine has no EC2 instance.
+        for seen in &mut observations {
+            seen.ec2_instance_id = None;
+        }
+    }
     // Probes stop in time for this poll to write its record before Lambda's timeout;
     // what did not finish counts as not probed yet, and the next poll probes it.
     let probe_deadline = step::time_left().map(|left| left.saturating_sub(RECORD_MARGIN));
@@ -101,6 +114,14 @@ pub async fn poll_health_gate(
         now,
         results,
     );
+    if !run.mode.launches_in_aws() {
+        health_record.probe_addressing = if probe_settings.addressing.map_to_loopback {
+            "loopback-source-address"
+        } else {
+            "source-address"
+        }
+        .into();
+    }
     // Checks passed: the wave's target groups (if any for this mode) must report its
     // instances healthy too before the gate passes.
     targets::gate_on_target_health(
@@ -224,6 +245,51 @@ fn health_of_wave(document: &serde_json::Value, wave: &str) -> Result<Health, Fu
     let plan = plan_from_value(document).map_err(FunctionError::InvalidPlan)?;
     gate_of_wave(&plan, wave)
         .ok_or_else(|| FunctionError::InvalidInput(format!("the run's plan has no wave {wave:?}")))
+}
+
+/// A failback wave's servers that DRS reports failed back, keyed by source server ID,
+/// each "running" (see [`Ec2Status::failed_back`]) at the address DRS reports for the
+/// source machine.
+async fn failed_back_machines(
+    drs: &aws_sdk_drs::Client,
+    record: &WaveLaunchRecord,
+) -> Result<
+    (
+        Vec<(ServerOutcome, Option<String>)>,
+        HashMap<String, Ec2Status>,
+        HashMap<String, InstanceIps>,
+    ),
+    FunctionError,
+> {
+    let launched: Vec<ServerOutcome> = record.progress.launched().cloned().collect();
+    let ids: Vec<String> = launched
+        .iter()
+        .map(|s| s.source_server_id.clone())
+        .collect();
+    let addresses = failback::source_addresses(drs, &ids).await?;
+    let statuses = ids
+        .iter()
+        .map(|id| (id.clone(), Ec2Status::failed_back()))
+        .collect();
+    let ips = addresses
+        .into_iter()
+        .map(|(id, address)| {
+            let ips = InstanceIps {
+                private_ip: Some(address),
+                public_ip: None,
+                subnet_id: None,
+            };
+            (id, ips)
+        })
+        .collect();
+    let servers = launched
+        .into_iter()
+        .map(|server| {
+            let key = server.source_server_id.clone();
+            (server, Some(key))
+        })
+        .collect();
+    Ok((servers, statuses, ips))
 }
 
 /// The wave's launched servers with this run's own EC2 instance of each: the one its

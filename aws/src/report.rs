@@ -12,12 +12,14 @@ use drplan_core::contract::Discovery;
 use drplan_core::contract::RunRecords;
 use drplan_core::contract::keys;
 use drplan_core::contract::step::{ReportInput, ReportLocation};
+use drplan_core::failback::run::summarize;
 use drplan_core::health::WaveHealthRecord;
-use drplan_core::launch::{ServerOutcome, WaveLaunchRecord};
+use drplan_core::launch::{ServerOutcome, ServerState, WaveLaunchRecord};
 use drplan_core::report::{Report, RunError, WaveLaunchFacts, measure_rto, wave_report};
 use drplan_core::resume::ResumeSummary;
 use drplan_core::safety::{ClearedBeforeLaunch, DrillIsolation};
 use jiff::Timestamp;
+use std::collections::{BTreeMap, BTreeSet};
 
 impl LogContext for ReportInput {
     fn log_context(&self) -> (String, String, String) {
@@ -49,7 +51,7 @@ pub async fn end_run(
                     .read::<DrillIsolation>(&run.records().isolation())
                     .await?
                     .map(|i| i.describe()),
-                Mode::Recovery => None,
+                Mode::Recovery | Mode::Failback => None,
             }
         }
         None => None,
@@ -147,6 +149,26 @@ async fn write_report(
         .read(&RunRecords::of(&plan_name, &input.execution_name).readiness())
         .await?;
     let mode = input.mode();
+    let failback = match &input.run {
+        Some(run) if run.mode == Mode::Failback => {
+            let launched: BTreeSet<String> = outcomes
+                .iter()
+                .filter(|s| s.state == ServerState::Launched)
+                .map(|s| s.source_server_id.clone())
+                .collect();
+            let hostnames: BTreeMap<String, Option<String>> = outcomes
+                .iter()
+                .map(|s| (s.source_server_id.clone(), s.hostname.clone()))
+                .collect();
+            let terminated =
+                status == "SUCCEEDED" && input.cleanup.as_ref().is_some_and(|c| c.terminated > 0);
+            store
+                .read(&run.records().failback())
+                .await?
+                .map(|record| summarize(&record, &hostnames, &launched, terminated))
+        }
+        _ => None,
+    };
     let report = Report {
         execution_id: input.execution_id,
         execution_name: input.execution_name.clone(),
@@ -177,6 +199,7 @@ async fn write_report(
             .map(|d: &Discovery| d.skipped.clone())
             .unwrap_or_default(),
         left_out: discovery.map(|d| d.left_out).unwrap_or_default(),
+        failback,
     };
     let json_record = keys::report_json(&plan_name, &input.execution_name);
     let json_key = json_record.key().to_owned();

@@ -12,12 +12,13 @@ use drplan_core::contract::tags::{EXECUTION as TAG_EXECUTION, WAVE as TAG_WAVE};
 use drplan_core::contract::{
     LaunchPoll, LaunchState, RunContext, WaveRef, WaveStep, pick_snapshot,
 };
+use drplan_core::failback::run::FailbackRecord;
 pub use drplan_core::launch::WaveLaunchRecord;
 use drplan_core::launch::{JobView, WaveProgress, WaveVerdict, evaluate_wave};
 use drplan_core::launch_wait::{parks_for_wave, pending_by_job, should_wake};
 use drplan_core::resume::{CarriedServer, with_carried};
 use drplan_core::tagging::{self, RecoveredInstance};
-use drplan_core::{ResolvedPlan, SnapshotChoice, WaveServer, plan_launch_batches};
+use drplan_core::{Mode, ResolvedPlan, SnapshotChoice, WaveServer, plan_launch_batches};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
@@ -129,14 +130,27 @@ async fn quota_use(drs_client: &Client) -> Result<QuotaUse, FunctionError> {
     })
 }
 
+/// A failback run's record of the recovery instances to fail back (`None` for other runs).
+pub async fn failback_record(
+    store: &RunStore,
+    run: &RunContext,
+) -> Result<Option<FailbackRecord>, FunctionError> {
+    match run.mode {
+        Mode::Failback => Ok(Some(store.require(&run.records().failback()).await?)),
+        Mode::Drill | Mode::Recovery => Ok(None),
+    }
+}
+
 /// Starts jobs for the wave's servers that no job of this run holds yet, as many as
-/// the quotas allow now. Returns how many servers it launched.
+/// the quotas allow now: StartRecovery, or for a failback StartFailbackLaunch on their
+/// recovery instances. Returns how many servers it launched.
 pub async fn launch_pending_servers(
     drs_client: &Client,
     run: &RunContext,
     wave: &WaveRef,
     servers: &[WaveServer],
     existing_jobs: &[JobView],
+    failback: Option<&FailbackRecord>,
 ) -> Result<usize, FunctionError> {
     let in_jobs: HashSet<&str> = existing_jobs
         .iter()
@@ -162,23 +176,27 @@ pub async fn launch_pending_servers(
             // The next poll launches the rest once running jobs end.
             break;
         }
-        let mut request = Vec::with_capacity(job.len());
-        for server in job {
-            request.push((
-                server.id.clone(),
-                snapshot_for(drs_client, run, server).await?,
-            ));
-        }
-        match drs::start_recovery(
-            drs_client,
-            &request,
-            run.mode == drplan_core::Mode::Drill,
-            &tags,
-        )
-        .await
-        {
+        let started = match failback {
+            Some(record) => {
+                let instances = record
+                    .instances_of(job.iter().map(|s| s.id.as_str()))
+                    .map_err(FunctionError::InvalidInput)?;
+                drs::start_failback_launch(drs_client, &instances, &tags).await
+            }
+            None => {
+                let mut request = Vec::with_capacity(job.len());
+                for server in job {
+                    request.push((
+                        server.id.clone(),
+                        snapshot_for(drs_client, run, server).await?,
+                    ));
+                }
+                drs::start_recovery(drs_client, &request, run.mode == Mode::Drill, &tags).await
+            }
+        };
+        match started {
             Ok(job_id) => {
-                tracing::info!(job_id, servers = job.len(), "started recovery job");
+                tracing::info!(job_id, servers = job.len(), mode = %run.mode, "started launch job");
                 usage.jobs += 1;
                 usage.servers += job.len();
                 launched += job.len();
@@ -371,7 +389,11 @@ pub async fn poll_wave(
     let mut jobs = jobs_of_wave(drs_client, run, wave).await?;
     let now = Timestamp::now();
     let timed_out = now >= previous.deadline;
-    if !timed_out && launch_pending_servers(drs_client, run, wave, &servers, &jobs).await? > 0 {
+    let failback = failback_record(store, run).await?;
+    if !timed_out
+        && launch_pending_servers(drs_client, run, wave, &servers, &jobs, failback.as_ref()).await?
+            > 0
+    {
         jobs = jobs_of_wave(drs_client, run, wave).await?;
     }
     // The log explains failures; read it only when a job has something to explain or
@@ -533,7 +555,16 @@ pub async fn launch_wave(clients: &Clients, step: WaveStep) -> Result<WaveStep, 
         &servers,
     )
     .await?;
-    let launched = launch_pending_servers(&clients.drs, &run, &wave, &servers, &jobs).await?;
+    let failback = failback_record(&clients.store, &run).await?;
+    let launched = launch_pending_servers(
+        &clients.drs,
+        &run,
+        &wave,
+        &servers,
+        &jobs,
+        failback.as_ref(),
+    )
+    .await?;
     // What the wave waits for, so that its first wait can be cut short by DRS's
     // launch-result events.
     let jobs = jobs_of_wave(&clients.drs, &run, &wave).await?;
@@ -637,6 +668,15 @@ pub async fn tag_wave_instances(
     step: WaveStep,
 ) -> Result<Tagged, FunctionError> {
     let WaveStep { run, wave, .. } = step;
+    if !run.mode.launches_in_aws() {
+        // A failback brings servers home to their own machines: nothing in EC2 to tag.
+        return Ok(Tagged {
+            wave: wave.name,
+            tagged: 0,
+            already_tagged: 0,
+            named: 0,
+        });
+    }
     let record: WaveLaunchRecord = store.require(&run.records().wave(&wave).launch()).await?;
     let launched: Vec<_> = record.progress.launched().collect();
     // This run's own instances: the ones its jobs launched, never whatever DRS reports

@@ -51,10 +51,17 @@ fn unsupported_features(plan: &Plan) -> Vec<Issue> {
 }
 
 /// How long a drill's instances are kept before cleanup: the execution's timing, else
-/// the plan's `drill.keep_minutes`. A recovery keeps nothing to clean up.
+/// the plan's `drill.keep_minutes`. A recovery keeps nothing to clean up. A failback
+/// keeps the recovery instances for the plan's `failback.keep_recovery_minutes`.
 pub fn keep_seconds(plan: &Plan, mode: Mode, timing: &Timing) -> u32 {
     match mode {
         Mode::Recovery => 0,
+        Mode::Failback => plan
+            .failback
+            .clone()
+            .unwrap_or_default()
+            .keep_recovery_minutes
+            .saturating_mul(60),
         Mode::Drill => timing.drill_keep_seconds.unwrap_or_else(|| {
             plan.drill
                 .as_ref()

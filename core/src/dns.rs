@@ -390,6 +390,9 @@ pub struct RecordChange {
 pub struct DnsCutover {
     pub zone_id: String,
     pub changes: Vec<RecordChange>,
+    /// Records the change deletes: a failback removes those the recovery created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deletes: Vec<RecordSet>,
     pub change_id: Option<String>,
     pub submitted_at: Option<Timestamp>,
     pub insync_at: Option<Timestamp>,
@@ -419,11 +422,13 @@ pub enum Change {
 }
 
 impl DnsCutover {
-    /// The changes that point every record at the recovered instances.
+    /// The changes that point every record at the recovered instances (for a
+    /// failback: back home, and the recovery's own records deleted).
     pub fn upserts(&self) -> Vec<Change> {
         self.changes
             .iter()
             .map(|c| Change::Upsert(c.new.clone()))
+            .chain(self.deletes.iter().cloned().map(Change::Delete))
             .collect()
     }
 
@@ -436,6 +441,7 @@ impl DnsCutover {
                 Some(previous) => Change::Upsert(previous.clone()),
                 None => Change::Delete(c.new.clone()),
             })
+            .chain(self.deletes.iter().cloned().map(Change::Upsert))
             .collect()
     }
 }

@@ -302,7 +302,7 @@ pub fn evaluate(plan: &Plan, resolved: &ResolvedPlan, facts: &PlanFacts, mode: M
     );
     let drill_subnet = match mode {
         Mode::Drill => plan.drill_subnet(),
-        Mode::Recovery => None,
+        Mode::Recovery | Mode::Failback => None,
     };
     if mode == Mode::Drill {
         judge_drill_network(plan, facts, &mut readiness);
@@ -344,7 +344,7 @@ pub fn evaluate(plan: &Plan, resolved: &ResolvedPlan, facts: &PlanFacts, mode: M
     );
     // A drill never touches DNS, but says what would stop a recovery's cutover.
     match mode {
-        Mode::Recovery => readiness
+        Mode::Recovery | Mode::Failback => readiness
             .blocking
             .extend(facts.dns_problems.iter().cloned()),
         Mode::Drill => readiness

@@ -21,12 +21,16 @@ use serde::{Deserialize, Serialize};
 use crate::issue::Issue;
 use crate::resolve::{ResolvedPlan, WaveServer};
 
+pub mod run;
+
 /// The failback state in which StartFailbackLaunch may run.
 pub const READY_FOR_LAUNCH: &str = "FAILBACK_READY_FOR_LAUNCH";
 /// The failback state before any Failback Client connected.
 pub const NOT_STARTED: &str = "FAILBACK_NOT_STARTED";
 /// The failback state while the Failback Client replicates.
 pub const IN_PROGRESS: &str = "FAILBACK_IN_PROGRESS";
+/// The failback state once StartFailbackLaunch brought the server home.
+pub const COMPLETED: &str = "FAILBACK_COMPLETED";
 /// The replication state reversed replication must reach.
 pub const CONTINUOUS: &str = "CONTINUOUS";
 
@@ -54,6 +58,9 @@ pub struct RecoveryInstanceFacts {
     pub failback_state: Option<String>,
     /// `failback.failbackClientID`: set once a Failback Client connected.
     pub failback_client_id: Option<String>,
+    /// `jobID`: the DRS job that launched it (its tags name the drplan run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
 }
 
 /// The outcome: any `blocking` issue refuses the failback; `skipped` names optional
@@ -239,6 +246,7 @@ mod tests {
                 is_drill: false,
                 failback_state: state.map(str::to_owned),
                 failback_client_id: client.map(str::to_owned),
+                job_id: None,
             }),
             ..Default::default()
         }

@@ -6,8 +6,9 @@ use serde_json::Value;
 use crate::issue::{DocPath, Issue, Issues};
 use crate::plan::{
     Approval, DEFAULT_APPROVAL_TIMEOUT_MINUTES, DEFAULT_DRILL_KEEP_MINUTES,
-    DEFAULT_HEALTH_TIMEOUT_MINUTES, DEFAULT_TRIGGER_MIN_GAP_MINUTES, Drill, Health, HealthCheck,
-    Hook, Hooks, Mode, Plan, ProbeAddress, Selector, Triggers, Wave,
+    DEFAULT_FAILBACK_KEEP_RECOVERY_MINUTES, DEFAULT_HEALTH_TIMEOUT_MINUTES,
+    DEFAULT_TRIGGER_MIN_GAP_MINUTES, Drill, Failback, Health, HealthCheck, Hook, Hooks, Mode, Plan,
+    ProbeAddress, Selector, Triggers, Wave,
 };
 use crate::validate;
 
@@ -23,6 +24,7 @@ pub(crate) const PLAN_FIELDS: &[&str] = &[
     "approval",
     "drill",
     "triggers",
+    "failback",
 ];
 pub(crate) const WAVE_FIELDS: &[&str] = &[
     "name",
@@ -49,6 +51,7 @@ pub(crate) const DRILL_FIELDS: &[&str] = &[
 /// `drplan-drill-PLAN` (Scheduler: 64 characters) and its drills
 /// `PLAN-drill-YYYYMMDDTHHMMSSZ-scheduled` (Step Functions: 80).
 pub const MAX_SCHEDULED_PLAN_NAME: usize = 47;
+pub(crate) const FAILBACK_FIELDS: &[&str] = &["keep_recovery_minutes"];
 pub(crate) const TRIGGERS_FIELDS: &[&str] = &["alarms", "alarm_tags", "mode", "min_gap_minutes"];
 /// CloudWatch's longest alarm name.
 const MAX_ALARM_NAME_CHARS: usize = 255;
@@ -197,6 +200,9 @@ impl Reader {
         let triggers = self
             .optional(map, &root, "triggers")
             .and_then(|(v, p)| self.triggers(v, &p));
+        let failback = self
+            .optional(map, &root, "failback")
+            .and_then(|(v, p)| self.failback(v, &p));
         Some(Plan {
             name,
             rto_minutes,
@@ -207,6 +213,20 @@ impl Reader {
             approval,
             drill,
             triggers,
+            failback,
+        })
+    }
+
+    fn failback(&mut self, value: &Value, path: &DocPath) -> Option<Failback> {
+        let map = self.mapping(value, path, FAILBACK_FIELDS)?;
+        let keep_recovery_minutes = match self.optional(map, path, "keep_recovery_minutes") {
+            Some((v, p)) => self
+                .whole_number(v, &p, 0, u32::MAX.into(), "minutes")
+                .unwrap_or(DEFAULT_FAILBACK_KEEP_RECOVERY_MINUTES),
+            None => DEFAULT_FAILBACK_KEEP_RECOVERY_MINUTES,
+        };
+        Some(Failback {
+            keep_recovery_minutes,
         })
     }
 
@@ -331,7 +351,7 @@ impl Reader {
                 if v.as_array().is_some_and(Vec::is_empty) {
                     self.issues.push(
                         &p,
-                        "lists no mode: give drill, recovery or both, or leave `approval` out",
+                        "lists no mode: give drill, recovery, failback or several, or leave `approval` out",
                     );
                 }
                 self.list_of_strings(v, &p)
@@ -342,7 +362,7 @@ impl Reader {
                         if found.is_none() {
                             self.issues.push(
                                 &p.index(i),
-                                format!("{text:?} is not a mode: use drill or recovery"),
+                                format!("{text:?} is not a mode: use drill, recovery or failback"),
                             );
                         }
                         found
@@ -483,10 +503,18 @@ impl Reader {
             .unwrap_or_default();
         let mode = match self.optional(map, path, "mode") {
             Some((v, p)) => self.string(v, &p).and_then(|text| {
-                let found = Mode::ALL.iter().find(|(n, _)| *n == text).map(|(_, m)| *m);
+                let found = Mode::ALL
+                    .iter()
+                    .find(|(n, _)| *n == text)
+                    .map(|(_, m)| *m)
+                    .filter(|m| *m != Mode::Failback);
                 if found.is_none() {
-                    self.issues
-                        .push(&p, format!("{text:?} is not a mode: use drill or recovery"));
+                    let why = if text == Mode::Failback.as_str() {
+                        "failback is not a mode an alarm starts (a person starts a failback once the Failback Client is in sync): use drill or recovery".to_owned()
+                    } else {
+                        format!("{text:?} is not a mode: use drill or recovery")
+                    };
+                    self.issues.push(&p, why);
                 }
                 found
             }),

@@ -21,6 +21,8 @@ pub const DEFAULT_RECORD_TTL: u32 = 60;
 pub const DEFAULT_APPROVAL_TIMEOUT_MINUTES: u32 = 60;
 /// Default time drill instances are kept for inspection, in minutes.
 pub const DEFAULT_DRILL_KEEP_MINUTES: u32 = 60;
+/// Default time recovery instances are kept after a successful failback, in minutes.
+pub const DEFAULT_FAILBACK_KEEP_RECOVERY_MINUTES: u32 = 60;
 /// Default minimum time between two runs of a plan started by alarms, in minutes.
 pub const DEFAULT_TRIGGER_MIN_GAP_MINUTES: u32 = 60;
 /// The tag that orders waves when a plan lists none.
@@ -60,6 +62,31 @@ pub struct Plan {
     /// CloudWatch alarms that start this plan when they go to ALARM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggers: Option<Triggers>,
+    /// How failbacks (`mode: failback`) of this plan end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failback: Option<Failback>,
+}
+
+/// How a failback ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Failback {
+    /// Minutes the recovery instances are kept after a successful failback before they
+    /// are terminated (0: at once). A failed failback never terminates them.
+    #[serde(default = "default_keep_recovery")]
+    pub keep_recovery_minutes: u32,
+}
+
+fn default_keep_recovery() -> u32 {
+    DEFAULT_FAILBACK_KEEP_RECOVERY_MINUTES
+}
+
+impl Default for Failback {
+    fn default() -> Self {
+        Self {
+            keep_recovery_minutes: DEFAULT_FAILBACK_KEEP_RECOVERY_MINUTES,
+        }
+    }
 }
 
 /// A group of servers launched together, after the waves it depends on are healthy.
@@ -114,7 +141,12 @@ pub struct Target {
 impl Target {
     /// Whether a run in `mode` registers into this target group.
     pub fn used_by(&self, mode: Mode) -> bool {
-        self.drill == (mode == Mode::Drill)
+        match mode {
+            Mode::Drill => self.drill,
+            Mode::Recovery => !self.drill,
+            // A failback brings servers home, out of AWS: no target group takes them.
+            Mode::Failback => false,
+        }
     }
 }
 
@@ -500,17 +532,31 @@ fn default_approval_timeout() -> u32 {
 pub enum Mode {
     Drill,
     Recovery,
+    /// Bringing a recovered plan home: StartFailbackLaunch onto the machines whose DRS
+    /// Failback Client is in sync, wave by wave, then DNS back and the recovery
+    /// instances terminated.
+    Failback,
 }
 
 impl Mode {
-    pub const ALL: [(&'static str, Mode); 2] =
-        [("drill", Self::Drill), ("recovery", Self::Recovery)];
+    pub const ALL: [(&'static str, Mode); 3] = [
+        ("drill", Self::Drill),
+        ("recovery", Self::Recovery),
+        ("failback", Self::Failback),
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Drill => "drill",
             Self::Recovery => "recovery",
+            Self::Failback => "failback",
         }
+    }
+
+    /// Whether the run launches recovery instances in EC2 (drills and recoveries), as
+    /// opposed to bringing servers home (failback).
+    pub fn launches_in_aws(self) -> bool {
+        !matches!(self, Self::Failback)
     }
 }
 

@@ -96,7 +96,7 @@ pub fn check_readiness(
                     Mode::Drill => readiness
                         .blocking
                         .push(issue(format!("{message}; fix replication before drilling"))),
-                    Mode::Recovery => readiness.warnings.push(issue(format!(
+                    Mode::Recovery | Mode::Failback => readiness.warnings.push(issue(format!(
                         "{message}; recovering from the last point DRS has"
                     ))),
                 }

@@ -58,6 +58,9 @@ pub struct Report {
     /// Waves of the plan outside the run's `only_waves`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<String>,
+    /// A failback: per server, whether it came home and what is left to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failback: Option<crate::failback::run::FailbackSummary>,
 }
 
 /// A data point for CloudWatch: name, dimensions, value, unit.
@@ -193,6 +196,11 @@ pub fn describe_health_gate(
         "public-ip" => "at each instance's public IP",
         "loopback" => "at each instance's private IP (local run: its loopback stand-in)",
         "loopback-public-ip" => "at each instance's public IP (local run: its loopback stand-in)",
+        // A failback probes the machines it brought home.
+        "source-address" => "at each source machine's address (as DRS reports it)",
+        "loopback-source-address" => {
+            "at each source machine's address (as DRS reports it; local run: its loopback stand-in)"
+        }
         _ => "at each instance's private IP",
     };
     let probes = checks.iter().any(|c| c != "ec2-status");
@@ -499,6 +507,15 @@ impl Report {
                     change.new.target()
                 );
             }
+            for deleted in &dns.deletes {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | - | {} | (deleted: it did not exist before the recovery) |",
+                    deleted.name,
+                    deleted.record_type,
+                    deleted.target()
+                );
+            }
             if !dns.unchanged.is_empty() {
                 let _ = writeln!(
                     md,
@@ -511,6 +528,9 @@ impl Report {
                 "\nRoll back with `drplan rollback-dns {}`.",
                 self.execution_name
             );
+        }
+        if let Some(failback) = &self.failback {
+            md.push_str(&failback.to_markdown());
         }
         if let Some(error) = &self.error {
             let _ = writeln!(
@@ -690,6 +710,7 @@ mod tests {
         let dns = DnsCutover {
             zone_id: "Z1".into(),
             changes: Vec::new(),
+            deletes: Vec::new(),
             change_id: Some("C1".into()),
             submitted_at: None,
             insync_at: Some(at("2026-11-28T01:31:00Z")),
@@ -749,6 +770,7 @@ mod tests {
             resumed: None,
             skipped: Vec::new(),
             left_out: Vec::new(),
+            failback: None,
         };
         let points = report.metric_points();
         let value = |name: &str| points.iter().find(|p| p.name == name).map(|p| p.value);

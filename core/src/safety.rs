@@ -166,7 +166,8 @@ pub fn judge_live_instances(
                 live_recoveries.len()
             ),
         )),
-        Mode::Recovery => {}
+        // A failback brings the live recovery home: it is what the failback needs.
+        Mode::Recovery | Mode::Failback => {}
     }
     check
 }

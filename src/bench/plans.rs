@@ -256,6 +256,7 @@ pub(super) fn fleet(plans: &[&PlanSpec], octet: u32) -> seed::Fleet {
             // The zone is public, so its records point at public addresses: recovered
             // instances get one (discover refuses the cutover otherwise).
             public_ips: true,
+            source_cidr: None,
         },
         hosted_zones: vec![seed::HostedZone {
             name: "bench.example.com".into(),

@@ -46,6 +46,8 @@ pub struct StartArgs {
 enum ModeArg {
     Drill,
     Recovery,
+    /// Home again after a recovery, once every Failback Client is in sync
+    Failback,
 }
 
 impl From<ModeArg> for Mode {
@@ -53,6 +55,7 @@ impl From<ModeArg> for Mode {
         match mode {
             ModeArg::Drill => Mode::Drill,
             ModeArg::Recovery => Mode::Recovery,
+            ModeArg::Failback => Mode::Failback,
         }
     }
 }

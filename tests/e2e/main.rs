@@ -18,6 +18,7 @@ mod capacity;
 mod cutover;
 mod dataplane;
 mod failback;
+mod failback_run;
 mod hardening;
 mod notify;
 mod operators;

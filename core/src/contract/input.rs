@@ -170,10 +170,11 @@ impl ExecutionInput {
         let mode = match map.get("mode").and_then(Value::as_str) {
             Some("drill") => Some(Mode::Drill),
             Some("recovery") => Some(Mode::Recovery),
+            Some("failback") => Some(Mode::Failback),
             _ => {
                 issues.push(Issue::new(
                     "mode",
-                    "must be \"drill\" (isolated, cleaned up) or \"recovery\" (real failover)",
+                    "must be \"drill\" (isolated, cleaned up), \"recovery\" (real failover) or \"failback\" (home again after a recovery)",
                 ));
                 None
             }
@@ -265,6 +266,27 @@ impl ExecutionInput {
                 "only_waves",
                 "does not apply to a resumed run: it runs the waves of the run it continues (leave some out with skip_waves)",
             ));
+        }
+        if mode == Some(Mode::Failback) {
+            // A failback brings home what the live recovery runs on, every server of
+            // the plan at once: the recovery-only choices have no meaning in it.
+            let refused = [
+                (replace_live_recovery, "replace_live_recovery"),
+                (
+                    matches!(snapshot, Some(SnapshotChoice::Before(_))),
+                    "snapshot",
+                ),
+                (resume.is_some(), "resume"),
+                (!only_waves.is_empty(), "only_waves"),
+            ];
+            for (given, field) in refused {
+                if given {
+                    issues.push(Issue::new(
+                        field,
+                        "does not apply to a failback: it brings home every server of the plan's live recovery, with the data the Failback Client replicated",
+                    ));
+                }
+            }
         }
         match (plan, mode, snapshot, timing, quotas) {
             (Some(plan), Some(mode), Some(snapshot), Some(timing), Some(quotas))

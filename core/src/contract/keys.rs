@@ -37,6 +37,7 @@ use super::step::{Discovery, RunContext, WaveRef};
 use crate::dns::DnsCutover;
 use crate::dns_failover::DnsPrepared;
 use crate::evaluation::PlanReadiness;
+use crate::failback::run::FailbackRecord;
 use crate::health::WaveHealthRecord;
 use crate::launch::WaveLaunchRecord;
 use crate::launch_wait::ParkedWave;
@@ -205,6 +206,11 @@ impl RunRecords {
 
     pub fn dns_cutover(&self) -> Record<DnsCutover> {
         self.record("dns.json")
+    }
+
+    /// A failback's recovery instances, the recovery runs and the DNS to put back.
+    pub fn failback(&self) -> Record<FailbackRecord> {
+        self.record("failback.json")
     }
 
     /// The failover records a data-plane run cuts over with, as discover checked them

@@ -234,6 +234,7 @@ fn rollback_restores_old_values_and_deletes_new_records() {
                 previous: None,
             },
         ],
+        deletes: Vec::new(),
         change_id: None,
         submitted_at: None,
         insync_at: None,

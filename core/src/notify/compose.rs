@@ -106,6 +106,7 @@ impl NotificationRequest {
                 {
                     Some("drill") => Some(Mode::Drill),
                     Some("recovery") => Some(Mode::Recovery),
+                    Some("failback") => Some(Mode::Failback),
                     _ => None,
                 }
             })
@@ -298,8 +299,12 @@ pub(super) fn headline(facts: &Facts<'_>) -> (String, Severity) {
         }
         RunEvent::DrillCleanedUp => {
             let terminated = request.cleanup.as_ref().map_or(0, |c| c.terminated);
+            let what = match facts.mode {
+                Some(Mode::Failback) => "recovery instances terminated after the failback",
+                _ => "drill cleaned up",
+            };
             (
-                format!("drill cleaned up ({terminated} instances terminated)"),
+                format!("{what} ({terminated} instances terminated)"),
                 Severity::Info,
             )
         }
@@ -331,11 +336,19 @@ pub(super) fn body(facts: &Facts<'_>, severity: Severity) -> String {
         RunEvent::Succeeded | RunEvent::Failed => outcome_section(&mut text, facts),
         RunEvent::DrillCleanedUp => {
             let terminated = request.cleanup.as_ref().map_or(0, |c| c.terminated);
-            let _ = writeln!(
-                text,
-                "The drill's {terminated} recovery instances were terminated through DRS. \
-                 Production was not touched.\n"
-            );
+            let _ = if facts.mode == Some(Mode::Failback) {
+                writeln!(
+                    text,
+                    "The {terminated} recovery instances of the failed-back servers were \
+                     terminated through DRS, after the plan's failback.keep_recovery_minutes.\n"
+                )
+            } else {
+                writeln!(
+                    text,
+                    "The drill's {terminated} recovery instances were terminated through DRS. \
+                     Production was not touched.\n"
+                )
+            };
         }
     }
     if let Some(error) = &request.error {
@@ -371,17 +384,25 @@ pub(super) fn opening_line(facts: &Facts<'_>) -> String {
         }
         RunEvent::WaveFailed => format!(
             "Wave {wave} of the {mode} of plan {plan} FAILED. Later waves will not launch{}.",
-            if facts.mode == Some(Mode::Recovery) {
-                " and DNS will not be changed"
-            } else {
-                ""
+            match facts.mode {
+                Some(Mode::Recovery) => " and DNS will not be changed",
+                Some(Mode::Failback) => {
+                    ", DNS stays on the recovery and the recovery instances keep running"
+                }
+                _ => "",
             }
+        ),
+        RunEvent::DnsCutOver if facts.mode == Some(Mode::Failback) => format!(
+            "DNS of plan {plan} answers again what it answered before the recovery (Route 53 change in sync)."
         ),
         RunEvent::DnsCutOver => format!(
             "DNS of plan {plan} now points at the recovered servers (Route 53 change in sync)."
         ),
         RunEvent::Succeeded => format!("The DR {mode} of plan {plan} SUCCEEDED."),
         RunEvent::Failed => format!("The DR {mode} of plan {plan} FAILED."),
+        RunEvent::DrillCleanedUp if facts.mode == Some(Mode::Failback) => format!(
+            "The recovery instances of plan {plan} have been terminated after its failback."
+        ),
         RunEvent::DrillCleanedUp => format!("The drill of plan {plan} has been cleaned up."),
         RunEvent::Paused => format!(
             "The DR {mode} of plan {plan} is PAUSED: nothing more launches until someone continues it."

@@ -502,6 +502,7 @@ fn report(status: &str, rto: Option<RtoResult>) -> Report {
         resumed: None,
         skipped: Vec::new(),
         left_out: Vec::new(),
+        failback: None,
     }
 }
 

@@ -76,12 +76,24 @@ pub(super) fn approval_section(text: &mut String, facts: &Facts<'_>) {
         layers_lines(text, &discovery.layers);
         let _ = writeln!(text);
     }
-    if facts.mode == Some(Mode::Recovery) {
-        let _ = writeln!(
-            text,
-            "This is a RECOVERY: it launches production servers in the recovery Region and \
-             moves DNS to them.\n"
-        );
+    match facts.mode {
+        Some(Mode::Recovery) => {
+            let _ = writeln!(
+                text,
+                "This is a RECOVERY: it launches production servers in the recovery Region and \
+                 moves DNS to them.\n"
+            );
+        }
+        Some(Mode::Failback) => {
+            let _ = writeln!(
+                text,
+                "This is a FAILBACK: it brings the plan's servers home to the machines whose \
+                 Failback Client is in sync, moves DNS back to what it was before the recovery, \
+                 and then terminates the recovery instances. Quiesce writers in the recovery \
+                 Region before approving.\n"
+            );
+        }
+        _ => {}
     }
     if let Some(minutes) = request.approval.as_ref().and_then(|a| a.timeout_minutes) {
         let until = facts.now + jiff::SignedDuration::from_mins(i64::from(minutes));
@@ -378,6 +390,9 @@ pub(super) fn run_section(text: &mut String, facts: &Facts<'_>) {
     let mode = match facts.mode {
         Some(Mode::Drill) => "drill (isolated instances; production DNS is never touched)",
         Some(Mode::Recovery) => "RECOVERY (real failover)",
+        Some(Mode::Failback) => {
+            "FAILBACK (bringing the plan home; the recovery instances go afterwards)"
+        }
         None => "unknown (the run failed before reading its input)",
     };
     let _ = writeln!(text, "  Mode:      {mode}");
@@ -450,11 +465,17 @@ pub(super) fn next_steps_section(text: &mut String, facts: &Facts<'_>, severity:
         }
         RunEvent::Succeeded => {
             steps.push(format!("Read the report: drplan report {name}"));
-            if facts.mode == Some(Mode::Recovery) {
-                steps.push(
+            match facts.mode {
+                Some(Mode::Recovery) => steps.push(
                     "Check the service from outside (the recovered servers now take traffic)."
                         .to_owned(),
-                );
+                ),
+                Some(Mode::Failback) => steps.push(
+                    "Check the service from outside (the servers at home take traffic again), \
+                     and protect them again: reinstall the DRS replication agent on each."
+                        .to_owned(),
+                ),
+                _ => {}
             }
             if severity == Severity::Warning {
                 steps.push(
@@ -464,7 +485,7 @@ pub(super) fn next_steps_section(text: &mut String, facts: &Facts<'_>, severity:
             }
         }
         RunEvent::DrillCleanedUp => {
-            steps.push(format!("Read the drill's report: drplan report {name}"));
+            steps.push(format!("Read the run's report: drplan report {name}"));
         }
         RunEvent::Paused => {
             steps.push(format!("See where the run stands: drplan status {name}"));
@@ -510,11 +531,18 @@ pub(super) fn launch_failure_checks(facts: &Facts<'_>) -> Vec<String> {
             "DRS's own log of the launch: aws drs describe-job-log-items --job-id {job}"
         ));
     }
-    if facts.mode == Some(Mode::Recovery) {
-        checks.push(
+    match facts.mode {
+        Some(Mode::Recovery) => checks.push(
             "Production DNS was not changed: traffic still goes where it went before the run."
                 .to_owned(),
-        );
+        ),
+        Some(Mode::Failback) => checks.push(
+            "DNS still points at the recovery, and no recovery instance was terminated: the \
+             recovery keeps serving. Fix the cause (StopFailback and boot the Failback Client \
+             again if DRS says so), then start the failback again."
+                .to_owned(),
+        ),
+        _ => {}
     }
     checks
 }

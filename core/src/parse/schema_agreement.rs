@@ -31,6 +31,7 @@ fn the_json_schema_lists_exactly_the_fields_the_reader_accepts() {
         ("Approval", APPROVAL_FIELDS),
         ("Drill", DRILL_FIELDS),
         ("Triggers", TRIGGERS_FIELDS),
+        ("Failback", FAILBACK_FIELDS),
     ] {
         assert_eq!(properties(&defs[def]), set(fields), "$defs/{def}");
         assert_eq!(

@@ -161,10 +161,12 @@ fn route(
             triggers.mode
         }
         Some(tag) => {
+            // An alarm never starts a failback: a person does, once it is in sync.
             let asked = Mode::ALL
                 .iter()
                 .find(|(name, _)| name == tag)
                 .map(|(_, mode)| *mode)
+                .filter(|mode| *mode != Mode::Failback)
                 .ok_or_else(|| RouteError::BadMode {
                     alarm: alarm.alarm_name.clone(),
                     mode: tag.clone(),

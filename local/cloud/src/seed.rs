@@ -92,6 +92,11 @@ pub struct Network {
     /// for plans whose health gate probes public addresses.
     #[serde(default)]
     pub public_ips: bool,
+    /// Where the source machines outside AWS live (their `sourceProperties` address,
+    /// where a failback brings them home): the fleet's servers take its addresses in
+    /// order. Absent: the simulator's documentation range (198.51.100.0/22 and up).
+    #[serde(default)]
+    pub source_cidr: Option<String>,
 }
 
 impl Default for Network {
@@ -102,8 +107,32 @@ impl Default for Network {
             recovery_subnet_cidr: default_recovery_cidr(),
             drill_subnet_cidr: default_drill_cidr(),
             public_ips: false,
+            source_cidr: None,
         }
     }
+}
+
+/// The `index`th (0-based) host address of `cidr`, or why there is none.
+fn source_address(cidr: &str, index: usize) -> std::result::Result<String, String> {
+    let (base, bits) = cidr.split_once('/').ok_or_else(|| {
+        format!("network.source_cidr {cidr:?} is not a CIDR block such as 10.9.0.0/16")
+    })?;
+    let base: std::net::Ipv4Addr = base
+        .parse()
+        .map_err(|_| format!("network.source_cidr {cidr:?}: {base:?} is not an IPv4 address"))?;
+    let bits: u32 = bits
+        .parse()
+        .ok()
+        .filter(|bits| (8..=30).contains(bits))
+        .ok_or_else(|| format!("network.source_cidr {cidr:?}: the prefix must be /8 to /30"))?;
+    let hosts = (1u64 << (32 - bits)) - 2;
+    if index as u64 >= hosts {
+        return Err(format!(
+            "network.source_cidr {cidr} has {hosts} host addresses, fewer than the fleet's servers"
+        ));
+    }
+    let mask = u32::MAX << (32 - bits);
+    Ok(std::net::Ipv4Addr::from((u32::from(base) & mask) + index as u32 + 1).to_string())
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -343,7 +372,13 @@ pub async fn seed(endpoint_url: &str, fleet: &Fleet) -> Result<SeedReport> {
         network::sized_for(&fleet.network, servers.len()).map_err(LocalCloudError::InvalidInput)?;
     refuse_a_network_too_small(&aws, &sized, &servers).await?;
     let network = seed_network(&aws, &sized).await?;
-    let (created, updated) = seed_source_servers(&aws, &servers, &network).await?;
+    let (created, updated) = seed_source_servers(
+        &aws,
+        &servers,
+        &network,
+        fleet.network.source_cidr.as_deref(),
+    )
+    .await?;
     let mut zones = Vec::new();
     for zone in &fleet.hosted_zones {
         zones.push(seed_hosted_zone(&aws, zone).await?);
@@ -450,13 +485,15 @@ async fn seed_source_servers(
     aws: &AwsClient,
     servers: &[ServerSeed],
     network: &SeededNetwork,
+    source_cidr: Option<&str>,
 ) -> Result<(usize, usize)> {
     let mut created = 0;
     let mut updated = 0;
-    for batch in servers.chunks(500) {
+    for (batch_number, batch) in servers.chunks(500).enumerate() {
         let specs: Vec<Value> = batch
             .iter()
-            .map(|server| {
+            .enumerate()
+            .map(|(offset, server)| {
                 let mut spec = json!({
                     "hostname": server.hostname,
                     "tags": server.tags,
@@ -475,9 +512,13 @@ async fn seed_source_servers(
                 if let Some(origin_region) = &server.origin_region {
                     spec["origin_region"] = json!(origin_region);
                 }
-                spec
+                if let Some(cidr) = source_cidr {
+                    spec["source_ip"] = json!(source_address(cidr, batch_number * 500 + offset)?);
+                }
+                Ok(spec)
             })
-            .collect();
+            .collect::<std::result::Result<_, String>>()
+            .map_err(LocalCloudError::InvalidInput)?;
         let answer = control_call(
             aws,
             Method::POST,
@@ -726,6 +767,33 @@ fn xml_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_machines_take_the_source_cidrs_addresses_in_order() {
+        assert_eq!(
+            source_address("10.200.0.0/16", 0).as_deref(),
+            Ok("10.200.0.1")
+        );
+        assert_eq!(
+            source_address("10.200.7.9/16", 299).as_deref(),
+            Ok("10.200.1.44")
+        );
+        assert!(
+            source_address("10.200.0.0/30", 2)
+                .unwrap_err()
+                .contains("2 host addresses")
+        );
+        assert!(
+            source_address("10.200.0.0", 0)
+                .unwrap_err()
+                .contains("not a CIDR block")
+        );
+        assert!(
+            source_address("10.200.0.0/31", 0)
+                .unwrap_err()
+                .contains("/8 to /30")
+        );
+    }
 
     #[test]
     fn expands_hostname_patterns() {

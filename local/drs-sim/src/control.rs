@@ -329,6 +329,7 @@ fn upsert_server(
         last_launch_result: "NOT_STARTED",
         replication_direction: "FAILOVER",
         reversed_direction_source_server_arn: None,
+        failed_back_machine: None,
         // Made up; with EC2 replaced by the real template's ID once it exists.
         launch_template_id: state.ids.launch_template_id(),
         launch_template_in_ec2: false,

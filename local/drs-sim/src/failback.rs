@@ -293,10 +293,17 @@ async fn fail_back_instance(
         {
             participant.launch_status = launch_status;
         }
+        if failure.is_none()
+            && let Some(server) = state.server_mut(server_id)
+        {
+            server.failed_back_machine = Some(format!("machine-{server_id}"));
+        }
         let instance = state.recovery_instance_mut(instance_id)?;
         instance.failback_state = Some(failback_state);
         Some((instance.arn.clone(), failback_state))
     })??;
+    // The machine at home serves the plan's probes from now on.
+    sim.sync_probe_listeners();
     if let Some(raw_error) = &failure {
         eprintln!("drs-sim: failback launch of {instance_id} ({server_id}) failed: {raw_error}");
     }

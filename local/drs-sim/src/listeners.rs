@@ -331,6 +331,9 @@ pub struct InstanceView<'a> {
     pub ec2_state: &'a str,
     /// The tags of its source server, which probe selectors match.
     pub tags: &'a Tags,
+    /// A source machine a failback brought home: it has one address, where drplan
+    /// probes every check (private and public alike).
+    pub at_home: bool,
 }
 
 /// Which instances should be served and how, from the recovery instances, the probes
@@ -348,6 +351,12 @@ pub fn wanted<'a>(
             let private: Ipv4Addr = instance.private_ip?.parse().ok()?;
             let public: Option<Ipv4Addr> = instance.public_ip.and_then(|ip| ip.parse().ok());
             let mut ports = probes.ports_for(instance.tags);
+            if instance.at_home {
+                ports = ports
+                    .into_iter()
+                    .map(|((_, port), tls)| ((Side::Private, port), tls))
+                    .collect();
+            }
             if public.is_none() {
                 ports.retain(|(side, _), _| *side == Side::Private);
             }
@@ -391,6 +400,7 @@ mod tests {
             public_ip: ips[1],
             ec2_state: state,
             tags,
+            at_home: false,
         }
     }
 

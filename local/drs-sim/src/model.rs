@@ -55,6 +55,9 @@ pub struct SourceServer {
     /// FAILOVER, or FAILBACK for servers that ReverseReplication created.
     pub replication_direction: &'static str,
     pub reversed_direction_source_server_arn: Option<String>,
+    /// Set once a failback launch brought the server home: the source machine runs
+    /// again at `source_ip`, and its probe listeners are served under this name.
+    pub failed_back_machine: Option<String>,
     /// GetLaunchConfiguration's `ec2LaunchTemplateID`: a real template in moto when
     /// `launch_template_in_ec2`, else made up.
     pub launch_template_id: String,

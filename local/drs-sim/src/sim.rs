@@ -78,6 +78,17 @@ impl Simulator {
                 .iter()
                 .map(|server| (server.id.as_str(), &server.tags))
                 .collect();
+            // Machines a failback brought home serve at their source address.
+            let failed_back = state.servers.iter().filter_map(|server| {
+                Some(InstanceView {
+                    ec2_instance_id: server.failed_back_machine.as_deref()?,
+                    private_ip: Some(&server.source_ip),
+                    public_ip: None,
+                    ec2_state: "RUNNING",
+                    tags: &server.tags,
+                    at_home: true,
+                })
+            });
             listeners::wanted(
                 state
                     .recovery_instances
@@ -91,7 +102,9 @@ impl Simulator {
                             .get(instance.source_server_id.as_str())
                             .copied()
                             .unwrap_or(&no_tags),
-                    }),
+                        at_home: false,
+                    })
+                    .chain(failed_back),
                 &probes,
                 &erroring,
                 &refusing,

@@ -108,6 +108,11 @@ pub async fn cloud_with_probe_ports(fleet: &str, probe_ports: Option<Vec<u16>>) 
     // /20 subnets: room for a 4,000-server drill.
     fleet.network.recovery_subnet_cidr = format!("10.{octet}.16.0/20");
     fleet.network.drill_subnet_cidr = format!("10.{octet}.32.0/20");
+    // The source machines too (a failback probes them at their stand-ins): their own
+    // second octet, apart from every cloud's VPC.
+    if fleet.network.source_cidr.is_none() {
+        fleet.network.source_cidr = Some(format!("10.{}.0.0/16", octet + 100));
+    }
     let seeded = seed::seed(&endpoint, &fleet)
         .await
         .expect("the fleet seeds");

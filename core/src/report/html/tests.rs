@@ -64,6 +64,7 @@ fn drill(waves: Vec<WaveReport>) -> Report {
         resumed: None,
         skipped: Vec::new(),
         left_out: Vec::new(),
+        failback: None,
     }
 }
 
@@ -331,6 +332,7 @@ fn a_recovery_shows_its_cutover_recovered_moment_rto_target_and_hooks() {
     report.dns = Some(DnsCutover {
         zone_id: "Z1".into(),
         changes: Vec::new(),
+        deletes: Vec::new(),
         change_id: Some("C1".into()),
         submitted_at: Some(at("2026-11-28T03:12:30Z")),
         insync_at: Some(at("2026-11-28T03:13:00Z")),

@@ -192,6 +192,7 @@ pub(super) fn reverse_replication(sim: &Arc<Simulator>, region: &str, body: &[u8
             last_launch_result: "NOT_STARTED",
             replication_direction: "FAILBACK",
             reversed_direction_source_server_arn: Some(original.arn.clone()),
+            failed_back_machine: None,
             // moto plays EC2 in one Region here, so the reversed server launches from its
             // original's launch template.
             ..original

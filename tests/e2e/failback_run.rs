@@ -1,0 +1,343 @@
+//! `mode: failback` end to end on the local cloud: the real state machine, functions and
+//! CLI bring a recovered plan home to its data-centre machines, wave by wave, seen from
+//! outside through the SDK: refused (and no FAILBACK job) while there is nothing to bring
+//! home or a Failback Client has not connected; after `drplan local failback-client
+//! --all`, FAILBACK jobs cover every recovery instance, DNS answers what it answered
+//! before the recovery, and the recovery instances are gone. A failback launch that
+//! fails for a critical server stops the later waves and keeps every recovery instance.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use aws_sdk_drs::types::{DescribeJobsRequestFilters, InitiatedBy, RecoveryInstance};
+use aws_sdk_sfn::types::ExecutionStatus;
+use serde_json::{Value, json};
+
+use crate::common::{Cloud, Outcome, cloud_with, report_wave};
+
+const SHOP: (&str, &str) = ("shop.example.com.", "A");
+
+/// Databases, then web servers; all outside AWS (Failback Client). The seeded zone's
+/// shop.example.com answers 203.0.113.10 before any recovery.
+const FLEET: &str = r#"
+region: us-east-1
+source_servers:
+  - count: 2
+    hostname: "db-{i:02}"
+    tags: { "dr:plan": "shop", "dr:wave": "db" }
+    replication: { state: CONTINUOUS, lag_seconds: 0 }
+  - count: 2
+    hostname: "web-{i:02}"
+    tags: { "dr:plan": "shop", "dr:wave": "web" }
+    replication: { state: CONTINUOUS, lag_seconds: 0 }
+network:
+  public_ips: true
+hosted_zones:
+  - name: example.com
+    records:
+      - { name: shop.example.com, type: A, ttl: 60, values: [203.0.113.10] }
+notifications:
+  topic: drplan-notifications
+  queue: drplan-notifications
+"#;
+
+/// The plan: its health checks probe the recovered instances in a recovery, and the
+/// machines at home (at the source addresses DRS reports) in a failback.
+fn plan() -> Value {
+    json!({
+        "name": "shop",
+        "rto_minutes": 30,
+        "selector": {"dr:plan": "shop"},
+        "waves": [
+            {"name": "database", "selector": {"dr:wave": "db"},
+             "health": {"checks": ["ec2-status", "tcp:5432"], "timeout_minutes": 5}},
+            {"name": "web", "selector": {"dr:wave": "web"}, "depends_on": ["database"],
+             "health": {"checks": ["ec2-status", "https:443/"], "timeout_minutes": 5,
+                        "probe_address": "public-ip"}}
+        ],
+        "dns": {"zone_name": "example.com",
+                "records": [{"name": "shop.example.com", "type": "A", "ttl": 60, "from_wave": "web"}]},
+        "failback": {"keep_recovery_minutes": 0}
+    })
+}
+
+fn key((name, kind): (&str, &str)) -> (String, String) {
+    (name.to_owned(), kind.to_owned())
+}
+
+fn assert_succeeded(outcome: &Outcome) {
+    assert_eq!(
+        outcome.status,
+        ExecutionStatus::Succeeded,
+        "{}: {:?}: {:?}",
+        outcome.name,
+        outcome.error,
+        outcome.cause
+    );
+}
+
+/// The jobs DRS ran for failback launches, as DescribeJobs reports them.
+async fn failback_jobs(cloud: &Cloud) -> Vec<aws_sdk_drs::types::Job> {
+    cloud
+        .drs
+        .describe_jobs()
+        .filters(DescribeJobsRequestFilters::builder().build())
+        .send()
+        .await
+        .expect("DescribeJobs")
+        .items()
+        .iter()
+        .filter(|job| job.initiated_by() == Some(&InitiatedBy::Failback))
+        .cloned()
+        .collect()
+}
+
+async fn recovery_instances(cloud: &Cloud) -> Vec<RecoveryInstance> {
+    cloud
+        .drs
+        .describe_recovery_instances()
+        .send()
+        .await
+        .expect("DescribeRecoveryInstances")
+        .items()
+        .to_vec()
+}
+
+fn instance_ids(instances: &[RecoveryInstance]) -> BTreeSet<String> {
+    instances
+        .iter()
+        .filter_map(|i| i.recovery_instance_id().map(str::to_owned))
+        .collect()
+}
+
+/// A recovery of the plan, DNS cut over to the recovered web servers.
+async fn recover(cloud: &Cloud) {
+    let outcome = cloud.run(plan(), "recovery").await;
+    assert_succeeded(&outcome);
+    let records = cloud.records("example.com").await;
+    assert_ne!(
+        records[&key(SHOP)],
+        ["203.0.113.10"],
+        "the recovery cut DNS over"
+    );
+    assert_eq!(recovery_instances(cloud).await.len(), 4);
+}
+
+/// `drplan local failback-client --all`, then until every recovery instance is in sync.
+async fn boot_failback_clients(cloud: &Cloud) {
+    let output = cloud.drplan(&[
+        "local",
+        "failback-client",
+        "--all",
+        "--endpoint-url",
+        cloud.cloud.endpoint_url(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let started = Instant::now();
+    loop {
+        let states: Vec<String> = recovery_instances(cloud)
+            .await
+            .iter()
+            .map(|i| {
+                i.failback()
+                    .and_then(|f| f.state())
+                    .map_or("NONE".to_owned(), |s| s.as_str().to_owned())
+            })
+            .collect();
+        if states.iter().all(|s| s == "FAILBACK_READY_FOR_LAUNCH") {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "never in sync: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failback_brings_the_plan_home_puts_dns_back_and_terminates_the_recovery() {
+    let Some(cloud) = cloud_with(FLEET).await else {
+        return;
+    };
+    let before = cloud.records("example.com").await;
+
+    // Nothing recovered: refused, naming why, and nothing launched.
+    let refused = cloud.run(plan(), "failback").await;
+    assert_eq!(refused.status, ExecutionStatus::Failed);
+    assert_eq!(refused.error.as_deref(), Some("drplan.NotReady"));
+    let cause = refused.cause.unwrap_or_default();
+    assert!(cause.contains("has no live recovery"), "{cause}");
+    assert!(failback_jobs(&cloud).await.is_empty());
+
+    recover(&cloud).await;
+    let recovered = recovery_instances(&cloud).await;
+    let recovered_ids = instance_ids(&recovered);
+
+    // Recovered, but no Failback Client has connected: refused per server.
+    let refused = cloud.run(plan(), "failback").await;
+    assert_eq!(refused.error.as_deref(), Some("drplan.NotReady"));
+    let cause = refused.cause.unwrap_or_default();
+    assert!(
+        cause.contains("Failback Client has not connected") && cause.contains("db-01"),
+        "{cause}"
+    );
+    assert!(failback_jobs(&cloud).await.is_empty());
+
+    boot_failback_clients(&cloud).await;
+    let outcome = cloud.run(plan(), "failback").await;
+    assert_succeeded(&outcome);
+
+    // FAILBACK jobs cover every recovery instance, the databases' before the web's.
+    let jobs = failback_jobs(&cloud).await;
+    let in_jobs: BTreeSet<String> = jobs
+        .iter()
+        .flat_map(|job| job.participating_servers())
+        .filter_map(|p| p.recovery_instance_id().map(str::to_owned))
+        .collect();
+    assert_eq!(in_jobs, recovered_ids);
+    assert!(
+        jobs.iter()
+            .all(|job| job.tags().and_then(|t| t.get("drplan:execution")) == Some(&outcome.name)),
+        "every FAILBACK job is tagged with the failback's execution"
+    );
+
+    // DNS answers what it did before the recovery; the failback kept the recovery's
+    // values for its own rollback.
+    assert_eq!(cloud.records("example.com").await, before);
+    let report = cloud.report("shop", &outcome.name).await;
+    assert_eq!(report["mode"], "failback");
+    assert_eq!(
+        report["dns"]["changes"][0]["new"]["values"],
+        json!(["203.0.113.10"])
+    );
+    assert!(report["dns"]["changes"][0]["previous"]["values"].is_array());
+    // Each wave passed its health gate at the machines' own addresses.
+    for wave in ["database", "web"] {
+        let reported = report_wave(&report, wave);
+        assert_eq!(reported["state"], "SUCCEEDED", "{reported}");
+        let gate = reported["health_gate"].as_str().unwrap_or_default();
+        assert!(gate.contains("at each source machine's address"), "{gate}");
+        assert!(!gate.contains("ec2-status"), "{gate}");
+        for server in reported["servers"].as_array().into_iter().flatten() {
+            assert_eq!(server["state"], "LAUNCHED", "{server}");
+            let health = server["health"].as_str().unwrap_or_default();
+            assert!(health.starts_with("Healthy"), "{server}");
+        }
+    }
+
+    // Per server: home, its recovery instance terminated, and what is left to do.
+    let servers = report["failback"]["servers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(servers.len(), 4, "{}", report["failback"]);
+    for server in &servers {
+        assert_eq!(server["failed_back"], true, "{server}");
+        assert_eq!(server["recovery_instance"], "terminated", "{server}");
+        assert!(
+            server["to_do"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("AWS Replication Agent"),
+            "{server}"
+        );
+    }
+
+    // keep_recovery_minutes: 0: the recovery instances are gone.
+    let left = recovery_instances(&cloud).await;
+    assert!(
+        instance_ids(&left).is_disjoint(&recovered_ids),
+        "recovery instances left after the failback: {:?}",
+        instance_ids(&left)
+    );
+
+    cloud.cloud.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_failback_launch_stops_the_later_waves_and_keeps_the_recovery() {
+    let Some(cloud) = cloud_with(FLEET).await else {
+        return;
+    };
+    recover(&cloud).await;
+    let recovered_dns = cloud.records("example.com").await;
+    let recovered_ids = instance_ids(&recovery_instances(&cloud).await);
+    boot_failback_clients(&cloud).await;
+    cloud
+        .fault(json!({"kind": "fail_failback_launch", "targets": ["db-01"],
+                      "raw_error": "conversion lost the Failback Client"}))
+        .await;
+
+    let outcome = cloud.run(plan(), "failback").await;
+    assert_eq!(outcome.status, ExecutionStatus::Failed);
+    assert_eq!(outcome.error.as_deref(), Some("drplan.WaveFailed"));
+    let cause = outcome.cause.unwrap_or_default();
+    assert!(
+        cause.contains("conversion lost the Failback Client"),
+        "{cause}"
+    );
+
+    // Only the database wave launched; the web servers still run in AWS.
+    let web_ids: BTreeSet<String> = cloud
+        .server_ids()
+        .await
+        .into_iter()
+        .filter(|(hostname, _)| hostname.starts_with("web-"))
+        .map(|(_, id)| id)
+        .collect();
+    let failed_back: BTreeSet<String> = failback_jobs(&cloud)
+        .await
+        .iter()
+        .flat_map(|job| job.participating_servers())
+        .filter_map(|p| p.source_server_id().map(str::to_owned))
+        .collect();
+    assert_eq!(failed_back.len(), 2, "{failed_back:?}");
+    assert!(failed_back.is_disjoint(&web_ids));
+
+    // Nothing is cleaned up after a failed failback, and DNS still points at the recovery.
+    assert_eq!(
+        instance_ids(&recovery_instances(&cloud).await),
+        recovered_ids
+    );
+    assert_eq!(cloud.records("example.com").await, recovered_dns);
+    let report = cloud.report("shop", &outcome.name).await;
+    let servers = report["failback"]["servers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(servers.len(), 4, "{}", report["failback"]);
+    assert!(
+        servers.iter().all(|s| s["recovery_instance"] == "kept"),
+        "{servers:?}"
+    );
+    let db_01 = servers
+        .iter()
+        .find(|s| s["hostname"] == "db-01")
+        .expect("db-01 in the report");
+    assert_eq!(db_01["failed_back"], false);
+    assert!(
+        db_01["to_do"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("still runs on recovery instance"),
+        "{db_01}"
+    );
+    // On-call staff were told the failback failed and that the recovery keeps serving.
+    let notifications = cloud.notifications().await;
+    assert!(
+        notifications.iter().any(|(subject, body, _)| {
+            subject.contains("FAILBACK")
+                && subject.contains("FAILED")
+                && body.contains("DNS stays on the recovery")
+        }),
+        "{:?}",
+        notifications.iter().map(|(s, _, _)| s).collect::<Vec<_>>()
+    );
+
+    cloud.cloud.shutdown().await;
+}
