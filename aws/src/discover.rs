@@ -16,7 +16,9 @@ use drplan_core::discovery::{
 use drplan_core::dns_failover::{DnsPrepared, METRIC_NAME, METRIC_NAMESPACE, prepared_mismatches};
 use drplan_core::evaluation::{PlanFacts, evaluate};
 use drplan_core::failback::check_failback_readiness;
-use drplan_core::failback::run::{FailbackRecord, failback_dns, live_recovery_instances};
+use drplan_core::failback::run::{
+    FailbackRecord, failback_dns, home_already, live_recovery_instances,
+};
 use drplan_core::launch::JobView;
 use drplan_core::plan::{Dns, DnsMode};
 use drplan_core::readiness::Readiness;
@@ -411,6 +413,20 @@ async fn discover_failback(
         }
     }
     let recovery_instances = live_recovery_instances(&facts);
+    let home = home_already(&facts);
+    if !recovery_instances.is_empty()
+        && recovery_instances
+            .keys()
+            .all(|server| home.contains(server))
+    {
+        readiness.blocking.push(Issue::new(
+            "plan",
+            format!(
+                "every recovered server of plan {:?} is home already (failback.state FAILBACK_COMPLETED): there is nothing left to fail back",
+                plan.name
+            ),
+        ));
+    }
     let (recovered_by, cutovers) =
         failback::recovery_runs(&clients.drs, &clients.store, &plan.name, &facts).await?;
     let dns = match plan.dns.as_ref().map(|_| failback_dns(&cutovers)) {
@@ -435,11 +451,17 @@ async fn discover_failback(
             &format!("s3://{}/{readiness_key}", clients.store.bucket()),
         )));
     }
-    // Optional servers with nothing to bring home are left out (readiness said which).
+    // Optional servers with nothing to bring home are left out, and so are servers an
+    // earlier failback brought home (readiness said which), and waves left empty.
     let mut resolved = resolved;
+    let mut home_waves = BTreeSet::new();
     for wave in &mut resolved.waves {
-        wave.servers
-            .retain(|server| recovery_instances.contains_key(&server.id));
+        wave.servers.retain(|server| {
+            recovery_instances.contains_key(&server.id) && !home.contains(&server.id)
+        });
+        if wave.servers.is_empty() {
+            home_waves.insert(wave.name.clone());
+        }
     }
     let run = RunContext {
         execution_id: event.execution_id,
@@ -457,6 +479,7 @@ async fn discover_failback(
     let record = FailbackRecord {
         recovery_instances,
         recovered_by,
+        home_already: home,
         dns,
     };
     clients
@@ -479,7 +502,7 @@ async fn discover_failback(
             .as_ref()
             .map_or(0, |a| a.timeout_minutes.saturating_mul(60)),
         server_count: resolved.server_count(),
-        layers: wave_layers(&plan, &resolved),
+        layers: arrange_layers(wave_layers(&plan, &resolved), &BTreeSet::new(), &home_waves),
         run,
         keep_seconds,
         warnings: sample(&readiness.warnings),

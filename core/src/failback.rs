@@ -156,6 +156,19 @@ pub fn check_failback_readiness(
             list.push(Issue::new(path, message));
             continue;
         };
+        if instance.failback_state.as_deref() == Some(COMPLETED) {
+            // An earlier failback brought it home: a failback started again after one that
+            // failed part way brings the rest.
+            readiness.skipped.push(Issue::new(
+                path,
+                format!(
+                    "source server {} is home already (recovery instance {}: failback.state \
+                     {COMPLETED}); nothing launches for it again",
+                    member.id, instance.recovery_instance_id
+                ),
+            ));
+            continue;
+        }
         let origin_region = fact.and_then(|fact| fact.origin_region.as_deref());
         let problem = match origin_region {
             Some(region) => reversed_replication_problem(
@@ -287,6 +300,27 @@ mod tests {
         let readiness = check_failback_readiness("shop", &resolved, &[drilled]);
         assert_eq!(readiness.blocking.len(), 1);
         assert!(readiness.blocking[0].message.contains("no live recovery"));
+    }
+
+    #[test]
+    fn a_server_an_earlier_failback_brought_home_is_left_out_not_refused() {
+        let resolved = plan(&[("db", "s-1", false), ("db", "s-2", false)]);
+        let facts = [
+            outside_aws("s-1", Some(COMPLETED), Some("fbc-1")),
+            outside_aws("s-2", Some(READY_FOR_LAUNCH), Some("fbc-2")),
+        ];
+        let readiness = check_failback_readiness("shop", &resolved, &facts);
+        assert!(readiness.is_ready(), "{:?}", readiness.blocking);
+        let left_out = messages(&readiness.skipped);
+        assert_eq!(left_out.len(), 1);
+        assert!(
+            left_out[0].contains("s-1 is home already") && left_out[0].contains(COMPLETED),
+            "{left_out:?}"
+        );
+        assert_eq!(
+            run::home_already(&facts),
+            ["s-1".to_owned()].into_iter().collect()
+        );
     }
 
     #[test]

@@ -377,15 +377,17 @@ async fn follow_with(
             view = with_requested_pause(config, bucket, view).await;
         }
         let mut lines = render(&view);
-        // The elapsed time changes every poll; compare the rest.
+        // The elapsed time changes every poll; compare the rest. The end is always
+        // shown: its first line carries the outcome, even when nothing else changed.
         let changed = lines.get(1..) != previous.get(1..);
+        let ended = view.status != ExecutionStatus::Running.as_str();
         if terminal && !previous.is_empty() {
             print!("\x1b[{}A\x1b[J", previous.len());
         }
-        if terminal || changed {
+        if terminal || changed || ended {
             println!("{}", lines.join("\n"));
         }
-        if view.status != ExecutionStatus::Running.as_str() {
+        if ended {
             return Ok(view);
         }
         previous = std::mem::take(&mut lines);

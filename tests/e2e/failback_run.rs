@@ -189,7 +189,21 @@ async fn a_failback_brings_the_plan_home_puts_dns_back_and_terminates_the_recove
     assert!(failback_jobs(&cloud).await.is_empty());
 
     boot_failback_clients(&cloud).await;
-    let outcome = cloud.run(plan(), "failback").await;
+    // As a person starts it: the stored plan, `drplan start --mode failback --wait`.
+    cloud.store_plan_value("shop", &plan()).await;
+    let name = format!("shop-failback-{}", std::process::id());
+    let timing = crate::common::fast_timing().to_string();
+    let started = cloud.drplan(&[
+        "start", "shop", "--mode", "failback", "--wait", "--name", &name, "--timing", &timing,
+    ]);
+    let printed = String::from_utf8_lossy(&started.stdout).into_owned();
+    assert!(
+        started.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    assert!(printed.contains("SUCCEEDED"), "{printed}");
+    let outcome = cloud.wait(name.clone(), &cloud.execution_arn(&name)).await;
     assert_succeeded(&outcome);
 
     // FAILBACK jobs cover every recovery instance, the databases' before the web's.
@@ -338,6 +352,74 @@ async fn a_failed_failback_launch_stops_the_later_waves_and_keeps_the_recovery()
         "{:?}",
         notifications.iter().map(|(s, _, _)| s).collect::<Vec<_>>()
     );
+
+    // The person fixes the cause, stops the failed failback and boots db-01's client
+    // again. The next failback brings the rest home: db-02 is home already.
+    cloud
+        .control(hyper::Method::DELETE, "/_drplan/faults", None)
+        .await;
+    let db_01_instance = db_01["recovery_instance_id"]
+        .as_str()
+        .expect("its instance");
+    cloud
+        .drs
+        .stop_failback()
+        .recovery_instance_id(db_01_instance)
+        .send()
+        .await
+        .expect("StopFailback");
+    let output = cloud.drplan(&[
+        "local",
+        "failback-client",
+        "db-01",
+        "--endpoint-url",
+        cloud.cloud.endpoint_url(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let started = Instant::now();
+    while !recovery_instances(&cloud).await.iter().any(|i| {
+        i.recovery_instance_id() == Some(db_01_instance)
+            && i.failback().and_then(|f| f.state()).map(|s| s.as_str())
+                == Some("FAILBACK_READY_FOR_LAUNCH")
+    }) {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "db-01 never in sync"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let again = cloud.run(plan(), "failback").await;
+    assert_succeeded(&again);
+    let launched_again: BTreeSet<String> = failback_jobs(&cloud)
+        .await
+        .iter()
+        .filter(|job| job.tags().and_then(|t| t.get("drplan:execution")) == Some(&again.name))
+        .flat_map(|job| job.participating_servers())
+        .filter_map(|p| p.source_server_id().map(str::to_owned))
+        .collect();
+    let ids = cloud.server_ids().await;
+    let expected: BTreeSet<String> = ["db-01", "web-01", "web-02"]
+        .iter()
+        .map(|h| ids[*h].clone())
+        .collect();
+    assert_eq!(launched_again, expected, "db-02 is not launched again");
+    let report = cloud.report("shop", &again.name).await;
+    let servers = report["failback"]["servers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        servers
+            .iter()
+            .all(|s| s["failed_back"] == true && s["recovery_instance"] == "terminated"),
+        "{servers:?}"
+    );
+    assert!(instance_ids(&recovery_instances(&cloud).await).is_disjoint(&recovered_ids));
+    assert_ne!(cloud.records("example.com").await, recovered_dns);
 
     cloud.cloud.shutdown().await;
 }

@@ -505,6 +505,21 @@ mod tests {
     }
 
     #[test]
+    fn a_failback_refuses_the_recovery_only_choices_by_name() {
+        let ok = ExecutionInput::from_value(&json!({"plan": "shop", "mode": "failback"}));
+        assert_eq!(ok.map(|input| input.mode), Ok(Mode::Failback));
+        let refused = problems(json!({
+            "plan": "shop", "mode": "failback", "replace_live_recovery": true,
+            "snapshot": {"before": "2026-11-27T22:00:00Z"}, "only_waves": ["db"]
+        }));
+        let fields: Vec<&str> = refused.iter().map(|(path, _)| path.as_str()).collect();
+        assert_eq!(fields, ["replace_live_recovery", "snapshot", "only_waves"]);
+        assert!(refused[0].1.contains("does not apply to a failback"));
+        let modes = problems(json!({"plan": "shop", "mode": "home"}));
+        assert!(modes[0].1.contains("\"failback\""), "{modes:?}");
+    }
+
+    #[test]
     fn a_resumed_run_may_skip_waves_with_a_reason_and_a_new_one_may_pick_waves() {
         let resumed = ExecutionInput::from_value(&json!({
             "plan": "shop", "mode": "recovery", "resume": "shop-recovery-1",

@@ -23,6 +23,10 @@ pub struct FailbackRecord {
     pub recovery_instances: BTreeMap<String, String>,
     /// The recovery runs that launched those instances, oldest first.
     pub recovered_by: Vec<String>,
+    /// Servers an earlier failback brought home (FAILBACK_COMPLETED): this run launches
+    /// nothing for them, and terminates their recovery instances with the others.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub home_already: BTreeSet<String>,
     /// The DNS change back to the values the records held before the recovery, when the
     /// recovery changed any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,6 +62,19 @@ pub fn live_recovery_instances(facts: &[ServerFailbackFacts]) -> BTreeMap<String
                 instance.recovery_instance_id.clone(),
             ))
         })
+        .collect()
+}
+
+/// Of the live recovery instances' servers, those an earlier failback brought home.
+pub fn home_already(facts: &[ServerFailbackFacts]) -> BTreeSet<String> {
+    facts
+        .iter()
+        .filter(|fact| {
+            fact.recovery_instance.as_ref().is_some_and(|instance| {
+                !instance.is_drill && instance.failback_state.as_deref() == Some(super::COMPLETED)
+            })
+        })
+        .map(|fact| fact.source_server_id.clone())
         .collect()
 }
 
@@ -178,7 +195,7 @@ pub fn summarize(
         .recovery_instances
         .iter()
         .map(|(server, instance)| {
-            let failed_back = launched.contains(server);
+            let failed_back = launched.contains(server) || record.home_already.contains(server);
             let gone = failed_back && terminated;
             let to_do = if failed_back {
                 "protect it again: install the AWS Replication Agent on the machine (DRS \
@@ -304,6 +321,7 @@ mod tests {
                 .map(|(s, i)| (s.to_owned(), i.to_owned()))
                 .collect(),
             recovered_by: vec!["r1".into()],
+            home_already: BTreeSet::new(),
             dns: None,
         };
         let hostnames = [("s-1".to_owned(), Some("db-01".to_owned()))].into();

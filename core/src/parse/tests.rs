@@ -46,3 +46,52 @@ fn format_follows_extension_then_content() {
     assert_eq!(Format::guess(None, "  {\"name\": 1}"), Format::Json);
     assert_eq!(Format::guess(Some("plan"), "name: x"), Format::Yaml);
 }
+
+fn plan_with(extra: &str) -> Result<Plan, Vec<Issue>> {
+    let text =
+        format!("name: shop\nrto_minutes: 30\nselector: {{ \"dr:plan\": \"shop\" }}\n{extra}");
+    parse_plan(&text, Format::Yaml)
+}
+
+fn messages_of(result: Result<Plan, Vec<Issue>>) -> Vec<String> {
+    result
+        .expect_err("the plan is refused")
+        .iter()
+        .map(|issue| format!("{}: {}", issue.path, issue.message))
+        .collect()
+}
+
+#[test]
+fn failback_keeps_the_recovery_instances_as_long_as_the_plan_says() {
+    let plan = plan_with("failback: { keep_recovery_minutes: 0 }\n").unwrap();
+    assert_eq!(plan.failback.map(|f| f.keep_recovery_minutes), Some(0));
+    assert_eq!(plan_with("").unwrap().failback, None);
+    let refused = messages_of(plan_with("failback: { keep_recovery_minute: 5 }\n"));
+    assert!(
+        refused.iter().any(|m| m.contains("keep_recovery_minute")),
+        "{refused:?}"
+    );
+    let refused = messages_of(plan_with("failback: { keep_recovery_minutes: -1 }\n"));
+    assert!(
+        refused
+            .iter()
+            .any(|m| m.starts_with("failback.keep_recovery_minutes")),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn approval_may_cover_failbacks_but_no_alarm_starts_one() {
+    let plan = plan_with("approval: { required_for: [failback] }\n").unwrap();
+    assert!(plan.requires_approval(Mode::Failback));
+    assert!(!plan.requires_approval(Mode::Recovery));
+    let refused = messages_of(plan_with(
+        "triggers: { alarms: [shop-down], mode: failback }\n",
+    ));
+    assert!(
+        refused
+            .iter()
+            .any(|m| m.starts_with("triggers.mode: failback is not a mode an alarm starts")),
+        "{refused:?}"
+    );
+}
