@@ -116,6 +116,53 @@ async fn submit(
     submit_change(clients, run, cutover).await
 }
 
+/// A data-plane recovery's failback: its failover alarm back to OK (no Route 53 call), so
+/// that Route 53 answers the PRIMARY records again. Flipped once: a retried step finds
+/// `submitted_at` in the record.
+async fn flip_home(
+    clients: &Clients,
+    run: &RunContext,
+    cutover: DnsCutover,
+    flip: AlarmFlip,
+) -> Result<DnsPoll, FunctionError> {
+    if cutover.submitted_at.is_none() {
+        let reason = format!(
+            "drplan {} {}: DNS back to the primary records",
+            run.mode, run.execution_name
+        );
+        failover::flip_alarm(
+            &clients.cloudwatch,
+            &run.plan,
+            &flip.alarm.name,
+            false,
+            &reason,
+        )
+        .await?;
+        let now = Timestamp::now();
+        let flipped = DnsCutover {
+            submitted_at: Some(now),
+            alarm: Some(AlarmFlip {
+                flipped_at: now,
+                ..flip.clone()
+            }),
+            ..cutover.clone()
+        };
+        clients
+            .store
+            .write(&run.records().dns_cutover(), &flipped)
+            .await?;
+        tracing::info!(
+            alarm = flip.alarm.name,
+            records = flipped.changes.len(),
+            "failover alarm set to OK (data-plane failback)"
+        );
+    }
+    Ok(DnsPoll::submitted(
+        alarm_change_id(&flip.alarm.name),
+        cutover.changes.len(),
+    ))
+}
+
 /// A failback's DNS: back to what the records held before the recovery, as discover
 /// worked it out from the recovery's DNS record (`drplan_core::failback::run`); the
 /// recovery's values are kept as this run's rollback.
@@ -132,6 +179,9 @@ async fn submit_failback(clients: &Clients, run: &RunContext) -> Result<DnsPoll,
             cutover
         }
     };
+    if let Some(flip) = cutover.alarm.clone() {
+        return flip_home(clients, run, cutover, flip).await;
+    }
     submit_change(clients, run, cutover).await
 }
 
@@ -284,10 +334,11 @@ async fn flip_over(
     ))
 }
 
-/// Whether the failover alarm reads ALARM: what Route 53's health checkers follow.
-/// (GetHealthCheckStatus would say what they concluded, but it is a Route 53 control
-/// plane call in us-east-1: not made during a run; docs/dns.md.)
-async fn alarm_in_alarm(
+/// Whether the failover alarm reads what the run flipped it to (ALARM; OK for a
+/// failback): what Route 53's health checkers follow. (GetHealthCheckStatus would say
+/// what they concluded, but it is a Route 53 control plane call in us-east-1: not made
+/// during a run; docs/dns.md.)
+async fn alarm_flipped(
     clients: &Clients,
     run: &RunContext,
     alarm_name: &str,
@@ -303,7 +354,11 @@ async fn alarm_in_alarm(
         flip.state = state.clone();
         clients.store.write(&key, &cutover).await?;
     }
-    Ok(state.as_deref() == Some("ALARM"))
+    let wanted = match run.mode {
+        Mode::Failback => "OK",
+        Mode::Drill | Mode::Recovery => "ALARM",
+    };
+    Ok(state.as_deref() == Some(wanted))
 }
 
 async fn follow(
@@ -315,7 +370,7 @@ async fn follow(
         FunctionError::InvalidInput("a PENDING DNS state needs its change_id".into())
     })?;
     let in_sync = match alarm_of_change_id(&change_id) {
-        Some(alarm) => alarm_in_alarm(clients, run, alarm).await?,
+        Some(alarm) => alarm_flipped(clients, run, alarm).await?,
         None => route53::change_in_sync(&clients.route53, &change_id).await?,
     };
     if in_sync {

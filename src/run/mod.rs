@@ -87,6 +87,8 @@ struct RunLocation {
     plan: String,
     execution_name: String,
     bucket: String,
+    /// The run's mode, from its execution input.
+    mode: Option<drplan_core::Mode>,
 }
 
 async fn locate_run(
@@ -112,6 +114,7 @@ async fn locate_run(
         plan,
         execution_name: described.name().unwrap_or_default().to_owned(),
         bucket,
+        mode: drplan_core::report::mode_of(&input),
     })
 }
 

@@ -33,7 +33,10 @@ pub async fn rollback_dns(args: &RollbackArgs) -> anyhow::Result<String> {
     let cutover: drplan_core::dns::DnsCutover =
         serde_json::from_str(&text).context("the DNS record of the run")?;
     if let Some(flip) = &cutover.alarm {
-        return flip_back(&config, &run.plan, &run.bucket, &key, &cutover, flip).await;
+        // A failback flipped the alarm to OK: its rollback sends traffic back to the
+        // recovery (ALARM); a recovery's, home (OK).
+        let to_recovery = run.mode == Some(drplan_core::Mode::Failback);
+        return flip_back(&config, &run, &key, &cutover, flip, to_recovery).await;
     }
     let changes = cutover.rollback_changes();
     let route53 = aws_sdk_route53::Client::new(&config);
@@ -78,12 +81,13 @@ pub async fn rollback_dns(args: &RollbackArgs) -> anyhow::Result<String> {
 /// again; recorded in the run's DNS record.
 async fn flip_back(
     config: &aws_config::SdkConfig,
-    plan: &str,
-    bucket: &str,
+    run: &super::RunLocation,
     key: &str,
     cutover: &drplan_core::dns::DnsCutover,
     flip: &drplan_core::dns_failover::AlarmFlip,
+    to_recovery: bool,
 ) -> anyhow::Result<String> {
+    let (plan, bucket) = (run.plan.as_str(), run.bucket.as_str());
     let alarm = &flip.alarm;
     let cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
         aws_sdk_cloudwatch::config::Builder::from(config)
@@ -91,9 +95,15 @@ async fn flip_back(
             .build(),
     );
     let aws = |e: drplan_aws::FunctionError| anyhow::anyhow!("{e}");
-    drplan_aws::failover::flip_alarm(&cloudwatch, plan, &alarm.name, false, "drplan rollback-dns")
-        .await
-        .map_err(aws)?;
+    drplan_aws::failover::flip_alarm(
+        &cloudwatch,
+        plan,
+        &alarm.name,
+        to_recovery,
+        "drplan rollback-dns",
+    )
+    .await
+    .map_err(aws)?;
     let state = drplan_aws::failover::describe_alarm(&cloudwatch, plan, &alarm.name)
         .await
         .map_err(aws)?
@@ -117,19 +127,22 @@ async fn flip_back(
         .filter_map(|c| {
             let p = c.previous.as_ref()?;
             Some(format!(
-                "  {} {} -> {} (PRIMARY)",
+                "  {} {} -> {} ({})",
                 p.name,
                 p.record_type,
-                p.target()
+                p.target(),
+                if to_recovery { "SECONDARY" } else { "PRIMARY" }
             ))
         })
         .collect();
     Ok(format!(
-        "DNS rolled back through the data plane: alarm {} in {} is {} (no Route 53 call); Route 53 answers the PRIMARY records again once health check {} is healthy:\n{}",
+        "DNS rolled back through the data plane: alarm {} in {} is {} (no Route 53 call); Route 53 answers the {} records again once health check {} is {}:\n{}",
         alarm.name,
         alarm.region,
         state.as_deref().unwrap_or("gone"),
+        if to_recovery { "SECONDARY" } else { "PRIMARY" },
         flip.health_check_id,
+        if to_recovery { "unhealthy" } else { "healthy" },
         lines.join("\n")
     ))
 }

@@ -150,7 +150,7 @@ fn write_plan(cloud: &Cloud, file: &str, plan: &Value) -> String {
     path.to_string_lossy().into_owned()
 }
 
-async fn alarm_state(cloud: &Cloud) -> String {
+pub(crate) async fn alarm_state(cloud: &Cloud) -> String {
     let cloudwatch = aws_sdk_cloudwatch::Client::new(
         &stack::sdk_config(cloud.cloud.endpoint_url(), cloud.cloud.region()).await,
     );

@@ -423,3 +423,54 @@ async fn a_failed_failback_launch_stops_the_later_waves_and_keeps_the_recovery()
 
     cloud.cloud.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_plane_failback_flips_the_failover_alarm_back_and_its_rollback_flips_it_again() {
+    let Some(cloud) = cloud_with(FLEET).await else {
+        return;
+    };
+    // The record's recovery target is known ahead (`values`), so `drplan dns prepare`
+    // makes its failover pair: PRIMARY home (203.0.113.10), SECONDARY the recovery.
+    let mut plan = plan();
+    plan["dns"]["mode"] = json!("data-plane");
+    plan["dns"]["records"][0]["values"] = json!(["10.0.2.50"]);
+    let file = cloud.cloud.log_dir().join("shop-data-plane.json");
+    std::fs::write(&file, plan.to_string()).expect("the plan file");
+    let prepared = cloud.drplan(&["dns", "prepare", &file.to_string_lossy()]);
+    assert!(
+        prepared.status.success(),
+        "{}",
+        String::from_utf8_lossy(&prepared.stderr)
+    );
+
+    let recovery = cloud.run(plan.clone(), "recovery").await;
+    assert_succeeded(&recovery);
+    assert_eq!(crate::dataplane::alarm_state(&cloud).await, "ALARM");
+    boot_failback_clients(&cloud).await;
+
+    let outcome = cloud.run(plan, "failback").await;
+    assert_succeeded(&outcome);
+    // Home: the alarm is OK again, so Route 53 answers the PRIMARY record.
+    let report = cloud.report("shop", &outcome.name).await;
+    assert_eq!(
+        crate::dataplane::alarm_state(&cloud).await,
+        "OK",
+        "{}",
+        report["dns"]
+    );
+    assert_eq!(report["dns"]["path"], "data plane");
+    assert_eq!(report["dns"]["alarm"]["state"], "OK");
+    assert_eq!(
+        report["dns"]["changes"][0]["new"]["values"],
+        json!(["203.0.113.10"])
+    );
+
+    // The failback's rollback sends traffic back to the recovery.
+    let rolled = cloud.drplan(&["rollback-dns", &outcome.name]);
+    let said = String::from_utf8_lossy(&rolled.stdout).into_owned();
+    assert!(rolled.status.success(), "{said}");
+    assert!(said.contains("SECONDARY records again"), "{said}");
+    assert_eq!(crate::dataplane::alarm_state(&cloud).await, "ALARM");
+
+    cloud.cloud.shutdown().await;
+}

@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::ServerFailbackFacts;
-use crate::dns::{CONTROL_PLANE_PATH, DnsCutover, RecordChange, RecordSet};
+use crate::dns::{CONTROL_PLANE_PATH, DATA_PLANE_PATH, DnsCutover, RecordChange, RecordSet};
+use crate::dns_failover::AlarmFlip;
 use crate::issue::Issue;
 
 /// Discover's findings for the failback steps (`runs/PLAN/EXECUTION/failback.json`).
@@ -94,26 +95,58 @@ pub fn recovery_job_ids(facts: &[ServerFailbackFacts]) -> Vec<String> {
 /// and a record a recovery created is deleted. The values the failback replaces (the
 /// last recovery's) are kept as its rollback. `None` when no recovery changed DNS.
 ///
-/// A recovery that cut over on the data plane (flipped the failover alarm) is refused:
-/// its failback flips the alarm back, which is not built yet.
+/// A recovery that cut over on the data plane (flipped the failover alarm to ALARM) is
+/// failed back by flipping the same alarm to OK: Route 53 answers the PRIMARY records
+/// again, with no Route 53 call. `None` when a person already flipped it back
+/// (`drplan rollback-dns`).
 pub fn failback_dns(recoveries: &[(String, DnsCutover)]) -> Result<Option<DnsCutover>, Issue> {
-    if let Some((execution, _)) = recoveries.iter().find(|(_, c)| c.alarm.is_some()) {
-        return Err(Issue::new(
-            "dns.mode",
-            format!(
-                "recovery {execution} cut DNS over on the data plane (failover alarm); a failback that flips the alarm back is not built yet: fail back with dns.mode: control-plane, or flip it back yourself with `drplan rollback-dns {execution}` once the servers are home"
-            ),
-        ));
-    }
-    // Only changes that were submitted touched DNS.
+    // Only changes that were submitted (or alarms that were flipped) touched DNS.
     let submitted: Vec<&DnsCutover> = recoveries
         .iter()
         .map(|(_, cutover)| cutover)
-        .filter(|c| c.change_id.is_some())
+        .filter(|c| c.change_id.is_some() || c.alarm.is_some())
         .collect();
     let Some(last) = submitted.last() else {
         return Ok(None);
     };
+    if submitted
+        .iter()
+        .any(|c| c.alarm.is_some() != last.alarm.is_some())
+    {
+        return Err(Issue::new(
+            "dns.mode",
+            "the recovery runs cut DNS over both through Route 53 and by the failover alarm: put the records back by hand (`drplan rollback-dns` of each recovery, newest first), then start the failback",
+        ));
+    }
+    if let Some(flip) = &last.alarm {
+        if flip.rolled_back_at.is_some() {
+            return Ok(None);
+        }
+        return Ok(Some(DnsCutover {
+            zone_id: last.zone_id.clone(),
+            changes: last
+                .changes
+                .iter()
+                .filter_map(|c| {
+                    Some(RecordChange {
+                        new: c.previous.clone()?,
+                        previous: Some(c.new.clone()),
+                    })
+                })
+                .collect(),
+            deletes: Vec::new(),
+            change_id: None,
+            submitted_at: None,
+            insync_at: None,
+            path: DATA_PLANE_PATH.into(),
+            alarm: Some(AlarmFlip {
+                state: None,
+                rolled_back_at: None,
+                ..flip.clone()
+            }),
+            unchanged: Vec::new(),
+        }));
+    }
     if let Some(other) = submitted.iter().find(|c| c.zone_id != last.zone_id) {
         return Err(Issue::new(
             "dns.zone",
@@ -365,19 +398,43 @@ mod tests {
     }
 
     #[test]
-    fn a_data_plane_recovery_is_refused_naming_the_command_that_flips_it_back() {
-        let mut flipped = cutover(vec![], true);
+    fn a_data_plane_recovery_fails_back_by_flipping_its_alarm_back() {
+        let mut flipped = cutover(
+            vec![(
+                record("app.", "10.9.0.1"),
+                Some(record("app.", "192.168.1.10")),
+            )],
+            false,
+        );
+        flipped.path = DATA_PLANE_PATH.into();
         flipped.alarm = serde_json::from_value(serde_json::json!({
             "alarm": {"name": "a", "region": "us-west-2"},
             "health_check_id": "h",
-            "flipped_at": "2026-12-01T00:00:00Z"
+            "flipped_at": "2026-12-01T00:00:00Z",
+            "state": "ALARM"
         }))
         .ok();
         assert!(flipped.alarm.is_some(), "the test's alarm flip must parse");
-        let refused = failback_dns(&[("r1".into(), flipped)]).unwrap_err();
-        assert!(
-            refused.message.contains("drplan rollback-dns r1"),
-            "{refused:?}"
+        let back = failback_dns(&[("r1".into(), flipped.clone())])
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.path, DATA_PLANE_PATH);
+        assert_eq!(
+            back.alarm.as_ref().map(|f| f.alarm.name.as_str()),
+            Some("a")
         );
+        assert_eq!(back.alarm.as_ref().and_then(|f| f.state.clone()), None);
+        assert_eq!(back.changes[0].new, record("app.", "192.168.1.10"));
+        // Both paths among the recovery runs: refused.
+        let both = [
+            ("r0".to_owned(), cutover(vec![], true)),
+            ("r1".to_owned(), flipped.clone()),
+        ];
+        assert!(failback_dns(&both).is_err());
+        // Flipped back by a person already: nothing left to do.
+        if let Some(flip) = flipped.alarm.as_mut() {
+            flip.rolled_back_at = Some("2026-12-01T01:00:00Z".parse().unwrap());
+        }
+        assert_eq!(failback_dns(&[("r1".into(), flipped)]).unwrap(), None);
     }
 }

@@ -121,6 +121,9 @@ fn page(report: &Report) -> String {
             html.push_str("</ul>\n");
         }
     }
+    if let Some(failback) = &report.failback {
+        failback_section(&mut html, failback);
+    }
     timeline_section(&mut html, report, &title);
     waves_section(&mut html, report);
     let _ = write!(
@@ -288,6 +291,35 @@ fn waves_section(html: &mut String, report: &Report) {
     for wave in report.waves.iter().filter(|w| !w.servers.is_empty()) {
         servers_table(html, wave);
     }
+}
+
+/// Per server: home or not, its recovery instance now, and what a person still does.
+fn failback_section(html: &mut String, failback: &crate::failback::run::FailbackSummary) {
+    html.push_str(
+        "<h2>Failback</h2>\n<table>\n<tr><th>Server</th><th>Recovery instance</th><th>Home</th><th>Recovery instance now</th><th>Protected again</th><th>To do</th></tr>\n",
+    );
+    for server in &failback.servers {
+        let _ = writeln!(
+            html,
+            "<tr><td class=\"id\">{}</td><td class=\"id\"><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(
+                server
+                    .hostname
+                    .as_deref()
+                    .unwrap_or(&server.source_server_id)
+            ),
+            escape(&server.recovery_instance_id),
+            if server.failed_back {
+                "<span class=\"badge ok\">home</span>"
+            } else {
+                "<span class=\"badge bad\">not home</span>"
+            },
+            escape(&server.recovery_instance),
+            if server.protected_again { "yes" } else { "no" },
+            escape(&server.to_do)
+        );
+    }
+    html.push_str("</table>\n");
 }
 
 fn servers_table(html: &mut String, wave: &WaveReport) {

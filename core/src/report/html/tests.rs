@@ -474,3 +474,27 @@ fn wave_times_come_from_the_job_log_and_the_health_record() {
     );
     assert!(WaveTiming::of(&[], None).is_empty());
 }
+
+#[test]
+fn a_failback_lists_each_server_home_or_not_with_what_is_left_to_do() {
+    use crate::failback::run::{FailbackRecord, summarize};
+    let mut report = drill(two_waves());
+    report.mode = Some(Mode::Failback);
+    let record = FailbackRecord {
+        recovery_instances: [("s-1", "i-1"), ("s-2", "i-<2>")]
+            .into_iter()
+            .map(|(s, i)| (s.to_owned(), i.to_owned()))
+            .collect(),
+        recovered_by: vec!["shop-recovery-1".into()],
+        home_already: Default::default(),
+        dns: None,
+    };
+    let launched = ["s-1".to_owned()].into_iter().collect();
+    report.failback = Some(summarize(&record, &Default::default(), &launched, false));
+    let html = report.to_html();
+    assert!(html.contains("<h2>Failback</h2>"), "{html}");
+    assert!(html.contains("<span class=\"badge ok\">home</span>"));
+    assert!(html.contains("<span class=\"badge bad\">not home</span>"));
+    assert!(html.contains("i-&lt;2&gt;") && !html.contains("i-<2>"));
+    assert!(report.to_markdown().contains("## Failback"));
+}
