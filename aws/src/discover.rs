@@ -237,16 +237,8 @@ pub async fn discover_run(
                 &plan, input.mode, &run_waves, &missing,
             ));
     }
-    // Every issue goes to the bucket; the state and the error carry a sample and counts
-    // (in a region outage every server has one, far past Step Functions' payload limit).
-    let readiness_key = RunRecords::of(&plan.name, &event.execution_name).readiness();
-    clients.store.write(&readiness_key, &readiness).await?;
-    if !readiness.blocking.is_empty() {
-        return Err(FunctionError::NotReady(with_pointer(
-            readiness.blocking,
-            &format!("s3://{}/{readiness_key}", clients.store.bucket()),
-        )));
-    }
+    let mut readiness =
+        refuse_if_blocking(clients, &plan.name, &event.execution_name, readiness).await?;
     // A recovery that would cut DNS over checks its zone and records now (the zone is
     // one this deployment may change, every record is inside it), not after every wave
     // launched. A drill never touches DNS, but warns of what would stop the cutover.
@@ -349,6 +341,26 @@ pub async fn discover_run(
     Ok(discovery)
 }
 
+/// Every issue goes to the bucket; the state and the error carry a sample and counts (in
+/// a region outage every server has one, far past Step Functions' payload limit). A
+/// blocking issue ends the run here; else the readiness goes on (with its warnings).
+async fn refuse_if_blocking(
+    clients: &Clients,
+    plan: &str,
+    execution_name: &str,
+    readiness: Readiness,
+) -> Result<Readiness, FunctionError> {
+    let readiness_key = RunRecords::of(plan, execution_name).readiness();
+    clients.store.write(&readiness_key, &readiness).await?;
+    if readiness.blocking.is_empty() {
+        return Ok(readiness);
+    }
+    Err(FunctionError::NotReady(with_pointer(
+        readiness.blocking,
+        &format!("s3://{}/{readiness_key}", clients.store.bucket()),
+    )))
+}
+
 /// The plan as the run read it and its resolved servers, for the later steps.
 async fn write_run_plan(
     clients: &Clients,
@@ -443,14 +455,8 @@ async fn discover_failback(
     {
         readiness.blocking.push(Issue::new("dns.zone", why));
     }
-    let readiness_key = RunRecords::of(&plan.name, &event.execution_name).readiness();
-    clients.store.write(&readiness_key, &readiness).await?;
-    if !readiness.blocking.is_empty() {
-        return Err(FunctionError::NotReady(with_pointer(
-            readiness.blocking,
-            &format!("s3://{}/{readiness_key}", clients.store.bucket()),
-        )));
-    }
+    let readiness =
+        refuse_if_blocking(clients, &plan.name, &event.execution_name, readiness).await?;
     // Optional servers with nothing to bring home are left out, and so are servers an
     // earlier failback brought home (readiness said which), and waves left empty.
     let mut resolved = resolved;

@@ -123,12 +123,13 @@ async fn recover(cloud: &Cloud) {
     assert_eq!(recovery_instances(cloud).await.len(), 4);
 }
 
-/// `drplan local failback-client --all`, then until every recovery instance is in sync.
-async fn boot_failback_clients(cloud: &Cloud) {
+/// `drplan local failback-client WHICH` (`--all`, or a hostname), then until every
+/// recovery instance is in sync (or home already).
+async fn boot_failback_clients(cloud: &Cloud, which: &str) {
     let output = cloud.drplan(&[
         "local",
         "failback-client",
-        "--all",
+        which,
         "--endpoint-url",
         cloud.cloud.endpoint_url(),
     ]);
@@ -148,7 +149,10 @@ async fn boot_failback_clients(cloud: &Cloud) {
                     .map_or("NONE".to_owned(), |s| s.as_str().to_owned())
             })
             .collect();
-        if states.iter().all(|s| s == "FAILBACK_READY_FOR_LAUNCH") {
+        if states
+            .iter()
+            .all(|s| s == "FAILBACK_READY_FOR_LAUNCH" || s == "FAILBACK_COMPLETED")
+        {
             return;
         }
         assert!(
@@ -188,7 +192,7 @@ async fn a_failback_brings_the_plan_home_puts_dns_back_and_terminates_the_recove
     );
     assert!(failback_jobs(&cloud).await.is_empty());
 
-    boot_failback_clients(&cloud).await;
+    boot_failback_clients(&cloud, "--all").await;
     // As a person starts it: the stored plan, `drplan start --mode failback --wait`.
     cloud.store_plan_value("shop", &plan()).await;
     let name = format!("shop-failback-{}", std::process::id());
@@ -281,7 +285,7 @@ async fn a_failed_failback_launch_stops_the_later_waves_and_keeps_the_recovery()
     recover(&cloud).await;
     let recovered_dns = cloud.records("example.com").await;
     let recovered_ids = instance_ids(&recovery_instances(&cloud).await);
-    boot_failback_clients(&cloud).await;
+    boot_failback_clients(&cloud, "--all").await;
     cloud
         .fault(json!({"kind": "fail_failback_launch", "targets": ["db-01"],
                       "raw_error": "conversion lost the Failback Client"}))
@@ -368,30 +372,7 @@ async fn a_failed_failback_launch_stops_the_later_waves_and_keeps_the_recovery()
         .send()
         .await
         .expect("StopFailback");
-    let output = cloud.drplan(&[
-        "local",
-        "failback-client",
-        "db-01",
-        "--endpoint-url",
-        cloud.cloud.endpoint_url(),
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let started = Instant::now();
-    while !recovery_instances(&cloud).await.iter().any(|i| {
-        i.recovery_instance_id() == Some(db_01_instance)
-            && i.failback().and_then(|f| f.state()).map(|s| s.as_str())
-                == Some("FAILBACK_READY_FOR_LAUNCH")
-    }) {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "db-01 never in sync"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    boot_failback_clients(&cloud, "db-01").await;
     let again = cloud.run(plan(), "failback").await;
     assert_succeeded(&again);
     let launched_again: BTreeSet<String> = failback_jobs(&cloud)
@@ -446,7 +427,7 @@ async fn a_data_plane_failback_flips_the_failover_alarm_back_and_its_rollback_fl
     let recovery = cloud.run(plan.clone(), "recovery").await;
     assert_succeeded(&recovery);
     assert_eq!(crate::dataplane::alarm_state(&cloud).await, "ALARM");
-    boot_failback_clients(&cloud).await;
+    boot_failback_clients(&cloud, "--all").await;
 
     let outcome = cloud.run(plan, "failback").await;
     assert_succeeded(&outcome);
