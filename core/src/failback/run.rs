@@ -209,9 +209,9 @@ pub struct ServerFailback {
     pub failed_back: bool,
     /// `terminated`, or `kept` (with why, in `to_do`).
     pub recovery_instance: String,
-    /// Whether DRS protects the server again without a person: never for a machine
-    /// outside AWS, whose replication agent must be installed again.
-    pub protected_again: bool,
+    /// Whether DRS protects the server again (replicates the machine to AWS); `None`:
+    /// drplan does not check it yet, and `to_do` says what a person checks.
+    pub protected_again: Option<bool>,
     pub to_do: String,
 }
 
@@ -231,8 +231,9 @@ pub fn summarize(
             let failed_back = launched.contains(server) || record.home_already.contains(server);
             let gone = failed_back && terminated;
             let to_do = if failed_back {
-                "protect it again: install the AWS Replication Agent on the machine (DRS \
-                 replicates a failed-back machine outside AWS only once its agent runs again)"
+                "protect it again: make sure DRS replicates the machine to AWS again (its \
+                 source server CONTINUOUS in the DRS console); if it does not, install the AWS \
+                 Replication Agent on the machine"
                     .to_owned()
             } else {
                 format!(
@@ -246,7 +247,7 @@ pub fn summarize(
                 recovery_instance_id: instance.clone(),
                 failed_back,
                 recovery_instance: if gone { "terminated" } else { "kept" }.to_owned(),
-                protected_again: false,
+                protected_again: None,
                 to_do,
             }
         })
@@ -254,6 +255,15 @@ pub fn summarize(
     FailbackSummary {
         recovered_by: record.recovered_by.clone(),
         servers,
+    }
+}
+
+/// The report's word for [`ServerFailback::protected_again`].
+pub fn protected_word(protected: Option<bool>) -> &'static str {
+    match protected {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "not checked",
     }
 }
 
@@ -278,7 +288,7 @@ impl FailbackSummary {
                 server.recovery_instance_id,
                 if server.failed_back { "yes" } else { "**no**" },
                 server.recovery_instance,
-                if server.protected_again { "yes" } else { "no" },
+                protected_word(server.protected_again),
                 server.to_do
             ));
         }
@@ -375,10 +385,13 @@ mod tests {
         );
         let md = summary.to_markdown();
         assert!(
-            md.contains("| db-01 | `i-1` | yes | terminated | no |"),
+            md.contains("| db-01 | `i-1` | yes | terminated | not checked |"),
             "{md}"
         );
-        assert!(md.contains("| s-2 | `i-2` | **no** | kept | no |"), "{md}");
+        assert!(
+            md.contains("| s-2 | `i-2` | **no** | kept | not checked |"),
+            "{md}"
+        );
         // After a failed failback nothing was terminated.
         let failed = summarize(&record, &hostnames, &launched, false);
         assert!(failed.servers.iter().all(|s| s.recovery_instance == "kept"));

@@ -472,7 +472,8 @@ pub(super) fn next_steps_section(text: &mut String, facts: &Facts<'_>, severity:
                 ),
                 Some(Mode::Failback) => steps.push(
                     "Check the service from outside (the servers at home take traffic again), \
-                     and protect them again: reinstall the DRS replication agent on each."
+                     and protect them again: each must replicate to AWS again (the report says \
+                     what is left to do per server)."
                         .to_owned(),
                 ),
                 _ => {}

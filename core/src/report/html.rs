@@ -315,7 +315,7 @@ fn failback_section(html: &mut String, failback: &crate::failback::run::Failback
                 "<span class=\"badge bad\">not home</span>"
             },
             escape(&server.recovery_instance),
-            if server.protected_again { "yes" } else { "no" },
+            crate::failback::run::protected_word(server.protected_again),
             escape(&server.to_do)
         );
     }
