@@ -2,6 +2,7 @@
 //! run's records (per-wave launch outcomes and job logs), rendered as JSON and
 //! Markdown (with a Mermaid timeline), and as an HTML page with an SVG timeline.
 
+mod dns_section;
 pub mod html;
 pub mod svg;
 pub mod timeline;
@@ -460,74 +461,7 @@ impl Report {
             let _ = writeln!(md, "| Drill cleanup | {n} instances terminated |");
         }
         if let Some(dns) = &self.dns {
-            match &dns.alarm {
-                Some(flip) => {
-                    let _ = writeln!(
-                        md,
-                        "\n## DNS cutover\n\nZone `{}`, {} path: alarm `{}` in {} set to ALARM at {} (health check `{}`; no Route 53 call), read in ALARM at {}.\n",
-                        dns.zone_id,
-                        dns.path,
-                        flip.alarm.name,
-                        flip.alarm.region,
-                        flip.flipped_at,
-                        flip.health_check_id,
-                        dns.insync_at.map_or("-".to_owned(), |t| t.to_string())
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        md,
-                        "\n## DNS cutover\n\nZone `{}`, change `{}` ({} path), in sync at {}.\n",
-                        dns.zone_id,
-                        dns.change_id.as_deref().unwrap_or("not submitted"),
-                        dns.path,
-                        dns.insync_at.map_or("-".to_owned(), |t| t.to_string())
-                    );
-                }
-            }
-            let _ = writeln!(
-                md,
-                "| Record | Type | TTL | Before | After |\n|---|---|---|---|---|"
-            );
-            for change in &dns.changes {
-                let before = change
-                    .previous
-                    .as_ref()
-                    .map_or("(did not exist)".to_owned(), |p| p.target());
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {} | {before} | {} |",
-                    change.new.name,
-                    change.new.record_type,
-                    if change.new.alias.is_some() {
-                        "-".to_owned()
-                    } else {
-                        change.new.ttl.to_string()
-                    },
-                    change.new.target()
-                );
-            }
-            for deleted in &dns.deletes {
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | - | {} | (deleted: it did not exist before the recovery) |",
-                    deleted.name,
-                    deleted.record_type,
-                    deleted.target()
-                );
-            }
-            if !dns.unchanged.is_empty() {
-                let _ = writeln!(
-                    md,
-                    "\nLeft as they were (their wave did not run in this run): {}.",
-                    dns.unchanged.join(", ")
-                );
-            }
-            let _ = writeln!(
-                md,
-                "\nRoll back with `drplan rollback-dns {}`.",
-                self.execution_name
-            );
+            dns_section::write(&mut md, dns, &self.execution_name);
         }
         if let Some(failback) = &self.failback {
             md.push_str(&failback.to_markdown());
