@@ -33,6 +33,7 @@ pub fn required_env(name: &str) -> Result<String, FunctionError> {
 /// The AWS clients and the run store, built once per sandbox in `main` and shared by
 /// every invocation. Building a client makes no call, so one set serves every function;
 /// the first request of each pays its connection.
+#[derive(Clone)]
 pub struct Clients {
     pub drs: aws_sdk_drs::Client,
     pub ec2: aws_sdk_ec2::Client,
@@ -100,6 +101,26 @@ fn iam_timeouts() -> aws_config::timeout::TimeoutConfig {
 }
 
 impl Clients {
+    /// The clients a wave step of `run` uses: these, except that DRS and EC2 calls go to
+    /// the run's origin Region in a failback of EC2 sources (a recovery there). The
+    /// clients there share this configuration (and its HTTP connection pool): building
+    /// them makes no call.
+    pub fn for_run(&self, run: &drplan_core::contract::RunContext) -> std::borrow::Cow<'_, Self> {
+        let Some(region) = &run.origin_region else {
+            return std::borrow::Cow::Borrowed(self);
+        };
+        let mut there = self.clone();
+        there.drs = drs_in(&self.drs, region);
+        there.ec2 = aws_sdk_ec2::Client::from_conf(
+            self.ec2
+                .config()
+                .to_builder()
+                .region(aws_sdk_ec2::config::Region::new(region.clone()))
+                .build(),
+        );
+        std::borrow::Cow::Owned(there)
+    }
+
     /// Every client from one SDK configuration, the store on `bucket` (the CLI names its
     /// bucket itself).
     pub fn new(config: &SdkConfig, bucket: String) -> Self {
@@ -121,4 +142,14 @@ impl Clients {
             quotas: drplan_core::Quotas::default(),
         }
     }
+}
+
+/// `drs` in another Region (same credentials, endpoint and connection pool).
+pub fn drs_in(drs: &aws_sdk_drs::Client, region: &str) -> aws_sdk_drs::Client {
+    aws_sdk_drs::Client::from_conf(
+        drs.config()
+            .to_builder()
+            .region(aws_sdk_drs::config::Region::new(region.to_owned()))
+            .build(),
+    )
 }

@@ -20,7 +20,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::bootstrap::Clients;
 use crate::drill::INSTANCES_PER_TERMINATE;
 use crate::step::LogContext;
-use crate::{FunctionError, drill, drs, failback, lock, targets};
+use crate::{FunctionError, drill, drs, failback, failback_origin, lock, targets};
 
 impl LogContext for CleanupStep {
     fn log_context(&self) -> (String, String, String) {
@@ -38,6 +38,10 @@ pub async fn clean_up(clients: &Clients, step: CleanupStep) -> Result<CleanupSte
     let next = match cleanup.state {
         CleanupState::Start => start_termination(clients, &run).await?,
         CleanupState::InProgress => follow_termination(clients, &run, cleanup).await?,
+        // A failback to the origin Region prepares its reversed replication instead.
+        CleanupState::Clear if run.origin_region.is_some() => {
+            failback_origin::prepare(clients, &run, cleanup).await?
+        }
         CleanupState::Clear => clear_before_launch(clients, &run, cleanup).await?,
         CleanupState::Done => cleanup,
     };
@@ -84,15 +88,41 @@ async fn start_termination(clients: &Clients, run: &RunContext) -> Result<Cleanu
 }
 
 /// After a successful failback (and its `keep_recovery_minutes`): the recovery instances
-/// of the servers DRS reports failed back are terminated.
+/// of the servers DRS reports failed back are terminated (for EC2 sources, once their
+/// new instances in the origin Region are protected again).
 async fn terminate_failed_back(
     clients: &Clients,
     run: &RunContext,
 ) -> Result<Cleanup, FunctionError> {
     let record: FailbackRecord = clients.store.require(&run.records().failback()).await?;
-    let instances = failback::failed_back_instances(&clients.drs, &record).await?;
+    let recovered_by = record.recovered_by.clone();
+    let instances = if record.origin_region.is_some() {
+        failback_origin::reprotect_and_list_instances(clients, run, record).await?
+    } else {
+        failback::failed_back_instances(&clients.drs, &record).await?
+    };
     if instances.is_empty() {
         return Ok(Cleanup::done(0));
+    }
+    // Out of the recovery's target groups first: a load balancer must not send traffic
+    // to instances about to go away (DNS went home already).
+    for recovery in &recovered_by {
+        let deregistered = targets::deregister_run_targets(
+            &clients.elb,
+            &clients.store,
+            &RunRecords::of(&run.plan, recovery),
+            Some(Mode::Recovery),
+            "failback cleanup",
+        )
+        .await?;
+        if deregistered.targets > 0 {
+            tracing::info!(
+                recovery = %recovery,
+                deregistered = deregistered.targets,
+                groups = %deregistered.lines.join(" | "),
+                "recovery instances deregistered from the recovery's target groups"
+            );
+        }
     }
     let mut jobs = Vec::new();
     for chunk in instances.chunks(INSTANCES_PER_TERMINATE) {

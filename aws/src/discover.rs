@@ -15,10 +15,10 @@ use drplan_core::discovery::{
 };
 use drplan_core::dns_failover::{DnsPrepared, METRIC_NAME, METRIC_NAMESPACE, prepared_mismatches};
 use drplan_core::evaluation::{PlanFacts, evaluate};
-use drplan_core::failback::check_failback_readiness;
 use drplan_core::failback::run::{
     FailbackRecord, failback_dns, home_already, live_recovery_instances,
 };
+use drplan_core::failback::{check_failback_readiness, failback_destination};
 use drplan_core::launch::JobView;
 use drplan_core::plan::{Dns, DnsMode};
 use drplan_core::readiness::Readiness;
@@ -283,6 +283,7 @@ pub async fn discover_run(
             execution_name: e.execution_name.clone(),
             first_started_at: e.first_started_at(),
         }),
+        origin_region: None,
     };
     write_run_plan(clients, &run, &plan, &resolved).await?;
     if let Some(prepared) = &prepared {
@@ -411,19 +412,13 @@ async fn discover_failback(
     let verdict = check_failback_readiness(&plan.name, &resolved, &facts);
     let mut readiness = Readiness {
         blocking: verdict.blocking,
-        warnings: verdict.skipped,
+        warnings: verdict.waiting.into_iter().chain(verdict.skipped).collect(),
     };
-    for fact in &facts {
-        if let Some(region) = &fact.origin_region {
-            readiness.blocking.push(Issue::new(
-                format!("servers[{:?}]", fact.source_server_id),
-                format!(
-                    "{} is an EC2 source from {region}: its failback (reversed replication, then a recovery in {region}) is not built into drplan yet; fail it back with the DRS console",
-                    fact.source_server_id
-                ),
-            ));
-        }
-    }
+    // Home to machines outside AWS, or to the EC2 sources' origin Region.
+    let origin_region = failback_destination(&facts).unwrap_or_else(|issue| {
+        readiness.blocking.push(issue);
+        None
+    });
     let recovery_instances = live_recovery_instances(&facts);
     let home = home_already(&facts);
     if !recovery_instances.is_empty()
@@ -480,13 +475,29 @@ async fn discover_failback(
         quotas: input.quotas.unwrap_or(clients.quotas),
         deadline: Some(started_at + SignedDuration::from_secs(deadline_seconds as i64)),
         resumed: None,
+        origin_region: origin_region.clone(),
     };
     write_run_plan(clients, &run, &plan, &resolved).await?;
+    // EC2 sources: the reversed servers ReverseReplication made already (the rest are
+    // made before the first wave, after approval: discover changes nothing in DRS).
+    let reversed = facts
+        .iter()
+        .filter(|fact| recovery_instances.contains_key(&fact.source_server_id))
+        .filter_map(|fact| {
+            Some((
+                fact.source_server_id.clone(),
+                fact.reversed_source_server_id.clone()?,
+            ))
+        })
+        .collect();
     let record = FailbackRecord {
         recovery_instances,
         recovered_by,
         home_already: home,
         dns,
+        origin_region: origin_region.clone(),
+        reversed,
+        reprotected: Default::default(),
     };
     clients
         .store
@@ -513,7 +524,9 @@ async fn discover_failback(
         keep_seconds,
         warnings: sample(&readiness.warnings),
         warning_count: readiness.warnings.len(),
-        clear_first: false,
+        // A failback to the origin Region starts reversed replication and waits until it
+        // is CONTINUOUS before the first wave (the cleanup function's CLEAR state).
+        clear_first: origin_region.is_some(),
         stop_drill: None,
         skipped: Vec::new(),
         left_out: Vec::new(),

@@ -398,6 +398,30 @@ pub async fn recovery_instances_by_id(
 }
 
 /// Starts a TERMINATE_RECOVERY_INSTANCES job; returns its ID.
+/// ReverseReplication of one recovery instance: DRS makes (or names, when it exists) the
+/// source server that replicates it back the other way, and answers its ARN.
+pub async fn reverse_replication(
+    drs: &Client,
+    recovery_instance_id: &str,
+) -> Result<String, FunctionError> {
+    let response = drs
+        .reverse_replication()
+        .recovery_instance_id(recovery_instance_id)
+        .send()
+        .await
+        .map_err(|e| FunctionError::from_sdk("DRS ReverseReplication", e))?;
+    response
+        .reversed_direction_source_server_arn()
+        .map(str::to_owned)
+        .ok_or_else(|| FunctionError::AwsCallFailed {
+            operation: "DRS ReverseReplication",
+            code: "NoSourceServer".into(),
+            message: format!(
+                "DRS answered ReverseReplication of {recovery_instance_id} without a source server"
+            ),
+        })
+}
+
 pub async fn terminate_recovery_instances(
     drs: &Client,
     recovery_instance_ids: &[String],

@@ -9,7 +9,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_drs::Client;
-use aws_sdk_drs::config::Region;
 use aws_sdk_drs::types::{
     DescribeRecoveryInstancesRequestFilters, DescribeSourceServersRequestFilters, SourceServer,
 };
@@ -59,32 +58,16 @@ pub async fn failback_facts(
         }
     }
     let mut reversed_state: HashMap<String, String> = HashMap::new();
+    let mut reversed_id: HashMap<String, String> = HashMap::new();
     for (region, pairs) in reversed {
-        let there = Client::from_conf(
-            drs.config()
-                .to_builder()
-                .region(Region::new(region))
-                .build(),
-        );
+        let there = crate::bootstrap::drs_in(drs, &region);
         let reversed_ids: Vec<String> =
             pairs.iter().map(|(_, reversed)| reversed.clone()).collect();
-        let states: HashMap<String, String> = source_servers(&there, &reversed_ids)
-            .await?
-            .iter()
-            .filter_map(|server| {
-                Some((
-                    server.source_server_id()?.to_owned(),
-                    server
-                        .data_replication_info()?
-                        .data_replication_state()?
-                        .as_str()
-                        .to_owned(),
-                ))
-            })
-            .collect();
+        let states = replication_states(&there, &reversed_ids).await?;
         for (ours, reversed) in pairs {
             if let Some(state) = states.get(&reversed) {
-                reversed_state.insert(ours, state.clone());
+                reversed_state.insert(ours.clone(), state.clone());
+                reversed_id.insert(ours, reversed);
             }
         }
     }
@@ -106,7 +89,29 @@ pub async fn failback_facts(
                 .map(|region| (*region).to_owned()),
             recovery_instance: instances.remove(&id),
             reversed_replication_state: reversed_state.remove(&id),
+            reversed_source_server_id: reversed_id.remove(&id),
             source_server_id: id,
+        })
+        .collect())
+}
+
+/// `dataReplicationInfo.dataReplicationState` of each of `ids` DRS knows, by ID.
+pub(crate) async fn replication_states(
+    drs: &Client,
+    ids: &[String],
+) -> Result<HashMap<String, String>, FunctionError> {
+    Ok(source_servers(drs, ids)
+        .await?
+        .iter()
+        .filter_map(|server| {
+            Some((
+                server.source_server_id()?.to_owned(),
+                server
+                    .data_replication_info()?
+                    .data_replication_state()?
+                    .as_str()
+                    .to_owned(),
+            ))
         })
         .collect())
 }
@@ -135,7 +140,7 @@ async fn source_servers(drs: &Client, ids: &[String]) -> Result<Vec<SourceServer
 
 /// Each server's recovery instance, by source server ID. DRS keeps one per server; should
 /// it report two, the recovery's wins over a drill's, which has nothing to bring home.
-async fn recovery_instances(
+pub(crate) async fn recovery_instances(
     drs: &Client,
     ids: &[String],
 ) -> Result<HashMap<String, RecoveryInstanceFacts>, FunctionError> {

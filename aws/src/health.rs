@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 use drplan_core::contract::{RunContext, WaveStep};
 use drplan_core::health::{
     Ec2Status, GateClock, ProbePlan, ServerHealth, ServerObservation, WaveHealthRecord,
-    conclude_poll, evaluate_servers, gate_in_mode, gate_of_wave, plan_probes, probe_address,
+    conclude_poll, evaluate_servers, gate_for_run, gate_of_wave, plan_probes, probe_address,
     ready_to_probe,
 };
 use drplan_core::launch::ServerOutcome;
@@ -34,6 +34,25 @@ use crate::{FunctionError, failback, step, targets};
 /// Time kept back from the Lambda's deadline for reading statuses and writing the
 /// wave's health record after the probes.
 const RECORD_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The health-check step: [`poll_health_gate`] with the run's clients (the origin
+/// Region's DRS and EC2 in a failback of EC2 sources).
+pub async fn check_wave(
+    clients: &crate::bootstrap::Clients,
+    probes: &ProbeSettings,
+    step: WaveStep,
+) -> Result<WaveStep, FunctionError> {
+    let clients = clients.for_run(&step.run);
+    poll_health_gate(
+        &clients.drs,
+        &clients.ec2,
+        &clients.elb,
+        &clients.store,
+        probes,
+        step,
+    )
+    .await
+}
 
 /// One poll of the wave's health gate: returns the step with its `health` state.
 pub async fn poll_health_gate(
@@ -55,7 +74,7 @@ pub async fn poll_health_gate(
     let gate = gate_of_wave(&plan, &wave.name).ok_or_else(|| {
         FunctionError::InvalidInput(format!("the run's plan has no wave {:?}", wave.name))
     })?;
-    let gate = gate_in_mode(gate, run.mode);
+    let gate = gate_for_run(gate, &run);
     let previous_record: Option<WaveHealthRecord> = match &previous {
         Some(_) => store.read(&run.records().wave(&wave).health()).await?,
         None => None,
@@ -69,7 +88,7 @@ pub async fn poll_health_gate(
     );
 
     let record: WaveLaunchRecord = store.require(&run.records().wave(&wave).launch()).await?;
-    let (servers, statuses, ips) = if run.mode.launches_in_aws() {
+    let (servers, statuses, ips) = if run.launches_in_aws() {
         let servers = launched_instances(drs, &record).await?;
         let ids: Vec<String> = servers.iter().filter_map(|s| s.1.clone()).collect();
         let statuses = ec2::instance_statuses(ec2_client, &ids).await?;
@@ -88,7 +107,7 @@ pub async fn poll_health_gate(
         &gate.checks,
         &probe_settings,
     );
-    if !run.mode.launches_in_aws() {
+    if !run.launches_in_aws() {
         // Keyed by source server above; a failed-back machine has no EC2 instance.
         for seen in &mut observations {
             seen.ec2_instance_id = None;
@@ -114,7 +133,7 @@ pub async fn poll_health_gate(
         now,
         results,
     );
-    if !run.mode.launches_in_aws() {
+    if !run.launches_in_aws() {
         health_record.probe_addressing = if probe_settings.addressing.map_to_loopback {
             "loopback-source-address"
         } else {

@@ -14,6 +14,7 @@ pub mod ec2;
 pub mod error;
 pub mod executions;
 pub mod failback;
+pub mod failback_origin;
 pub mod failover;
 pub mod health;
 pub mod history;

@@ -12,7 +12,7 @@ use drplan_core::contract::Discovery;
 use drplan_core::contract::RunRecords;
 use drplan_core::contract::keys;
 use drplan_core::contract::step::{ReportInput, ReportLocation};
-use drplan_core::failback::run::summarize;
+use drplan_core::failback::run::{FailbackRecord, summarize};
 use drplan_core::health::WaveHealthRecord;
 use drplan_core::launch::{ServerOutcome, ServerState, WaveLaunchRecord};
 use drplan_core::report::{Report, RunError, WaveLaunchFacts, measure_rto, wave_report};
@@ -151,21 +151,30 @@ async fn write_report(
     let mode = input.mode();
     let failback = match &input.run {
         Some(run) if run.mode == Mode::Failback => {
-            let launched: BTreeSet<String> = outcomes
-                .iter()
-                .filter(|s| s.state == ServerState::Launched)
-                .map(|s| s.source_server_id.clone())
-                .collect();
-            let hostnames: BTreeMap<String, Option<String>> = outcomes
-                .iter()
-                .map(|s| (s.source_server_id.clone(), s.hostname.clone()))
-                .collect();
             let terminated =
                 status == "SUCCEEDED" && input.cleanup.as_ref().is_some_and(|c| c.terminated > 0);
             store
                 .read(&run.records().failback())
                 .await?
-                .map(|record| summarize(&record, &hostnames, &launched, terminated))
+                .map(|record: FailbackRecord| {
+                    // A failback to the origin Region launched the reversed servers: the
+                    // summary is by the servers they stand for.
+                    let launched: BTreeSet<String> = outcomes
+                        .iter()
+                        .filter(|s| s.state == ServerState::Launched)
+                        .map(|s| record.original_of(&s.source_server_id).to_owned())
+                        .collect();
+                    let hostnames: BTreeMap<String, Option<String>> = outcomes
+                        .iter()
+                        .map(|s| {
+                            (
+                                record.original_of(&s.source_server_id).to_owned(),
+                                s.hostname.clone(),
+                            )
+                        })
+                        .collect();
+                    summarize(&record, &hostnames, &launched, terminated)
+                })
         }
         _ => None,
     };

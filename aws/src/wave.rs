@@ -141,6 +141,18 @@ pub async fn failback_record(
     }
 }
 
+/// The wave's servers that none of `jobs` holds yet.
+fn unlaunched<'a>(servers: &'a [WaveServer], jobs: &[JobView]) -> Vec<&'a WaveServer> {
+    let in_jobs: HashSet<&str> = jobs
+        .iter()
+        .flat_map(|j| j.servers.iter().map(|s| s.source_server_id.as_str()))
+        .collect();
+    servers
+        .iter()
+        .filter(|s| !in_jobs.contains(s.id.as_str()))
+        .collect()
+}
+
 /// Starts jobs for the wave's servers that no job of this run holds yet, as many as
 /// the quotas allow now: StartRecovery, or for a failback StartFailbackLaunch on their
 /// recovery instances. Returns how many servers it launched.
@@ -152,14 +164,7 @@ pub async fn launch_pending_servers(
     existing_jobs: &[JobView],
     failback: Option<&FailbackRecord>,
 ) -> Result<usize, FunctionError> {
-    let in_jobs: HashSet<&str> = existing_jobs
-        .iter()
-        .flat_map(|j| j.servers.iter().map(|s| s.source_server_id.as_str()))
-        .collect();
-    let pending: Vec<&WaveServer> = servers
-        .iter()
-        .filter(|s| !in_jobs.contains(s.id.as_str()))
-        .collect();
+    let pending = unlaunched(servers, existing_jobs);
     if pending.is_empty() {
         return Ok(0);
     }
@@ -177,13 +182,15 @@ pub async fn launch_pending_servers(
             break;
         }
         let started = match failback {
-            Some(record) => {
+            // EC2 sources fail back by a recovery in their origin Region, of the reversed
+            // servers (the wave's servers are those there).
+            Some(record) if record.origin_region.is_none() => {
                 let instances = record
                     .instances_of(job.iter().map(|s| s.id.as_str()))
                     .map_err(FunctionError::InvalidInput)?;
                 drs::start_failback_launch(drs_client, &instances, &tags).await
             }
-            None => {
+            Some(_) | None => {
                 let mut request = Vec::with_capacity(job.len());
                 for server in job {
                     request.push((
@@ -389,12 +396,14 @@ pub async fn poll_wave(
     let mut jobs = jobs_of_wave(drs_client, run, wave).await?;
     let now = Timestamp::now();
     let timed_out = now >= previous.deadline;
-    let failback = failback_record(store, run).await?;
-    if !timed_out
-        && launch_pending_servers(drs_client, run, wave, &servers, &jobs, failback.as_ref()).await?
+    // Servers still waiting for capacity launch now (a failback's record read only then).
+    if !timed_out && !unlaunched(&servers, &jobs).is_empty() {
+        let failback = failback_record(store, run).await?;
+        if launch_pending_servers(drs_client, run, wave, &servers, &jobs, failback.as_ref()).await?
             > 0
-    {
-        jobs = jobs_of_wave(drs_client, run, wave).await?;
+        {
+            jobs = jobs_of_wave(drs_client, run, wave).await?;
+        }
     }
     // The log explains failures; read it only when a job has something to explain or
     // everything is settled (for the report's launch phases).
@@ -506,6 +515,7 @@ impl LogContext for WaitWaveInput {
 /// jobs (a retried invocation finds its own jobs by their tags and launches nothing
 /// twice), a drill's launch templates on the drill subnet first, and the first poll.
 pub async fn launch_wave(clients: &Clients, step: WaveStep) -> Result<WaveStep, FunctionError> {
+    let clients = &*clients.for_run(&step.run);
     let WaveStep { run, wave, .. } = step;
     let all_servers = wave_servers(&clients.store, &run, &wave).await?;
     let servers = carried_servers(&clients.store, &run, &wave)
@@ -602,6 +612,11 @@ pub async fn wait_for_wave(
     clients: &Clients,
     input: WaitWaveInput,
 ) -> Result<Value, FunctionError> {
+    let run = match &input {
+        WaitWaveInput::Park { park, .. } => &park.run,
+        WaitWaveInput::Poll(step) => &step.run,
+    };
+    let clients = &*clients.for_run(run);
     match input {
         WaitWaveInput::Poll(step) => serde_json::to_value(poll_wave_step(clients, step).await?)
             .map_err(|e| FunctionError::InvalidInput(e.to_string())),
@@ -658,6 +673,13 @@ async fn poll_wave_step(clients: &Clients, step: WaveStep) -> Result<WaveStep, F
     })
 }
 
+/// The tag-instances step: [`tag_wave_instances`] with the run's clients (the origin
+/// Region's in a failback of EC2 sources).
+pub async fn tag_wave(clients: &Clients, step: WaveStep) -> Result<Tagged, FunctionError> {
+    let clients = clients.for_run(&step.run);
+    tag_wave_instances(&clients.drs, &clients.ec2, &clients.store, step).await
+}
+
 /// Tags the EC2 instances the wave recovered with the plan, wave, execution and mode (one
 /// CreateTags per batch of instances), and names those DRS left unnamed
 /// ([`drplan_core::tagging`]).
@@ -668,7 +690,7 @@ pub async fn tag_wave_instances(
     step: WaveStep,
 ) -> Result<Tagged, FunctionError> {
     let WaveStep { run, wave, .. } = step;
-    if !run.mode.launches_in_aws() {
+    if !run.launches_in_aws() {
         // A failback brings servers home to their own machines: nothing in EC2 to tag.
         return Ok(Tagged {
             wave: wave.name,

@@ -211,6 +211,7 @@ async fn the_gate_probes_recovered_instances_and_fails_a_refusing_critical_serve
         quotas: Quotas::default(),
         deadline: None,
         resumed: None,
+        origin_region: None,
     };
     let wave = WaveRef {
         index: 0,

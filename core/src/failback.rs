@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::issue::Issue;
 use crate::resolve::{ResolvedPlan, WaveServer};
 
+pub mod origin;
 pub mod run;
 
 /// The failback state in which StartFailbackLaunch may run.
@@ -46,6 +47,10 @@ pub struct ServerFailbackFacts {
     /// `dataReplicationInfo.dataReplicationState` of the reversed-direction source server
     /// (EC2 sources), once ReverseReplication has made one.
     pub reversed_replication_state: Option<String>,
+    /// The reversed-direction source server's ID in the origin Region, once
+    /// ReverseReplication has made one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reversed_source_server_id: Option<String>,
 }
 
 /// As much of a DescribeRecoveryInstances item as readiness needs.
@@ -65,11 +70,15 @@ pub struct RecoveryInstanceFacts {
 
 /// The outcome: any `blocking` issue refuses the failback; `skipped` names optional
 /// servers with nothing to fail back (their recovery failed), which the failback leaves
-/// out instead of refusing.
+/// out instead of refusing; `waiting` names EC2 sources whose reversed replication is
+/// not (yet) CONTINUOUS: the failback starts it where it has not run, and launches
+/// nothing until every one is CONTINUOUS.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailbackReadiness {
     pub blocking: Vec<Issue>,
     pub skipped: Vec<Issue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<Issue>,
 }
 
 impl FailbackReadiness {
@@ -88,7 +97,11 @@ impl FailbackReadiness {
                 self.blocking.len()
             )
         };
-        for (label, issues) in [("BLOCKS", &self.blocking), ("left out", &self.skipped)] {
+        for (label, issues) in [
+            ("BLOCKS", &self.blocking),
+            ("waits for", &self.waiting),
+            ("left out", &self.skipped),
+        ] {
             for issue in issues {
                 text.push_str(&format!("  {label}: {}: {}\n", issue.path, issue.message));
             }
@@ -170,15 +183,19 @@ pub fn check_failback_readiness(
             continue;
         }
         let origin_region = fact.and_then(|fact| fact.origin_region.as_deref());
-        let problem = match origin_region {
-            Some(region) => reversed_replication_problem(
+        let (problem, list) = match origin_region {
+            Some(region) => match reversed_replication_problem(
                 region,
                 fact.and_then(|fact| fact.reversed_replication_state.as_deref()),
-            ),
-            None => failback_client_problem(instance),
+            ) {
+                Some(ReversedProblem::Waits(problem)) => (Some(problem), &mut readiness.waiting),
+                Some(ReversedProblem::Blocks(problem)) => (Some(problem), &mut readiness.blocking),
+                None => (None, &mut readiness.blocking),
+            },
+            None => (failback_client_problem(instance), &mut readiness.blocking),
         };
         if let Some(problem) = problem {
-            readiness.blocking.push(Issue::new(
+            list.push(Issue::new(
                 path,
                 format!(
                     "source server {} (recovery instance {}): {problem}",
@@ -188,6 +205,53 @@ pub fn check_failback_readiness(
         }
     }
     readiness
+}
+
+/// Where a failback brings the plan: home to machines outside AWS (`None`), or to the
+/// one origin Region of its EC2 sources. A plan that mixes the two, or EC2 sources of
+/// several Regions, fails back in parts (one plan per destination): refused here.
+pub fn failback_destination(facts: &[ServerFailbackFacts]) -> Result<Option<String>, Issue> {
+    let recovered = facts.iter().filter(|fact| {
+        fact.recovery_instance
+            .as_ref()
+            .is_some_and(|instance| !instance.is_drill)
+    });
+    let mut regions: Vec<(&str, &str)> = Vec::new();
+    let mut outside_aws: Vec<&str> = Vec::new();
+    for fact in recovered {
+        match fact.origin_region.as_deref() {
+            Some(region) => regions.push((fact.source_server_id.as_str(), region)),
+            None => outside_aws.push(fact.source_server_id.as_str()),
+        }
+    }
+    let mut distinct: Vec<&str> = regions.iter().map(|(_, region)| *region).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    match (distinct.as_slice(), outside_aws.is_empty()) {
+        ([], _) => Ok(None),
+        ([region], true) => Ok(Some((*region).to_owned())),
+        ([region], false) => Err(Issue::new(
+            "servers",
+            format!(
+                "the plan mixes EC2 sources from {region} ({}) with servers outside AWS ({}): \
+                 a failback goes to one place; fail each kind back with a plan of its own",
+                regions
+                    .iter()
+                    .map(|(id, _)| *id)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                outside_aws.join(", ")
+            ),
+        )),
+        (several, _) => Err(Issue::new(
+            "servers",
+            format!(
+                "the plan's EC2 sources come from several Regions ({}): a failback goes to one \
+                 Region; fail each Region's servers back with a plan of their own",
+                several.join(", ")
+            ),
+        )),
+    }
 }
 
 /// Why a source outside AWS cannot fail back yet, if it cannot.
@@ -211,17 +275,39 @@ fn failback_client_problem(instance: &RecoveryInstanceFacts) -> Option<String> {
     }
 }
 
+/// Replication states from which DRS does not get to CONTINUOUS by itself: a person
+/// must act (restart or repair replication) before a failback can use the server.
+pub const REPLICATION_NEEDS_A_PERSON: [&str; 4] = ["STALLED", "DISCONNECTED", "STOPPED", "PAUSED"];
+
+/// Why an EC2 source cannot fail back to its origin Region yet.
+enum ReversedProblem {
+    /// The failback starts reversed replication, or waits for it, before anything launches.
+    Waits(String),
+    /// Reversed replication is in trouble: the failback is refused.
+    Blocks(String),
+}
+
 /// Why an EC2 source cannot fail back to its origin Region yet, if it cannot.
-fn reversed_replication_problem(origin_region: &str, state: Option<&str>) -> Option<String> {
+fn reversed_replication_problem(
+    origin_region: &str,
+    state: Option<&str>,
+) -> Option<ReversedProblem> {
     match state {
         Some(CONTINUOUS) => None,
-        Some(state) => Some(format!(
-            "reversed replication to {origin_region} is {state}, not {CONTINUOUS}"
-        )),
-        None => Some(format!(
-            "no reversed replication to {origin_region} yet (no source server replicates \
-             it back; ReverseReplication has not run)"
-        )),
+        Some(state) if REPLICATION_NEEDS_A_PERSON.contains(&state) => {
+            Some(ReversedProblem::Blocks(format!(
+                "reversed replication to {origin_region} is {state}, not {CONTINUOUS}: \
+                 repair it in the DRS console of {origin_region} first"
+            )))
+        }
+        Some(state) => Some(ReversedProblem::Waits(format!(
+            "reversed replication to {origin_region} is {state}, not {CONTINUOUS} yet: \
+             the failback waits for it before anything launches"
+        ))),
+        None => Some(ReversedProblem::Waits(format!(
+            "no reversed replication to {origin_region} yet: the failback starts it \
+             (ReverseReplication) and waits until it is {CONTINUOUS} before anything launches"
+        ))),
     }
 }
 
@@ -355,17 +441,82 @@ mod tests {
         ];
         let readiness = check_failback_readiness("shop", &resolved, &facts);
         let found = messages(&readiness.blocking);
-        assert_eq!(found.len(), 5, "{found:#?}");
+        assert_eq!(found.len(), 3, "{found:#?}");
         assert!(found[0].starts_with("waves[\"db\"].servers[\"host-s-1\"]"));
         assert!(found[0].contains("Failback Client has not connected"));
         assert!(found[0].contains("FAILBACK_NOT_STARTED"));
         assert!(found[1].contains("fbc-2 is connected but its data is not yet in sync"));
         assert!(found[1].contains("FAILBACK_IN_PROGRESS"));
         assert!(found[2].contains("failback.state is FAILBACK_ERROR"));
-        assert!(found[3].contains("reversed replication to us-west-2 is INITIAL_SYNC"));
-        assert!(found[4].starts_with("waves[\"web\"].servers[\"host-s-5\"]"));
-        assert!(found[4].contains("ReverseReplication has not run"));
-        assert!(found.iter().all(|line| !line.contains("s-6")));
+        // EC2 sources: the failback starts reversed replication and waits for it.
+        let waiting = messages(&readiness.waiting);
+        assert_eq!(waiting.len(), 2, "{waiting:#?}");
+        assert!(waiting[0].contains("reversed replication to us-west-2 is INITIAL_SYNC"));
+        assert!(waiting[1].starts_with("waves[\"web\"].servers[\"host-s-5\"]"));
+        assert!(waiting[1].contains("the failback starts it (ReverseReplication)"));
+        assert!(
+            found
+                .iter()
+                .chain(&waiting)
+                .all(|line| !line.contains("s-6"))
+        );
+    }
+
+    #[test]
+    fn reversed_replication_that_needs_a_person_blocks() {
+        let resolved = plan(&[("db", "s-1", false), ("db", "s-2", false)]);
+        let facts = [ec2("s-1", Some("STALLED")), ec2("s-2", Some(CONTINUOUS))];
+        let readiness = check_failback_readiness("shop", &resolved, &facts);
+        let found = messages(&readiness.blocking);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].contains("host-s-1"));
+        assert!(found[0].contains("reversed replication to us-west-2 is STALLED"));
+        assert!(readiness.waiting.is_empty());
+        let text = readiness.to_text("shop");
+        assert!(
+            text.contains("NOT ready to fail back (1 blocking)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_failback_goes_to_one_place() {
+        assert_eq!(
+            failback_destination(&[ec2("s-1", None), ec2("s-2", Some(CONTINUOUS))]),
+            Ok(Some("us-west-2".to_owned()))
+        );
+        assert_eq!(
+            failback_destination(&[outside_aws("s-1", None, None)]),
+            Ok(None)
+        );
+        let mixed =
+            failback_destination(&[ec2("s-1", None), outside_aws("s-2", None, None)]).unwrap_err();
+        assert!(
+            mixed
+                .message
+                .contains("mixes EC2 sources from us-west-2 (s-1) with servers outside AWS (s-2)"),
+            "{}",
+            mixed.message
+        );
+        let mut elsewhere = ec2("s-3", None);
+        elsewhere.origin_region = Some("eu-west-1".into());
+        let several = failback_destination(&[ec2("s-1", None), elsewhere]).unwrap_err();
+        assert!(
+            several
+                .message
+                .contains("several Regions (eu-west-1, us-west-2)"),
+            "{}",
+            several.message
+        );
+        // Servers without a live recovery do not count.
+        let mut drill_only = outside_aws("s-4", None, None);
+        if let Some(instance) = drill_only.recovery_instance.as_mut() {
+            instance.is_drill = true;
+        }
+        assert_eq!(
+            failback_destination(&[ec2("s-1", None), drill_only]),
+            Ok(Some("us-west-2".to_owned()))
+        );
     }
 
     #[test]

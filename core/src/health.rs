@@ -14,7 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::contract::{HealthPoll, LaunchState, RunContext};
-use crate::plan::{Health, HealthCheck, Mode, Plan};
+use crate::plan::{Health, HealthCheck, Plan};
 
 /// An instance's EC2 state and status checks, in EC2's words
 /// (DescribeInstanceStatus with IncludeAllInstances).
@@ -31,7 +31,7 @@ pub struct Ec2Status {
 impl Ec2Status {
     /// What stands for the EC2 state of a machine a failback brought home (outside
     /// EC2): DRS reporting its failback launch LAUNCHED means it runs; its status
-    /// checks do not apply ([`gate_in_mode`] leaves `ec2-status` out of a failback).
+    /// checks do not apply ([`gate_for_run`] leaves `ec2-status` out of a failback).
     pub fn failed_back() -> Self {
         Self {
             instance_state: "running".into(),
@@ -534,11 +534,12 @@ pub fn gate_of_wave(plan: &Plan, wave: &str) -> Option<Health> {
     }
 }
 
-/// The wave's gate in a run of `mode`. A failback's servers are the source machines,
-/// outside EC2: `ec2-status` does not apply to them; their TCP and HTTP checks do, at
-/// the machines' own addresses.
-pub fn gate_in_mode(mut gate: Health, mode: Mode) -> Health {
-    if !mode.launches_in_aws() {
+/// The wave's gate in `run`. A failback home to machines outside AWS checks the source
+/// machines, outside EC2: `ec2-status` does not apply to them; their TCP and HTTP checks
+/// do, at the machines' own addresses. Every run that launches EC2 instances (a failback
+/// to the origin Region among them) keeps the plan's gate.
+pub fn gate_for_run(mut gate: Health, run: &crate::contract::RunContext) -> Health {
+    if !run.launches_in_aws() {
         gate.checks.retain(|check| *check != HealthCheck::Ec2Status);
         // The address DRS reports for the source machine is the one there is.
         gate.probe_address = crate::plan::ProbeAddress::PrivateIp;

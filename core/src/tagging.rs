@@ -120,6 +120,7 @@ mod tests {
             quotas: Quotas::default(),
             deadline: None,
             resumed: None,
+            origin_region: None,
         }
     }
 

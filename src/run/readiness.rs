@@ -152,11 +152,16 @@ async fn failback(
     let readiness = match drplan_core::resolve(&plan, &fleet) {
         Ok(resolved) => {
             let facts = drplan_aws::failback::failback_facts(&clients.drs, &resolved).await?;
-            check_failback_readiness(&plan.name, &resolved, &facts)
+            let mut readiness = check_failback_readiness(&plan.name, &resolved, &facts);
+            // The failback refuses a plan that goes home to two places: so does this.
+            if let Err(issue) = drplan_core::failback::failback_destination(&facts) {
+                readiness.blocking.push(issue);
+            }
+            readiness
         }
         Err(issues) => FailbackReadiness {
             blocking: issues,
-            skipped: Vec::new(),
+            ..FailbackReadiness::default()
         },
     };
     let ready = readiness.is_ready();

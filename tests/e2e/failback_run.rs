@@ -32,6 +32,11 @@ source_servers:
     replication: { state: CONTINUOUS, lag_seconds: 0 }
 network:
   public_ips: true
+load_balancers:
+  - name: shop-web
+    subnet: recovery
+    target_groups:
+      - { name: shop-web, port: 443, protocol: HTTPS }
 hosted_zones:
   - name: example.com
     records:
@@ -53,7 +58,8 @@ fn plan() -> Value {
              "health": {"checks": ["ec2-status", "tcp:5432"], "timeout_minutes": 5}},
             {"name": "web", "selector": {"dr:wave": "web"}, "depends_on": ["database"],
              "health": {"checks": ["ec2-status", "https:443/"], "timeout_minutes": 5,
-                        "probe_address": "public-ip"}}
+                        "probe_address": "public-ip"},
+             "targets": [{"target_group_arn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop-web/0123456789abcdef", "port": 443}]}
         ],
         "dns": {"zone_name": "example.com",
                 "records": [{"name": "shop.example.com", "type": "A", "ttl": 60, "from_wave": "web"}]},
@@ -110,10 +116,32 @@ fn instance_ids(instances: &[RecoveryInstance]) -> BTreeSet<String> {
         .collect()
 }
 
-/// A recovery of the plan, DNS cut over to the recovered web servers.
+/// The targets registered in the recovery's web target group.
+async fn web_targets(cloud: &Cloud) -> Vec<String> {
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(
+        &drplan_local::stack::sdk_config(cloud.cloud.endpoint_url(), cloud.cloud.region()).await,
+    );
+    elb.describe_target_health()
+        .target_group_arn(cloud.target_group_arn("shop-web"))
+        .send()
+        .await
+        .expect("DescribeTargetHealth")
+        .target_health_descriptions()
+        .iter()
+        .filter_map(|d| d.target().and_then(|t| t.id()).map(str::to_owned))
+        .collect()
+}
+
+/// A recovery of the plan, DNS cut over to the recovered web servers, which joined the
+/// web target group.
 async fn recover(cloud: &Cloud) {
     let outcome = cloud.run(plan(), "recovery").await;
     assert_succeeded(&outcome);
+    assert_eq!(
+        web_targets(cloud).await.len(),
+        2,
+        "the recovery registered the web servers"
+    );
     let records = cloud.records("example.com").await;
     assert_ne!(
         records[&key(SHOP)],
@@ -266,6 +294,13 @@ async fn a_failback_brings_the_plan_home_puts_dns_back_and_terminates_the_recove
         );
     }
 
+    // Out of the recovery's target group before they went.
+    assert!(
+        web_targets(&cloud).await.is_empty(),
+        "the recovery's web instances stay registered: {:?}",
+        web_targets(&cloud).await
+    );
+
     // keep_recovery_minutes: 0: the recovery instances are gone.
     let left = recovery_instances(&cloud).await;
     assert!(
@@ -323,6 +358,11 @@ async fn a_failed_failback_launch_stops_the_later_waves_and_keeps_the_recovery()
         recovered_ids
     );
     assert_eq!(cloud.records("example.com").await, recovered_dns);
+    assert_eq!(
+        web_targets(&cloud).await.len(),
+        2,
+        "the recovery's web servers stay in its target group"
+    );
     let report = cloud.report("shop", &outcome.name).await;
     let servers = report["failback"]["servers"]
         .as_array()

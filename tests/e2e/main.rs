@@ -18,6 +18,7 @@ mod capacity;
 mod cutover;
 mod dataplane;
 mod failback;
+mod failback_region;
 mod failback_run;
 mod hardening;
 mod notify;

@@ -61,6 +61,7 @@ fn wave_failed_request(execution_arn: &str) -> NotificationRequest {
         quotas: Default::default(),
         deadline: None,
         resumed: None,
+        origin_region: None,
     };
     NotificationRequest {
         event: RunEvent::WaveFailed,

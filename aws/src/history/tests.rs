@@ -163,6 +163,7 @@ fn run() -> RunContext {
         quotas: Quotas::default(),
         deadline: None,
         resumed: None,
+        origin_region: None,
     }
 }
 

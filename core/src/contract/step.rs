@@ -34,6 +34,11 @@ pub struct RunContext {
     /// The run this one continues (`drplan resume`), when it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed: Option<Resumption>,
+    /// A failback of EC2 sources: their origin Region. The failback is a recovery there
+    /// of the source servers that reversed replication made, so the wave steps' DRS and
+    /// EC2 calls go to that Region; absent for every other run (the functions' own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_region: Option<String>,
 }
 
 /// What a resumed run continues: the ended run, and when the recovery first started
@@ -47,6 +52,12 @@ pub struct Resumption {
 }
 
 impl RunContext {
+    /// Whether the run's waves launch EC2 instances (a recovery, a drill, or a failback
+    /// to EC2 in the origin Region), not bring servers home to machines outside AWS.
+    pub fn launches_in_aws(&self) -> bool {
+        self.mode.launches_in_aws() || self.origin_region.is_some()
+    }
+
     /// `deadline`, or the run's own deadline when that comes first.
     pub fn within_run(&self, deadline: Timestamp) -> Timestamp {
         self.deadline.map_or(deadline, |run| run.min(deadline))
@@ -130,7 +141,8 @@ pub struct Discovery {
     pub warning_count: usize,
     /// Drill instances to terminate before anything launches (left by an earlier
     /// drill, or by the drill this recovery stops): the state machine clears them
-    /// between approval and the first wave.
+    /// between approval and the first wave. In a failback to the origin Region: the
+    /// reversed replication to start and wait for, at the same point.
     #[serde(default)]
     pub clear_first: bool,
     /// The running drill of the plan that this recovery stops (after approval).

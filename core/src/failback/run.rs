@@ -32,9 +32,32 @@ pub struct FailbackRecord {
     /// recovery changed any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsCutover>,
+    /// EC2 sources: the origin Region the failback brings them back to (by a recovery
+    /// there of the reversed servers); absent for servers outside AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_region: Option<String>,
+    /// EC2 sources: source server → the reversed-direction source server in the origin
+    /// Region that replicates its recovery instance back (what launches there). Filled
+    /// in before the first wave, as ReverseReplication answers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reversed: BTreeMap<String, String>,
+    /// EC2 sources brought home: source server → the source server (ARN) that
+    /// ReverseReplication on its new instance in the origin Region answered, which
+    /// protects it in the original direction again. Filled in by the cleanup.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reprotected: BTreeMap<String, String>,
 }
 
 impl FailbackRecord {
+    /// The source server a server of the failback's waves stands for: the reversed
+    /// server's original in a failback to the origin Region, else the server itself.
+    pub fn original_of<'a>(&'a self, server: &'a str) -> &'a str {
+        self.reversed
+            .iter()
+            .find(|(_, reversed)| reversed.as_str() == server)
+            .map_or(server, |(original, _)| original.as_str())
+    }
+
     /// The recovery instances of `source_server_ids`, in their order; an error names
     /// the first server the record does not know.
     pub fn instances_of<'a>(
@@ -230,16 +253,15 @@ pub fn summarize(
         .map(|(server, instance)| {
             let failed_back = launched.contains(server) || record.home_already.contains(server);
             let gone = failed_back && terminated;
-            let to_do = if failed_back {
-                "protect it again: make sure DRS replicates the machine to AWS again (its \
-                 source server CONTINUOUS in the DRS console); if it does not, install the AWS \
-                 Replication Agent on the machine"
-                    .to_owned()
-            } else {
-                format!(
-                    "it still runs on recovery instance {instance} in AWS: fix its failback \
-                     (StopFailback, boot the Failback Client again) and start the failback again"
-                )
+            let (protected_again, to_do) = match &record.origin_region {
+                None => (None, outside_aws_to_do(failed_back, instance)),
+                Some(region) => {
+                    let protected_by = record.reprotected.get(server);
+                    (
+                        failed_back.then_some(protected_by.is_some()),
+                        origin_region_to_do(failed_back, instance, region, protected_by),
+                    )
+                }
             };
             ServerFailback {
                 source_server_id: server.clone(),
@@ -247,7 +269,7 @@ pub fn summarize(
                 recovery_instance_id: instance.clone(),
                 failed_back,
                 recovery_instance: if gone { "terminated" } else { "kept" }.to_owned(),
-                protected_again: None,
+                protected_again,
                 to_do,
             }
         })
@@ -255,6 +277,44 @@ pub fn summarize(
     FailbackSummary {
         recovered_by: record.recovered_by.clone(),
         servers,
+    }
+}
+
+/// What a person still does for a server outside AWS.
+fn outside_aws_to_do(failed_back: bool, instance: &str) -> String {
+    if failed_back {
+        "protect it again: make sure DRS replicates the machine to AWS again (its source \
+         server CONTINUOUS in the DRS console); if it does not, install the AWS Replication \
+         Agent on the machine"
+            .to_owned()
+    } else {
+        format!(
+            "it still runs on recovery instance {instance} in AWS: fix its failback \
+             (StopFailback, boot the Failback Client again) and start the failback again"
+        )
+    }
+}
+
+/// What a person still does for an EC2 source failed back to its origin Region.
+fn origin_region_to_do(
+    failed_back: bool,
+    instance: &str,
+    region: &str,
+    protected_by: Option<&String>,
+) -> String {
+    match (failed_back, protected_by) {
+        (true, Some(source_server)) => format!(
+            "nothing: ReverseReplication of its instance in {region} protects it again \
+             through source server {source_server} (watch it reach CONTINUOUS)"
+        ),
+        (true, None) => format!(
+            "protect it again: start reversed replication of its recovery instance in \
+             {region} (DRS console of {region}, or ReverseReplication)"
+        ),
+        (false, _) => format!(
+            "it still runs on recovery instance {instance}: see why its launch in {region} \
+             failed (the job log in the DRS console of {region}) and start the failback again"
+        ),
     }
 }
 
@@ -357,6 +417,50 @@ mod tests {
     }
 
     #[test]
+    fn an_ec2_source_is_protected_again_once_reverse_replication_answered() {
+        let record = FailbackRecord {
+            recovery_instances: [("s-1", "i-1"), ("s-2", "i-2"), ("s-3", "i-3")]
+                .into_iter()
+                .map(|(s, i)| (s.to_owned(), i.to_owned()))
+                .collect(),
+            origin_region: Some("us-west-2".into()),
+            reversed: [("s-1", "s-91"), ("s-2", "s-92"), ("s-3", "s-93")]
+                .into_iter()
+                .map(|(s, r)| (s.to_owned(), r.to_owned()))
+                .collect(),
+            reprotected: [(
+                "s-1".to_owned(),
+                "arn:aws:drs:us-east-1:1:source-server/s-1".to_owned(),
+            )]
+            .into(),
+            ..Default::default()
+        };
+        assert_eq!(record.original_of("s-92"), "s-2");
+        assert_eq!(record.original_of("s-2"), "s-2");
+        let launched: BTreeSet<String> = ["s-1".to_owned(), "s-2".to_owned()].into();
+        let summary = summarize(&record, &BTreeMap::new(), &launched, true);
+        assert_eq!(summary.servers[0].protected_again, Some(true));
+        assert!(
+            summary.servers[0]
+                .to_do
+                .starts_with("nothing: ReverseReplication")
+        );
+        assert_eq!(summary.servers[1].protected_again, Some(false));
+        assert!(
+            summary.servers[1]
+                .to_do
+                .contains("start reversed replication of its recovery instance in us-west-2")
+        );
+        assert_eq!(summary.servers[2].protected_again, None);
+        assert_eq!(summary.servers[2].recovery_instance, "kept");
+        assert!(
+            summary.servers[2]
+                .to_do
+                .contains("its launch in us-west-2 failed")
+        );
+    }
+
+    #[test]
     fn the_summary_says_what_came_home_and_what_a_person_still_does() {
         let record = FailbackRecord {
             recovery_instances: [("s-1", "i-1"), ("s-2", "i-2")]
@@ -366,6 +470,7 @@ mod tests {
             recovered_by: vec!["r1".into()],
             home_already: BTreeSet::new(),
             dns: None,
+            ..Default::default()
         };
         let hostnames = [("s-1".to_owned(), Some("db-01".to_owned()))].into();
         let launched: BTreeSet<String> = ["s-1".to_owned()].into();

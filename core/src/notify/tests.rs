@@ -34,6 +34,7 @@ fn run(mode: Mode) -> RunContext {
         quotas: Quotas::default(),
         deadline: None,
         resumed: None,
+        origin_region: None,
     }
 }
 

@@ -12,6 +12,11 @@ pub(super) fn started_section(text: &mut String, facts: &Facts<'_>) {
     let Some(discovery) = &facts.request.discovery else {
         return;
     };
+    let origin_region = facts
+        .request
+        .run
+        .as_ref()
+        .and_then(|run| run.origin_region.as_deref());
     let _ = writeln!(
         text,
         "{} servers in {} waves, in this order (waves on one line run in parallel):",
@@ -25,6 +30,11 @@ pub(super) fn started_section(text: &mut String, facts: &Facts<'_>) {
             text,
             "DRILL STOPPED: the running drill {} of this plan is stopped and its instances terminated before the first wave (a recovery is never blocked by a drill).\n",
             drill.execution_name
+        );
+    } else if let Some(region) = origin_region.filter(|_| discovery.clear_first) {
+        let _ = writeln!(
+            text,
+            "Before the first wave, reversed replication to {region} is started where it has not run, and the failback waits until every server replicates CONTINUOUS; nothing launches before.\n"
         );
     } else if discovery.clear_first {
         let _ = writeln!(

@@ -13,14 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let clients = bootstrap::start().await?;
     let probes = ProbeSettings::from_env();
     drplan_aws::step::serve("health-check", |step| {
-        health::poll_health_gate(
-            &clients.drs,
-            &clients.ec2,
-            &clients.elb,
-            &clients.store,
-            &probes,
-            step,
-        )
+        health::check_wave(&clients, &probes, step)
     })
     .await
 }

@@ -488,6 +488,7 @@ fn a_failback_lists_each_server_home_or_not_with_what_is_left_to_do() {
         recovered_by: vec!["shop-recovery-1".into()],
         home_already: Default::default(),
         dns: None,
+        ..Default::default()
     };
     let launched = ["s-1".to_owned()].into_iter().collect();
     report.failback = Some(summarize(&record, &Default::default(), &launched, false));
