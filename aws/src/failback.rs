@@ -258,3 +258,26 @@ pub async fn failed_back_instances(
         .map(|(_, instance)| instance.recovery_instance_id)
         .collect())
 }
+
+/// The source server and the last failback job (`failback.failbackJobID`) of one
+/// recovery instance, when DRS knows it and it has had one.
+pub async fn failback_launch_of(
+    drs: &Client,
+    recovery_instance_id: &str,
+) -> Result<Option<(String, String)>, FunctionError> {
+    let filters = DescribeRecoveryInstancesRequestFilters::builder()
+        .recovery_instance_ids(recovery_instance_id)
+        .build();
+    let reply = drs
+        .describe_recovery_instances()
+        .filters(filters)
+        .send()
+        .await
+        .map_err(|e| FunctionError::from_sdk("DRS DescribeRecoveryInstances", e))?;
+    Ok(reply.items().first().and_then(|instance| {
+        Some((
+            instance.source_server_id()?.to_owned(),
+            instance.failback()?.failback_job_id()?.to_owned(),
+        ))
+    }))
+}

@@ -211,10 +211,11 @@ pub fn check_failback_readiness(
 /// one origin Region of its EC2 sources. A plan that mixes the two, or EC2 sources of
 /// several Regions, fails back in parts (one plan per destination): refused here.
 pub fn failback_destination(facts: &[ServerFailbackFacts]) -> Result<Option<String>, Issue> {
+    // Servers an earlier failback brought home (FAILBACK_COMPLETED) go nowhere now.
     let recovered = facts.iter().filter(|fact| {
-        fact.recovery_instance
-            .as_ref()
-            .is_some_and(|instance| !instance.is_drill)
+        fact.recovery_instance.as_ref().is_some_and(|instance| {
+            !instance.is_drill && instance.failback_state.as_deref() != Some(COMPLETED)
+        })
     });
     let mut regions: Vec<(&str, &str)> = Vec::new();
     let mut outside_aws: Vec<&str> = Vec::new();
@@ -515,6 +516,11 @@ mod tests {
         }
         assert_eq!(
             failback_destination(&[ec2("s-1", None), drill_only]),
+            Ok(Some("us-west-2".to_owned()))
+        );
+        // Nor do servers an earlier failback brought home.
+        assert_eq!(
+            failback_destination(&[ec2("s-1", None), outside_aws("s-5", Some(COMPLETED), None)]),
             Ok(Some("us-west-2".to_owned()))
         );
     }

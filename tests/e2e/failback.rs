@@ -134,7 +134,11 @@ impl Failback {
 
     /// `drplan readiness home --failback --format json`, as a person would run it:
     /// (exit status success, the servers that block by path, their messages joined).
-    async fn failback_readiness(&self) -> (bool, BTreeMap<String, String>) {
+    /// `drplan readiness home --failback --format json`: whether it is ready, and its
+    /// blocking and waiting findings by path.
+    async fn failback_readiness(
+        &self,
+    ) -> (bool, BTreeMap<String, String>, BTreeMap<String, String>) {
         let endpoint = self.cloud.endpoint_url().to_owned();
         let region = self.cloud.region().to_owned();
         let output = tokio::task::spawn_blocking(move || {
@@ -159,18 +163,24 @@ impl Failback {
         });
         assert_eq!(answer["plan"], "home");
         assert_eq!(answer["ready"], output.status.success(), "{answer}");
-        let blocking = answer["blocking"]
-            .as_array()
-            .expect("blocking")
-            .iter()
-            .map(|issue| {
-                (
-                    issue["path"].as_str().unwrap_or_default().to_owned(),
-                    issue["message"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect();
-        (output.status.success(), blocking)
+        let by_path = |list: &Value| {
+            list.as_array()
+                .into_iter()
+                .flatten()
+                .map(|issue| {
+                    (
+                        issue["path"].as_str().unwrap_or_default().to_owned(),
+                        issue["message"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        };
+        assert!(answer["blocking"].is_array(), "{answer}");
+        (
+            output.status.success(),
+            by_path(&answer["blocking"]),
+            by_path(&answer["waiting"]),
+        )
     }
 
     async fn gateway_events(&self) -> Vec<Value> {
@@ -309,7 +319,7 @@ async fn failback_client_then_failback_launch_and_reverse_replication() {
     let all_ids: Vec<String> = dc_ids.iter().cloned().chain([ec2_id.clone()]).collect();
 
     // Nothing recovered yet: nothing to bring home.
-    let (ready, blocking) = env.failback_readiness().await;
+    let (ready, blocking, _) = env.failback_readiness().await;
     assert!(!ready);
     assert_eq!(
         blocking.keys().collect::<Vec<_>>(),
@@ -355,11 +365,17 @@ async fn failback_client_then_failback_launch_and_reverse_replication() {
         "{refused:?}"
     );
     assert!(failback_jobs(&env.drs).await.is_empty());
-    let (ready, blocking) = env.failback_readiness().await;
+    let (ready, blocking, waiting) = env.failback_readiness().await;
     assert!(!ready);
     let db = |host: &str| format!("waves[\"db\"].servers[\"{host}\"]");
     let app = "waves[\"app\"].servers[\"ec2-app-01\"]";
+    // The data centre's servers wait for their Failback Clients; the plan goes home to two
+    // places (a data centre and us-west-2), which one failback does not do.
     assert_eq!(blocking.len(), 3, "{blocking:?}");
+    assert!(
+        blocking["servers"].contains("mixes EC2 sources from us-west-2"),
+        "{blocking:?}"
+    );
     for host in ["dc-db-01", "dc-db-02"] {
         assert!(
             blocking[&db(host)].contains("Failback Client has not connected")
@@ -367,9 +383,10 @@ async fn failback_client_then_failback_launch_and_reverse_replication() {
             "{blocking:?}"
         );
     }
+    // The EC2 server's reversed replication is what a failback starts and waits for.
     assert!(
-        blocking[app].contains("no reversed replication to us-west-2 yet"),
-        "{blocking:?}"
+        waiting[app].contains("no reversed replication to us-west-2 yet"),
+        "{waiting:?}"
     );
 
     // The person boots the Failback Client on every machine.
@@ -418,9 +435,14 @@ async fn failback_client_then_failback_launch_and_reverse_replication() {
     }
     // The data centre's servers may go home now; the EC2 one waits for its reversed
     // replication.
-    let (ready, blocking) = env.failback_readiness().await;
+    let (ready, blocking, waiting) = env.failback_readiness().await;
     assert!(!ready);
-    assert_eq!(blocking.keys().collect::<Vec<_>>(), [app], "{blocking:?}");
+    assert_eq!(
+        blocking.keys().collect::<Vec<_>>(),
+        ["servers"],
+        "{blocking:?}"
+    );
+    assert_eq!(waiting.keys().collect::<Vec<_>>(), [app], "{waiting:?}");
 
     let failback = env
         .drs
@@ -538,7 +560,7 @@ async fn failback_client_then_failback_launch_and_reverse_replication() {
     let reversed_id = reversed.source_server_id().expect("id").to_owned();
     // Reversed replication is CONTINUOUS: the EC2 server no longer blocks, and the data
     // centre's servers, failed back above (FAILBACK_COMPLETED), are home: nothing blocks.
-    let (ready, blocking) = env.failback_readiness().await;
+    let (ready, blocking, _) = env.failback_readiness().await;
     assert!(ready && blocking.is_empty(), "{blocking:?}");
     let home = recover(&env.origin, std::slice::from_ref(&reversed_id)).await;
     assert_eq!(

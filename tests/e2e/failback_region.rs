@@ -261,29 +261,39 @@ async fn a_failback_brings_ec2_sources_back_to_their_origin_region() {
         );
     }
 
-    // The original direction replicates again (us-west-2 → us-east-1).
+    // The original direction is protected again: each original source server (us-east-1)
+    // replicates its server's new instance in us-west-2 (the simulator's view: DRS's API
+    // does not say which machine a source server replicates), and gets to CONTINUOUS.
+    let new_instances: BTreeSet<String> = launched
+        .iter()
+        .filter_map(|i| i.recovery_instance_id().map(str::to_owned))
+        .collect();
     let started = Instant::now();
     loop {
-        let states: Vec<String> = cloud
-            .drs
-            .describe_source_servers()
-            .send()
-            .await
-            .expect("DescribeSourceServers")
-            .items()
-            .iter()
-            .filter_map(|s| {
-                s.data_replication_info()
-                    .and_then(|i| i.data_replication_state())
-                    .map(|s| s.as_str().to_owned())
-            })
+        let state = cloud
+            .control(hyper::Method::GET, "/_drplan/state", None)
+            .await;
+        let originals_now: Vec<&Value> = state["servers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["region"] == "us-east-1")
             .collect();
-        if states.len() == 4 && states.iter().all(|s| s == "CONTINUOUS") {
+        assert_eq!(originals_now.len(), 4);
+        let replicate_from: BTreeSet<String> = originals_now
+            .iter()
+            .filter_map(|s| s["replicates_from"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(replicate_from, new_instances, "{originals_now:?}");
+        if originals_now
+            .iter()
+            .all(|s| s["replication_state"] == "CONTINUOUS")
+        {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(120),
-            "the originals do not replicate again: {states:?}"
+            "the originals do not replicate again: {originals_now:?}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

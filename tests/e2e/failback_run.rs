@@ -326,7 +326,27 @@ async fn a_failed_failback_launch_stops_the_later_waves_and_keeps_the_recovery()
                       "raw_error": "conversion lost the Failback Client"}))
         .await;
 
-    let outcome = cloud.run(plan(), "failback").await;
+    // Polls ten minutes apart: only DRS's failback state change events, through
+    // EventBridge and the trigger function, can end the wave's wait sooner.
+    let (name, arn) = cloud
+        .start_with(json!({
+            "plan": plan(), "mode": "failback",
+            "timing": {"poll_initial_seconds": 600, "poll_max_seconds": 600,
+                       "launch_timeout_minutes": 30, "health_interval_seconds": 1},
+        }))
+        .await;
+    let started = Instant::now();
+    let outcome = cloud.wait(name, &arn).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(600),
+        "the failback wave waited out its 600 s poll delay: no failback state change woke it"
+    );
+    let woken = cloud.history(&arn).await.iter().any(|e| {
+        e.task_succeeded_event_details()
+            .and_then(|d| d.output())
+            .is_some_and(|output| output.contains("woken_by_job"))
+    });
+    assert!(woken, "a parked failback wave was sent back its token");
     assert_eq!(outcome.status, ExecutionStatus::Failed);
     assert_eq!(outcome.error.as_deref(), Some("drplan.WaveFailed"));
     let cause = outcome.cause.unwrap_or_default();

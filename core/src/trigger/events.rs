@@ -9,6 +9,7 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 pub const ALARM_STATE_CHANGE: &str = "CloudWatch Alarm State Change";
 pub const REPLICATION_STALLED_CHANGE: &str = "DRS Source Server Data Replication Stalled Change";
 pub const LAUNCH_RESULT: &str = "DRS Source Server Launch Result";
+pub const FAILBACK_STATE_CHANGE: &str = "DRS Recovery Instance Failback State Change";
 
 /// An event drplan acts on.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +17,7 @@ pub enum TriggerEvent {
     Alarm(AlarmStateChange),
     Replication(ReplicationChange),
     LaunchResult(LaunchResult),
+    FailbackState(FailbackStateChange),
     ExecutionStatus(ExecutionStatusChange),
 }
 
@@ -64,6 +66,7 @@ impl TriggerEvent {
             Self::Alarm(_) => "AlarmStateChange",
             Self::Replication(_) => "ReplicationStalledChange",
             Self::LaunchResult(_) => "LaunchResult",
+            Self::FailbackState(_) => "FailbackStateChange",
             Self::ExecutionStatus(_) => "ExecutionStatusChange",
         }
     }
@@ -142,8 +145,31 @@ pub struct ReplicationChange {
     pub stalled: bool,
 }
 
-/// `DRS Source Server Launch Result`.
+/// `DRS Recovery Instance Failback State Change`: `resources` names the recovery
+/// instance, `detail.state` its new failback state.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailbackStateChange {
+    pub event_id: String,
+    pub recovery_instance_id: String,
+    /// `failback.state` now: FAILBACK_COMPLETED or FAILBACK_ERROR once a failback launch
+    /// settled.
+    pub state: String,
+}
+
+impl FailbackStateChange {
+    /// The failback state of a settled failback launch: the instance's server came home.
+    pub const COMPLETED: &str = "FAILBACK_COMPLETED";
+    /// The failback state of a failback launch that failed.
+    pub const ERROR: &str = "FAILBACK_ERROR";
+
+    /// Whether a failback launch settled: a wave waiting for it may go on.
+    pub fn launch_settled(&self) -> bool {
+        self.state == Self::COMPLETED || self.state == Self::ERROR
+    }
+}
+
+/// `DRS Source Server Launch Result`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LaunchResult {
     pub event_id: String,
     pub source_server_id: String,

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 
 use super::{
     ALARM_STATE_CHANGE, AlarmKind, AlarmState, AlarmStateChange, EXECUTION_STATUS_CHANGE,
-    ExecutionStatusChange, LAUNCH_RESULT, LaunchResult, MAX_EVENT_BYTES,
-    REPLICATION_STALLED_CHANGE, ReplicationChange, TriggerEvent,
+    ExecutionStatusChange, FAILBACK_STATE_CHANGE, FailbackStateChange, LAUNCH_RESULT, LaunchResult,
+    MAX_EVENT_BYTES, REPLICATION_STALLED_CHANGE, ReplicationChange, TriggerEvent,
 };
 
 /// Why an event was refused. Each names the field and the problem.
@@ -32,7 +32,7 @@ pub enum EventError {
     #[error(
         "unknown event (source {event_source:?}, detail-type {detail_type:?}): drplan handles \
          {ALARM_STATE_CHANGE:?} from aws.cloudwatch and {REPLICATION_STALLED_CHANGE:?} / \
-         {LAUNCH_RESULT:?} from aws.drs"
+         {LAUNCH_RESULT:?} / {FAILBACK_STATE_CHANGE:?} from aws.drs"
     )]
     Unknown {
         event_source: String,
@@ -258,6 +258,13 @@ pub fn read_event(raw: &Value, home: &StackOrigin) -> Result<TriggerEvent, Event
                 stalled,
             }))
         }
+        ("aws.drs", FAILBACK_STATE_CHANGE) => {
+            Ok(TriggerEvent::FailbackState(FailbackStateChange {
+                event_id,
+                recovery_instance_id: recovery_instance(&resources)?,
+                state: detail.text("state")?.to_owned(),
+            }))
+        }
         ("aws.drs", LAUNCH_RESULT) => {
             let (_, source_server_id) = source_server(&resources)?;
             let job_id = detail.optional_text("job-id")?;
@@ -333,6 +340,29 @@ fn envelope_error(map: &Map<String, Value>, error: &serde_json::Error) -> EventE
 }
 
 /// The source server's ARN and ID from `resources` (`arn:aws:drs:REGION:ACCOUNT:source-server/s-…`).
+/// The recovery instance's ID from `resources[0]`, its ARN
+/// (`arn:aws:drs:REGION:ACCOUNT:recovery-instance/i-…`).
+fn recovery_instance(resources: &[String]) -> Result<String, EventError> {
+    let arn = resources.first().ok_or_else(|| EventError::Missing {
+        field: "resources[0] (the recovery instance's ARN)".into(),
+    })?;
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let id = match parts.as_slice() {
+        ["arn", _, "drs", _, _, resource] => resource.strip_prefix("recovery-instance/"),
+        _ => None,
+    }
+    .filter(|id| {
+        id.strip_prefix("i-")
+            .is_some_and(|hex| !hex.is_empty() && hex.chars().all(|c| c.is_ascii_alphanumeric()))
+    });
+    id.map(str::to_owned).ok_or_else(|| EventError::Invalid {
+        field: "resources[0]".into(),
+        problem: format!(
+            "{arn:?} is not a DRS recovery instance ARN (arn:aws:drs:REGION:ACCOUNT:recovery-instance/i-…)"
+        ),
+    })
+}
+
 fn source_server(resources: &[String]) -> Result<(String, String), EventError> {
     let arn = resources.first().ok_or_else(|| EventError::Missing {
         field: "resources[0] (the source server's ARN)".into(),
@@ -610,6 +640,27 @@ mod tests {
         assert!(change.stalled);
         assert_eq!(change.time, "2026-11-28T03:00:00Z");
         assert_eq!(change.region, "us-east-1");
+        let failback = from_home(
+            json!({"source": "aws.drs", "detail-type": FAILBACK_STATE_CHANGE,
+            "resources": ["arn:aws:drs:us-east-1:123456789012:recovery-instance/i-0123456789abcdef0"],
+            "detail": {"state": "FAILBACK_COMPLETED"}}),
+        );
+        let Ok(TriggerEvent::FailbackState(change)) = read_event(&failback, &home()) else {
+            panic!("a failback state change reads as one");
+        };
+        assert_eq!(change.recovery_instance_id, "i-0123456789abcdef0");
+        assert!(change.launch_settled());
+        let mut not_an_instance = failback.clone();
+        not_an_instance["resources"] =
+            json!(["arn:aws:drs:us-east-1:123456789012:source-server/s-1234567890abcdef0"]);
+        let refused = read_event(&not_an_instance, &home())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("is not a DRS recovery instance ARN"),
+            "{refused}"
+        );
+
         let launch = from_home(json!({"source": "aws.drs", "detail-type": LAUNCH_RESULT,
             "resources": ["arn:aws:drs:us-east-1:123456789012:source-server/s-1234567890abcdef0"],
             "detail": {"state": "RECOVERY_LAUNCH_SUCCEEDED", "job-id": "drsjob-1"}}));

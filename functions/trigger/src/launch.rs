@@ -6,10 +6,10 @@
 //! event that wakes the wave also removes its parks and sends the token back (once a
 //! wait).
 
-use drplan_aws::{FunctionError, drs, metrics, wave};
+use drplan_aws::{FunctionError, drs, failback, metrics, wave};
 use drplan_core::contract::keys::parked_job;
 use drplan_core::launch_wait::should_wake;
-use drplan_core::trigger::LaunchResult;
+use drplan_core::trigger::{FailbackStateChange, LaunchResult};
 
 /// The launch-result `state` of a server DRS could not launch.
 const LAUNCH_FAILED: &str = "FAILED";
@@ -32,6 +32,52 @@ pub async fn on_launch_result(
             Ok(json!({ "outcome": "wake failed", "error": error.to_string() }))
         }
     }
+}
+
+/// A recovery instance's failback state changed (`DRS Recovery Instance Failback State
+/// Change`): once its failback launch settled (FAILBACK_COMPLETED or FAILBACK_ERROR), the
+/// failback wave that waits for it is woken as by a launch result of its server. One
+/// DescribeRecoveryInstances (for the server and its failback job), then as a launch
+/// result; other states cost nothing.
+pub async fn on_failback_state(
+    trigger: &Trigger,
+    change: &FailbackStateChange,
+) -> Result<Value, FunctionError> {
+    metrics::count("FailbackStateChanges", &[("State", &change.state)]);
+    if !change.launch_settled() {
+        return Ok(json!({ "outcome": "noted", "recovery_instance": change.recovery_instance_id }));
+    }
+    let launch = match failback::failback_launch_of(&trigger.drs, &change.recovery_instance_id)
+        .await
+    {
+        Ok(Some(launch)) => launch,
+        Ok(None) => {
+            tracing::info!(
+                recovery_instance = change.recovery_instance_id,
+                "no failback job on the recovery instance: nothing to wake"
+            );
+            return Ok(
+                json!({ "outcome": "noted", "recovery_instance": change.recovery_instance_id }),
+            );
+        }
+        Err(error) => {
+            tracing::warn!(%error, recovery_instance = change.recovery_instance_id, "could not read the recovery instance; the wave polls on schedule");
+            metrics::count("LaunchWakeErrors", &[]);
+            return Ok(json!({ "outcome": "wake failed", "error": error.to_string() }));
+        }
+    };
+    let (source_server_id, job_id) = launch;
+    let result = LaunchResult {
+        event_id: change.event_id.clone(),
+        source_server_id,
+        state: if change.state == FailbackStateChange::ERROR {
+            LAUNCH_FAILED.to_owned()
+        } else {
+            change.state.clone()
+        },
+        job_id: Some(job_id),
+    };
+    on_launch_result(trigger, &result).await
 }
 
 async fn wake_if_settled(trigger: &Trigger, result: &LaunchResult) -> Result<Value, FunctionError> {

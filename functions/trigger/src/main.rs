@@ -112,6 +112,7 @@ async fn handle_event(trigger: &Trigger, event: Value) -> Result<Value, Function
         TriggerEvent::Alarm(change) => alarm::on_alarm(trigger, &change).await,
         TriggerEvent::Replication(change) => stall::on_replication_change(trigger, change).await,
         TriggerEvent::LaunchResult(result) => launch::on_launch_result(trigger, &result).await,
+        TriggerEvent::FailbackState(change) => launch::on_failback_state(trigger, &change).await,
         TriggerEvent::ExecutionStatus(change) => {
             run_ended::on_execution_status(trigger, &change).await
         }

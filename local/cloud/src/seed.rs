@@ -379,6 +379,23 @@ pub async fn seed(endpoint_url: &str, fleet: &Fleet) -> Result<SeedReport> {
         fleet.network.source_cidr.as_deref(),
     )
     .await?;
+    // EC2 sources: a network of their own in each origin Region, around their addresses.
+    if let Some(source_cidr) = fleet.network.source_cidr.as_deref() {
+        let origins: BTreeSet<&str> = servers
+            .iter()
+            .filter_map(|server| server.origin_region.as_deref())
+            .collect();
+        for origin in origins {
+            let there = AwsClient::new(HttpClient::new(), endpoint_url, origin);
+            network::seed_origin_network(
+                &there,
+                source_cidr,
+                &fleet.network.name,
+                fleet.network.public_ips,
+            )
+            .await?;
+        }
+    }
     let mut zones = Vec::new();
     for zone in &fleet.hosted_zones {
         zones.push(seed_hosted_zone(&aws, zone).await?);

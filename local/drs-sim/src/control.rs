@@ -329,6 +329,7 @@ fn upsert_server(
         last_launch_result: "NOT_STARTED",
         replication_direction: "FAILOVER",
         reversed_direction_source_server_arn: None,
+        replicates_from: None,
         failed_back_machine: None,
         // Made up; with EC2 replaced by the real template's ID once it exists.
         launch_template_id: state.ids.launch_template_id(),
@@ -397,6 +398,7 @@ async fn show_state(State(sim): State<Arc<Simulator>>) -> Response {
                     "launch_security_group_ids": server.launch_security_group_ids,
                     "recovery_instance_id": server.recovery_instance_id,
                     "last_launch_result": server.last_launch_result,
+                    "replicates_from": server.replicates_from,
                 })
             })
             .collect();

@@ -7,7 +7,7 @@
 //! StartInstances it passes to moto, with the instance IDs of the call. There is no
 //! polling: DescribeInstances over thousands of instances would load moto for nothing.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use axum::Router;
@@ -68,9 +68,10 @@ fn instance_states(reply: &str) -> Vec<(String, String)> {
     found
 }
 
-/// EC2 state names of `ids` in moto; an ID moto does not know is absent.
+/// EC2 state names of `ids` in the EC2 of `region`; an ID it does not know is absent.
 async fn describe(
     sim: &Simulator,
+    region: &str,
     ids: &[String],
 ) -> Result<HashMap<String, String>, OutboundError> {
     let mut states = HashMap::new();
@@ -85,7 +86,7 @@ async fn describe(
         for (index, id) in chunk.iter().enumerate() {
             params.push((format!("Filter.1.Value.{}", index + 1), id.clone()));
         }
-        let reply = sim.outbound.ec2_call(params).await?;
+        let reply = sim.outbound.ec2_call(region, params).await?;
         states.extend(instance_states(&reply));
     }
     Ok(states)
@@ -98,20 +99,34 @@ pub async fn refresh(
     sim: &Simulator,
     ids: Option<&BTreeSet<String>>,
 ) -> Result<Vec<(String, &'static str)>, OutboundError> {
-    let (generation, targets) = sim.with_state(|state| {
-        let targets: Vec<String> = state
+    let (generation, by_region) = sim.with_state(|state| {
+        // Each instance is read from the EC2 of its Region (its source server's).
+        let mut by_region: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for instance in state
             .recovery_instances
             .iter()
             .filter(|instance| instance.in_moto)
             .filter(|instance| ids.is_none_or(|ids| ids.contains(&instance.ec2_instance_id)))
-            .map(|instance| instance.ec2_instance_id.clone())
-            .collect();
-        (state.generation, targets)
+        {
+            let region = state
+                .instance_region(instance)
+                .unwrap_or(sim.outbound.home_region());
+            by_region
+                .entry(region.to_owned())
+                .or_default()
+                .push(instance.ec2_instance_id.clone());
+        }
+        (state.generation, by_region)
     });
-    if targets.is_empty() {
+    if by_region.is_empty() {
         return Ok(Vec::new());
     }
-    let states = describe(sim, &targets).await?;
+    let mut states = HashMap::new();
+    let mut targets = Vec::new();
+    for (region, ids) in by_region {
+        states.extend(describe(sim, &region, &ids).await?);
+        targets.extend(ids);
+    }
     let read = sim
         .update(generation, |state| {
             let mut read = Vec::new();

@@ -1,6 +1,7 @@
 //! Failback: what a booted DRS Failback Client does (`POST /_drplan/failback-client`),
-//! StartFailbackLaunch jobs, the reversed replication that ReverseReplication starts, and
-//! the `DRS Recovery Instance Failback State Change` event on each failback state change.
+//! StartFailbackLaunch jobs, and the `DRS Recovery Instance Failback State Change` event on
+//! each failback state change. EC2 sources fail back by ReverseReplication instead
+//! ([`crate::reverse`]).
 //!
 //! A Failback Client, once booted on the machine to fail back to, connects to DRS
 //! (FAILBACK_IN_PROGRESS), replicates the recovery instance's volumes to it, and is ready
@@ -190,36 +191,13 @@ fn spawn_client_sync(sim: &Arc<Simulator>, generation: u64, connection: Connecti
 /// `DRS Recovery Instance Failback State Change`: `resources` = [recovery instance ARN],
 /// `detail.state` = the new failback state, as the other DRS events carry theirs.
 pub async fn emit_failback_state(sim: &Simulator, instance_arn: &str, state: &str) {
-    // arn:aws:drs:REGION:ACCOUNT:recovery-instance/ID
-    let region = instance_arn
-        .split(':')
-        .nth(3)
-        .filter(|region| !region.is_empty())
-        .unwrap_or(&sim.config.region)
-        .to_owned();
     sim.emit_event_in(
-        &region,
+        sim.region_of_arn(instance_arn),
         FAILBACK_STATE_CHANGE,
         vec![instance_arn.to_owned()],
         json!({ "state": state }),
     )
     .await;
-}
-
-/// A reversed-direction server's initial sync: CONTINUOUS after the scaled sync time.
-pub fn spawn_reverse_sync(sim: &Arc<Simulator>, generation: u64, server_id: String) {
-    let task_sim = sim.clone();
-    sim.spawn_background(async move {
-        let sim = task_sim;
-        tokio::time::sleep(sim.scaled(sim.config.phases.failback_sync)).await;
-        sim.update(generation, |state| {
-            if let Some(server) = state.server_mut(&server_id)
-                && server.replication.state == "INITIAL_SYNC"
-            {
-                server.replication.state = "CONTINUOUS".to_owned();
-            }
-        });
-    });
 }
 
 /// A StartFailbackLaunch job: per instance CONVERSION_START, CONVERSION_END (on the

@@ -276,7 +276,9 @@ pub(crate) async fn inject_faults(State(sim): State<Arc<Simulator>>, body: Bytes
     };
     sim.sync_probe_listeners();
     for (server_arn, stall_state) in &events {
-        sim.emit_event(
+        // From the DRS of the server's Region.
+        sim.emit_event_in(
+            sim.region_of_arn(server_arn),
             "DRS Source Server Data Replication Stalled Change",
             vec![server_arn.clone()],
             json!({ "state": stall_state }),

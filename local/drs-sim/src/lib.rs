@@ -43,6 +43,7 @@ mod model;
 pub mod moto;
 mod outbound;
 mod probe_ports;
+mod reverse;
 mod sim;
 mod templates;
 
@@ -58,7 +59,11 @@ use tokio::task::JoinHandle;
 /// callers.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
-    /// Region in ARNs and events, e.g. `us-east-1`.
+    /// The home Region, e.g. `us-east-1`: seeded servers live in its DRS, and EC2 calls
+    /// about its resources and EventBridge PutEvents are signed for it. The DRS of every
+    /// other Region a request is signed for is served too; EC2 calls about resources of
+    /// another Region (a reversed server's template, launches and terminations) are
+    /// signed for that Region, whose EC2 moto keeps apart.
     pub region: String,
     /// Twelve-digit account ID in ARNs and events.
     pub account_id: String,

@@ -109,11 +109,16 @@ pub fn spawn_launch_job(sim: &Arc<Simulator>, plan: LaunchPlan) {
 /// What a launch needs to know about its server, read once under the lock.
 struct LaunchTarget {
     arn: String,
+    /// The server's Region: its DRS, and the EC2 that launches its instance.
+    region: String,
     hostname: String,
     tags: Vec<(String, String)>,
     image_id: String,
     instance_type: String,
     launch_template_id: String,
+    /// A reversed-direction server whose own template is not in EC2 yet: the launch
+    /// makes it first ([`crate::reverse::ensure_launch_template`]).
+    template_pending: bool,
     /// Where a launch without EC2 is recorded: the template's first subnet.
     simulated_subnet_id: Option<String>,
     failure: Option<String>,
@@ -214,11 +219,14 @@ async fn launch_server(
         let slow = state.faults.slow_conversions.get(server_id);
         let target = LaunchTarget {
             arn: server.arn.clone(),
+            region: server.region.clone(),
             hostname: server.hostname.clone(),
             tags,
             image_id: server.image_id.clone(),
             instance_type: server.instance_type.clone(),
             launch_template_id: server.launch_template_id.clone(),
+            template_pending: server.replication_direction == "FAILBACK"
+                && !server.launch_template_in_ec2,
             simulated_subnet_id: server.launch_subnet_id.clone(),
             failure: state.faults.failed_launches.get(server_id).cloned(),
             conversion_factor: slow.map_or(1.0, |slow| slow.factor),
@@ -247,7 +255,9 @@ async fn launch_server(
     // default version, drills and recoveries alike), or a simulated instance.
     let launched = match &target.failure {
         Some(raw_error) => Err(raw_error.clone()),
-        None if sim.outbound.has_ec2() => launch_in_ec2(sim, job_id, server_id, &target).await,
+        None if sim.outbound.has_ec2() => {
+            launch_in_ec2(sim, generation, job_id, server_id, &target).await
+        }
         None => Ok(sim.with_state(|state| Launched {
             ec2_instance_id: state.ids.ec2_instance_id(),
             private_ip: Some(state.ids.private_ipv4()),
@@ -292,12 +302,15 @@ async fn launch_server(
             })?;
             sim.sync_probe_listeners();
             // DRS keeps one recovery instance per source server: the new launch replaces
-            // (and terminates) the previous one.
+            // (and terminates, in the server's Region) the previous one.
             if let Some(previous) = replaced
                 && previous.in_moto
                 && let Err(error) = sim
                     .outbound
-                    .terminate_instances(std::slice::from_ref(&previous.ec2_instance_id))
+                    .terminate_instances(
+                        &target.region,
+                        std::slice::from_ref(&previous.ec2_instance_id),
+                    )
                     .await
             {
                 sim.with_state(|state| {
@@ -307,7 +320,7 @@ async fn launch_server(
                     ))
                 });
             }
-            emit_launch_result(sim, server_id, &target.arn, job_id, is_drill, "SUCCEEDED").await;
+            emit_launch_result(sim, &target, server_id, job_id, is_drill, "SUCCEEDED").await;
         }
         Err(raw_error) => {
             sim.update(generation, |state| {
@@ -337,7 +350,7 @@ async fn launch_server(
                 "drs-sim: launch of {server_id} ({}) failed: {raw_error}",
                 target.hostname
             );
-            emit_launch_result(sim, server_id, &target.arn, job_id, is_drill, "FAILED").await;
+            emit_launch_result(sim, &target, server_id, job_id, is_drill, "FAILED").await;
         }
     }
     Some(())
@@ -354,29 +367,45 @@ struct Launched {
 }
 
 /// Reads the launch template's default version (now, so that a default changed since the
-/// last launch counts) and runs the instance in its subnet with its security groups. A
-/// template that cannot be read fails the launch, as it fails DRS's.
+/// last launch counts) and runs the instance in its subnet with its security groups, in
+/// the EC2 of the server's Region. A template that cannot be read fails the launch, as it
+/// fails DRS's.
 async fn launch_in_ec2(
     sim: &Simulator,
+    generation: u64,
     job_id: &str,
     server_id: &str,
     target: &LaunchTarget,
 ) -> Result<Launched, String> {
-    let template_id = &target.launch_template_id;
+    let region = target.region.as_str();
+    let template_id = if target.template_pending {
+        crate::reverse::ensure_launch_template(sim, generation, server_id)
+            .await
+            .map_err(|reason| {
+                format!(
+                    "Failed to launch the recovery instance: source server {server_id} has no \
+                     launch template in {region}: {reason}"
+                )
+            })?
+    } else {
+        target.launch_template_id.clone()
+    };
+    let template_id = &template_id;
     let network = sim
         .outbound
-        .default_template_network(template_id)
+        .default_template_network(region, template_id)
         .await
         .map_err(|error| {
             format!(
                 "Failed to launch the recovery instance: could not read the default version of \
-                 launch template {template_id} of source server {server_id}: {error}"
+                 launch template {template_id} of source server {server_id} in {region}: {error}"
             )
         })?;
     let client_token = format!("{job_id}-{server_id}");
     let instance = sim
         .outbound
         .run_instance(RunInstance {
+            region,
             image_id: &target.image_id,
             instance_type: &target.instance_type,
             subnet_id: network.subnet_id.as_deref(),
@@ -443,6 +472,9 @@ fn finish_launched(
         .iter()
         .position(|instance| instance.source_server_id == server_id);
     let replaced = previous_index.map(|index| state.recovery_instances.remove(index));
+    if let Some(previous) = &replaced {
+        crate::reverse::disconnect_replicas_of(state, &previous.id);
+    }
     state.recovery_instances.push(RecoveryInstance {
         arn: sim.arn_in(&region, "recovery-instance", &recovery_instance_id),
         id: recovery_instance_id.clone(),
@@ -482,11 +514,12 @@ fn finish_launched(
     replaced
 }
 
-/// `DRS Source Server Launch Result`, as the DRS user guide documents it.
+/// `DRS Source Server Launch Result`, as the DRS user guide documents it, from the DRS
+/// of the server's Region (the event's `region`).
 async fn emit_launch_result(
     sim: &Simulator,
+    target: &LaunchTarget,
     server_id: &str,
-    server_arn: &str,
     job_id: &str,
     is_drill: bool,
     state: &str,
@@ -495,9 +528,10 @@ async fn emit_launch_result(
         eprintln!("drs-sim: the launch result of {server_id} is lost (fault)");
         return;
     }
-    sim.emit_event(
+    sim.emit_event_in(
+        &target.region,
         "DRS Source Server Launch Result",
-        vec![server_arn.to_owned()],
+        vec![target.arn.clone()],
         json!({
             "state": state,
             "job-id": job_id,
@@ -559,16 +593,20 @@ async fn terminate_instance(
     instance_id: &str,
     server_id: &str,
 ) -> Option<()> {
-    let (ec2_instance_id, in_moto) = sim.update(generation, |state| {
+    let (ec2_instance_id, in_moto, region) = sim.update(generation, |state| {
         if let Some(participant) = state
             .job_mut(job_id)
             .and_then(|job| job.participant_mut(server_id))
         {
             participant.launch_status = "IN_PROGRESS";
         }
+        // The instance lives in its server's Region, whose EC2 terminates it.
+        let region = state
+            .server(server_id)
+            .map_or_else(|| sim.config.region.clone(), |server| server.region.clone());
         let instance = state.recovery_instance_mut(instance_id)?;
         instance.ec2_state = "SHUTTING-DOWN";
-        let found = (instance.ec2_instance_id.clone(), instance.in_moto);
+        let found = (instance.ec2_instance_id.clone(), instance.in_moto, region);
         log(
             state,
             job_id,
@@ -584,7 +622,7 @@ async fn terminate_instance(
     sim.sync_probe_listeners();
     let result = if in_moto {
         sim.outbound
-            .terminate_instances(std::slice::from_ref(&ec2_instance_id))
+            .terminate_instances(&region, std::slice::from_ref(&ec2_instance_id))
             .await
             .map_err(|error| error.to_string())
     } else {
@@ -601,6 +639,7 @@ async fn terminate_instance(
                 state
                     .recovery_instances
                     .retain(|instance| instance.id != instance_id);
+                crate::reverse::disconnect_replicas_of(state, instance_id);
                 log(state, job_id, "CLEANUP_END", data);
                 if let Some(participant) = state
                     .job_mut(job_id)

@@ -55,6 +55,11 @@ pub struct SourceServer {
     /// FAILOVER, or FAILBACK for servers that ReverseReplication created.
     pub replication_direction: &'static str,
     pub reversed_direction_source_server_arn: Option<String>,
+    /// The recovery instance (ID) this server replicates from, when ReverseReplication
+    /// pointed it at one: a reversed server replicating its original's recovery instance,
+    /// or an original protecting the instance that a failback launched. None: the server
+    /// replicates its own source machine. Terminating that instance disconnects the server.
+    pub replicates_from: Option<String>,
     /// Set once a failback launch brought the server home: the source machine runs
     /// again at `source_ip`, and its probe listeners are served under this name.
     pub failed_back_machine: Option<String>,

@@ -120,6 +120,8 @@ pub struct LaunchedInstance {
 }
 
 pub struct RunInstance<'a> {
+    /// The Region whose EC2 launches the instance (its source server's Region).
+    pub region: &'a str,
     pub image_id: &'a str,
     pub instance_type: &'a str,
     pub subnet_id: Option<&'a str>,
@@ -135,6 +137,8 @@ pub struct RunInstance<'a> {
 
 pub struct Outbound {
     client: Client<HttpConnector, Full<Bytes>>,
+    /// The simulator's own Region (`SimConfig::region`): EventBridge is put there, and EC2
+    /// calls about home-Region resources are signed for it.
     region: String,
     ec2: Option<Endpoint>,
     events: Option<Endpoint>,
@@ -155,6 +159,11 @@ impl Outbound {
         }
     }
 
+    /// The Region EC2 calls are signed for unless they name another.
+    pub fn home_region(&self) -> &str {
+        &self.region
+    }
+
     pub fn has_ec2(&self) -> bool {
         self.ec2.is_some()
     }
@@ -164,17 +173,18 @@ impl Outbound {
     }
 
     /// A SigV4-shaped Authorization header. moto does not check signatures but routes by
-    /// the credential scope's service name, so the scope must name the right service.
-    fn authorization(&self, service: &str, day: &str) -> String {
+    /// the credential scope: its service name picks the service, its Region the backend
+    /// (moto keeps a separate EC2 per Region), so the scope must name both right.
+    fn authorization(region: &str, service: &str, day: &str) -> String {
         format!(
-            "AWS4-HMAC-SHA256 Credential=test/{day}/{}/{service}/aws4_request, SignedHeaders=host;x-amz-date, Signature=0",
-            self.region
+            "AWS4-HMAC-SHA256 Credential=test/{day}/{region}/{service}/aws4_request, SignedHeaders=host;x-amz-date, Signature=0"
         )
     }
 
     async fn post(
         &self,
         endpoint: &Endpoint,
+        region: &str,
         service: &'static str,
         content_type: &str,
         target: Option<&str>,
@@ -184,7 +194,7 @@ impl Outbound {
         let mut request = hyper::Request::post(format!("{}/", endpoint.base))
             .header("content-type", content_type)
             .header("x-amz-date", amz_date)
-            .header("authorization", self.authorization(service, &day));
+            .header("authorization", Self::authorization(region, service, &day));
         if let Some(target) = target {
             request = request.header("x-amz-target", target);
         }
@@ -217,8 +227,10 @@ impl Outbound {
         Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
+    /// One EC2 Query call to the EC2 of `region`.
     pub(crate) async fn ec2_call(
         &self,
+        region: &str,
         params: Vec<(String, String)>,
     ) -> Result<String, OutboundError> {
         let Some(endpoint) = &self.ec2 else {
@@ -233,6 +245,7 @@ impl Outbound {
         let (status, text) = self
             .post(
                 endpoint,
+                region,
                 "ec2",
                 "application/x-www-form-urlencoded; charset=utf-8",
                 None,
@@ -284,9 +297,13 @@ impl Outbound {
         }
         let reply = {
             let _one_at_a_time = self.run_instances.lock().await;
-            match self.ec2_call(params).await {
+            match self.ec2_call(request.region, params).await {
                 Ok(reply) => reply,
-                Err(error) => return Err(self.as_ec2_reports(error, request.subnet_id).await),
+                Err(error) => {
+                    return Err(self
+                        .as_ec2_reports(request.region, error, request.subnet_id)
+                        .await);
+                }
             }
         };
         let instance_id =
@@ -307,7 +324,12 @@ impl Outbound {
     /// HTML page and HTTP 500; EC2 answers with an error code, which DRS puts in its job
     /// log. The page becomes EC2's `InsufficientFreeAddressesInSubnet` when the subnet
     /// has no free address left, and a one-line `InternalError` otherwise.
-    async fn as_ec2_reports(&self, error: OutboundError, subnet_id: Option<&str>) -> OutboundError {
+    async fn as_ec2_reports(
+        &self,
+        region: &str,
+        error: OutboundError,
+        subnet_id: Option<&str>,
+    ) -> OutboundError {
         let OutboundError::Service {
             service,
             status,
@@ -322,7 +344,7 @@ impl Outbound {
             return error;
         }
         let free = match subnet_id {
-            Some(subnet) => self.free_addresses(subnet).await,
+            Some(subnet) => self.free_addresses(region, subnet).await,
             None => None,
         };
         let message = match (free, subnet_id) {
@@ -341,18 +363,23 @@ impl Outbound {
     }
 
     /// The subnet's `AvailableIpAddressCount` and CIDR, when EC2 tells them.
-    async fn free_addresses(&self, subnet_id: &str) -> Option<(u64, String)> {
+    async fn free_addresses(&self, region: &str, subnet_id: &str) -> Option<(u64, String)> {
         let params = vec![
             ("Action".to_owned(), "DescribeSubnets".to_owned()),
             ("Version".to_owned(), "2016-11-15".to_owned()),
             ("SubnetId.1".to_owned(), subnet_id.to_owned()),
         ];
-        let reply = self.ec2_call(params).await.ok()?;
+        let reply = self.ec2_call(region, params).await.ok()?;
         let free = xml_text(&reply, "availableIpAddressCount")?.parse().ok()?;
         Some((free, xml_text(&reply, "cidrBlock").unwrap_or_default()))
     }
 
-    pub async fn terminate_instances(&self, instance_ids: &[String]) -> Result<(), OutboundError> {
+    /// TerminateInstances in the EC2 of `region` (where the instances were launched).
+    pub async fn terminate_instances(
+        &self,
+        region: &str,
+        instance_ids: &[String],
+    ) -> Result<(), OutboundError> {
         let mut params: Vec<(String, String)> = vec![
             ("Action".into(), "TerminateInstances".into()),
             ("Version".into(), "2016-11-15".into()),
@@ -360,7 +387,7 @@ impl Outbound {
         for (index, id) in instance_ids.iter().enumerate() {
             params.push((format!("InstanceId.{}", index + 1), id.clone()));
         }
-        self.ec2_call(params).await.map(|_| ())
+        self.ec2_call(region, params).await.map(|_| ())
     }
 
     /// PutEvents one event (AWS service-event shape in `event`) on the default bus.
@@ -382,6 +409,7 @@ impl Outbound {
         let (status, text) = self
             .post(
                 endpoint,
+                &self.region,
                 "events",
                 "application/x-amz-json-1.1",
                 Some("AWSEvents.PutEvents"),

@@ -169,16 +169,19 @@ impl Simulator {
         )
     }
 
-    /// Builds a DRS event in the shape AWS delivers service events, records it, and puts it
-    /// on EventBridge when an endpoint is configured.
-    pub async fn emit_event(&self, detail_type: &str, resources: Vec<String>, detail: Value) {
-        let region = self.config.region.clone();
-        self.emit_event_in(&region, detail_type, resources, detail)
-            .await;
+    /// The Region a DRS ARN names (`arn:aws:drs:REGION:ACCOUNT:…`), the home Region if
+    /// it names none.
+    pub fn region_of_arn<'a>(&'a self, arn: &'a str) -> &'a str {
+        arn.split(':')
+            .nth(3)
+            .filter(|region| !region.is_empty())
+            .unwrap_or(&self.config.region)
     }
 
-    /// Like [`Self::emit_event`], for a resource of `region`'s DRS (the event says so in
-    /// its `region`; it is still put on the one EventBridge the simulator knows).
+    /// Builds an event of `region`'s DRS in the shape AWS delivers service events (its
+    /// `region` says which), records it, and puts it on EventBridge when an endpoint is
+    /// configured: the one EventBridge the simulator knows, signed for the home Region,
+    /// whatever Region's DRS the event comes from.
     pub async fn emit_event_in(
         &self,
         region: &str,

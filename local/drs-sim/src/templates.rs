@@ -78,7 +78,8 @@ pub fn template_name(server_id: &str) -> String {
 /// How many template calls a seeding request keeps in flight.
 const PARALLEL_TEMPLATE_CALLS: usize = 8;
 
-/// Runs `work` against EC2; each item's result is the template ID.
+/// Runs `work` against the home Region's EC2 (seeded servers live there); each item's
+/// result is the template ID.
 pub async fn run_template_work(
     sim: &Arc<Simulator>,
     work: Vec<TemplateWork>,
@@ -90,19 +91,20 @@ pub async fn run_template_work(
         for item in chunk.iter().cloned() {
             let sim = sim.clone();
             calls.spawn(async move {
+                let region = sim.outbound.home_region().to_owned();
                 let result = match &item {
                     TemplateWork::Create {
                         server_id, spec, ..
                     } => {
                         sim.outbound
-                            .create_launch_template(&template_name(server_id), spec)
+                            .create_launch_template(&region, &template_name(server_id), spec)
                             .await
                     }
                     TemplateWork::Update {
                         template_id, spec, ..
                     } => sim
                         .outbound
-                        .set_default_launch_template_version(template_id, spec)
+                        .set_default_launch_template_version(&region, template_id, spec)
                         .await
                         .map(|()| template_id.clone()),
                 };
@@ -157,10 +159,12 @@ fn template_data(spec: &TemplateSpec) -> Vec<(String, String)> {
 }
 
 impl Outbound {
-    /// CreateLaunchTemplate `name` with `spec` as version 1; its ID. A template of that name
-    /// left by an earlier attempt (whose answer was lost) is adopted and brought up to date.
+    /// CreateLaunchTemplate `name` with `spec` as version 1 in the EC2 of `region`; its ID.
+    /// A template of that name left by an earlier attempt (whose answer was lost) is
+    /// adopted and brought up to date.
     pub async fn create_launch_template(
         &self,
+        region: &str,
         name: &str,
         spec: &TemplateSpec,
     ) -> Result<String, OutboundError> {
@@ -168,16 +172,16 @@ impl Outbound {
         params.push(("LaunchTemplateName".into(), name.into()));
         params.push(("VersionDescription".into(), "DRS launch settings".into()));
         params.extend(template_data(spec));
-        match self.ec2_call(params).await {
+        match self.ec2_call(region, params).await {
             Ok(reply) => required(&reply, "launchTemplateId", "CreateLaunchTemplate"),
             Err(OutboundError::Service { message, .. })
                 if message.starts_with("InvalidLaunchTemplateName.AlreadyExists") =>
             {
                 let mut params = ec2_params("DescribeLaunchTemplates");
                 params.push(("LaunchTemplateName.1".into(), name.into()));
-                let reply = self.ec2_call(params).await?;
+                let reply = self.ec2_call(region, params).await?;
                 let template_id = required(&reply, "launchTemplateId", "DescribeLaunchTemplates")?;
-                self.set_default_launch_template_version(&template_id, spec)
+                self.set_default_launch_template_version(region, &template_id, spec)
                     .await?;
                 Ok(template_id)
             }
@@ -189,6 +193,7 @@ impl Outbound {
     /// default.
     pub async fn set_default_launch_template_version(
         &self,
+        region: &str,
         template_id: &str,
         spec: &TemplateSpec,
     ) -> Result<(), OutboundError> {
@@ -196,29 +201,66 @@ impl Outbound {
         params.push(("LaunchTemplateId".into(), template_id.into()));
         params.push(("VersionDescription".into(), "DRS launch settings".into()));
         params.extend(template_data(spec));
-        let reply = self.ec2_call(params).await?;
+        let reply = self.ec2_call(region, params).await?;
         let version = required(&reply, "versionNumber", "CreateLaunchTemplateVersion")?;
         let mut params = ec2_params("ModifyLaunchTemplate");
         params.push(("LaunchTemplateId".into(), template_id.into()));
         params.push(("SetDefaultVersion".into(), version));
-        self.ec2_call(params).await.map(|_| ())
+        self.ec2_call(region, params).await.map(|_| ())
     }
 
     /// DescribeLaunchTemplateVersions of the default version: its subnet and security
     /// groups (of the DeviceIndex 0 interface, else the version's SecurityGroupIds).
     pub async fn default_template_network(
         &self,
+        region: &str,
         template_id: &str,
     ) -> Result<TemplateNetwork, OutboundError> {
         let mut params = ec2_params("DescribeLaunchTemplateVersions");
         params.push(("LaunchTemplateId".into(), template_id.into()));
         params.push(("LaunchTemplateVersion.1".into(), "$Default".into()));
-        let reply = self.ec2_call(params).await?;
+        let reply = self.ec2_call(region, params).await?;
         parse_default_version(&reply).ok_or_else(|| OutboundError::Unexpected {
             service: "ec2",
             reason: format!("DescribeLaunchTemplateVersions of {template_id} has no version"),
         })
     }
+}
+
+/// A subnet of a Region's EC2, as DescribeSubnets tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    pub subnet_id: String,
+    pub cidr: String,
+    pub availability_zone: String,
+    /// The default VPC's subnet of its zone (moto makes them with every Region's backend).
+    pub default_for_az: bool,
+}
+
+impl Outbound {
+    /// DescribeSubnets in the EC2 of `region`: every subnet there.
+    pub async fn subnets(&self, region: &str) -> Result<Vec<Subnet>, OutboundError> {
+        let reply = self.ec2_call(region, ec2_params("DescribeSubnets")).await?;
+        Ok(parse_subnets(&reply))
+    }
+}
+
+fn parse_subnets(reply: &str) -> Vec<Subnet> {
+    find_element(reply, "subnetSet")
+        .map(|set| {
+            children(set, "item")
+                .into_iter()
+                .filter_map(|item| {
+                    Some(Subnet {
+                        subnet_id: text_of(item, "subnetId")?,
+                        cidr: text_of(item, "cidrBlock")?,
+                        availability_zone: text_of(item, "availabilityZone")?,
+                        default_for_az: text_of(item, "defaultForAz").as_deref() == Some("true"),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn required(reply: &str, tag: &str, action: &str) -> Result<String, OutboundError> {
@@ -365,6 +407,30 @@ mod tests {
             parse_default_version("<R><launchTemplateVersionSet/></R>"),
             None
         );
+    }
+
+    #[test]
+    fn reads_subnets() {
+        let reply = "<DescribeSubnetsResponse><subnetSet><item><availabilityZone>us-west-2b</availabilityZone>\
+                     <cidrBlock>172.31.16.0/20</cidrBlock><defaultForAz>true</defaultForAz>\
+                     <ipv6CidrBlockAssociationSet><item><ipv6CidrBlock>2600::/64</ipv6CidrBlock></item>\
+                     </ipv6CidrBlockAssociationSet><subnetId>subnet-b</subnetId></item>\
+                     <item><availabilityZone>us-west-2a</availabilityZone><cidrBlock>172.31.0.0/20</cidrBlock>\
+                     <subnetId>subnet-a</subnetId></item></subnetSet></DescribeSubnetsResponse>";
+        let subnets = parse_subnets(reply);
+        assert_eq!(subnets.len(), 2);
+        assert_eq!(
+            subnets[0],
+            Subnet {
+                subnet_id: "subnet-b".to_owned(),
+                cidr: "172.31.16.0/20".to_owned(),
+                availability_zone: "us-west-2b".to_owned(),
+                default_for_az: true,
+            }
+        );
+        assert_eq!(subnets[1].subnet_id, "subnet-a");
+        assert!(!subnets[1].default_for_az);
+        assert!(parse_subnets("<R><subnetSet/></R>").is_empty());
     }
 
     #[test]

@@ -252,6 +252,53 @@ pub(super) async fn seed_network(aws: &AwsClient, network: &Network) -> Result<S
     })
 }
 
+/// For EC2 sources: their network in their origin Region (`aws` signs for it), the VPC
+/// and one subnet both `source_cidr`, where the source machines' addresses are. The
+/// simulator launches a failback to that Region into the subnet that holds the source's
+/// address, so each local cloud's instances there get addresses (and loopback stand-ins)
+/// of their own, not those of moto's default subnets, the same in every moto. Found again
+/// by its mark; returns the subnet's ID.
+pub(super) async fn seed_origin_network(
+    aws: &AwsClient,
+    source_cidr: &str,
+    name: &str,
+    public_ips: bool,
+) -> Result<String> {
+    let name = format!("{name}-origin");
+    let found = aws
+        .query(
+            "ec2",
+            EC2_VERSION,
+            "DescribeVpcs",
+            &[
+                ("Filter.1.Name", &format!("tag:{SEED_TAG}")),
+                ("Filter.1.Value.1", &name),
+            ],
+        )
+        .await?;
+    let vpc_id = match xml::first_text(&found, "vpcId") {
+        Some(vpc_id) => vpc_id,
+        None => {
+            let created = aws
+                .query(
+                    "ec2",
+                    EC2_VERSION,
+                    "CreateVpc",
+                    &[("CidrBlock", source_cidr)],
+                )
+                .await?;
+            let vpc_id = required(xml::first_text(&created, "vpcId"), "ec2", "CreateVpc")?;
+            tag_resource(aws, &vpc_id, &name, &name).await?;
+            vpc_id
+        }
+    };
+    let subnet_id = seed_subnet(aws, &vpc_id, source_cidr, &name).await?;
+    if public_ips {
+        map_public_ips(aws, &subnet_id).await?;
+    }
+    Ok(subnet_id)
+}
+
 /// Name (and `drplan:local` mark) of the drill subnet's route table.
 const DRILL_ROUTE_TABLE: &str = "drplan-drill";
 const RECOVERY_GROUP: &str = "drplan-recovery";

@@ -2,6 +2,7 @@
 //! GetLaunchConfiguration, RetryDataReplication, ReverseReplication.
 
 use super::*;
+use crate::reverse::ReverseSync;
 
 // ---- Snapshots, launch configuration, replication ----------------------------------------
 
@@ -113,17 +114,21 @@ pub(super) fn retry_data_replication(sim: &Arc<Simulator>, region: &str, body: &
     let request: SourceServerIdRequest = parse_body(body)?;
     let now = Timestamp::now();
     sim.with_state(|state| {
+        let source_gone = state
+            .server(&request.source_server_id)
+            .is_some_and(|server| crate::reverse::source_is_gone(state, server));
         let server = state
             .server_mut(&request.source_server_id)
             .filter(|server| server.region == region)
             .ok_or_else(|| DrsError::not_found("SOURCE_SERVER", &request.source_server_id))?;
         // A retry cannot beat an injected stall: the stall is the simulated network problem,
-        // and it lasts until the fault is cleared.
+        // and it lasts until the fault is cleared. Nor can it bring back a recovery
+        // instance that a reversed replication read from and that was terminated.
         let in_error = matches!(
             server.replication.state.as_str(),
             "STALLED" | "DISCONNECTED" | "STOPPED"
         );
-        if in_error && server.replication.stalled_since.is_none() {
+        if in_error && server.replication.stalled_since.is_none() && !source_gone {
             server.replication.state = "CONTINUOUS".to_owned();
             server.replication.lag_seconds = 0;
         }
@@ -138,34 +143,66 @@ pub(super) struct ReverseReplicationRequest {
     recovery_instance_id: String,
 }
 
-/// For an EC2 source from another Region: a source server in the origin Region (direction
-/// FAILBACK) that replicates the recovery instance back, INITIAL_SYNC until the simulated
-/// sync time has passed, then CONTINUOUS. Asking again answers the same server. A source
-/// outside AWS fails back through the Failback Client instead, so it is refused.
+/// Starts replicating a recovery instance back across Regions (EC2 sources only), as the
+/// DRS user guide's cross-Region failback describes ([`crate::reverse`]):
+///
+/// - on a recovery instance of a server that has no reversed-direction server yet: a new
+///   source server in the origin Region (direction FAILBACK) that replicates the instance,
+///   INITIAL_SYNC until the simulated sync time has passed, then CONTINUOUS; with EC2 it
+///   gets a launch template of its own in the origin Region's EC2 first;
+/// - on a recovery instance of a server that has one (a reversed server's instance: its
+///   original; or a later recovery of the original: the reversed server made before): that
+///   server now replicates this instance, RESCAN then CONTINUOUS, direction unchanged;
+/// - asked again for the instance that server already replicates: the same answer, nothing
+///   restarts.
+///
+/// The answer is the ARN of the server on the other side. A source outside AWS fails back
+/// through the Failback Client instead, so it is refused.
 pub(super) fn reverse_replication(sim: &Arc<Simulator>, region: &str, body: &[u8]) -> DrsResult {
     let request: ReverseReplicationRequest = parse_body(body)?;
     let now = Timestamp::now();
-    let created = sim.with_state(|state| {
+    let has_ec2 = sim.outbound.has_ec2();
+    let (arn, sync, generation) = sim.with_state(|state| {
         let instance = state
             .recovery_instance(&request.recovery_instance_id)
             .filter(|instance| state.instance_region(instance) == Some(region))
             .ok_or_else(|| {
                 DrsError::not_found("RECOVERY_INSTANCE", &request.recovery_instance_id)
             })?;
-        let original_id = instance.source_server_id.clone();
-        let original = state
-            .server(&original_id)
+        let instance_id = instance.id.clone();
+        let server_id = instance.source_server_id.clone();
+        let server = state
+            .server(&server_id)
             .cloned()
-            .ok_or_else(|| DrsError::not_found("SOURCE_SERVER", &original_id))?;
-        if let Some(arn) = &original.reversed_direction_source_server_arn {
-            return Ok((arn.clone(), None));
+            .ok_or_else(|| DrsError::not_found("SOURCE_SERVER", &server_id))?;
+        let generation = state.generation;
+        let other_side = server
+            .reversed_direction_source_server_arn
+            .as_deref()
+            .and_then(|arn| state.servers.iter().find(|other| other.arn == arn))
+            .map(|other| other.id.clone());
+        if let Some(other_id) = other_side
+            && let Some(other) = state.server_mut(&other_id)
+        {
+            let arn = other.arn.clone();
+            if other.replicates_from.as_deref() == Some(instance_id.as_str()) {
+                return Ok((arn, None, generation));
+            }
+            crate::reverse::start_replicating(other, &instance_id, "RESCAN");
+            let sync = ReverseSync {
+                server_id: other_id,
+                from_instance: instance_id,
+                syncing: "RESCAN",
+                create_template: false,
+            };
+            return Ok((arn, Some(sync), generation));
         }
-        let Some(origin_region) = original.origin_region.clone() else {
+        let Some(origin_region) = server.origin_region.clone() else {
             return Err(DrsError::validation(
                 "fieldValidationFailed",
                 "recoveryInstanceID",
                 format!(
-                    "recovery instance {} belongs to source server {original_id}, which did \
+                    "recovery instance {} belongs to source server {server_id}, which did \
                      not originate in EC2 (no sourceCloudProperties.originRegion): fail it \
                      back with the DRS Failback Client",
                     request.recovery_instance_id
@@ -174,7 +211,7 @@ pub(super) fn reverse_replication(sim: &Arc<Simulator>, region: &str, body: &[u8
         };
         let reversed_id = state.ids.source_server_id();
         let reversed_arn = sim.arn_in(&origin_region, "source-server", &reversed_id);
-        let reversed = SourceServer {
+        let mut reversed = SourceServer {
             id: reversed_id.clone(),
             arn: reversed_arn.clone(),
             region: origin_region.clone(),
@@ -191,22 +228,36 @@ pub(super) fn reverse_replication(sim: &Arc<Simulator>, region: &str, body: &[u8
             last_launch: None,
             last_launch_result: "NOT_STARTED",
             replication_direction: "FAILBACK",
-            reversed_direction_source_server_arn: Some(original.arn.clone()),
+            reversed_direction_source_server_arn: Some(server.arn.clone()),
+            replicates_from: Some(instance_id.clone()),
             failed_back_machine: None,
-            // moto plays EC2 in one Region here, so the reversed server launches from its
-            // original's launch template.
-            ..original
+            // Without EC2 it launches from its original's (made-up) template.
+            ..server
         };
+        if has_ec2 {
+            // DRS makes every source server a launch template of its own, in its Region:
+            // made in the origin Region's EC2 by the sync task. Until then the ID is
+            // made up and a launch makes the template first.
+            reversed.launch_template_id = state.ids.launch_template_id();
+            reversed.launch_template_in_ec2 = false;
+            reversed.launch_subnet_id = None;
+            reversed.launch_security_group_ids = Vec::new();
+        }
         state.add_server(reversed);
-        if let Some(server) = state.server_mut(&original_id) {
-            server.reversed_direction_source_server_arn = Some(reversed_arn.clone());
+        if let Some(original) = state.server_mut(&server_id) {
+            original.reversed_direction_source_server_arn = Some(reversed_arn.clone());
         }
         add_initial_snapshots(state, &reversed_id, now);
-        Ok((reversed_arn, Some((reversed_id, state.generation))))
+        let sync = ReverseSync {
+            server_id: reversed_id,
+            from_instance: instance_id,
+            syncing: "INITIAL_SYNC",
+            create_template: has_ec2,
+        };
+        Ok((reversed_arn, Some(sync), generation))
     })?;
-    let (arn, new_server) = created;
-    if let Some((server_id, generation)) = new_server {
-        crate::failback::spawn_reverse_sync(sim, generation, server_id);
+    if let Some(sync) = sync {
+        crate::reverse::spawn_sync(sim, generation, sync);
     }
     ok(json!({ "reversedDirectionSourceServerArn": arn }))
 }

@@ -10,6 +10,25 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+/// An `aws-sdk-ec2` client of moto's EC2 in `region` (moto keeps one backend per Region,
+/// chosen by the request's signing Region).
+pub fn ec2_client(moto: &MotoServer, region: &str) -> aws_sdk_ec2::Client {
+    let config = aws_sdk_ec2::Config::builder()
+        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+        .region(aws_sdk_ec2::config::Region::new(region.to_owned()))
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "drs-sim-tests",
+        ))
+        .endpoint_url(&moto.endpoint)
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    aws_sdk_ec2::Client::from_conf(config)
+}
+
 /// One EC2 Query API call to moto; returns the XML reply.
 pub async fn ec2(moto: &MotoServer, params: &[(&str, &str)]) -> String {
     let body = form_urlencoded::Serializer::new(String::new())
