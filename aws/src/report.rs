@@ -178,6 +178,17 @@ async fn write_report(
         }
         _ => None,
     };
+    // A failback home ran no EC2 instance: the instance its jobs name is the recovery
+    // instance it came from (the failback section lists it), not the server's machine.
+    if input
+        .run
+        .as_ref()
+        .is_some_and(|run| run.mode == Mode::Failback && !run.launches_in_aws())
+    {
+        for server in waves.iter_mut().flat_map(|wave| wave.servers.iter_mut()) {
+            server.ec2_instance_id = None;
+        }
+    }
     let report = Report {
         execution_id: input.execution_id,
         execution_name: input.execution_name.clone(),

@@ -271,6 +271,10 @@ async fn a_failback_brings_the_plan_home_puts_dns_back_and_terminates_the_recove
         assert!(!gate.contains("ec2-status"), "{gate}");
         for server in reported["servers"].as_array().into_iter().flatten() {
             assert_eq!(server["state"], "LAUNCHED", "{server}");
+            assert!(
+                server["ec2_instance_id"].is_null(),
+                "a machine at home has no EC2 instance: {server}"
+            );
             let health = server["health"].as_str().unwrap_or_default();
             assert!(health.starts_with("Healthy"), "{server}");
         }
@@ -484,13 +488,26 @@ async fn a_data_plane_failback_flips_the_failover_alarm_back_and_its_rollback_fl
         String::from_utf8_lossy(&prepared.stderr)
     );
 
+    // A person approves failbacks (only them: the recovery runs without).
+    plan["approval"] = json!({"required_for": ["failback"], "timeout_minutes": 10});
     let recovery = cloud.run(plan.clone(), "recovery").await;
     assert_succeeded(&recovery);
     assert_eq!(crate::dataplane::alarm_state(&cloud).await, "ALARM");
     boot_failback_clients(&cloud, "--all").await;
 
-    let outcome = cloud.run(plan, "failback").await;
+    let (name, arn) = cloud.start(plan, "failback").await;
+    let approved = cloud
+        .answer_approval(&["approve", &name, "--by", "sre-on-call"])
+        .await;
+    assert!(approved.contains("approved by sre-on-call"), "{approved}");
+    let outcome = cloud.wait(name, &arn).await;
     assert_succeeded(&outcome);
+    assert!(
+        cloud.history(&arn).await.iter().any(|e| e
+            .state_entered_event_details()
+            .is_some_and(|d| d.name() == "WaitForApproval")),
+        "the failback waited for its approval"
+    );
     // Home: the alarm is OK again, so Route 53 answers the PRIMARY record.
     let report = cloud.report("shop", &outcome.name).await;
     assert_eq!(
