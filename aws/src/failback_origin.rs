@@ -42,7 +42,14 @@ pub async fn prepare(
     })?;
     let reversing = to_reverse(&record);
     for (server, instance) in &reversing {
-        let arn = drs::reverse_replication(&clients.drs, instance).await?;
+        let arn = match drs::reverse_replication(&clients.drs, instance).await {
+            Ok(arn) => arn,
+            Err(error) => {
+                // What DRS reversed so far is kept, so that the retry asks only for the rest.
+                clients.store.write(&records.failback(), &record).await?;
+                return Err(error);
+            }
+        };
         let reversed = arn.rsplit('/').next().unwrap_or(&arn).to_owned();
         tracing::info!(
             source_server = %server,

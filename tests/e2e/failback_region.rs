@@ -145,6 +145,14 @@ async fn a_failback_brings_ec2_sources_back_to_their_origin_region() {
         "nothing replicates back before the failback"
     );
 
+    // DRS throttles the first ReverseReplication calls: the step is retried, and each
+    // server still gets exactly one reversed server.
+    cloud
+        .fault(
+            json!({"kind": "throttle", "operation": "ReverseReplication", "count": 2,
+                      "retry_after_seconds": 0}),
+        )
+        .await;
     let failback = cloud.run(plan(), "failback").await;
     assert_eq!(
         failback.status,
@@ -162,6 +170,11 @@ async fn a_failback_brings_ec2_sources_back_to_their_origin_region() {
         .expect("DescribeSourceServers in us-west-2")
         .items()
         .to_vec();
+    assert_eq!(
+        reversed.len(),
+        4,
+        "one reversed server per server, retries or not"
+    );
     let original_arns: BTreeSet<String> = reversed
         .iter()
         .filter_map(|s| s.reversed_direction_source_server_arn())
