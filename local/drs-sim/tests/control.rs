@@ -89,16 +89,7 @@ async fn a_slowed_conversion_finishes_after_the_others_launch() {
     )
     .await;
     let client = drs_client(&sim);
-    let job_id = client
-        .start_recovery()
-        .set_source_servers(Some(recovery_request(&ids)))
-        .send()
-        .await
-        .expect("start")
-        .job()
-        .expect("job")
-        .job_id()
-        .to_owned();
+    let job_id = start_recovery_job(&client, &ids, false).await;
     wait_for_job(&client, &job_id, Duration::from_secs(30)).await;
     let log = client
         .describe_job_log_items()
@@ -130,17 +121,7 @@ async fn unhealthy_marks_show_in_state() {
     let sim = start_fast().await;
     let ids = seed(&sim, "web", 2, json!({})).await;
     let client = drs_client(&sim);
-    let job_id = client
-        .start_recovery()
-        .set_source_servers(Some(recovery_request(&ids)))
-        .is_drill(true)
-        .send()
-        .await
-        .expect("start")
-        .job()
-        .expect("job")
-        .job_id()
-        .to_owned();
+    let job_id = start_recovery_job(&client, &ids, true).await;
     wait_for_job(&client, &job_id, Duration::from_secs(30)).await;
 
     control_post(

@@ -57,16 +57,7 @@ async fn seed_ec2_source(sim: &SimHandle) -> (String, String) {
 
 /// StartRecovery (not a drill) of one server, waited for; the job ID.
 async fn recover_one(client: &aws_sdk_drs::Client, server_id: &str) -> String {
-    let job_id = client
-        .start_recovery()
-        .set_source_servers(Some(recovery_request(&[server_id.to_owned()])))
-        .is_drill(false)
-        .send()
-        .await
-        .expect("StartRecovery")
-        .job()
-        .map(|job| job.job_id().to_owned())
-        .expect("a job");
+    let job_id = start_recovery_job(client, &[server_id.to_owned()], false).await;
     wait_for_job(client, &job_id, JOB_LIMIT).await;
     job_id
 }

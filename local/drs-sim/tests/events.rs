@@ -83,17 +83,7 @@ async fn launch_results_and_stalls_are_put_on_eventbridge_in_the_documented_shap
     )
     .await;
     let client = drs_client(&sim);
-    let job_id = client
-        .start_recovery()
-        .set_source_servers(Some(recovery_request(&ids)))
-        .is_drill(true)
-        .send()
-        .await
-        .expect("start")
-        .job()
-        .expect("job")
-        .job_id()
-        .to_owned();
+    let job_id = start_recovery_job(&client, &ids, true).await;
     wait_for_job(&client, &job_id, Duration::from_secs(30)).await;
 
     let received = received.lock().expect("lock").clone();

@@ -21,17 +21,7 @@ async fn terminate_removes_recovery_instances_through_a_job() {
     let sim = start_fast().await;
     let ids = seed(&sim, "web", 2, json!({})).await;
     let client = drs_client(&sim);
-    let job_id = client
-        .start_recovery()
-        .set_source_servers(Some(recovery_request(&ids)))
-        .is_drill(true)
-        .send()
-        .await
-        .expect("start")
-        .job()
-        .expect("job")
-        .job_id()
-        .to_owned();
+    let job_id = start_recovery_job(&client, &ids, true).await;
     wait_for_job(&client, &job_id, JOB_LIMIT).await;
     let instances = client
         .describe_recovery_instances()
@@ -108,16 +98,7 @@ async fn terminate_removes_recovery_instances_through_a_job() {
 
 /// The recovery instance of each server after a recovery, in server order.
 async fn recover(client: &aws_sdk_drs::Client, ids: &[String]) -> Vec<String> {
-    let job_id = client
-        .start_recovery()
-        .set_source_servers(Some(recovery_request(ids)))
-        .send()
-        .await
-        .expect("start")
-        .job()
-        .expect("job")
-        .job_id()
-        .to_owned();
+    let job_id = start_recovery_job(client, ids, false).await;
     wait_for_job(client, &job_id, JOB_LIMIT).await;
     let instances = client
         .describe_recovery_instances()

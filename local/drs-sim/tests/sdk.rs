@@ -509,17 +509,7 @@ async fn an_injected_launch_failure_fails_that_server_only() {
     )
     .await;
     let client = drs_client(&sim);
-    let job_id = client
-        .start_recovery()
-        .set_source_servers(Some(recovery_request(&ids)))
-        .is_drill(true)
-        .send()
-        .await
-        .expect("start")
-        .job()
-        .expect("job")
-        .job_id()
-        .to_owned();
+    let job_id = start_recovery_job(&client, &ids, true).await;
     let job = wait_for_job(&client, &job_id, JOB_LIMIT).await;
     let status_of = |id: &str| {
         job.participating_servers()

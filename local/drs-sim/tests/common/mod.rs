@@ -184,6 +184,25 @@ pub async fn wait_for_job(
     }
 }
 
+/// StartRecovery of `ids` (a drill when `is_drill`): the job's ID.
+pub async fn start_recovery_job(
+    client: &aws_sdk_drs::Client,
+    ids: &[String],
+    is_drill: bool,
+) -> String {
+    client
+        .start_recovery()
+        .set_source_servers(Some(recovery_request(ids)))
+        .is_drill(is_drill)
+        .send()
+        .await
+        .expect("StartRecovery")
+        .job()
+        .expect("a job")
+        .job_id()
+        .to_owned()
+}
+
 pub fn recovery_request(
     ids: &[String],
 ) -> Vec<aws_sdk_drs::types::StartRecoveryRequestSourceServer> {
