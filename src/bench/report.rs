@@ -282,7 +282,13 @@ impl Report {
         if self.memory_b.is_some() && !self.memory_a.is_empty() {
             let _ = writeln!(
                 out,
-                "\nFor comparison, after cloud A's plans (40, 400 and 100 servers): {}.",
+                "\nFor comparison, after cloud A's plans ({}): {}.",
+                self.runs
+                    .iter()
+                    .filter(|r| r.spec.name != "bench-l")
+                    .map(|r| format!("{} servers", r.spec.servers()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 self.memory_a
                     .iter()
                     .map(|(f, _, hwm, _)| format!("{f} {:.1} MiB", mib(*hwm)))

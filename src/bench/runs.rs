@@ -34,6 +34,9 @@ pub(super) async fn start_cloud(
     .context("starting the local cloud")
 }
 
+/// Invocations timed for the Lambda emulator's relay.
+const RELAY_SAMPLES: usize = 51;
+
 /// A cloud with drplan deployed and the fleet seeded.
 pub(super) struct CloudContext<'a> {
     pub(super) cloud: &'a LocalCloud,
@@ -87,6 +90,75 @@ impl<'a> CloudContext<'a> {
         gateway::reset_request_tally(&self.gateway)
             .await
             .context("resetting the gateway's request tally")
+    }
+
+    /// The Lambda emulator's relay per invocation (`cargo lambda watch` handing the event
+    /// to the function's runtime and its answer back), in ms: the median of
+    /// [`RELAY_SAMPLES`] invocations through the gateway of the trigger with an event it
+    /// rejects without an AWS call, so all but microseconds of each is the relay. On AWS
+    /// a function's billed duration starts once its runtime has the event, so drplan's
+    /// own time leaves this out. Measured one at a time on an idle cloud, where the runs
+    /// had two asynchronous invocations at once beside busy functions: if anything, it
+    /// is less than the relay during a run, and drplan's own time an overestimate.
+    pub(super) async fn measure_relay(&self) -> anyhow::Result<f64> {
+        const WARM_UP: usize = 3;
+        let probe = json!({
+            "source": "drplan.bench",
+            "detail-type": "drplan bench relay probe",
+            "account": ACCOUNT,
+            "region": self.cloud.region(),
+            "detail": {}
+        })
+        .to_string();
+        for sample in 0..WARM_UP + RELAY_SAMPLES {
+            if sample == WARM_UP {
+                self.reset_gateway_requests().await?;
+            }
+            let answer =
+                gateway::invoke_through(&self.gateway, "trigger", probe.clone().into_bytes())
+                    .await
+                    .context("invoking the trigger with the relay probe")?;
+            let outcome: Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+            if outcome["outcome"] != "rejected" {
+                bail!(
+                    "the relay probe was not rejected by the trigger ({}): {}",
+                    answer.status,
+                    answer.body_text()
+                );
+            }
+        }
+        let requests = self.gateway_requests().await?;
+        let calls: u64 = requests["tallies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|tally| tally["caller"] == "aws-sdk-rust")
+            .filter_map(|tally| tally["count"].as_u64())
+            .sum();
+        if calls > 0 {
+            bail!("the relay probe made {calls} AWS calls: it must make none");
+        }
+        let mut millis: Vec<f64> = requests["recent"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|record| record["operation"] == "Invoke trigger")
+            .filter_map(|record| record["millis"].as_f64())
+            .collect();
+        if millis.len() != RELAY_SAMPLES {
+            bail!(
+                "the gateway timed {} of the {RELAY_SAMPLES} relay probes",
+                millis.len()
+            );
+        }
+        millis.sort_by(f64::total_cmp);
+        let median = millis[RELAY_SAMPLES / 2];
+        say(&format!(
+            "  the Lambda emulator's relay: {median:.2} ms an invocation (median of {RELAY_SAMPLES}; {:.2}–{:.2} ms)",
+            millis[0],
+            millis[RELAY_SAMPLES - 1]
+        ));
+        Ok(median)
     }
 
     pub(super) async fn run_plan(&self, spec: &PlanSpec) -> anyhow::Result<RunResult> {
@@ -193,6 +265,9 @@ pub(super) struct RunResult {
     pub(super) states: BTreeMap<String, StateTime>,
     /// The first event each function received in this execution.
     pub(super) first_events: BTreeMap<String, Value>,
+    /// The Lambda emulator's relay per invocation on this run's cloud, in ms
+    /// ([`CloudContext::measure_relay`]), once measured.
+    pub(super) relay_millis: Option<f64>,
 }
 
 impl RunResult {
@@ -236,6 +311,7 @@ impl RunResult {
             api_millis,
             states: history::state_times(events),
             first_events: history::first_lambda_inputs(events),
+            relay_millis: None,
         }
     }
 

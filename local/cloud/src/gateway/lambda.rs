@@ -94,6 +94,27 @@ pub fn function_name(name_or_arn: &str) -> String {
     name.to_string()
 }
 
+/// Invokes `function` synchronously through the gateway at `gateway`, as Lambda's Invoke
+/// API (RequestResponse) does for an SDK: its answer, a function error included.
+pub async fn invoke_through(
+    gateway: &crate::upstream::AwsClient,
+    function: &str,
+    payload: Vec<u8>,
+) -> Result<Answer> {
+    let encoded: String =
+        percent_encoding::utf8_percent_encode(function, percent_encoding::NON_ALPHANUMERIC)
+            .collect();
+    gateway
+        .rest(
+            "lambda",
+            Method::POST,
+            &format!("{INVOKE_PATH_PREFIX}{encoded}{INVOKE_PATH_SUFFIX}"),
+            "application/json",
+            payload,
+        )
+        .await
+}
+
 /// Handles `POST /2015-03-31/functions/{NameOrArn}/invocations` with Lambda's semantics
 /// for the three invocation types.
 pub(super) async fn invoke(
@@ -116,17 +137,24 @@ pub(super) async fn invoke(
             invoke_in_background(state, function, payload);
             empty(StatusCode::ACCEPTED)
         }
-        _ => match invoke_function(state, function, payload).await {
-            Ok(answer) => match state.lambda_faults.take(function) {
-                Some(error_type) => super::faults::crashed(function, &error_type),
-                None => invocation_response(answer),
-            },
-            Err(error) => error_response(
-                StatusCode::BAD_GATEWAY,
-                "ServiceException",
-                &format!("cargo lambda watch did not answer for {function}: {error}"),
-            ),
-        },
+        _ => {
+            let queued_from = std::time::Instant::now();
+            let _slot = state.function_slots.acquire(function).await;
+            let queued = Queued(queued_from.elapsed());
+            let mut response = match invoke_function(state, function, payload).await {
+                Ok(answer) => match state.lambda_faults.take(function) {
+                    Some(error_type) => super::faults::crashed(function, &error_type),
+                    None => invocation_response(answer),
+                },
+                Err(error) => error_response(
+                    StatusCode::BAD_GATEWAY,
+                    "ServiceException",
+                    &format!("cargo lambda watch did not answer for {function}: {error}"),
+                ),
+            };
+            response.extensions_mut().insert(queued);
+            response
+        }
     };
     if let Ok(value) = header::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-amzn-requestid", value);
@@ -161,6 +189,41 @@ fn invocation_response(answer: Answer) -> Response<Body> {
         );
     }
     response
+}
+
+/// How long a synchronous invocation waited for its function to be free: not the
+/// function's time (kept in the response's extensions, never sent).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Queued(pub(super) std::time::Duration);
+
+/// One slot per function: `cargo lambda watch` serves each function from one process
+/// (`--concurrency 1`), so a second invocation would wait inside it, timed as if the
+/// function ran. Waiting here instead keeps the wait apart.
+#[derive(Debug, Default)]
+pub(super) struct FunctionSlots {
+    slots: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl FunctionSlots {
+    pub(super) async fn acquire(
+        &self,
+        function: &str,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let slot = {
+            // A poisoned map still holds valid semaphores.
+            let mut slots = self
+                .slots
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(
+                slots
+                    .entry(function.to_owned())
+                    .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1))),
+            )
+        };
+        // Never closed, so this is always Some.
+        slot.acquire_owned().await.ok()
+    }
 }
 
 /// Runs `function` with `payload` on `cargo lambda watch` and returns its raw answer.
@@ -199,6 +262,9 @@ pub(super) fn invoke_in_background(state: &Arc<GatewayState>, function: &str, pa
     let state = Arc::clone(state);
     let function = function.to_string();
     tokio::spawn(async move {
+        // The function's own slot first: an event waiting for a busy function must not
+        // hold one of the slots other functions' events need.
+        let _function_slot = state.function_slots.acquire(&function).await;
         // Never closed: the semaphore lives as long as the gateway's state.
         let Ok(_slot) = state.async_invocations.acquire().await else {
             return;
@@ -252,6 +318,34 @@ fn empty(status: StatusCode) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_function_runs_one_invocation_at_a_time_and_others_do_not_wait_for_it() {
+        let slots = FunctionSlots::default();
+        let first = slots.acquire("trigger").await;
+        assert!(first.is_some());
+        // Another function is not held up by a busy one.
+        let other = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            slots.acquire("notify"),
+        )
+        .await;
+        assert!(matches!(other, Ok(Some(_))));
+        // The same function waits until the first invocation is done.
+        let busy = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            slots.acquire("trigger"),
+        )
+        .await;
+        assert!(busy.is_err(), "a second slot while the first is held");
+        drop(first);
+        let free = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            slots.acquire("trigger"),
+        )
+        .await;
+        assert!(matches!(free, Ok(Some(_))));
+    }
 
     #[test]
     fn reads_the_function_of_get_function_and_its_configuration() {

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 pub use events::{Delivery, JournalEntry};
 pub use faults::LAMBDA_FAULTS_PATH;
+pub use lambda::invoke_through;
 pub use requests::{REQUESTS_PATH, RequestRecord, request_tally, reset_request_tally};
 
 use crate::error::Result;
@@ -67,6 +68,10 @@ struct GatewayState {
     /// wave's launch results) must not flood `cargo lambda watch`, which serves each
     /// function from one process and stalls every function when its queue overflows.
     async_invocations: tokio::sync::Semaphore,
+    /// One invocation of a function at a time, as `cargo lambda watch` runs it (one
+    /// process per function): the rest queue here, where the wait can be left out of the
+    /// invocation's time (Lambda would give each its own sandbox).
+    function_slots: lambda::FunctionSlots,
     /// Every AWS request passed on, counted (`GET /_drplan/gateway/requests`).
     requests: Mutex<requests::RequestTally>,
     /// Crashes to answer instead of functions' results (tests of retries).
@@ -126,6 +131,7 @@ pub async fn serve(
         http: HttpClient::new(),
         journal: Mutex::new(Vec::new()),
         async_invocations: tokio::sync::Semaphore::new(lambda::ASYNC_INVOCATION_SLOTS),
+        function_slots: lambda::FunctionSlots::default(),
         requests: Mutex::new(requests::RequestTally::default()),
         lambda_faults: faults::LambdaFaults::default(),
         health_check_alarms: Default::default(),
@@ -358,13 +364,18 @@ async fn handle(State(state): State<Arc<GatewayState>>, request: Request<Body>) 
         }
     };
     if let Some((service, operation, caller)) = counted {
+        // An invocation is timed from when its function was free (`function_slots`).
+        let queued = response
+            .extensions()
+            .get::<lambda::Queued>()
+            .map_or(Duration::ZERO, |queued| queued.0);
         requests::record(
             &state,
             &service,
             operation,
             caller,
             response.status(),
-            started.elapsed(),
+            started.elapsed().saturating_sub(queued),
         );
     }
     response
