@@ -94,6 +94,14 @@ pub fn function_name(name_or_arn: &str) -> String {
     name.to_string()
 }
 
+/// Lambda's Invoke path for `function`, its name percent-encoded.
+fn invoke_path(function: &str) -> String {
+    let encoded: String =
+        percent_encoding::utf8_percent_encode(function, percent_encoding::NON_ALPHANUMERIC)
+            .collect();
+    format!("{INVOKE_PATH_PREFIX}{encoded}{INVOKE_PATH_SUFFIX}")
+}
+
 /// Invokes `function` synchronously through the gateway at `gateway`, as Lambda's Invoke
 /// API (RequestResponse) does for an SDK: its answer, a function error included.
 pub async fn invoke_through(
@@ -101,14 +109,11 @@ pub async fn invoke_through(
     function: &str,
     payload: Vec<u8>,
 ) -> Result<Answer> {
-    let encoded: String =
-        percent_encoding::utf8_percent_encode(function, percent_encoding::NON_ALPHANUMERIC)
-            .collect();
     gateway
         .rest(
             "lambda",
             Method::POST,
-            &format!("{INVOKE_PATH_PREFIX}{encoded}{INVOKE_PATH_SUFFIX}"),
+            &invoke_path(function),
             "application/json",
             payload,
         )
@@ -237,10 +242,7 @@ pub(super) async fn invoke_function(
             "no functions are served, so {function} cannot be invoked"
         )));
     };
-    let encoded: String =
-        percent_encoding::utf8_percent_encode(function, percent_encoding::NON_ALPHANUMERIC)
-            .collect();
-    let url = format!("{base_url}{INVOKE_PATH_PREFIX}{encoded}{INVOKE_PATH_SUFFIX}");
+    let url = format!("{base_url}{}", invoke_path(function));
     let request = Request::builder()
         .method(Method::POST)
         .uri(&url)
