@@ -128,20 +128,14 @@ impl<'a> CloudContext<'a> {
             }
         }
         let requests = self.gateway_requests().await?;
-        let calls: u64 = requests["tallies"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let calls: u64 = entries(&requests, "tallies")
             .filter(|tally| tally["caller"] == "aws-sdk-rust")
             .filter_map(|tally| tally["count"].as_u64())
             .sum();
         if calls > 0 {
             bail!("the relay probe made {calls} AWS calls: it must make none");
         }
-        let mut millis: Vec<f64> = requests["recent"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let mut millis: Vec<f64> = entries(&requests, "recent")
             .filter(|record| record["operation"] == "Invoke trigger")
             .filter_map(|record| record["millis"].as_f64())
             .collect();
@@ -247,6 +241,11 @@ impl<'a> CloudContext<'a> {
     }
 }
 
+/// The entries of the gateway tally's list `key` (`tallies`, `recent`); none if absent.
+fn entries<'a>(tally: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
+    tally[key].as_array().into_iter().flatten()
+}
+
 #[derive(Debug)]
 pub(super) struct RunResult {
     pub(super) spec: PlanSpec,
@@ -282,7 +281,7 @@ impl RunResult {
         let mut invocations: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         let mut api_calls = BTreeMap::new();
         let mut api_millis = BTreeMap::new();
-        for tally in requests["tallies"].as_array().into_iter().flatten() {
+        for tally in entries(requests, "tallies") {
             let service = tally["service"].as_str().unwrap_or_default();
             let operation = tally["operation"].as_str().unwrap_or_default();
             let count = tally["count"].as_u64().unwrap_or(0);

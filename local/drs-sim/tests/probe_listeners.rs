@@ -232,17 +232,7 @@ async fn tls_ports_speak_tls_not_plain_http() {
 /// by source server ID.
 async fn launch(sim: &SimHandle, ids: &[String]) -> Vec<(String, Ipv4Addr)> {
     let client = drs_client(sim);
-    let job = client
-        .start_recovery()
-        .set_source_servers(Some(recovery_request(ids)))
-        .is_drill(true)
-        .send()
-        .await
-        .expect("StartRecovery")
-        .job()
-        .map(|job| job.job_id())
-        .expect("a job ID")
-        .to_owned();
+    let job = start_recovery_job(&client, ids, true).await;
     wait_for_job(&client, &job, Duration::from_secs(30)).await;
     let state = control_get(sim, "/_drplan/state").await;
     let instances = state["recovery_instances"].as_array().expect("instances");
